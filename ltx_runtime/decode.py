@@ -1,0 +1,90 @@
+"""Latents to pixels and samples, a chunk at a time.
+
+A whole clip as float32 is far too big to hold (8 s of 1080p is 5 GB, 10 s of 4K at 50 fps 50 GB), so the video VAE
+decodes overlapping temporal tiles and each finished chunk is cropped, turned into uint8 and handed on at once. The
+tiling is diffusers' own temporal tiling (`AutoencoderKLLTX2Video._temporal_tiled_decode`: tiles of
+`tile_sample_min_num_frames`, a stride of `tile_sample_stride_num_frames`, linear blending over the overlap),
+restructured as a generator so that only two tiles are alive at a time. Spatial tiling, when enabled on the VAE,
+applies inside each tile through `vae.decode`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .geometry import GenerationPlan, crop_frames, trim_frames
+
+
+@dataclass(frozen=True)
+class TemporalTile:
+    latent_start: int
+    latent_end: int
+    keep: int
+    """Decoded frames this tile contributes to the output (after blending with the previous tile)."""
+
+
+def temporal_tiles(latent_frames: int, tile_frames: int, stride_frames: int, compression: int) -> list[TemporalTile]:
+    """The tiles diffusers' temporal tiled decode uses for `latent_frames` latent frames (sample-frame parameters)."""
+    tile_latents = tile_frames // compression
+    stride_latents = stride_frames // compression
+    total = (latent_frames - 1) * compression + 1
+    tiles, emitted = [], 0
+    for start in range(0, latent_frames, stride_latents):
+        keep = min(stride_frames + (1 if start == 0 else 0), total - emitted)
+        if keep <= 0:
+            break
+        tiles.append(TemporalTile(start, min(start + tile_latents + 1, latent_frames), keep))
+        emitted += keep
+    return tiles
+
+
+def decode_video_chunks(vae, latents: torch.Tensor) -> Iterator[torch.Tensor]:
+    """Decode denormalized video latents [1, C, F, H, W] into float frame chunks [1, 3, f, H*32, W*32] in [-1, 1]."""
+    timestep = None
+    if vae.config.timestep_conditioning:
+        # As the pipeline does with its default decode_timestep of 0.0 (which also means no decode noise).
+        timestep = torch.zeros(latents.shape[0], device=latents.device, dtype=latents.dtype)
+    blend = vae.tile_sample_min_num_frames - vae.tile_sample_stride_num_frames
+    previous = None
+    tiles = temporal_tiles(
+        latents.shape[2], vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames, vae.temporal_compression_ratio
+    )
+    for tile in tiles:
+        decoded = vae.decode(latents[:, :, tile.latent_start : tile.latent_end], timestep, return_dict=False)[0]
+        if tile.latent_start > 0:
+            decoded = vae.blend_t(previous, decoded[:, :, :-1], blend)
+        previous = decoded
+        yield decoded[:, :, : tile.keep]
+
+
+def to_uint8_frames(chunk: torch.Tensor) -> np.ndarray:
+    """[1, 3, f, H, W] floats in [-1, 1] -> [f, H, W, 3] uint8, rounded as diffusers' video processor does."""
+    frames = ((chunk[0].float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+    return frames.permute(1, 2, 3, 0).contiguous().cpu().numpy()
+
+
+def video_frames(vae, latents: torch.Tensor, plan: GenerationPlan) -> Iterator[np.ndarray]:
+    """Exactly `plan.frames` frames of `plan.width` x `plan.height`, as uint8 chunks [f, H, W, 3]."""
+    with torch.inference_mode():
+        chunks = (crop_frames(chunk, plan) for chunk in decode_video_chunks(vae, latents.to(vae.dtype)))
+        for chunk in trim_frames(chunks, plan.frames, frame_axis=2):
+            yield to_uint8_frames(chunk)
+
+
+def audio_waveform(audio_vae, vocoder, audio_latents: torch.Tensor, plan: GenerationPlan) -> np.ndarray:
+    """Decode denormalized audio latents to exactly `plan.audio_samples` stereo float32 samples [samples, 2]."""
+    with torch.inference_mode():
+        mel = audio_vae.decode(audio_latents.to(audio_vae.dtype), return_dict=False)[0]
+        waveform = vocoder(mel.to(vocoder.dtype))[0].float().cpu().numpy()
+    waveform = waveform[:, : plan.audio_samples]
+    # The causal audio VAE drops 3 mel frames (30 ms), and the pipeline rounds the audio latent count to the
+    # nearest: decoded audio can fall up to 30 ms short (of the hosted combinations, 8 s at 50 fps does), and the
+    # tail is then padded with silence.
+    missing = plan.audio_samples - waveform.shape[1]
+    if missing > 0:
+        waveform = np.pad(waveform, ((0, 0), (0, missing)))
+    return np.ascontiguousarray(waveform.T, dtype=np.float32)

@@ -1,0 +1,109 @@
+"""Shape arithmetic: what the model generates for a requested clip, and how it is cut back to the request.
+
+The two-stage recipes need a generation size that is a multiple of 64 (stage 1 runs at half size on a 32x VAE grid)
+and a frame count of the form 8k+1 (the causal video VAE). We generate the next such size and frame count at or above
+the request, then crop (centred) and trim so the output is exactly `width` x `height`, `duration * fps` frames and
+`duration` seconds of audio. Example: 1920x1080, 6 s at 25 fps -> generate 1920x1088 and 153 frames, keep rows 4..1083
+and the first 150 frames, and 144000 audio samples at 24 kHz.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+SIZE_MULTIPLE = 64
+VAE_SPATIAL = 32
+VAE_TEMPORAL = 8
+AUDIO_LATENTS_PER_SECOND = 25  # 16 kHz mel, hop 160, 4x latent compression
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def frames_for_vae(frames: int) -> int:
+    """The smallest 8k+1 frame count that holds `frames` frames."""
+    return round_up(max(frames - 1, 0), VAE_TEMPORAL) + 1
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    width: int
+    height: int
+    fps: int
+    duration: float
+    frames: int
+    """Frames in the output file: duration x fps."""
+    audio_samples: int
+    """Samples per channel in the output file: duration x sample rate."""
+    sample_rate: int
+    gen_width: int
+    gen_height: int
+    gen_frames: int
+    crop_left: int
+    crop_top: int
+
+    @property
+    def stage1_width(self) -> int:
+        return self.gen_width // 2
+
+    @property
+    def stage1_height(self) -> int:
+        return self.gen_height // 2
+
+    @property
+    def latent_frames(self) -> int:
+        return (self.gen_frames - 1) // VAE_TEMPORAL + 1
+
+    @property
+    def stage2_tokens(self) -> int:
+        """Video tokens per transformer pass in stage 2 (one per latent voxel, patch size 1)."""
+        return self.latent_frames * (self.gen_height // VAE_SPATIAL) * (self.gen_width // VAE_SPATIAL)
+
+
+def plan_generation(width: int, height: int, duration: float, fps: int, sample_rate: int) -> GenerationPlan:
+    frames = duration * fps
+    if frames <= 0 or not math.isclose(frames, round(frames)):
+        raise ValueError(f"duration {duration} s at {fps} fps is not a whole number of frames")
+    frames = round(frames)
+    samples = duration * sample_rate
+    gen_width, gen_height = round_up(width, SIZE_MULTIPLE), round_up(height, SIZE_MULTIPLE)
+    return GenerationPlan(
+        width=width,
+        height=height,
+        fps=fps,
+        duration=duration,
+        frames=frames,
+        audio_samples=round(samples),
+        sample_rate=sample_rate,
+        gen_width=gen_width,
+        gen_height=gen_height,
+        gen_frames=frames_for_vae(frames),
+        crop_left=(gen_width - width) // 2,
+        crop_top=(gen_height - height) // 2,
+    )
+
+
+def crop_frames(chunk, plan: GenerationPlan):
+    """Centre-crop a chunk of decoded frames laid out [..., height, width] to the requested size (a view)."""
+    return chunk[..., plan.crop_top : plan.crop_top + plan.height, plan.crop_left : plan.crop_left + plan.width]
+
+
+def trim_frames(chunks: Iterable, total: int, frame_axis: int) -> Iterator:
+    """Pass chunks of frames through until `total` frames have gone by, cutting the last chunk short."""
+    remaining = total
+    for chunk in chunks:
+        if remaining <= 0:
+            return
+        count = chunk.shape[frame_axis]
+        if count > remaining:
+            index = [slice(None)] * chunk.ndim
+            index[frame_axis] = slice(0, remaining)
+            chunk = chunk[tuple(index)]
+            count = remaining
+        remaining -= count
+        yield chunk
+    if remaining > 0:
+        raise RuntimeError(f"the decoder produced {total - remaining} frames, {total} were needed")

@@ -1,0 +1,131 @@
+"""Frames + audio -> MP4 / WEBM / MOV through a real ffmpeg (the imageio-ffmpeg binary).
+
+Frames are written to ffmpeg's stdin as raw rgb24, chunk by chunk, while the decoder works on the next chunk, so a
+clip is never held whole in memory and encoding overlaps decoding. Audio (small: 10 s of 48 kHz stereo is 4 MB) is
+written to a temporary raw float32 file that ffmpeg reads as a second input.
+
+| format | video | audio | container flags |
+|---|---|---|---|
+| MP4  | H.264 (libx264), yuv420p | AAC-LC | `+faststart` (index first, so players start before the end arrives) |
+| MOV  | H.264 (libx264), yuv420p | AAC-LC | |
+| WEBM | VP9 (libvpx-vp9), yuv420p | Opus | |
+
+`outputQuality` (20-99, the contract's range; 95 by default) maps linearly onto the encoder's constant-quality scale:
+x264 CRF from 40 (quality 20) to 12 (quality 99), VP9 CRF from 50 to 15. Quality 95 gives x264 CRF 13 and VP9 CRF
+17: visually lossless. Audio bitrate is fixed: 192 kb/s AAC, 160 kb/s Opus.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+QUALITY_MIN, QUALITY_MAX, QUALITY_DEFAULT = 20, 99, 95
+
+
+class OutputFormat(str, Enum):
+    MP4 = "mp4"
+    WEBM = "webm"
+    MOV = "mov"
+
+    @property
+    def content_type(self) -> str:
+        return {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime"}[self.value]
+
+
+@dataclass(frozen=True)
+class _Codecs:
+    video: str
+    audio: str
+    crf_at_min_quality: int
+    crf_at_max_quality: int
+    audio_bitrate: str
+    extra: tuple[str, ...]
+
+
+_CODECS = {
+    OutputFormat.MP4: _Codecs("libx264", "aac", 40, 12, "192k", ("-movflags", "+faststart")),
+    OutputFormat.MOV: _Codecs("libx264", "aac", 40, 12, "192k", ()),
+    # -b:v 0 makes VP9 a pure constant-quality encode; row-mt spreads rows over the cores.
+    OutputFormat.WEBM: _Codecs("libvpx-vp9", "libopus", 50, 15, "160k", ("-b:v", "0", "-row-mt", "1")),
+}
+
+
+class EncodingError(RuntimeError):
+    pass
+
+
+def crf_for_quality(output_format: OutputFormat, quality: int) -> int:
+    if not QUALITY_MIN <= quality <= QUALITY_MAX:
+        raise ValueError(f"quality must be between {QUALITY_MIN} and {QUALITY_MAX}, got {quality}")
+    codecs = _CODECS[output_format]
+    span = codecs.crf_at_min_quality - codecs.crf_at_max_quality
+    return round(codecs.crf_at_min_quality - (quality - QUALITY_MIN) * span / (QUALITY_MAX - QUALITY_MIN))
+
+
+def ffmpeg_executable() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def encode_clip(
+    frames: Iterable[np.ndarray],
+    audio: np.ndarray | None,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    sample_rate: int,
+    output_path: Path,
+    output_format: OutputFormat,
+    quality: int = QUALITY_DEFAULT,
+    x264_preset: str = "medium",
+) -> None:
+    """Encode uint8 frame chunks [f, H, W, 3] and optional float32 stereo audio [samples, 2] into `output_path`."""
+    codecs = _CODECS[output_format]
+    crf = crf_for_quality(output_format, quality)
+    with tempfile.TemporaryDirectory(prefix="ltx-encode-") as scratch:
+        command = [
+            ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
+        ]  # fmt: skip
+        if audio is not None:
+            audio_file = Path(scratch) / "audio.f32"
+            np.ascontiguousarray(audio, dtype="<f4").tofile(audio_file)
+            command += ["-f", "f32le", "-ar", str(sample_rate), "-ac", "2", "-i", str(audio_file)]
+            command += ["-map", "0:v", "-map", "1:a", "-c:a", codecs.audio, "-b:a", codecs.audio_bitrate]
+        else:
+            command += ["-map", "0:v"]
+        command += ["-c:v", codecs.video, "-crf", str(crf), "-pix_fmt", "yuv420p", *codecs.extra]
+        if codecs.video == "libx264":
+            command += ["-preset", x264_preset]
+        command += ["-f", output_format.value, str(output_path)]
+        _run_ffmpeg(command, frames, (height, width, 3))
+
+
+def _run_ffmpeg(command: list[str], frames: Iterable[np.ndarray], frame_shape: tuple[int, int, int]) -> None:
+    stderr = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr)
+    try:
+        for chunk in frames:
+            if chunk.dtype != np.uint8 or chunk.shape[1:] != frame_shape:
+                raise EncodingError(f"frame chunk {chunk.shape} {chunk.dtype} does not match {frame_shape} uint8")
+            process.stdin.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
+        process.stdin.close()
+    except BrokenPipeError:
+        pass  # ffmpeg died; its exit code and stderr below say why
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    if process.wait() != 0:
+        stderr.seek(0)
+        message = stderr.read().decode(errors="replace").strip()
+        raise EncodingError(f"ffmpeg failed (exit {process.returncode}): {message[-2000:]}")

@@ -1,0 +1,162 @@
+"""Weights on local disk: weights.lock, folder checks and the component loader.
+
+Nothing here touches the network: folders are read with `local_files_only=True`, and a folder that is missing,
+incomplete, or not the model it claims to be is refused with a `WeightsError` that says what is wrong.
+
+weights.lock (JSON) pins each model's files:
+
+    {"format": 1,
+     "models": {"<model id>": {"folder": "<folder name under a weights root>",
+                               "complete": <true when every file of the folder is listed>,
+                               "sources": [{"repo": "<hub repo>", "revision": "<commit or null>",
+                                            "files": [{"path": "<path in repo and in folder>",
+                                                       "size": <bytes or null>, "sha256": "<hex or null>",
+                                                       "note": "<where a fact came from, optional>"}]}]}}}
+
+A null size or hash means it was not known when the entry was written. The loader checks that every listed file is
+present and, where the size is known, that it matches; hashing 40 GB at every start is left to `weights verify`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import ModelSpec
+
+LOCK_FORMAT = 1
+DEFAULT_LOCK_PATH = Path(__file__).resolve().parent.parent / "weights.lock"
+PIPELINE_CLASS = "LTX2Pipeline"
+REQUIRED_COMPONENTS = (
+    "scheduler", "text_encoder", "tokenizer", "connectors", "transformer", "vae", "audio_vae", "vocoder",
+    "latent_upsampler",
+)  # fmt: skip
+
+
+class WeightsError(RuntimeError):
+    """The weights folder cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class LockedFile:
+    repo: str
+    revision: str | None
+    path: str
+    size: int | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    model_id: str
+    folder: str
+    complete: bool
+    files: tuple[LockedFile, ...]
+
+
+def read_lock(path: Path = DEFAULT_LOCK_PATH) -> dict[str, LockEntry]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise WeightsError(f"cannot read weights lock {path}: {error}") from None
+    if data.get("format") != LOCK_FORMAT:
+        raise WeightsError(f"weights lock {path} has format {data.get('format')!r}; this version reads {LOCK_FORMAT}")
+    entries = {}
+    for model_id, entry in data.get("models", {}).items():
+        files = tuple(
+            LockedFile(source["repo"], source.get("revision"), item["path"], item.get("size"), item.get("sha256"))
+            for source in entry.get("sources", [])
+            for item in source.get("files", [])
+        )
+        entries[model_id] = LockEntry(model_id, entry["folder"], bool(entry.get("complete")), files)
+    return entries
+
+
+def resolve_folder(weights: Path, spec: ModelSpec) -> Path:
+    """`weights` is either one model's folder (it holds model_index.json) or a root with one folder per model."""
+    weights = Path(weights).expanduser()
+    if (weights / "model_index.json").is_file():
+        return weights
+    return weights / spec.weights
+
+
+def check_folder(folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | None = None) -> None:
+    """Refuse a folder that cannot hold `spec`'s weights, before any large file is read."""
+    if not folder.is_dir():
+        raise WeightsError(
+            f"no weights folder for {spec.id} at {folder}; pass --weights DIR (a diffusers-layout LTX-2 folder "
+            f"or a root holding {spec.weights}/), or --weights tiny for random demo weights"
+        )
+    index_path = folder / "model_index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError) as error:
+        raise WeightsError(f"{folder} is not a diffusers pipeline folder: cannot read model_index.json ({error})")
+    if index.get("_class_name") != PIPELINE_CLASS:
+        raise WeightsError(
+            f"{folder} holds a {index.get('_class_name')!r} pipeline; LTX-2 weights are a {PIPELINE_CLASS} folder"
+        )
+    missing = [name for name in REQUIRED_COMPONENTS if not (folder / name).is_dir()]
+    if missing:
+        raise WeightsError(f"weights folder {folder} lacks the component folder(s): {', '.join(missing)}")
+    entry = (lock or {}).get(spec.id)
+    if entry is not None:
+        _check_against_lock(folder, entry)
+
+
+def _check_against_lock(folder: Path, entry: LockEntry) -> None:
+    problems = []
+    for item in entry.files:
+        path = folder / item.path
+        if not path.is_file():
+            problems.append(f"{item.path} is missing")
+        elif item.size is not None and path.stat().st_size != item.size:
+            problems.append(f"{item.path} is {path.stat().st_size} bytes, weights.lock says {item.size}")
+    if problems:
+        raise WeightsError(
+            f"weights folder {folder} does not match weights.lock for {entry.model_id}: " + "; ".join(problems)
+        )
+
+
+@dataclass
+class Components:
+    """Every module of one model, loaded once; the recipes build their pipelines around these same objects."""
+
+    folder: Path
+    pipeline: object  # diffusers LTX2Pipeline: scheduler, text encoder, tokenizer, connectors, transformer, VAEs, vocoder
+    latent_upsampler: object  # diffusers LTX2LatentUpsamplerModel
+
+
+def load_components(folder: Path, spec: ModelSpec, device, dtype, lock: dict[str, LockEntry] | None = None) -> Components:
+    from diffusers import LTX2Pipeline
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+
+    check_folder(folder, spec, lock)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach for a hub
+    try:
+        pipeline = LTX2Pipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
+        upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder / "latent_upsampler", dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
+        raise WeightsError(f"cannot load the weights in {folder}: {type(error).__name__}: {error}") from error
+
+    rate = pipeline.vocoder.config.output_sampling_rate
+    if rate != spec.audio_sample_rate:
+        raise WeightsError(
+            f"the weights in {folder} have a {rate} Hz vocoder; {spec.id} ({spec.name}) needs {spec.audio_sample_rate} Hz, "
+            "so these are weights for another model"
+        )
+    ratios = (pipeline.vae_spatial_compression_ratio, pipeline.vae_temporal_compression_ratio)
+    if ratios != (32, 8):
+        raise WeightsError(f"the video VAE in {folder} compresses {ratios[0]}x/{ratios[1]}x; LTX-2 needs 32x/8x")
+    if upsampler.config.in_channels != pipeline.transformer.config.in_channels:
+        raise WeightsError(
+            f"latent_upsampler in {folder} takes {upsampler.config.in_channels} channels, "
+            f"the transformer's latents have {pipeline.transformer.config.in_channels}"
+        )
+
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.to(device)
+    upsampler.to(device).eval()
+    return Components(folder=folder, pipeline=pipeline, latent_upsampler=upsampler)

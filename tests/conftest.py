@@ -1,0 +1,75 @@
+"""Shared fixtures: one set of tiny weights and one resident engine for the whole session, and a media prober."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from ltx_runtime.engine import Engine
+from ltx_runtime.tiny import build_tiny_weights
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    return build_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny-ltx2")
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_weights) -> Engine:
+    # x264's fastest preset: these tests check shapes and streams, not compression efficiency.
+    return Engine("tiny", tiny_folder=tiny_weights, lock={}, x264_preset="ultrafast")
+
+
+@dataclass
+class Probe:
+    video_codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    frames: int
+    fps: Fraction
+    duration: float
+    audio_codec: str | None
+    audio_rate: int | None
+    audio_channels: int | None
+    audio_duration: float | None
+
+
+def probe(path: Path) -> Probe:
+    """What a user would check with ffprobe, read through PyAV (FFmpeg's libraries); frames are counted by decoding."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video))
+        audio = container.streams.audio[0] if container.streams.audio else None
+        audio_duration = None
+        if audio is not None:
+            container.seek(0)
+            audio_duration = sum(frame.samples for frame in container.decode(audio)) / audio.rate
+        return Probe(
+            video_codec=video.codec_context.name,
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            pix_fmt=video.codec_context.pix_fmt,
+            frames=frames,
+            fps=video.average_rate,
+            duration=container.duration / av.time_base,
+            audio_codec=audio.codec_context.name if audio else None,
+            audio_rate=audio.rate if audio else None,
+            audio_channels=audio.channels if audio else None,
+            audio_duration=audio_duration,
+        )
+
+
+def read_frames(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+@pytest.fixture
+def prober():
+    return probe

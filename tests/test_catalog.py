@@ -1,0 +1,84 @@
+"""Catalog facts against the hosted API's published pages (shared/seeds) and runware-contract.md section 8."""
+
+import pytest
+
+from ltx_runtime.catalog import MODELS, Recipe, UnknownModelError, get_model, hosted_models
+
+LANDSCAPE = {(1920, 1080), (2560, 1440), (3840, 2160)}
+
+
+def test_the_three_hosted_models_and_the_tiny_demo_model_are_listed():
+    assert set(MODELS) == {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "ltx-runtime:tiny@1"}
+    assert {spec.id for spec in hosted_models()} == {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3"}
+    assert get_model("ltx-runtime:tiny@1").demo_only
+
+
+@pytest.mark.parametrize(
+    "model_id, name, recipe, fps, audio_flag, audio_default, sample_rate",
+    [
+        ("lightricks:2@1", "LTX-2 Fast", Recipe.FAST, (25, 50), ("providerSettings", "lightricks", "generateAudio"), False, 24000),
+        ("lightricks:2@0", "LTX-2 Pro", Recipe.PRO, (25, 50), ("providerSettings", "lightricks", "generateAudio"), False, 24000),
+        ("lightricks:ltx@2.3", "LTX-2.3", Recipe.LTX23, (24, 25, 48, 50), ("settings", "audio"), True, 48000),
+    ],
+)
+def test_hosted_model_facts(model_id, name, recipe, fps, audio_flag, audio_default, sample_rate):
+    spec = get_model(model_id)
+    assert spec.name == name
+    assert spec.recipe is recipe
+    assert spec.durations == (6, 8, 10)
+    assert spec.fps_values == fps
+    assert (spec.default_duration, spec.default_fps) == (6, 25)
+    assert spec.audio_flag == audio_flag
+    assert spec.audio_default is audio_default
+    assert spec.audio_sample_rate == sample_rate
+    assert spec.weights
+
+
+def test_sizes_fast_and_pro_are_landscape_only_and_ltx23_adds_portrait():
+    for model_id in ("lightricks:2@1", "lightricks:2@0"):
+        assert set(get_model(model_id).sizes) == LANDSCAPE
+    assert set(get_model("lightricks:ltx@2.3").sizes) == LANDSCAPE | {(h, w) for w, h in LANDSCAPE}
+    fast = get_model("lightricks:2@1")
+    assert fast.allows_size(2560, 1440)
+    assert not fast.allows_size(1080, 1920)
+    assert not fast.allows_size(1280, 720)
+
+
+@pytest.mark.parametrize(
+    "model_id, width, height, duration, price",
+    [
+        ("lightricks:2@1", 1920, 1080, 8, 0.32),  # seed 000 example response
+        ("lightricks:2@1", 1920, 1080, 6, 0.24),
+        ("lightricks:2@1", 3840, 2160, 10, 1.60),
+        ("lightricks:2@1", 2560, 1440, 8, 0.64),
+        ("lightricks:2@0", 1920, 1080, 8, 0.48),  # seed 001 example response
+        ("lightricks:2@0", 3840, 2160, 8, 1.92),
+        ("lightricks:2@0", 3840, 2160, 10, 2.40),
+        ("lightricks:ltx@2.3", 1920, 1080, 8, 0.64),
+        ("lightricks:ltx@2.3", 1080, 1920, 8, 0.64),
+        ("lightricks:ltx@2.3", 2160, 3840, 10, 3.20),
+    ],
+)
+def test_hosted_prices(model_id, width, height, duration, price):
+    assert get_model(model_id).hosted_price(width, height, duration) == pytest.approx(price)
+
+
+def test_tiny_model_allows_small_sizes_on_an_8_pixel_grid():
+    tiny = get_model("ltx-runtime:tiny@1")
+    assert tiny.recipe is Recipe.FAST
+    assert tiny.allows_size(64, 64) and tiny.allows_size(1024, 1024) and tiny.allows_size(200, 104)
+    assert not tiny.allows_size(56, 64)
+    assert not tiny.allows_size(1032, 64)
+    assert not tiny.allows_size(100, 64)
+    assert tiny.durations == tuple(range(1, 11))
+    assert tiny.fps_values == tuple(range(8, 51))
+    assert tiny.audio_flag == get_model("lightricks:2@1").audio_flag
+    assert tiny.audio_default is False
+    assert tiny.hosted_price(256, 144, 2) is None
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(UnknownModelError) as raised:
+        get_model("lightricks:9@9")
+    assert "lightricks:9@9" in str(raised.value)
+    assert "lightricks:2@1" in str(raised.value)

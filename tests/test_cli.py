@@ -1,0 +1,107 @@
+"""The real `ltx-runtime` command, run as a user runs it: a separate process, real files, exit codes, messages."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import probe
+
+CLI = [sys.executable, "-m", "ltx_runtime"]
+
+
+@pytest.fixture(scope="module")
+def env(tiny_weights, tmp_path_factory):
+    environment = dict(os.environ, LTX_TINY_DIR=str(tiny_weights))
+    environment["LTX_WEIGHTS_DIR"] = str(tmp_path_factory.mktemp("no-weights-here"))
+    return environment
+
+
+def run(args, env, check=True):
+    result = subprocess.run(CLI + args, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
+    return result
+
+
+def test_help_lists_the_commands_and_options(env):
+    top = run(["--help"], env).stdout
+    for command in ("generate", "models", "weights"):
+        assert command in top
+    generate = run(["generate", "--help"], env).stdout
+    for option in ("--model", "--prompt", "--width", "--height", "--duration", "--fps", "--audio", "--no-audio",
+                   "--seed", "--format", "--quality", "--output", "--weights"):
+        assert option in generate
+    assert "build-tiny" in run(["weights", "--help"], env).stdout
+
+
+def test_models_lists_the_catalog(env):
+    out = run(["models"], env).stdout
+    for model_id in ("lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "ltx-runtime:tiny@1"):
+        assert model_id in out
+    assert "settings.audio (default true), 48000 Hz" in out
+
+
+def test_generate_small_clip_with_progress_and_summary(env, tmp_path):
+    out = tmp_path / "clip.mov"
+    result = run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a robot dancing",
+                  "--width", "136", "--height", "72", "--duration", "2", "--fps", "10", "--audio", "--seed", "5",
+                  "-o", str(out)], env)
+    info = probe(out)
+    assert (info.video_codec, info.width, info.height, info.frames, info.fps) == ("h264", 136, 72, 20, 10)
+    assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 24000, 2)
+    assert "tiny random weights" in result.stderr  # the loud warning
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith(f"wrote {out}: 136x72, 20 frames at 10 fps, 2 s, 24000 Hz stereo audio, mov, seed 5")
+
+
+def test_model_defaults_apply(env, tmp_path):
+    out = tmp_path / "clip.webm"
+    run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--duration", "1", "-o", str(out)], env)
+    info = probe(out)
+    assert (info.video_codec, info.width, info.height, info.frames) == ("vp9", 256, 144, 25)
+    assert info.audio_codec is None  # the audio flag defaults to false for LTX-2 models
+
+
+def test_a_bad_value_names_the_option_and_writes_nothing(env, tmp_path):
+    out = tmp_path / "clip.mp4"
+    result = run(["generate", "--weights", "tiny", "-m", "lightricks:2@1", "-p", "a cat", "--width", "1280",
+                  "--height", "720", "-o", str(out)], env, check=False)
+    assert result.returncode == 2
+    assert "--width: 1280x720 is not a size of lightricks:2@1; allowed: 1920x1080, 2560x1440, 3840x2160" in result.stderr
+    assert not out.exists()
+    result = run(["generate", "-m", "nope", "-p", "a cat", "-o", str(out)], env, check=False)
+    assert result.returncode == 2 and "--model: unknown model 'nope'" in result.stderr
+
+
+def test_missing_weights_say_what_to_do(env, tmp_path):
+    result = run(["generate", "-p", "a cat", "-o", str(tmp_path / "clip.mp4")], env, check=False)
+    assert result.returncode == 1
+    assert "no weights folder for lightricks:2@1" in result.stderr and "--weights tiny" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_build_tiny_writes_a_loadable_folder(env, tmp_path):
+    folder = tmp_path / "tiny"
+    result = run(["weights", "build-tiny", str(folder)], env)
+    assert "wrote tiny LTX-2 weights" in result.stdout
+    assert (folder / "model_index.json").is_file() and (folder / "latent_upsampler").is_dir()
+    out = tmp_path / "clip.mp4"
+    run(["generate", "--weights", str(folder), "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--width", "64",
+         "--height", "64", "--duration", "1", "--fps", "8", "-o", str(out)], env)
+    assert probe(out).frames == 8
+
+
+def test_the_1080p_acceptance_command(env, tmp_path):
+    """The issue's command, as written: LTX-2 Fast's 1920x1080, 6 s, 25 fps with audio, on tiny weights."""
+    out = tmp_path / "clip.mp4"
+    run(["generate", "--weights", "tiny", "--model", "lightricks:2@1", "--width", "1920", "--height", "1080",
+         "--duration", "6", "--fps", "25", "--audio", "-p", "a sunset over the ocean", "-o", str(out)], env)
+    info = probe(out)
+    assert (info.video_codec, info.width, info.height, info.pix_fmt) == ("h264", 1920, 1080, "yuv420p")
+    assert (info.frames, info.fps) == (150, 25)
+    assert info.duration == pytest.approx(6.0, abs=0.03)
+    assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 24000, 2)
+    assert info.audio_duration == pytest.approx(6.0, abs=0.03)
