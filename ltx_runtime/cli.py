@@ -28,13 +28,13 @@ def generate(
     prompt: str = typer.Option(..., "--prompt", "-p", help="What the clip shows (2-10000 characters)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output file; its suffix picks the format if --format is not given."),
     model: str = typer.Option("lightricks:2@1", "--model", "-m", help="Model id (see `ltx-runtime models`)."),
-    width: Optional[int] = typer.Option(None, help="Width in pixels [default: the model's, 1920 for hosted models]."),
-    height: Optional[int] = typer.Option(None, help="Height in pixels [default: the model's, 1080 for hosted models]."),
-    duration: Optional[float] = typer.Option(None, help="Seconds [default: the model's, 6 for hosted models]."),
-    fps: Optional[int] = typer.Option(None, help="Frames per second [default: the model's, 25 for hosted models]."),
-    audio: Optional[bool] = typer.Option(None, "--audio/--no-audio", help="Generate a stereo soundtrack [default: the model's]."),
-    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same clip [default: random]."),
-    output_format: Optional[OutputFormat] = typer.Option(None, "--format", help="mp4, webm or mov [default: from the output suffix, else mp4]."),
+    width: Optional[int] = typer.Option(None, help="Width in pixels (default: the model's, 1920 for hosted models)."),
+    height: Optional[int] = typer.Option(None, help="Height in pixels (default: the model's, 1080 for hosted models)."),
+    duration: Optional[float] = typer.Option(None, help="Seconds (default: the model's, 6 for hosted models)."),
+    fps: Optional[int] = typer.Option(None, help="Frames per second (default: the model's, 25 for hosted models)."),
+    audio: Optional[bool] = typer.Option(None, "--audio/--no-audio", help="Generate a stereo soundtrack (default: the model's)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same clip (default: random)."),
+    output_format: Optional[OutputFormat] = typer.Option(None, "--format", help="mp4, webm or mov (default: from the output suffix, else mp4)."),
     quality: int = typer.Option(QUALITY_DEFAULT, help="20-99, mapped onto the encoder's CRF (higher is better, larger)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
 ) -> None:
@@ -76,6 +76,8 @@ def generate(
             result = engine.generate(
                 request, output, progress=lambda done, total: progress_bar.update(task, completed=done, total=total)
             )
+        except RequestError as error:
+            _fail(f"--{error.parameter}: {error}", code=2)
         except WeightsError as error:
             _fail(str(error))
     audio_text = f"{result.sample_rate} Hz stereo audio" if result.has_audio else "no audio"

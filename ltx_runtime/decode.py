@@ -54,9 +54,11 @@ def decode_video_chunks(vae, latents: torch.Tensor) -> Iterator[torch.Tensor]:
         latents.shape[2], vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames, vae.temporal_compression_ratio
     )
     for tile in tiles:
-        decoded = vae.decode(latents[:, :, tile.latent_start : tile.latent_end], timestep, return_dict=False)[0]
-        if tile.latent_start > 0:
-            decoded = vae.blend_t(previous, decoded[:, :, :-1], blend)
+        # Inference mode around the work only, never around a yield, so it cannot leak into the consumer.
+        with torch.inference_mode():
+            decoded = vae.decode(latents[:, :, tile.latent_start : tile.latent_end], timestep, return_dict=False)[0]
+            if tile.latent_start > 0:
+                decoded = vae.blend_t(previous, decoded[:, :, :-1], blend)
         previous = decoded
         yield decoded[:, :, : tile.keep]
 
@@ -69,10 +71,9 @@ def to_uint8_frames(chunk: torch.Tensor) -> np.ndarray:
 
 def video_frames(vae, latents: torch.Tensor, plan: GenerationPlan) -> Iterator[np.ndarray]:
     """Exactly `plan.frames` frames of `plan.width` x `plan.height`, as uint8 chunks [f, H, W, 3]."""
-    with torch.inference_mode():
-        chunks = (crop_frames(chunk, plan) for chunk in decode_video_chunks(vae, latents.to(vae.dtype)))
-        for chunk in trim_frames(chunks, plan.frames, frame_axis=2):
-            yield to_uint8_frames(chunk)
+    chunks = (crop_frames(chunk, plan) for chunk in decode_video_chunks(vae, latents.to(vae.dtype)))
+    for chunk in trim_frames(chunks, plan.frames, frame_axis=2):
+        yield to_uint8_frames(chunk)
 
 
 def audio_waveform(audio_vae, vocoder, audio_latents: torch.Tensor, plan: GenerationPlan) -> np.ndarray:

@@ -143,7 +143,9 @@ class Engine:
         spec = get_model(model_id)
         if spec.id not in self._loaded:
             if spec.recipe is not Recipe.FAST:
-                raise NotImplementedError(f"the {spec.recipe.value} recipe of {spec.id} is not available yet")
+                raise RequestError(
+                    "model", f"{spec.id} ({spec.name}) needs the {spec.recipe.value} recipe, which this version does not have yet"
+                )
             folder = self.folder_for(spec)
             # Tiny weights stand in for every model; the lock describes real weights only.
             lock = None if self.uses_tiny_weights else self.lock

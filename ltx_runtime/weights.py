@@ -27,7 +27,8 @@ from pathlib import Path
 from .catalog import ModelSpec
 
 LOCK_FORMAT = 1
-DEFAULT_LOCK_PATH = Path(__file__).resolve().parent.parent / "weights.lock"
+# The lock sits at the repository root; an installed copy (the Docker image) points LTX_WEIGHTS_LOCK at it.
+DEFAULT_LOCK_PATH = Path(os.environ.get("LTX_WEIGHTS_LOCK", Path(__file__).resolve().parent.parent / "weights.lock"))
 PIPELINE_CLASS = "LTX2Pipeline"
 REQUIRED_COMPONENTS = (
     "scheduler", "text_encoder", "tokenizer", "connectors", "transformer", "vae", "audio_vae", "vocoder",

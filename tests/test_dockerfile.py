@@ -45,4 +45,7 @@ def test_runs_the_entry_point_as_non_root_offline_with_weights_on_a_volume():
     assert "HF_HUB_OFFLINE=1" in DOCKERFILE
     assert re.search(r'^VOLUME \[.*"/weights"', DOCKERFILE, re.M)
     assert "LTX_WEIGHTS_DIR=/weights" in DOCKERFILE
+    # the installed package finds the lock through this variable
+    workdir = re.search(r"^WORKDIR (\S+)", DOCKERFILE, re.M).group(1)
+    assert f"LTX_WEIGHTS_LOCK={workdir}/weights.lock" in DOCKERFILE
     assert re.search(r"^HEALTHCHECK .*", DOCKERFILE, re.M) and "/health/live" in DOCKERFILE

@@ -121,6 +121,8 @@ def test_cpu_engine_runs_in_float32(engine):
         (dict(fps=60), "fps"),
         (dict(seed=-1), "seed"),
         (dict(quality=100), "quality"),
+        # catalogued, but its recipe arrives with the models milestone
+        (dict(model="lightricks:2@0", width=1920, height=1080, duration=6, fps=25), "model"),
     ],
 )
 def test_bad_requests_name_the_parameter(engine, tmp_path, overrides, parameter):

@@ -91,7 +91,19 @@ def test_higher_quality_means_lower_crf_and_bigger_files(tmp_path):
     assert sizes[99] > sizes[20]
 
 
-def test_wrong_frame_shape_is_an_encoding_error(tmp_path):
+def test_wrong_frame_shape_is_an_encoding_error_and_leaves_no_file(tmp_path):
     with pytest.raises(EncodingError, match="does not match"):
         encode_clip(gradient_chunks(4, 64, 64), None, width=64, height=48, fps=10, sample_rate=24000,
                     output_path=tmp_path / "x.mp4", output_format=OutputFormat.MP4)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_failing_frame_source_leaves_no_file(tmp_path):
+    def failing_chunks():
+        yield from gradient_chunks(8, 64, 64)
+        raise RuntimeError("decoder crashed")
+
+    with pytest.raises(RuntimeError, match="decoder crashed"):
+        encode_clip(failing_chunks(), None, width=64, height=64, fps=10, sample_rate=24000,
+                    output_path=tmp_path / "x.mp4", output_format=OutputFormat.MP4)
+    assert not (tmp_path / "x.mp4").exists()
