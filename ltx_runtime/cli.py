@@ -89,6 +89,19 @@ def generate(
     )
 
 
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Address to listen on (default: 127.0.0.1; env LTX_HOST)."),
+    port: Optional[int] = typer.Option(None, help="Port (default: 8000; env LTX_PORT)."),
+    public_url: Optional[str] = typer.Option(None, help="Base of the video URLs given to clients (default: http://HOST:PORT; env LTX_PUBLIC_URL)."),
+    demo: bool = typer.Option(False, "--demo", help="Serve tiny random weights (automatic when no CUDA GPU is present)."),
+) -> None:
+    """Run the Runware-compatible server: REST and WebSocket videoInference on /v1. Settings: LTX_* variables."""
+    from server.main import serve as run_server  # the server imports the library, never the other way round
+
+    run_server(host=host, port=port, public_url=public_url, demo=demo)
+
+
 @app.command("models")
 def list_models() -> None:
     """List the model ids this runtime serves, with their sizes, durations and frame rates."""

@@ -1,0 +1,243 @@
+"""What each Runware task type does; the transports (REST, WebSocket) only move JSON in and out of `handle`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..auth import ApiKeys
+from ..settings import Settings
+from ..tasks import DuplicateTask, ResultRecord, SQLiteTaskStore, TaskRecord
+from .protocol import ContractError, Reply
+from .validation import TASK_TYPE as VIDEO_INFERENCE
+from .validation import validate_video_inference
+
+INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+@dataclass
+class Session:
+    """One REST request or one WebSocket connection."""
+
+    key_id: str | None = None
+    connection_uuid: str | None = None
+    sent_successes: set[str] = field(default_factory=set)
+    """videoUUIDs already reported as success on this WebSocket (see _get_response)."""
+    websocket: bool = False
+
+
+class RunwareService:
+    def __init__(self, settings: Settings, store: SQLiteTaskStore, keys: ApiKeys):
+        self.settings = settings
+        self.store = store
+        self.keys = keys
+
+    async def handle(self, tasks: Any, session: Session) -> Reply:
+        reply = Reply()
+        if not isinstance(tasks, list):
+            reply.errors.append(ContractError("invalidRequestBody", "the body must be a JSON array of task objects"))
+            return reply
+        for task in tasks:
+            try:
+                reply.extend(await self._handle_one(task, session))
+            except ContractError as error:
+                if isinstance(task, dict):
+                    error.task_type = error.task_type or _string(task.get("taskType"))
+                    if error.task_type != "authentication":
+                        error.task_uuid = error.task_uuid or _string(task.get("taskUUID"))
+                reply.errors.append(error)
+        return reply
+
+    async def _handle_one(self, task: Any, session: Session) -> Reply:
+        if not isinstance(task, dict):
+            raise ContractError("invalidRequestBody", "each task must be a JSON object")
+        task_type = task.get("taskType")
+        if task_type == "authentication":
+            return Reply(data=[self._authenticate(task, session)])
+        if task_type is None:
+            raise ContractError("missingTaskType", "taskType is required", parameter="taskType")
+        if session.key_id is None:
+            raise ContractError(
+                "missingApiKey", "authenticate first: an Authorization: Bearer header or an authentication task",
+                parameter="apiKey", status=401,
+            )  # fmt: skip
+        if task_type == "ping":
+            return Reply(data=[{"taskType": "ping", "pong": True}])
+        if task_type == VIDEO_INFERENCE:
+            return Reply(data=[self._submit(task, session)])
+        if task_type == "getResponse":
+            return self._get_response(task, session)
+        if task_type == "imageUpload":
+            return Reply(data=[self._image_upload(task, session)])
+        if task_type == "getTaskDetails":
+            return Reply(data=[self._task_details(task, session)])
+        raise ContractError(
+            "invalidTaskType",
+            f"unknown taskType {task_type!r}; this server handles authentication, ping, videoInference, getResponse, "
+            "imageUpload and getTaskDetails",
+            parameter="taskType",
+        )
+
+    def _authenticate(self, task: dict, session: Session) -> dict:
+        key_id = self.keys.identify(task.get("apiKey"))
+        if key_id is None:
+            raise ContractError(
+                "invalidApiKey", INVALID_KEY_MESSAGE, parameter="apiKey", status=401, task_type="authentication"
+            )
+        session.key_id = key_id
+        if session.websocket:
+            resumed = task.get("connectionSessionUUID")
+            session.connection_uuid = resumed if isinstance(resumed, str) and resumed else str(uuid.uuid4())
+            return {"taskType": "authentication", "connectionSessionUUID": session.connection_uuid}
+        return {"taskType": "authentication"}
+
+    def _submit(self, task: dict, session: Session) -> dict:
+        job = validate_video_inference(task, demo=self.settings.demo)
+        if job.frame_image is not None:
+            raise ContractError(
+                "unsupportedParameter",
+                "image-to-video (inputs.frameImages) is not available in this version of ltx-runtime yet",
+                parameter="inputs.frameImages",
+                task_type=VIDEO_INFERENCE,
+                task_uuid=task["taskUUID"],
+            )
+        if self.store.pending_count(session.key_id) >= self.settings.max_pending_per_key:
+            raise ContractError(
+                "rateLimitExceeded",
+                f"this API key already has {self.settings.max_pending_per_key} tasks queued or running; retry later",
+                status=429,
+            )
+        try:
+            self.store.submit(session.key_id, task["taskUUID"], VIDEO_INFERENCE, task, job.to_dict(), job.seeds)
+        except DuplicateTask:
+            raise ContractError(
+                "conflictTaskUUID", "a task with this taskUUID was already submitted", parameter="taskUUID"
+            ) from None
+        # The ack carries nothing else: the Python SDK treats a videoUUID or a status here as finished results.
+        return {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
+
+    def _find(self, task: dict, session: Session) -> TaskRecord:
+        task_uuid = task.get("taskUUID")
+        if not isinstance(task_uuid, str):
+            raise ContractError("missingTaskUUID", "taskUUID is required", parameter="taskUUID")
+        record = self.store.get(session.key_id, task_uuid)
+        if record is None:
+            raise ContractError("taskNotFound", f"no task {task_uuid} for this API key", parameter="taskUUID", status=404)
+        return record
+
+    def _get_response(self, task: dict, session: Session) -> Reply:
+        """One item per requested result: processing (with its pre-allocated videoUUID and progress) or success.
+
+        The Python SDK 0.5.24 adds up success items over polls, so a cumulative reply hands it the same video twice
+        when numberResults > 1. On a WebSocket, a success is therefore sent once per connection; until every result
+        has been sent, a result already sent is repeated as processing at 100 %, which keeps the SDK's count of
+        items right without counting the video again. REST replies are always cumulative.
+        """
+        record = self._find(task, session)
+        if record.status == "failed":
+            return Reply(errors=[ContractError(
+                record.error_code or "inferenceError", record.error_message or "generation failed",
+                task_type=record.task_type, task_uuid=record.task_uuid, status=500,
+            )])  # fmt: skip
+        items = []
+        all_sent = all(r.video_uuid in session.sent_successes for r in record.results)
+        for result in record.results:
+            repeat = session.websocket and not all_sent and result.video_uuid in session.sent_successes
+            if result.status == "success" and not repeat:
+                items.append(self.result_item(record, result))
+                if session.websocket:
+                    session.sent_successes.add(result.video_uuid)
+            else:
+                items.append(_item(record, result, status="processing", progress=result.progress))
+        return Reply(data=items)
+
+    def result_item(self, record: TaskRecord, result: ResultRecord) -> dict[str, Any]:
+        """A finished result as getResponse and webhooks report it."""
+        item = _item(record, result, status="success", videoURL=self.video_url(result.file_name), seed=result.seed)
+        if record.job["include_cost"]:
+            item["cost"] = result.cost
+        return item
+
+    def video_url(self, file_name: str | None) -> str:
+        return f"{self.settings.base_url}/media/{file_name}"
+
+    def _task_details(self, task: dict, session: Session) -> dict:
+        record = self._find(task, session)
+        response = self._get_response({"taskUUID": record.task_uuid}, Session(key_id=session.key_id)).body()
+        return {
+            "taskType": "getTaskDetails",
+            "taskUUID": record.task_uuid,
+            "request": [record.request],
+            "response": response,
+            "status": record.status,
+            "attempts": record.attempts,
+            "deliveries": [
+                {key: row[key] for key in ("kind", "url", "state", "attempts", "last_status", "last_error")}
+                for row in self.store.deliveries_of(record.id)
+            ],
+        }
+
+    def _image_upload(self, task: dict, session: Session) -> dict:
+        task_uuid = task.get("taskUUID")
+        image = task.get("image")
+        if not isinstance(image, str) or not image:
+            raise ContractError("missingImage", "image is required: a data URI or base64 data", parameter="image")
+        if image.startswith(("http://", "https://")):
+            raise ContractError(
+                "unsupportedParameter", "imageUpload takes a data URI or base64 data here, not a URL", parameter="image"
+            )
+        data = decode_image_data(image, self.settings.max_image_bytes)
+        check_image(data, self.settings.max_image_pixels)
+        image_uuid = str(uuid.uuid4())
+        self.settings.images_dir.mkdir(parents=True, exist_ok=True)
+        (self.settings.images_dir / image_uuid).write_bytes(data)
+        self.store.put_image(session.key_id, image_uuid, image_uuid)
+        item = {"taskType": "imageUpload", "imageUUID": image_uuid, "imageURL": f"{self.settings.base_url}/images/{image_uuid}"}
+        if isinstance(task_uuid, str):
+            item["taskUUID"] = task_uuid
+        return item
+
+
+def decode_image_data(image: str, max_bytes: int) -> bytes:
+    """A data URI or bare base64 string to bytes, refusing oversize input before decoding it."""
+    payload = image.split(",", 1)[1] if image.startswith("data:") else image
+    if len(payload) * 3 // 4 > max_bytes:
+        raise ContractError("invalidImage", f"the image is larger than {max_bytes} bytes", parameter="image")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ContractError("invalidImage", "the image is not valid base64 data", parameter="image") from None
+
+
+def image_content_type(data: bytes) -> str:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as opened:
+        return Image.MIME[opened.format]
+
+
+def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """Open the image far enough to read its size; refuse non-images, other formats and decompression bombs."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as opened:
+            width, height = opened.size
+    except (UnidentifiedImageError, OSError):
+        raise ContractError("invalidImage", "the image is not a PNG, JPEG or WEBP file", parameter="image") from None
+    if width * height > max_pixels:
+        raise ContractError("invalidImage", f"the image has {width}x{height} pixels, over {max_pixels}", parameter="image")
+    return width, height
+
+
+def _item(record: TaskRecord, result: ResultRecord, **fields: Any) -> dict[str, Any]:
+    return {"taskType": record.task_type, "taskUUID": record.task_uuid, "videoUUID": result.video_uuid, **fields}
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,86 @@
+"""Server settings: environment variables `LTX_*`, or a TOML file named by `LTX_SETTINGS_FILE` (the environment wins)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "ltx-runtime"
+DEFAULT_WEIGHTS_DIR = Path.home() / ".cache" / "ltx-runtime" / "weights"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LTX_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    """Base of the videoURLs handed to clients; default http://HOST:PORT."""
+    data_dir: Path = DEFAULT_DATA_DIR
+    """SQLite task store, media files, uploaded images, the generated API key."""
+    weights_dir: Path = DEFAULT_WEIGHTS_DIR
+    demo: bool = False
+    """Serve tiny random weights (forced when no CUDA GPU is present)."""
+
+    api_keys: str = ""
+    """Comma-separated API keys. None: `serve` creates one in the data folder (or, in demo mode, accepts any key)."""
+    webhook_secret: str | None = None
+    """Standard Webhooks secret (whsec_...) to sign webhook deliveries; unsigned when unset."""
+    outbound_allow_hosts: str = ""
+    """Comma-separated hosts, addresses or CIDR networks that image URLs, webhooks and uploads may reach even though
+    they are not public (e.g. an internal S3 gateway). Everything non-global is refused otherwise."""
+
+    media_ttl_seconds: int = Field(86400, ge=60)
+    """How long results stay downloadable when a task gives no ttl."""
+    price_per_gpu_hour: float = 2.5
+    """USD per GPU-hour used for `cost` (an H100/H200 rental price, performance-anchors.md)."""
+    cost_mode: Literal["measured", "hosted"] = "measured"
+    """measured: GPU seconds x price_per_gpu_hour; hosted: the hosted API's list price for the clip."""
+
+    workers: int | None = None
+    """Worker processes; default one per CUDA GPU, or one on the CPU."""
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_image_bytes: int = 15 * 1024 * 1024
+    max_image_pixels: int = 4096 * 4096
+    max_pending_per_key: int = 20
+    x264_preset: str = "medium"
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        settings_file = os.environ.get("LTX_SETTINGS_FILE")
+        if settings_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=settings_file))
+        return tuple(sources)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    @property
+    def allow_hosts(self) -> tuple[str, ...]:
+        return tuple(host.strip() for host in self.outbound_allow_hosts.split(",") if host.strip())
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "tasks.sqlite3"

@@ -1,0 +1,141 @@
+"""The GPU worker: a spawned child process that owns one device, keeps the engine resident and runs tasks.
+
+It claims the oldest queued task from the store, renews its lease while it works, reports per-step progress, writes
+each result's file into the media folder and records it (with its deliveries) in one transaction. Bad tasks fail
+with a contract error and the worker carries on; if the worker itself dies, the lease runs out (or the supervisor
+notices) and the task runs again elsewhere. A worker whose parent dies exits, so that no orphan keeps working on a
+task that a restarted server has put back in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from ltx_runtime.catalog import get_model
+from ltx_runtime.engine import Engine, GenerationRequest, RequestError
+from ltx_runtime.media import OutputFormat
+from ltx_runtime.weights import WeightsError
+
+from .runware.validation import VideoJob
+from .settings import Settings
+from .tasks import LeaseLost, SQLiteTaskStore, TaskRecord
+
+log = logging.getLogger("ltx_runtime.worker")
+PRELOAD_MODEL = "lightricks:2@1"
+IDLE_POLL_SECONDS = 0.2
+
+
+def result_file_name(video_uuid: str, output_format: str) -> str:
+    return f"{video_uuid}.{OutputFormat(output_format).value}"
+
+
+class Worker:
+    def __init__(self, worker_id: str, settings: Settings, device: str | None):
+        self.worker_id = worker_id
+        self.settings = settings
+        self.store = SQLiteTaskStore(settings.database)
+        import torch
+
+        self.engine = Engine(
+            "tiny" if settings.demo else settings.weights_dir,
+            device=torch.device(device) if device else None,
+            tiny_folder=settings.data_dir / "tiny-weights",
+            x264_preset=settings.x264_preset,
+        )
+
+    def serve_forever(self) -> None:
+        self.store.worker_state(self.worker_id, os.getpid(), "starting")
+        try:
+            self.engine.load(PRELOAD_MODEL)
+        except Exception as error:  # noqa: BLE001 - any load failure is reported and ends the worker
+            log.exception("worker %s could not load %s", self.worker_id, PRELOAD_MODEL)
+            self.store.worker_state(self.worker_id, os.getpid(), "failed", f"{type(error).__name__}: {error}")
+            raise SystemExit(3) from error
+        detail = f"{self.engine.device} {'tiny demo weights' if self.engine.uses_tiny_weights else 'weights'}"
+        self.store.worker_state(self.worker_id, os.getpid(), "ready", detail)
+        while True:
+            task = self.store.claim(self.worker_id, self.settings.lease_seconds)
+            if task is None:
+                time.sleep(IDLE_POLL_SECONDS)
+                continue
+            self.run(task)
+
+    def run(self, task: TaskRecord) -> None:
+        job = VideoJob.from_dict(task.job)
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._renew_lease, args=(task.id, done), daemon=True)
+        heartbeat.start()
+        try:
+            for result in task.results:
+                if result.status != "success":  # a retried task keeps the results it already has
+                    self._generate(task, job, result.index, result.seed, result.video_uuid)
+            self.store.finish(task.id, self.worker_id)
+        except LeaseLost:
+            log.warning("task %s was taken away from %s", task.task_uuid, self.worker_id)
+        except RequestError as error:
+            self.store.fail(task.id, "unsupportedParameter", str(error))
+        except WeightsError as error:
+            self.store.fail(task.id, "modelUnavailable", str(error))
+        except Exception as error:  # noqa: BLE001 - one task's failure must not end the worker
+            log.exception("task %s failed", task.task_uuid)
+            self.store.fail(task.id, "inferenceError", f"generation failed: {type(error).__name__}")
+        finally:
+            done.set()
+
+    def _generate(self, task: TaskRecord, job: VideoJob, index: int, seed: int, video_uuid: str) -> None:
+        request = GenerationRequest(
+            model=job.model,
+            prompt=job.prompt,
+            width=job.width,
+            height=job.height,
+            duration=job.duration,
+            fps=job.fps,
+            audio=job.audio,
+            seed=seed,
+            output_format=OutputFormat(job.output_format),
+            quality=job.quality,
+        )
+        media_dir = self.settings.media_dir
+        media_dir.mkdir(parents=True, exist_ok=True)
+        file_name = result_file_name(video_uuid, job.output_format)
+        partial = media_dir / f".{file_name}.partial"
+        started = time.perf_counter()
+        self.engine.generate(
+            request, partial, progress=lambda done, total: self.store.set_progress(task.id, index, 99 * done // total)
+        )
+        gpu_seconds = time.perf_counter() - started
+        partial.rename(media_dir / file_name)
+        deliveries = [(kind, url) for kind, url in (("webhook", job.webhook_url), ("upload", job.upload_endpoint)) if url]
+        ttl = job.ttl or self.settings.media_ttl_seconds
+        self.store.complete_result(
+            task.id, self.worker_id, index, file_name, gpu_seconds, self._cost(job, gpu_seconds), time.time() + ttl,
+            deliveries,
+        )  # fmt: skip
+
+    def _cost(self, job: VideoJob, gpu_seconds: float) -> float:
+        if self.settings.cost_mode == "hosted":
+            return get_model(job.model).hosted_price(job.width, job.height, job.duration) or 0.0
+        return round(gpu_seconds * self.settings.price_per_gpu_hour / 3600, 6)
+
+    def _renew_lease(self, task_id: int, done: threading.Event) -> None:
+        store = SQLiteTaskStore(self.settings.database)  # a connection of this thread's own
+        while not done.wait(self.settings.lease_seconds / 3):
+            store.renew_lease(task_id, self.worker_id, self.settings.lease_seconds)
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(1)  # the server is gone; its successor requeues our task
+        time.sleep(0.5)
+
+
+def worker_main(worker_id: str, settings_json: str, device: str | None, parent_pid: int) -> None:
+    """Entry point of a spawned worker process."""
+    logging.basicConfig(level=os.environ.get("LTX_LOG_LEVEL", "INFO"), format=f"%(asctime)s {worker_id} %(message)s")
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    settings = Settings.model_validate_json(settings_json)
+    Worker(worker_id, settings, device).serve_forever()
