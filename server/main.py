@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
@@ -14,7 +15,9 @@ log = logging.getLogger("ltx_runtime.server")
 
 
 def serve(host: str | None = None, port: int | None = None, public_url: str | None = None, demo: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("LTX_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     overrides = {name: value for name, value in (("host", host), ("port", port), ("public_url", public_url)) if value}
     settings = Settings(**overrides, **({"demo": True} if demo else {}))
     import torch

@@ -210,7 +210,7 @@ class GuardedClient:
     async def _within_deadline(self, call: Awaitable[T]) -> T:
         """Run one whole call (DNS, redirects, body) under `total_timeout`, mapping httpx errors to FetchError."""
         try:
-            return await asyncio.wait_for(call, self.settings.total_timeout)
+            return await call
         except asyncio.TimeoutError as exc:
             raise FetchError(f"timed out (limit {self.settings.total_timeout:g} s)") from exc
         except httpx.TimeoutException as exc:
@@ -299,7 +299,7 @@ class GuardedClient:
         sni = url.scheme == "https" and _ip_literal(host) is None
         return self._client.build_request(
             method,
-            url,
+            url.copy_with(host=str(ip)),
             content=_file_chunks(body) if isinstance(body, Path) else body,
             headers={**headers, "Host": url.netloc.decode("ascii")},
             extensions={"sni_hostname": host} if sni else {},

@@ -69,6 +69,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.flush()
             self.server.stop.wait(5)
+        elif url.path == "/trickle":
+            self.send_response(200)
+            self.end_headers()
+            try:
+                while not self.server.stop.wait(0.05):
+                    self.wfile.write(b".")
+                    self.wfile.flush()
+            except OSError:
+                pass
         elif url.path == "/slow":
             self.server.stop.wait(3)
             self._reply(200, b"late", "text/plain")
@@ -297,6 +306,13 @@ async def test_get_post_put_reach_an_allowlisted_loopback_server(server, tmp_pat
     assert put_file.headers["x-extra"] == "file"
 
 
+async def test_ipv4_mapped_literal_is_pinned_to_its_ipv4_address(server, sent):
+    async with GuardedClient(LOOPBACK) as client:
+        assert await client.get_bytes(f"http://[::ffff:127.0.0.1]:{server.port}/ok") == (b"hello", "text/plain")
+    assert [url.host for url in sent] == ["127.0.0.1"]
+    assert server.seen[0].headers["host"] == f"[::ffff:127.0.0.1]:{server.port}"
+
+
 async def test_async_resolver_is_awaited(server):
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
@@ -432,6 +448,11 @@ async def test_total_timeout_is_enforced(server):
         assert time.monotonic() - started < 1.5
         with pytest.raises(FetchError, match="timed out"):
             await client.post_json(server.url("/slow"), b"{}", {})
+        # A byte every 50 ms never trips a per-read timeout; only the deadline for the whole call ends this.
+        started = time.monotonic()
+        with pytest.raises(FetchError, match=r"timed out \(limit 0.5 s\)"):
+            await client.get_bytes(server.url("/trickle"))
+        assert time.monotonic() - started < 1.5
 
 
 async def test_connection_refused_is_a_fetch_error():

@@ -1,0 +1,126 @@
+"""Start the real server (`ltx-runtime serve`) as a separate process on a loopback port, and talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+API_KEY = "test-key-alpha"
+OTHER_KEY = "test-key-beta"
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, tiny_weights: Path, port: int | None = None, **env: str):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.env = dict(
+            os.environ,
+            LTX_DATA_DIR=str(data_dir),
+            LTX_PORT=str(self.port),
+            LTX_API_KEYS=f"{API_KEY},{OTHER_KEY}",
+            LTX_X264_PRESET="ultrafast",
+            **env,
+        )
+        self.tiny_weights = tiny_weights
+        self.process: subprocess.Popen | None = None
+        self.log_path = data_dir / f"server-{self.port}.log"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120) -> "ServerProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Share the session's tiny weights instead of building them again.
+        tiny = self.data_dir / "tiny-weights"
+        if not tiny.exists():
+            tiny.symlink_to(self.tiny_weights, target_is_directory=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ltx_runtime", "serve", "--demo"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.base + "/health/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"server not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def post(self, tasks, key: str | None = API_KEY, raw: bytes | None = None) -> tuple[int, dict]:
+        body = raw if raw is not None else json.dumps(tasks).encode()
+        request = urllib.request.Request(self.base + "/v1", data=body, method="POST")
+        request.add_header("Content-Type", "application/json")
+        if key is not None:
+            request.add_header("Authorization", f"Bearer {key}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def wait_for_results(self, task_uuid: str, key: str = API_KEY, timeout: float = 300) -> list[dict]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status, body = self.post([{"taskType": "getResponse", "taskUUID": task_uuid}], key=key)
+            if "errors" in body:
+                raise AssertionError(f"task failed: {body}")
+            items = body["data"]
+            if items and all(item["status"] == "success" for item in items):
+                return items
+            time.sleep(0.3)
+        raise TimeoutError(f"task {task_uuid} not done after {timeout} s")
+
+
+def video_task(**fields) -> dict:
+    task = {
+        "taskType": "videoInference",
+        "taskUUID": str(uuid.uuid4()),
+        "model": "ltx-runtime:tiny@1",
+        "positivePrompt": "a robot dancing in the rain",
+        "width": 128,
+        "height": 72,
+        "duration": 1,
+        "fps": 8,
+    }
+    task.update(fields)
+    return task
+
+
+def download(url: str, path: Path) -> tuple[Path, str]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        path.write_bytes(response.read())
+        return path, response.headers["Content-Type"]
