@@ -36,6 +36,7 @@ def generate(
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same clip (default: random)."),
     output_format: Optional[OutputFormat] = typer.Option(None, "--format", help="mp4, webm or mov (default: from the output suffix, else mp4)."),
     quality: int = typer.Option(QUALITY_DEFAULT, help="20-99, mapped onto the encoder's CRF (higher is better, larger)."),
+    image: Optional[Path] = typer.Option(None, "--image", help="First-frame image (PNG, JPEG or WEBP), resized and centre-cropped to the frame.", exists=True, dir_okay=False),
     weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
 ) -> None:
     """Generate one clip and write it to --output."""
@@ -60,6 +61,7 @@ def generate(
         seed=seed,
         output_format=output_format,
         quality=quality,
+        image=image.read_bytes() if image else None,
     )
     try:
         validate_request(request)

@@ -7,6 +7,7 @@ Models are loaded on first use and stay resident between calls. CUDA runs in bfl
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import random
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from . import decode, media
 from .catalog import ModelSpec, Recipe, get_model
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 TINY = "tiny"
 DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny-ltx2"))
 MAX_SEED = 2**63 - 1
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 
 ProgressCallback = Callable[[int, int], None]
 """(denoising steps done, total denoising steps)"""
@@ -54,6 +57,8 @@ class GenerationRequest:
     seed: int | None = None
     output_format: media.OutputFormat = media.OutputFormat.MP4
     quality: int = media.QUALITY_DEFAULT
+    image: bytes | None = None
+    """A first-frame image file (PNG, JPEG or WEBP), fitted to the frame by resizing and centre-cropping."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,17 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
         raise RequestError("seed", f"the seed must be between 0 and {MAX_SEED}")
     if not media.QUALITY_MIN <= request.quality <= media.QUALITY_MAX:
         raise RequestError("quality", f"quality must be {media.QUALITY_MIN} to {media.QUALITY_MAX}")
+    if request.image is not None:
+        open_image(request.image)
     return spec
+
+
+def open_image(data: bytes) -> Image.Image:
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise RequestError("image", f"the first-frame image is not a readable PNG, JPEG or WEBP file ({error})") from None
 
 
 def pick_device() -> tuple[torch.device, torch.dtype]:
@@ -167,7 +182,10 @@ class Engine:
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         generator = torch.Generator(self.device).manual_seed(seed)
 
-        recipe_output = fast.run(components, plan, request.prompt, generator, progress or (lambda done, total: None))
+        image = None if request.image is None else open_image(request.image)
+        recipe_output = fast.run(
+            components, plan, request.prompt, generator, progress or (lambda done, total: None), image=image
+        )
         timings.update(recipe_output.timings)
 
         pipeline = components.pipeline

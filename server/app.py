@@ -25,14 +25,14 @@ from .auth import ApiKeys
 from .delivery import deliver_upload, deliver_webhook
 from .netguard import GuardedClient, GuardSettings
 from .runware.protocol import ContractError, Reply
-from .runware.service import RunwareService, Session, image_content_type
+from .runware.service import UUID_PATTERN, RunwareService, Session, image_content_type
 from .settings import Settings
 from .supervisor import WorkerPool
 from .tasks import SQLiteTaskStore
 
 log = logging.getLogger("ltx_runtime.server")
 MEDIA_NAME = re.compile(r"^([0-9a-f-]{36})\.(mp4|webm|mov)$")
-UUID_TEXT = re.compile(r"^[0-9a-f-]{36}$")
+
 DEMO_WARNING = "DEMO MODE: tiny random weights; every video is noise. Set up real weights and a CUDA GPU for real output."
 
 
@@ -53,6 +53,7 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
             asyncio.create_task(pool.watch()),
             asyncio.create_task(_delivery_loop(settings, store, service, outbound)),
             asyncio.create_task(_cleanup_loop(settings, store)),
+            asyncio.create_task(_prepare_loop(store, service, outbound)),
         ]
         try:
             yield
@@ -115,7 +116,7 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
     @app.get("/images/{image_uuid}")
     async def image(image_uuid: str):
         path = settings.images_dir / image_uuid
-        if not UUID_TEXT.match(image_uuid) or not path.is_file():
+        if not UUID_PATTERN.match(image_uuid) or not path.is_file():
             return _reply(Reply(errors=[ContractError("imageNotFound", "no such image", status=404)]))
         return FileResponse(path, media_type=image_content_type(path.read_bytes()))
 
@@ -190,6 +191,17 @@ async def _delivery_loop(settings: Settings, store: SQLiteTaskStore, service: Ru
             running.add(job)
             job.add_done_callback(running.discard)
         await asyncio.sleep(0.25)
+
+
+async def _prepare_loop(store: SQLiteTaskStore, service: RunwareService, client) -> None:
+    """Fetch the first-frame image URLs of new tasks, a few at a time, and queue the tasks."""
+    fetching: dict[int, asyncio.Task] = {}
+    while True:
+        for record in store.preparing():
+            if record.id not in fetching:
+                fetching[record.id] = asyncio.create_task(service.prepare(record, client))
+                fetching[record.id].add_done_callback(lambda _, task_id=record.id: fetching.pop(task_id, None))
+        await asyncio.sleep(0.2)
 
 
 async def _cleanup_loop(settings: Settings, store: SQLiteTaskStore) -> None:

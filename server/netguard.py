@@ -36,6 +36,7 @@ IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 Resolver = Callable[[str, int], Union[list[str], Awaitable[list[str]]]]
 """(host, port) -> IP address strings; may be sync or async."""
+Body = Union[bytes, Path, None]
 
 T = TypeVar("T")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -71,8 +72,10 @@ class GuardSettings:
     allowed_schemes: tuple[str, ...] = ("http", "https")
     max_redirects: int = 3
     max_bytes: int = 10 * 1024 * 1024
+    """Cap on a GET response body (after content decoding)."""
     connect_timeout: float = 5.0
     total_timeout: float = 30.0
+    """Deadline for one whole call: resolution, every redirect hop and the body."""
 
 
 @functools.lru_cache(maxsize=32)
@@ -154,9 +157,6 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-Body = Union[bytes, Path, None]
-
-
 class GuardedClient:
     """Async HTTP client that only reaches addresses allowed by `settings` (see the module docstring).
 
@@ -210,7 +210,7 @@ class GuardedClient:
     async def _within_deadline(self, call: Awaitable[T]) -> T:
         """Run one whole call (DNS, redirects, body) under `total_timeout`, mapping httpx errors to FetchError."""
         try:
-            return await call
+            return await asyncio.wait_for(call, self.settings.total_timeout)
         except asyncio.TimeoutError as exc:
             raise FetchError(f"timed out (limit {self.settings.total_timeout:g} s)") from exc
         except httpx.TimeoutException as exc:

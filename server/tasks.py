@@ -5,7 +5,7 @@ one connection per thread and process). A Postgres backend implements the same m
 becomes `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`, and leases are renewed by the same
 heartbeat (architecture.md, scale-out).
 
-Lifecycle of a task: queued -> running (a worker holds a lease and renews it) -> succeeded | failed. A task whose
+Lifecycle of a task: [preparing (the server fetches its first-frame image) ->] queued -> running (a worker holds a lease and renews it) -> succeeded | failed. A task whose
 lease runs out (its worker died, or the whole server did) goes back to queued and runs again, up to
 `max_attempts`; results already finished are kept, so each result is produced exactly once. Each result has its own
 row with a videoUUID allocated at submission, so `getResponse` can name it while it is still processing.
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     task_type TEXT NOT NULL,
     request TEXT NOT NULL,                         -- the task as the client sent it (getTaskDetails)
     job TEXT NOT NULL,                             -- the validated job the worker runs
-    status TEXT NOT NULL DEFAULT 'queued',         -- queued | running | succeeded | failed
+    status TEXT NOT NULL DEFAULT 'queued',         -- preparing | queued | running | succeeded | failed
     attempts INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
     lease_expires REAL,
@@ -131,7 +131,10 @@ class TaskStore(Protocol):
     """What the server and the workers need from a task store (SQLiteTaskStore below; Postgres later)."""
 
     # the server's side
-    def submit(self, key_id: str, task_uuid: str, task_type: str, request: dict, job: dict, seeds: list[int]) -> TaskRecord: ...
+    def submit(self, key_id: str, task_uuid: str, task_type: str, request: dict, job: dict, seeds: list[int],
+               status: str = "queued") -> TaskRecord: ...
+    def preparing(self) -> list[TaskRecord]: ...
+    def prepared(self, task_id: int, job: dict) -> None: ...
     def get(self, key_id: str, task_uuid: str) -> TaskRecord | None: ...
     def get_by_id(self, task_id: int) -> TaskRecord: ...
     def result_by_video(self, video_uuid: str) -> tuple[ResultRecord, float | None] | None: ...
@@ -192,12 +195,13 @@ class SQLiteTaskStore:
 
     # -- the server's side ----------------------------------------------------------------------------------------
 
-    def submit(self, key_id, task_uuid, task_type, request, job, seeds) -> TaskRecord:
+    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status="queued") -> TaskRecord:
         with self._transaction() as db:
             try:
                 cursor = db.execute(
-                    "INSERT INTO tasks (key_id, task_uuid, task_type, request, job, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (key_id, task_uuid, task_type, json.dumps(request), json.dumps(job), time.time()),
+                    "INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key_id, task_uuid, task_type, json.dumps(request), json.dumps(job), status, time.time()),
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateTask(task_uuid) from None
@@ -220,8 +224,18 @@ class SQLiteTaskStore:
         row = self._connection().execute("SELECT * FROM results WHERE video_uuid = ?", (video_uuid,)).fetchone()
         return None if row is None else (self._result(row), row["expires_at"])
 
+    def preparing(self) -> list[TaskRecord]:
+        rows = self._connection().execute("SELECT * FROM tasks WHERE status = 'preparing' ORDER BY id").fetchall()
+        return [self._record(row) for row in rows]
+
+    def prepared(self, task_id: int, job: dict) -> None:
+        """The task's inputs are local now: store its final job and queue it."""
+        self._connection().execute(
+            "UPDATE tasks SET job = ?, status = 'queued' WHERE id = ? AND status = 'preparing'", (json.dumps(job), task_id)
+        )
+
     def pending_count(self, key_id=None) -> int:
-        query = "SELECT COUNT(*) FROM tasks WHERE status IN ('queued', 'running')"
+        query = "SELECT COUNT(*) FROM tasks WHERE status IN ('preparing', 'queued', 'running')"
         args: tuple = ()
         if key_id is not None:
             query, args = query + " AND key_id = ?", (key_id,)

@@ -97,6 +97,7 @@ class Worker:
             seed=seed,
             output_format=OutputFormat(job.output_format),
             quality=job.quality,
+            image=(self.settings.images_dir / job.frame_image_file).read_bytes() if job.frame_image_file else None,
         )
         media_dir = self.settings.media_dir
         media_dir.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,20 @@ def test_generate_small_clip_with_progress_and_summary(env, tmp_path):
     assert summary.startswith(f"wrote {out}: 136x72, 20 frames at 10 fps, 2 s, 24000 Hz stereo audio, mov, seed 5")
 
 
+def test_generate_from_a_first_frame_image(env, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (320, 180), (10, 200, 30)).save(tmp_path / "first.jpg")
+    out = tmp_path / "clip.mp4"
+    run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a green field", "--width", "160",
+         "--height", "88", "--duration", "1", "--fps", "9", "--image", str(tmp_path / "first.jpg"), "-o", str(out)], env)
+    info = probe(out)
+    assert (info.width, info.height, info.frames) == (160, 88, 9)
+    result = run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--image",
+                  str(tmp_path / "missing.png"), "-o", str(out)], env, check=False)
+    assert result.returncode == 2 and "missing.png" in result.stderr
+
+
 def test_model_defaults_apply(env, tmp_path):
     out = tmp_path / "clip.webm"
     run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--duration", "1", "-o", str(out)], env)

@@ -73,7 +73,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.end_headers()
             try:
-                while not self.server.stop.wait(0.05):
+                for _ in range(60):  # 3 s at most, so a missing deadline fails the test instead of hanging it
+                    if self.server.stop.wait(0.05):
+                        break
                     self.wfile.write(b".")
                     self.wfile.flush()
             except OSError:
@@ -313,6 +315,15 @@ async def test_ipv4_mapped_literal_is_pinned_to_its_ipv4_address(server, sent):
     assert server.seen[0].headers["host"] == f"[::ffff:127.0.0.1]:{server.port}"
 
 
+async def test_next_validated_address_is_tried_when_connecting_fails(server, sent):
+    # Nothing listens on 127.0.0.2 (the server is bound to 127.0.0.1 only), so the first connection is refused.
+    settings = GuardSettings(allow_hosts=("127.0.0.0/8",))
+    resolver = resolver_for({"two.test": ["127.0.0.2", "127.0.0.1"]})
+    async with GuardedClient(settings, resolver=resolver) as client:
+        assert await client.get_bytes(server.url("/ok", host="two.test")) == (b"hello", "text/plain")
+    assert [url.host for url in sent] == ["127.0.0.2", "127.0.0.1"]
+
+
 async def test_async_resolver_is_awaited(server):
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
@@ -379,6 +390,19 @@ async def test_redirect_hops_are_limited(server):
         with pytest.raises(BlockedURLError, match="refused: too many redirects"):
             await client.get_bytes(server.url("/chain/4"))
     assert server.paths == ["/chain/4", "/chain/3", "/chain/2", "/chain/1"]
+
+
+async def test_credentials_are_dropped_when_a_redirect_changes_origin(server):
+    resolver = resolver_for({"other.test": ["127.0.0.1"]})
+    headers = {"Authorization": "Bearer token", "X-Keep": "1"}
+    async with GuardedClient(LOOPBACK, resolver=resolver) as client:
+        await client.post_json(server.url("/redirect?code=307&to=/status/200"), b"{}", headers)
+        cross_origin = server.url("/status/200", host="other.test")
+        await client.post_json(server.url(f"/redirect?code=307&to={cross_origin}"), b"{}", headers)
+    _, same, _, other = server.seen
+    assert same.headers["authorization"] == "Bearer token"
+    assert "authorization" not in other.headers
+    assert (other.headers["x-keep"], other.headers["host"]) == ("1", f"other.test:{server.port}")
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
+from PIL import Image
 
 StepCallback = Callable[[int, int], None]
 """Called after every denoising step with (steps done, total steps) over all stages of a recipe."""
@@ -46,3 +48,24 @@ def step_reporter(on_step: StepCallback, steps_before: int, total_steps: int):
         return {}
 
     return report
+
+
+def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Resize to cover width x height, then centre-crop: the first frame keeps its aspect ratio, never stretched."""
+    image = image.convert("RGB")
+    scale = max(width / image.width, height / image.height)
+    resized = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.LANCZOS)
+    left, top = (resized.width - width) // 2, (resized.height - height) // 2
+    return resized.crop((left, top, left + width, top + height))
+
+
+def encode_first_frame(pipe, image: Image.Image, width: int, height: int) -> torch.Tensor:
+    """The image as the first latent frame at width x height, prepared as diffusers' image-to-video pipeline does
+    (H.264 re-compression at the model's training CRF, then the VAE's mode), as raw (denormalized) latents."""
+    from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf, resolve_default_image_crf
+
+    frame = np.array(fit_image(image, width, height))
+    frame = apply_image_conditioning_crf(frame, resolve_default_image_crf(pipe.text_encoder))
+    pixels = pipe.video_processor.preprocess(Image.fromarray(frame), height=height, width=width)
+    pixels = pixels.to(device=pipe.vae.device, dtype=pipe.vae.dtype).unsqueeze(2)  # [1, 3, 1, H, W]
+    return pipe.vae.encode(pixels).latent_dist.mode()

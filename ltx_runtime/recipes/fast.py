@@ -4,6 +4,8 @@
 2. Stage 1 at half the generation size: the 8 distilled sigmas, guidance off (CFG 1, no STG, no modality guidance).
 3. The x2 spatial latent upsampler.
 4. Stage 2 at the full generation size: re-noise to the first stage-2 sigma, then the 3 stage-2 sigmas.
+With a first-frame image, both stages run diffusers' image-to-video pipeline: stage 1 conditions on the image fitted
+to the half size; for stage 2 the first latent frame is replaced by the image encoded at full size and kept clean.
 The sigmas are used as published, so this recipe's scheduler does not shift them (`use_dynamic_shifting=False`).
 Decoding is not part of the recipe: the engine streams it (see decode.py).
 """
@@ -11,12 +13,13 @@ Decoding is not part of the recipe: the engine streams it (see decode.py).
 from __future__ import annotations
 
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, LTX2LatentUpsamplePipeline, LTX2Pipeline
+from diffusers import FlowMatchEulerDiscreteScheduler, LTX2ImageToVideoPipeline, LTX2LatentUpsamplePipeline, LTX2Pipeline
+from PIL import Image
 from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
 from ..geometry import GenerationPlan
 from ..weights import Components
-from . import RecipeOutput, StageClock, StepCallback, step_reporter
+from . import RecipeOutput, StageClock, StepCallback, encode_first_frame, fit_image, step_reporter
 
 GUIDANCE_OFF = dict(
     guidance_scale=1.0,
@@ -33,13 +36,14 @@ STAGE_2_STEPS = len(STAGE_2_DISTILLED_SIGMA_VALUES)
 TOTAL_STEPS = STAGE_1_STEPS + STAGE_2_STEPS
 
 
-def _pipelines(components: Components) -> tuple[LTX2Pipeline, LTX2LatentUpsamplePipeline]:
+def _pipelines(components: Components, image_to_video: bool = False) -> tuple[LTX2Pipeline, LTX2LatentUpsamplePipeline]:
     """Pipelines around the already loaded modules: no module is copied, only the (tiny) scheduler is new."""
     base = components.pipeline
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(
         base.scheduler.config, use_dynamic_shifting=False, shift=1.0, shift_terminal=None
     )
-    denoise = LTX2Pipeline(**{**base.components, "scheduler": scheduler})
+    pipeline_class = LTX2ImageToVideoPipeline if image_to_video else LTX2Pipeline
+    denoise = pipeline_class(**{**base.components, "scheduler": scheduler})
     denoise.set_progress_bar_config(disable=True)
     upsample = LTX2LatentUpsamplePipeline(vae=base.vae, latent_upsampler=components.latent_upsampler)
     upsample.set_progress_bar_config(disable=True)
@@ -47,9 +51,14 @@ def _pipelines(components: Components) -> tuple[LTX2Pipeline, LTX2LatentUpsample
 
 
 def run(
-    components: Components, plan: GenerationPlan, prompt: str, generator: torch.Generator, on_step: StepCallback
+    components: Components,
+    plan: GenerationPlan,
+    prompt: str,
+    generator: torch.Generator,
+    on_step: StepCallback,
+    image: Image.Image | None = None,
 ) -> RecipeOutput:
-    denoise, upsample = _pipelines(components)
+    denoise, upsample = _pipelines(components, image_to_video=image is not None)
     clock = StageClock(denoise.device)
 
     with torch.inference_mode():
@@ -68,17 +77,21 @@ def run(
             return_dict=False,
             **GUIDANCE_OFF,
         )
+        first_frame = {} if image is None else {"image": fit_image(image, plan.stage1_width, plan.stage1_height)}
         video_latents, audio_latents = denoise(
             width=plan.stage1_width,
             height=plan.stage1_height,
             sigmas=DISTILLED_SIGMA_VALUES,
             num_inference_steps=STAGE_1_STEPS,
             callback_on_step_end=step_reporter(on_step, 0, TOTAL_STEPS),
+            **first_frame,
             **common,
         )
         clock.lap("stage_1")
 
         video_latents = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
+        if image is not None:
+            video_latents[:, :, :1] = encode_first_frame(denoise, image, plan.gen_width, plan.gen_height)
         clock.lap("upsample")
 
         video_latents, audio_latents = denoise(

@@ -5,19 +5,22 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth import ApiKeys
+from ..netguard import BlockedURLError, FetchError
 from ..settings import Settings
 from ..tasks import DuplicateTask, ResultRecord, SQLiteTaskStore, TaskRecord
 from .protocol import ContractError, Reply
 from .validation import TASK_TYPE as VIDEO_INFERENCE
-from .validation import validate_video_inference
+from .validation import VideoJob, validate_video_inference
 
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass
@@ -98,14 +101,17 @@ class RunwareService:
 
     def _submit(self, task: dict, session: Session) -> dict:
         job = validate_video_inference(task, demo=self.settings.demo)
-        if job.frame_image is not None:
-            raise ContractError(
-                "unsupportedParameter",
-                "image-to-video (inputs.frameImages) is not available in this version of ltx-runtime yet",
-                parameter="inputs.frameImages",
-                task_type=VIDEO_INFERENCE,
-                task_uuid=task["taskUUID"],
-            )
+        # Local images (an imageUUID, a data URI, base64) are checked now; a URL is fetched after the ack
+        # (status "preparing"), so that a slow or unreachable host never delays the ack.
+        fetch_later = job.frame_image is not None and job.frame_image.startswith(("http://", "https://"))
+        if job.frame_image is not None and not fetch_later:
+            try:
+                self.attach_image(job, self._local_image(job.frame_image, session))
+            except ContractError as error:
+                raise ContractError(
+                    "invalidFrameImages", error.message, parameter="inputs.frameImages",
+                    task_type=VIDEO_INFERENCE, task_uuid=task["taskUUID"],
+                ) from None  # fmt: skip
         if self.store.pending_count(session.key_id) >= self.settings.max_pending_per_key:
             raise ContractError(
                 "rateLimitExceeded",
@@ -113,7 +119,10 @@ class RunwareService:
                 status=429,
             )
         try:
-            self.store.submit(session.key_id, task["taskUUID"], VIDEO_INFERENCE, task, job.to_dict(), job.seeds)
+            self.store.submit(
+                session.key_id, task["taskUUID"], VIDEO_INFERENCE, task, job.to_dict(), job.seeds,
+                status="preparing" if fetch_later else "queued",
+            )  # fmt: skip
         except DuplicateTask:
             raise ContractError(
                 "conflictTaskUUID", "a task with this taskUUID was already submitted", parameter="taskUUID"
@@ -181,6 +190,40 @@ class RunwareService:
                 for row in self.store.deliveries_of(record.id)
             ],
         }
+
+    def _local_image(self, reference: str, session: Session) -> bytes:
+        """The bytes of an imageUUID from imageUpload, a data URI or base64 data."""
+        if UUID_PATTERN.match(reference):
+            file_name = self.store.image_file(session.key_id, reference)
+            if file_name is None:
+                raise ContractError("invalidImage", f"no uploaded image {reference} for this API key")
+            return (self.settings.images_dir / file_name).read_bytes()
+        return decode_image_data(reference, self.settings.max_image_bytes)
+
+    def attach_image(self, job: VideoJob, data: bytes) -> None:
+        """Check an image, keep it in the images folder and point the job at it; LTX-2.3 without a size takes the
+        1080p size of the image's orientation."""
+        width, height = check_image(data, self.settings.max_image_pixels)
+        file_name = f"frame-{uuid.uuid4()}"
+        self.settings.images_dir.mkdir(parents=True, exist_ok=True)
+        (self.settings.images_dir / file_name).write_bytes(data)
+        job.frame_image_file = file_name
+        if job.width is None:
+            job.width, job.height = (1080, 1920) if height > width else (1920, 1080)
+
+    async def prepare(self, record: TaskRecord, client) -> None:
+        """Fetch a task's first-frame image URL through the guarded client, then queue the task (or fail it)."""
+        job = VideoJob.from_dict(record.job)
+        try:
+            data, _ = await client.get_bytes(job.frame_image)
+            self.attach_image(job, data)
+        except ContractError as error:
+            self.store.fail(record.id, "invalidFrameImages", f"inputs.frameImages: {error.message}")
+        except (BlockedURLError, FetchError) as error:
+            # Say what happened, never what the remote host answered.
+            self.store.fail(record.id, "invalidFrameImages", f"inputs.frameImages could not be fetched: {error}")
+        else:
+            self.store.prepared(record.id, job.to_dict())
 
     def _image_upload(self, task: dict, session: Session) -> dict:
         task_uuid = task.get("taskUUID")

@@ -52,6 +52,8 @@ class VideoJob:
     upload_endpoint: str | None
     frame_image: str | None
     """The first-frame image reference as sent (imageUUID, URL, data URI or base64); the service resolves it."""
+    frame_image_file: str | None = None
+    """The resolved image's file name in the images folder, once it is local."""
 
     @property
     def number_results(self) -> int:
