@@ -175,7 +175,10 @@ async def _delivery_loop(settings: Settings, store: SQLiteTaskStore, service: Ru
         if delivery.kind == "webhook":
             item = service.result_item(record, result)
             # Both shapes seen in the wild: the flat result item, and the {"data": [item]} envelope.
-            outcome = await deliver_webhook(client, delivery.url, {"data": [item], **item}, secret=settings.webhook_secret)
+            outcome = await deliver_webhook(
+                client, delivery.url, {"data": [item], **item}, secret=settings.webhook_secret,
+                message_id=f"msg_{result.video_uuid.replace('-', '')}",  # the same id if a restart re-sends it
+            )  # fmt: skip
         else:
             path = settings.media_dir / result.file_name
             content_type = OutputFormat(record.job["output_format"]).content_type

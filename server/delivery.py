@@ -96,19 +96,24 @@ async def deliver_webhook(
     payload: dict,
     *,
     secret: str | None,
+    message_id: str | None = None,
     attempts: int = 6,
     base_delay: float = 0.25,
     max_delay: float = 8.0,
     sleep: Sleep = asyncio.sleep,
 ) -> DeliveryOutcome:
-    """POST `payload` as compact JSON, signed when `secret` is set, retrying as the module docstring says."""
+    """POST `payload` as compact JSON, signed when `secret` is set, retrying as the module docstring says.
+
+    `message_id` names the message for receivers' de-duplication; pass the same one when a delivery is re-sent
+    (after a restart, say). A fresh one is drawn when it is not given.
+    """
     try:
         body = json.dumps(payload, separators=(",", ":")).encode()
         if secret is not None:
             _signing_key(secret)  # a malformed secret fails here, once, rather than on every attempt
     except (TypeError, ValueError) as exc:
         return DeliveryOutcome(False, 0, None, f"cannot prepare webhook: {exc}")
-    message_id = "msg_" + uuid.uuid4().hex
+    message_id = message_id or "msg_" + uuid.uuid4().hex
 
     async def send() -> int:
         headers = {"Content-Type": "application/json"}

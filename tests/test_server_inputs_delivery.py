@@ -203,7 +203,7 @@ def test_webhook_signed_and_retried_until_the_receiver_takes_it(server, receiver
     calls = receiver.wait_for("POST", path, count=3)
     assert len(calls) == 3
     ids = {call["headers"]["webhook-id"] for call in calls}
-    assert len(ids) == 1  # one message, retried
+    assert ids == {"msg_" + item["videoUUID"].replace("-", "")}  # one message, retried, named after its video
     last = calls[-1]
     assert verify_webhook(SECRET, last["headers"], last["body"])
     assert not verify_webhook(SECRET, last["headers"], last["body"] + b" ")
