@@ -30,6 +30,8 @@ TOP_LEVEL = {
 SDK_EXTRAS = {"customTaskUUID", "skipResponse", "retry"}
 MAX_RESULTS = 4
 MIN_TTL = 60
+MAX_RANDOM_SEED = 2**53 - 1
+"""Random seeds stay within JavaScript's exact integers, so that a JS client can send a seed back unchanged."""
 
 
 @dataclass
@@ -265,5 +267,5 @@ def _safety(check: _Checker, task: dict) -> None:
 def _seeds(seed: int | None, count: int) -> list[int]:
     """One distinct seed per result: the given seed and the ones after it, or random ones."""
     if seed is None:
-        return random.sample(range(1, MAX_SEED), count)
+        return random.sample(range(1, MAX_RANDOM_SEED + 1), count)
     return [(seed + i) % (MAX_SEED + 1) for i in range(count)]

@@ -1,0 +1,53 @@
+"""videoInference validation in-process: defaults and seeds (the wire-level error table is in test_server_errors)."""
+
+import uuid
+
+import pytest
+
+from server.runware.protocol import ContractError
+from server.runware.validation import MAX_RANDOM_SEED, validate_video_inference
+
+
+def task(**fields):
+    base = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "lightricks:2@1",
+            "positivePrompt": "a cat on a boat"}
+    base.update(fields)
+    return base
+
+
+def test_defaults_for_fast():
+    job = validate_video_inference(task(), demo=False)
+    assert (job.width, job.height, job.duration, job.fps) == (1920, 1080, 6.0, 25)
+    assert job.audio is False and job.output_format == "mp4" and job.quality == 95
+    assert job.number_results == 1 and job.ttl is None and job.include_cost is False
+
+
+def test_ltx23_reads_settings_audio_and_defaults_it_to_on():
+    sized = {"width": 1080, "height": 1920}
+    assert validate_video_inference(task(model="lightricks:ltx@2.3", **sized), demo=False).audio is True
+    off = task(model="lightricks:ltx@2.3", settings={"audio": False}, **sized)
+    assert validate_video_inference(off, demo=False).audio is False
+
+
+def test_fast_reads_provider_settings():
+    job = validate_video_inference(task(providerSettings={"lightricks": {"generateAudio": True}}), demo=False)
+    assert job.audio is True
+
+
+def test_seeds_follow_a_given_seed_and_random_ones_are_distinct_and_js_safe():
+    assert validate_video_inference(task(seed=9, numberResults=3), demo=False).seeds == [9, 10, 11]
+    seeds = validate_video_inference(task(numberResults=4), demo=False).seeds
+    assert len(set(seeds)) == 4 and all(1 <= seed <= MAX_RANDOM_SEED for seed in seeds)
+
+
+def test_the_tiny_model_is_offered_in_demo_mode_only():
+    tiny = task(model="ltx-runtime:tiny@1", width=128, height=72, duration=1, fps=8)
+    assert validate_video_inference(tiny, demo=True).model == "ltx-runtime:tiny@1"
+    with pytest.raises(ContractError) as raised:
+        validate_video_inference(tiny, demo=False)
+    assert raised.value.code == "invalidModel"
+
+
+def test_output_format_and_sdk_extras():
+    job = validate_video_inference(task(outputFormat="WEBM", customTaskUUID="x", outputQuality=20), demo=False)
+    assert job.output_format == "webm" and job.quality == 20
