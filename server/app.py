@@ -207,12 +207,18 @@ async def _prepare_loop(store: SQLiteTaskStore, service: RunwareService, client)
         await asyncio.sleep(0.2)
 
 
+def remove_expired_media(settings: Settings, store: SQLiteTaskStore, now: float) -> list[str]:
+    """Delete the result files whose ttl has passed; returns their videoUUIDs."""
+    expired = store.expired_files(now)
+    for video_uuid, file_name in expired:
+        (settings.media_dir / file_name).unlink(missing_ok=True)
+        store.forget_file(video_uuid)
+    return [video_uuid for video_uuid, _ in expired]
+
+
 async def _cleanup_loop(settings: Settings, store: SQLiteTaskStore) -> None:
-    """Delete result files whose ttl has passed."""
     while True:
-        for video_uuid, file_name in store.expired_files(time.time()):
-            (settings.media_dir / file_name).unlink(missing_ok=True)
-            store.forget_file(video_uuid)
+        remove_expired_media(settings, store, time.time())
         await asyncio.sleep(5)
 
 

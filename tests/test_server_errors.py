@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
+import io
 import json
 import urllib.request
 import uuid
 
 import pytest
+from PIL import Image
 
-from server_harness import API_KEY, ServerProcess, video_task
+from server_harness import API_KEY, OTHER_KEY, ServerProcess, video_task
 
 U = "6f1c3e2a-1b2c-4d5e-8f90-123456789abc"
 
 
+def huge_png() -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (5000, 4000), (0, 0, 0)).save(buffer, format="PNG")  # 20 Mpixel, a few KB compressed
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 @pytest.fixture(scope="module")
 def server(tiny_weights, tmp_path_factory):
-    process = ServerProcess(tmp_path_factory.mktemp("server-errors"), tiny_weights).start()
+    process = ServerProcess(
+        tmp_path_factory.mktemp("server-errors"), tiny_weights, LTX_MAX_PENDING_PER_KEY="3"
+    ).start()
     yield process
     process.stop()
 
@@ -109,6 +120,7 @@ OTHER_CASES = [
     ("imageUpload without image", [{"taskType": "imageUpload", "taskUUID": U}], 400, "missingImage", "image"),
     ("imageUpload of bad base64", [{"taskType": "imageUpload", "taskUUID": U, "image": "!!notbase64"}], 400, "invalidImage", "image"),
     ("imageUpload of a non-image", [{"taskType": "imageUpload", "taskUUID": U, "image": "aGVsbG8gd29ybGQ="}], 400, "invalidImage", "image"),
+    ("imageUpload over the pixel limit", [{"taskType": "imageUpload", "taskUUID": U, "image": huge_png()}], 400, "invalidImage", "image"),
     ("unknown taskType", [{"taskType": "imageInference", "taskUUID": U}], 400, "invalidTaskType", "taskType"),
     ("missing taskType", [{"taskUUID": U}], 400, "missingTaskType", "taskType"),
     ("task not an object", [42], 400, "invalidRequestBody", None),
@@ -149,6 +161,19 @@ def test_no_key_and_a_wrong_key(server):
     status, body = server.post([{"taskType": "authentication", "apiKey": "nope"}, video_task()], key=None)
     assert status == 401
     assert [e["code"] for e in body["errors"]] == ["invalidApiKey", "missingApiKey"]
+
+
+def test_too_many_unfinished_tasks_per_key(server):
+    tasks = [video_task(width=256, height=144, duration=2, fps=25) for _ in range(4)]
+    status, body = server.post(tasks, key=OTHER_KEY)
+    assert status == 200  # a batch with acks
+    assert [item["taskUUID"] for item in body["data"]] == [task["taskUUID"] for task in tasks[:3]]
+    (error,) = body["errors"]
+    assert (error["code"], error["taskUUID"]) == ("rateLimitExceeded", tasks[3]["taskUUID"])
+    status, body = server.post([video_task()], key=OTHER_KEY)
+    assert status == 429 and body["errors"][0]["code"] == "rateLimitExceeded"
+    # Another key is not held up by this one's queue.
+    assert server.post([video_task()])[0] == 200
 
 
 def test_nothing_is_lost_and_the_server_still_works(server):
