@@ -245,3 +245,15 @@ def test_python_sdk_gets_each_of_several_videos_once(server):
     assert len(videos) == 3
     assert len({video.videoUUID for video in videos}) == 3
     assert len({video.seed for video in videos}) == 3
+
+
+def test_python_sdk_with_a_first_frame_image_from_a_local_file(server, tmp_path):
+    from runware.types import IInputFrame, IVideoInputs
+
+    Image.new("RGB", (300, 160), (250, 200, 20)).save(tmp_path / "first.jpg")  # the SDK inlines it as a data URI
+    _, videos = run_sdk(
+        server, positivePrompt="a yellow field", model="ltx-runtime:tiny@1", width=152, height=80, duration=1, fps=10,
+        inputs=IVideoInputs(frameImages=[IInputFrame(image=str(tmp_path / "first.jpg"), frame="first")]),
+    )  # fmt: skip
+    info = probe(download(videos[0].videoURL, tmp_path / "i2v.mp4")[0])
+    assert (info.width, info.height, info.frames) == (152, 80, 10)
