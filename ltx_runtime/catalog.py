@@ -55,6 +55,8 @@ class ModelSpec:
     recipe: Recipe
     weights: str
     """Key of this model's entry in weights.lock, and its folder name under a weights root."""
+    architecture: str
+    """The transformer family ("ltx-2" or "ltx-2.3"); picks the tiny weights that stand in for this model."""
     sizes: tuple[tuple[int, int], ...] | SizeRange
     """Allowed (width, height) pairs, or a range for the tiny demo model."""
     durations: tuple[int, ...]
@@ -70,6 +72,11 @@ class ModelSpec:
     """Hosted list price in USD per second of output, by (width, height)."""
     demo_only: bool = False
     """Offered only in demo mode and tests (tiny random weights)."""
+
+    @property
+    def needs_distilled_lora(self) -> bool:
+        """The guided recipes refine stage 2 with the distilled LoRA; Fast runs the distilled model itself."""
+        return self.recipe is not Recipe.FAST
 
     def allows_size(self, width: int, height: int) -> bool:
         if isinstance(self.sizes, SizeRange):
@@ -98,6 +105,27 @@ def _by_size(sizes: tuple[tuple[int, int], ...], per_second: tuple[float, float,
     return {(w, h): tiers[min(w, h)] for w, h in sizes}
 
 
+def _tiny(model_id, recipe_name, recipe, architecture, audio_flag, audio_default, sample_rate) -> ModelSpec:
+    """A demo/test stand-in: a hosted model's recipe and architecture on tiny random weights, at small sizes."""
+    return ModelSpec(
+        id=model_id,
+        name=f"ltx-runtime tiny, {recipe_name} recipe (random weights, demo and tests only)",
+        recipe=recipe,
+        weights="tiny",
+        architecture=architecture,
+        sizes=SizeRange(minimum=64, maximum=1024, step=8),
+        durations=tuple(range(1, 11)),
+        fps_values=tuple(range(8, 51)),
+        default_size=(256, 144),
+        default_duration=2,
+        default_fps=25,
+        audio_flag=audio_flag,
+        audio_default=audio_default,
+        audio_sample_rate=sample_rate,
+        demo_only=True,
+    )
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.id: spec
     for spec in (
@@ -106,6 +134,7 @@ MODELS: dict[str, ModelSpec] = {
             name="LTX-2 Fast",
             recipe=Recipe.FAST,
             weights="ltx-2-fast",
+            architecture="ltx-2",
             sizes=_LANDSCAPE,
             durations=(6, 8, 10),
             fps_values=(25, 50),
@@ -122,6 +151,7 @@ MODELS: dict[str, ModelSpec] = {
             name="LTX-2 Pro",
             recipe=Recipe.PRO,
             weights="ltx-2-pro",
+            architecture="ltx-2",
             sizes=_LANDSCAPE,
             durations=(6, 8, 10),
             # The seed page lists two values (25, 50); a newer hosted schema adds 24 (runware-contract.md section 8).
@@ -139,6 +169,7 @@ MODELS: dict[str, ModelSpec] = {
             name="LTX-2.3",
             recipe=Recipe.LTX23,
             weights="ltx-2.3",
+            architecture="ltx-2.3",
             sizes=_LANDSCAPE + _PORTRAIT,
             durations=(6, 8, 10),
             fps_values=(24, 25, 48, 50),
@@ -150,22 +181,9 @@ MODELS: dict[str, ModelSpec] = {
             audio_sample_rate=48000,
             price_per_second=_by_size(_LANDSCAPE + _PORTRAIT, (0.08, 0.16, 0.32)),
         ),
-        ModelSpec(
-            id="ltx-runtime:tiny@1",
-            name="ltx-runtime tiny (random weights, demo and tests only)",
-            recipe=Recipe.FAST,
-            weights="tiny",
-            sizes=SizeRange(minimum=64, maximum=1024, step=8),
-            durations=tuple(range(1, 11)),
-            fps_values=tuple(range(8, 51)),
-            default_size=(256, 144),
-            default_duration=2,
-            default_fps=25,
-            audio_flag=_LTX2_AUDIO_FLAG,
-            audio_default=False,
-            audio_sample_rate=24000,
-            demo_only=True,
-        ),
+        _tiny("ltx-runtime:tiny@1", "Fast", Recipe.FAST, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000),
+        _tiny("ltx-runtime:tiny-pro@1", "Pro", Recipe.PRO, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000),
+        _tiny("ltx-runtime:tiny-ltx23@1", "LTX-2.3", Recipe.LTX23, "ltx-2.3", ("settings", "audio"), True, 48000),
     )
 }
 

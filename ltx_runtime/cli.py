@@ -121,13 +121,18 @@ def list_models() -> None:
 
 
 @weights_app.command("build-tiny")
-def build_tiny(folder: Path = typer.Argument(..., help="Folder to write (replaced if it exists).")) -> None:
+def build_tiny(
+    folder: Path = typer.Argument(..., help="Folder to write (replaced if it exists)."),
+    architecture: str = typer.Option("ltx-2", help="ltx-2 (Fast, Pro) or ltx-2.3 (LTX-2.3: gated attention, 48 kHz vocoder)."),
+) -> None:
     """Write tiny random LTX-2 weights in the real diffusers layout, offline (for tests and demo mode)."""
-    from .tiny import build_tiny_weights
+    from .tiny import ARCHITECTURES, build_tiny_weights
 
-    build_tiny_weights(folder)
+    if architecture not in ARCHITECTURES:
+        _fail(f"--architecture: choose one of {', '.join(ARCHITECTURES)}", code=2)
+    build_tiny_weights(folder, architecture)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    typer.echo(f"wrote tiny LTX-2 weights to {folder} ({size / 1e6:.1f} MB)")
+    typer.echo(f"wrote tiny {architecture} weights to {folder} ({size / 1e6:.1f} MB)")
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -22,14 +22,15 @@ from PIL import Image, UnidentifiedImageError
 from . import decode, media
 from .catalog import ModelSpec, Recipe, get_model
 from .geometry import GenerationPlan, plan_generation
-from .recipes import fast
+from .recipes import fast, guided
 from .tiny import ensure_tiny_weights, is_tiny
 from .weights import Components, LockEntry, load_components, read_lock, resolve_folder
 
 log = logging.getLogger(__name__)
 
 TINY = "tiny"
-DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny-ltx2"))
+DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny"))
+"""Root of the tiny weights: one folder per architecture (ltx-2/, ltx-2.3/), built on first use."""
 MAX_SEED = 2**63 - 1
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 
@@ -150,17 +151,13 @@ class Engine:
 
     def folder_for(self, spec: ModelSpec) -> Path:
         if self.uses_tiny_weights:
-            return ensure_tiny_weights(self.tiny_folder)
+            return ensure_tiny_weights(self.tiny_folder, spec.architecture)
         return resolve_folder(Path(self.weights), spec)
 
     def load(self, model_id: str) -> Components:
         """Load a model's components (once); later calls return the resident copy."""
         spec = get_model(model_id)
         if spec.id not in self._loaded:
-            if spec.recipe is not Recipe.FAST:
-                raise RequestError(
-                    "model", f"{spec.id} ({spec.name}) needs the {spec.recipe.value} recipe, which this version does not have yet"
-                )
             folder = self.folder_for(spec)
             # Tiny weights stand in for every model; the lock describes real weights only.
             lock = None if self.uses_tiny_weights else self.lock
@@ -183,9 +180,11 @@ class Engine:
         generator = torch.Generator(self.device).manual_seed(seed)
 
         image = None if request.image is None else open_image(request.image)
-        recipe_output = fast.run(
-            components, plan, request.prompt, generator, progress or (lambda done, total: None), image=image
-        )
+        on_step = progress or (lambda done, total: None)
+        if spec.recipe is Recipe.FAST:
+            recipe_output = fast.run(components, plan, request.prompt, generator, on_step, image=image)
+        else:
+            recipe_output = guided.run(components, plan, request.prompt, generator, on_step, image=image, recipe=spec.recipe)
         timings.update(recipe_output.timings)
 
         pipeline = components.pipeline

@@ -11,6 +11,10 @@ the shape arithmetic is what the tests have to prove:
 - vocoder: the real upsampling factors [6, 5, 2, 2, 2] -> 24 kHz stereo, the LTX-2 vocoder's output rate;
 - latent upsampler: x2 spatially, as the real spatial upscaler.
 Every trap listed in shared/docs/ltx2-models.md section 4 is called out next to the setting it concerns.
+
+Two architectures: "ltx-2" (LTX-2 19B-shaped: Fast, Pro and the tiny demo model) and "ltx-2.3" (LTX-2.3 22B-shaped:
+gated attention, cross-attention modulation, per-modality connector projections, and the bandwidth-extension vocoder,
+16 kHz -> 48 kHz). Both folders also hold a tiny distilled LoRA (`distilled_lora/`) for the guided recipes' stage 2.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import json
 import shutil
 from pathlib import Path
 
-TINY_FORMAT_VERSION = 1
+from .weights import LORA_FOLDER
+
+TINY_FORMAT_VERSION = 2
 """Bumped whenever the tiny layout changes, so that cached tiny folders are rebuilt."""
 
 TINY_MARKER = "ltx_runtime_tiny.json"
@@ -72,9 +78,35 @@ def _build_text_encoder(vocab_size: int):
     return Gemma3ForConditionalGeneration(config)
 
 
-def _build_connectors():
+ARCHITECTURES = ("ltx-2", "ltx-2.3")
+LORA_FILE = "pytorch_lora_weights.safetensors"
+
+
+def _build_connectors(architecture: str):
     from diffusers.pipelines.ltx2 import LTX2TextConnectors
 
+    if architecture == "ltx-2.3":
+        # Per-modality projections; connector widths (heads x head dim) equal the transformer's cross-attention widths.
+        return LTX2TextConnectors(
+            caption_channels=_TEXT_HIDDEN,
+            text_proj_in_factor=_TEXT_LAYERS + 1,
+            video_connector_num_attention_heads=2,
+            video_connector_attention_head_dim=8,
+            video_connector_num_layers=1,
+            video_connector_num_learnable_registers=None,
+            video_gated_attn=True,
+            audio_connector_num_attention_heads=2,
+            audio_connector_attention_head_dim=4,
+            audio_connector_num_layers=1,
+            audio_connector_num_learnable_registers=None,
+            audio_gated_attn=True,
+            connector_rope_base_seq_len=32,
+            rope_type="split",
+            per_modality_projections=True,
+            video_hidden_dim=16,
+            audio_hidden_dim=8,
+            proj_bias=True,
+        )
     return LTX2TextConnectors(
         caption_channels=_TEXT_HIDDEN,
         text_proj_in_factor=_TEXT_LAYERS + 1,  # the connectors read every hidden state, embeddings included
@@ -91,9 +123,15 @@ def _build_connectors():
     )
 
 
-def _build_transformer():
+def _build_transformer(architecture: str, layers: int):
     from diffusers import LTX2VideoTransformer3DModel
 
+    ltx23 = {}
+    if architecture == "ltx-2.3":
+        ltx23 = dict(
+            gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
+            use_prompt_embeddings=False, perturbed_attn=True,
+        )  # fmt: skip
     return LTX2VideoTransformer3DModel(
         in_channels=_VIDEO_LATENT_CHANNELS,
         out_channels=_VIDEO_LATENT_CHANNELS,
@@ -106,10 +144,11 @@ def _build_transformer():
         audio_num_attention_heads=2,
         audio_attention_head_dim=4,
         audio_cross_attention_dim=8,
-        num_layers=2,
+        num_layers=layers,
         caption_channels=_TEXT_HIDDEN,
         rope_type="split",
         rope_double_precision=False,
+        **ltx23,
     )
 
 
@@ -149,9 +188,27 @@ def _build_audio_vae():
     )
 
 
-def _build_vocoder():
-    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+def _build_vocoder(architecture: str):
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 
+    if architecture == "ltx-2.3":
+        return LTX2VocoderWithBWE(
+            in_channels=2 * _MEL_BINS,
+            hidden_channels=64,  # halved by each of the six stages
+            upsample_kernel_sizes=[11, 4, 4, 4, 4, 4],
+            upsample_factors=[5, 2, 2, 2, 2, 2],  # product 160: 100 mel frames/s -> 16 kHz
+            resnet_kernel_sizes=[3],
+            resnet_dilations=[[1, 3, 5]],
+            bwe_in_channels=2 * _MEL_BINS,
+            bwe_hidden_channels=32,
+            bwe_upsample_kernel_sizes=[12, 11, 4, 4, 4],
+            bwe_upsample_factors=[6, 5, 2, 2, 2],  # product 240: 200 mel frames/s (hop 80 at 16 kHz) -> 48 kHz
+            bwe_resnet_kernel_sizes=[3],
+            bwe_resnet_dilations=[[1, 3, 5]],
+            num_mel_channels=_MEL_BINS,
+            input_sampling_rate=16000,
+            output_sampling_rate=48000,
+        )
     return LTX2Vocoder(
         in_channels=2 * _MEL_BINS,  # stereo x mel bins
         hidden_channels=32,  # halved by each of the five up-sampling stages
@@ -170,14 +227,32 @@ def _build_latent_upsampler():
     return LTX2LatentUpsamplerModel(in_channels=_VIDEO_LATENT_CHANNELS, mid_channels=32, num_blocks_per_stage=1)
 
 
-def build_tiny_weights(folder: Path, seed: int = 0) -> Path:
-    """Write a tiny random LTX-2 pipeline to `folder` (diffusers layout) and return the folder.
+def _save_distilled_lora(pipe, folder: Path) -> None:
+    """A tiny LoRA on the transformer's attention projections, in diffusers' LoRA file format. Its B matrices are
+    random, not zero, so that loading it visibly changes the transformer's output."""
+    from peft import LoraConfig, get_peft_model_state_dict
 
+    transformer = pipe.transformer
+    transformer.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    )
+    type(pipe).save_lora_weights(
+        folder, transformer_lora_layers=get_peft_model_state_dict(transformer), weight_name=LORA_FILE
+    )
+    transformer.delete_adapters("default")
+
+
+def build_tiny_weights(folder: Path, architecture: str = "ltx-2", seed: int = 0, layers: int = 2) -> Path:
+    """Write a tiny random pipeline of `architecture` to `folder` (diffusers layout) and return the folder.
+
+    `layers` transformer blocks (2 by default; the guided recipes' STG block, 29 or 28, exists only from 30 or 29).
     The build is deterministic for a given seed and torch version. An existing folder is replaced.
     """
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
 
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     folder = Path(folder)
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -190,13 +265,15 @@ def build_tiny_weights(folder: Path, seed: int = 0) -> Path:
         audio_vae=_build_audio_vae(),
         text_encoder=_build_text_encoder(len(tokenizer)),
         tokenizer=tokenizer,
-        connectors=_build_connectors(),
-        transformer=_build_transformer(),
-        vocoder=_build_vocoder(),
+        connectors=_build_connectors(architecture),
+        transformer=_build_transformer(architecture, layers),
+        vocoder=_build_vocoder(architecture),
     )
     pipe.save_pretrained(staging, safe_serialization=True)
     _build_latent_upsampler().save_pretrained(staging / "latent_upsampler", safe_serialization=True)
-    (staging / TINY_MARKER).write_text(json.dumps({"format": TINY_FORMAT_VERSION, "seed": seed}) + "\n")
+    _save_distilled_lora(pipe, staging / LORA_FOLDER)
+    marker = {"format": TINY_FORMAT_VERSION, "architecture": architecture, "seed": seed, "layers": layers}
+    (staging / TINY_MARKER).write_text(json.dumps(marker) + "\n")
 
     # Swap in atomically so that a half-written folder is never loaded.
     shutil.rmtree(folder, ignore_errors=True)
@@ -208,9 +285,10 @@ def is_tiny(folder: Path) -> bool:
     return (Path(folder) / TINY_MARKER).is_file()
 
 
-def ensure_tiny_weights(folder: Path) -> Path:
-    """Return `folder` holding current tiny weights, building them first if absent or outdated."""
-    marker = Path(folder) / TINY_MARKER
+def ensure_tiny_weights(root: Path, architecture: str) -> Path:
+    """Return `root/architecture` holding current tiny weights, building them first if absent or outdated."""
+    folder = Path(root) / architecture
+    marker = folder / TINY_MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("format") == TINY_FORMAT_VERSION:
-        return Path(folder)
-    return build_tiny_weights(folder)
+        return folder
+    return build_tiny_weights(folder, architecture)

@@ -30,6 +30,10 @@ LOCK_FORMAT = 1
 # The lock sits at the repository root; an installed copy (the Docker image) points LTX_WEIGHTS_LOCK at it.
 DEFAULT_LOCK_PATH = Path(os.environ.get("LTX_WEIGHTS_LOCK", Path(__file__).resolve().parent.parent / "weights.lock"))
 PIPELINE_CLASS = "LTX2Pipeline"
+DISTILLED_LORA = "distilled"
+"""Adapter name of the distilled LoRA that the guided recipes switch on for stage 2."""
+LORA_FOLDER = "distilled_lora"
+"""Where a model folder keeps that LoRA: one .safetensors file (diffusers' or Lightricks' key format)."""
 REQUIRED_COMPONENTS = (
     "scheduler", "text_encoder", "tokenizer", "connectors", "transformer", "vae", "audio_vae", "vocoder",
     "latent_upsampler",
@@ -99,7 +103,8 @@ def check_folder(folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | Non
         raise WeightsError(
             f"{folder} holds a {index.get('_class_name')!r} pipeline; LTX-2 weights are a {PIPELINE_CLASS} folder"
         )
-    missing = [name for name in REQUIRED_COMPONENTS if not (folder / name).is_dir()]
+    required = REQUIRED_COMPONENTS + ((LORA_FOLDER,) if spec.needs_distilled_lora else ())
+    missing = [name for name in required if not (folder / name).is_dir()]
     if missing:
         raise WeightsError(f"weights folder {folder} lacks the component folder(s): {', '.join(missing)}")
     entry = (lock or {}).get(spec.id)
@@ -121,6 +126,15 @@ def _check_against_lock(folder: Path, entry: LockEntry) -> None:
         )
 
 
+def _load_distilled_lora(pipeline, lora_folder: Path) -> None:
+    """Load the LoRA once into the resident transformer, switched off until a recipe's stage 2 switches it on."""
+    files = sorted(lora_folder.glob("*.safetensors"))
+    if len(files) != 1:
+        raise WeightsError(f"{lora_folder} must hold exactly one .safetensors file (the distilled LoRA), found {len(files)}")
+    pipeline.load_lora_weights(str(lora_folder), weight_name=files[0].name, adapter_name=DISTILLED_LORA)
+    pipeline.disable_lora()
+
+
 @dataclass
 class Components:
     """Every module of one model, loaded once; the recipes build their pipelines around these same objects."""
@@ -139,6 +153,8 @@ def load_components(folder: Path, spec: ModelSpec, device, dtype, lock: dict[str
     try:
         pipeline = LTX2Pipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
         upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder / "latent_upsampler", dtype=dtype, local_files_only=True)
+        if spec.needs_distilled_lora:
+            _load_distilled_lora(pipeline, folder / LORA_FOLDER)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
         raise WeightsError(f"cannot load the weights in {folder}: {type(error).__name__}: {error}") from error
 

@@ -11,18 +11,28 @@ import numpy as np
 import pytest
 
 from ltx_runtime.engine import Engine
-from ltx_runtime.tiny import build_tiny_weights
+from ltx_runtime.tiny import ARCHITECTURES, build_tiny_weights
 
 
 @pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    return build_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny-ltx2")
+def tiny_root(tmp_path_factory) -> Path:
+    """Tiny weights for both architectures, built once for the session (what `--weights tiny` builds on demand)."""
+    root = tmp_path_factory.mktemp("tiny")
+    for architecture in ARCHITECTURES:
+        build_tiny_weights(root / architecture, architecture)
+    return root
 
 
 @pytest.fixture(scope="session")
-def engine(tiny_weights) -> Engine:
+def tiny_weights(tiny_root) -> Path:
+    """The LTX-2-shaped tiny folder."""
+    return tiny_root / "ltx-2"
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_root) -> Engine:
     # x264's fastest preset: these tests check shapes and streams, not compression efficiency.
-    return Engine("tiny", tiny_folder=tiny_weights, lock={}, x264_preset="ultrafast")
+    return Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast")
 
 
 @dataclass

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, tiny_weights: Path, port: int | None = None, **env: str):
+    def __init__(self, data_dir: Path, tiny_root: Path, port: int | None = None, **env: str):
         self.data_dir = data_dir
         self.port = port or free_port()
         self.env = dict(
@@ -36,7 +36,7 @@ class ServerProcess:
             LTX_X264_PRESET="ultrafast",
             **env,
         )
-        self.tiny_weights = tiny_weights
+        self.tiny_root = tiny_root
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
 
@@ -49,7 +49,7 @@ class ServerProcess:
         # Share the session's tiny weights instead of building them again.
         tiny = self.data_dir / "tiny-weights"
         if not tiny.exists():
-            tiny.symlink_to(self.tiny_weights, target_is_directory=True)
+            tiny.symlink_to(self.tiny_root, target_is_directory=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ltx_runtime", "serve", "--demo"], env=self.env, stdout=log, stderr=subprocess.STDOUT,

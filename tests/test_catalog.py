@@ -8,7 +8,8 @@ LANDSCAPE = {(1920, 1080), (2560, 1440), (3840, 2160)}
 
 
 def test_the_three_hosted_models_and_the_tiny_demo_model_are_listed():
-    assert set(MODELS) == {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "ltx-runtime:tiny@1"}
+    assert set(MODELS) == {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "ltx-runtime:tiny@1",
+                           "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"}
     assert {spec.id for spec in hosted_models()} == {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3"}
     assert get_model("ltx-runtime:tiny@1").demo_only
 
@@ -75,6 +76,14 @@ def test_tiny_model_allows_small_sizes_on_an_8_pixel_grid():
     assert tiny.audio_flag == get_model("lightricks:2@1").audio_flag
     assert tiny.audio_default is False
     assert tiny.hosted_price(256, 144, 2) is None
+
+
+def test_tiny_stand_ins_mirror_their_hosted_models():
+    for tiny_id, hosted_id in (("ltx-runtime:tiny-pro@1", "lightricks:2@0"), ("ltx-runtime:tiny-ltx23@1", "lightricks:ltx@2.3")):
+        tiny, hosted = get_model(tiny_id), get_model(hosted_id)
+        assert tiny.demo_only and not hosted.demo_only
+        for fact in ("recipe", "architecture", "audio_flag", "audio_default", "audio_sample_rate"):
+            assert getattr(tiny, fact) == getattr(hosted, fact), fact
 
 
 def test_unknown_model_names_the_known_ones():

@@ -13,8 +13,8 @@ CLI = [sys.executable, "-m", "ltx_runtime"]
 
 
 @pytest.fixture(scope="module")
-def env(tiny_weights, tmp_path_factory):
-    environment = dict(os.environ, LTX_TINY_DIR=str(tiny_weights))
+def env(tiny_root, tmp_path_factory):
+    environment = dict(os.environ, LTX_TINY_DIR=str(tiny_root))
     environment["LTX_WEIGHTS_DIR"] = str(tmp_path_factory.mktemp("no-weights-here"))
     return environment
 
@@ -100,7 +100,7 @@ def test_missing_weights_say_what_to_do(env, tmp_path):
 def test_build_tiny_writes_a_loadable_folder(env, tmp_path):
     folder = tmp_path / "tiny"
     result = run(["weights", "build-tiny", str(folder)], env)
-    assert "wrote tiny LTX-2 weights" in result.stdout
+    assert "wrote tiny ltx-2 weights" in result.stdout
     assert (folder / "model_index.json").is_file() and (folder / "latent_upsampler").is_dir()
     out = tmp_path / "clip.mp4"
     run(["generate", "--weights", str(folder), "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--width", "64",

@@ -93,8 +93,10 @@ def test_models_stay_resident_between_calls(engine, tmp_path):
 
 
 def test_components_are_shared_not_copied(engine):
+    from ltx_runtime.recipes import pipelines_for, unshifted_scheduler
+
     components = engine.load(TINY)
-    denoise, upsample = fast._pipelines(components)
+    denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image_to_video=True)
     assert denoise.transformer is components.pipeline.transformer
     assert denoise.text_encoder is components.pipeline.text_encoder
     assert upsample.vae is components.pipeline.vae
@@ -124,8 +126,6 @@ def test_cpu_engine_runs_in_float32(engine):
         (dict(fps=60), "fps"),
         (dict(seed=-1), "seed"),
         (dict(quality=100), "quality"),
-        # catalogued, but its recipe arrives with the models milestone
-        (dict(model="lightricks:2@0", width=1920, height=1080, duration=6, fps=25), "model"),
     ],
 )
 def test_bad_requests_name_the_parameter(engine, tmp_path, overrides, parameter):

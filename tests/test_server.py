@@ -20,8 +20,8 @@ from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, video_ta
 
 
 @pytest.fixture(scope="module")
-def server(tiny_weights, tmp_path_factory):
-    process = ServerProcess(tmp_path_factory.mktemp("server"), tiny_weights).start()
+def server(tiny_root, tmp_path_factory):
+    process = ServerProcess(tmp_path_factory.mktemp("server"), tiny_root).start()
     yield process
     process.stop()
 
@@ -257,3 +257,15 @@ def test_python_sdk_with_a_first_frame_image_from_a_local_file(server, tmp_path)
     )  # fmt: skip
     info = probe(download(videos[0].videoURL, tmp_path / "i2v.mp4")[0])
     assert (info.width, info.height, info.frames) == (152, 80, 10)
+
+
+@pytest.mark.parametrize("model, audio_setting, rate", [
+    ("ltx-runtime:tiny-pro@1", {"providerSettings": {"lightricks": {"generateAudio": True}}}, 24000),
+    ("ltx-runtime:tiny-ltx23@1", {}, 48000),  # settings.audio defaults to on
+])
+def test_guided_recipes_through_the_server(server, tmp_path, model, audio_setting, rate):
+    task = video_task(model=model, width=96, height=64, duration=1, fps=9, **audio_setting)
+    assert server.post([task])[0] == 200
+    (item,) = server.wait_for_results(task["taskUUID"])
+    info = probe(download(item["videoURL"], tmp_path / "clip.mp4")[0])
+    assert (info.width, info.height, info.frames, info.audio_codec, info.audio_rate) == (96, 64, 9, "aac", rate)

@@ -24,9 +24,9 @@ def huge_png() -> str:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_weights, tmp_path_factory):
+def server(tiny_root, tmp_path_factory):
     process = ServerProcess(
-        tmp_path_factory.mktemp("server-errors"), tiny_weights, LTX_MAX_PENDING_PER_KEY="3"
+        tmp_path_factory.mktemp("server-errors"), tiny_root, LTX_MAX_PENDING_PER_KEY="3"
     ).start()
     yield process
     process.stop()

@@ -92,9 +92,9 @@ def receiver():
 
 
 @pytest.fixture(scope="module")
-def server(tiny_weights, tmp_path_factory, receiver):
+def server(tiny_root, tmp_path_factory, receiver):
     process = ServerProcess(
-        tmp_path_factory.mktemp("server-delivery"), tiny_weights,
+        tmp_path_factory.mktemp("server-delivery"), tiny_root,
         LTX_OUTBOUND_ALLOW_HOSTS="127.0.0.1", LTX_WEBHOOK_SECRET=SECRET,
     ).start()  # fmt: skip
     yield process
@@ -139,20 +139,6 @@ def test_first_frame_by_url_from_an_allowlisted_host(server, receiver, tmp_path)
     assert (status, body["data"][0]) == (200, {"taskType": "videoInference", "taskUUID": task["taskUUID"]})
     check_clip(server.wait_for_results(task["taskUUID"])[0], tmp_path)
     assert receiver.wait_for("GET", "/first-frame.jpg")
-
-
-def test_ltx23_without_size_takes_the_size_from_the_image(server, receiver):
-    task = image_task(receiver.url("/landscape.jpg"), model="lightricks:ltx@2.3", duration=6, fps=24)
-    del task["width"], task["height"]
-    assert server.post([task])[0] == 200
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        body = server.post([{"taskType": "getResponse", "taskUUID": task["taskUUID"]}])[1]
-        if "errors" in body:
-            break
-        time.sleep(0.1)
-    # The image was fetched and the size settled; what stops it is the LTX-2.3 recipe, not built yet.
-    assert body["errors"][0]["code"] == "unsupportedParameter" and "ltx23 recipe" in body["errors"][0]["message"]
 
 
 def test_an_unknown_image_uuid_is_refused_at_once(server):

@@ -20,9 +20,9 @@ def alive(pid: int) -> bool:
         return stat.read().split(")")[-1].split()[0] != "Z"
 
 
-def test_tasks_survive_a_killed_server(tiny_weights, tmp_path):
+def test_tasks_survive_a_killed_server(tiny_root, tmp_path):
     data_dir = tmp_path / "data"
-    first = ServerProcess(data_dir, tiny_weights).start()
+    first = ServerProcess(data_dir, tiny_root).start()
     try:
         # Long enough (a few seconds each on 2 CPU cores) that the kill lands mid-generation.
         tasks = [video_task(width=512, height=288, duration=4, fps=25) for _ in range(3)]
@@ -49,7 +49,7 @@ def test_tasks_survive_a_killed_server(tiny_weights, tmp_path):
         time.sleep(0.1)
     assert worker_pids and not any(alive(pid) for pid in worker_pids)
 
-    second = ServerProcess(data_dir, tiny_weights, port=first.port).start()
+    second = ServerProcess(data_dir, tiny_root, port=first.port).start()
     try:
         for task, video_uuid in zip(tasks, video_uuids):
             (item,) = second.wait_for_results(task["taskUUID"], timeout=240)

@@ -72,8 +72,8 @@ def stand_in(task: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_weights, tmp_path_factory):
-    process = ServerProcess(tmp_path_factory.mktemp("server-seeds"), tiny_weights).start()
+def server(tiny_root, tmp_path_factory):
+    process = ServerProcess(tmp_path_factory.mktemp("server-seeds"), tiny_root).start()
     yield process
     process.stop()
 
@@ -99,3 +99,17 @@ def test_examples_as_written_are_accepted(server):
     for task in EXAMPLES:
         status, body = server.post([task], key=OTHER_KEY)
         assert (status, body) == (200, {"data": [{"taskType": "videoInference", "taskUUID": task["taskUUID"]}]})
+
+
+@pytest.mark.parametrize("size, expected", [((180, 320), (1080, 1920)), ((320, 180), (1920, 1080))])
+def test_ltx23_without_a_size_takes_the_orientation_of_its_image(server, size, expected):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 10, 10)).save(buffer, format="PNG")
+    task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "lightricks:ltx@2.3",
+            "positivePrompt": "a lighthouse", "duration": 6, "fps": 24,
+            "inputs": {"frameImages": ["data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()]}}
+    assert server.post([task])[0] == 200
+    details = server.post([{"taskType": "getTaskDetails", "taskUUID": task["taskUUID"]}])[1]["data"][0]
+    generation = details["generation"]
+    assert (generation["width"], generation["height"]) == expected
+    assert generation["audio"] is True  # settings.audio defaults to on for LTX-2.3

@@ -99,6 +99,14 @@ def test_folder_missing_a_component(tiny_weights, tmp_path):
         check_folder(folder, FAST)
 
 
+def test_guided_models_need_their_distilled_lora(tiny_weights, tmp_path):
+    folder = copy_of(tiny_weights, tmp_path)
+    shutil.rmtree(folder / "distilled_lora")
+    check_folder(folder, FAST)  # Fast runs the distilled model itself
+    with pytest.raises(WeightsError, match="lacks the component folder.*distilled_lora"):
+        check_folder(folder, get_model("lightricks:2@0"))
+
+
 def test_file_size_differs_from_the_lock(tiny_weights, tmp_path):
     folder = copy_of(tiny_weights, tmp_path)
     vae_file = "vae/diffusion_pytorch_model.safetensors"

@@ -69,3 +69,71 @@ def encode_first_frame(pipe, image: Image.Image, width: int, height: int) -> tor
     pixels = pipe.video_processor.preprocess(Image.fromarray(frame), height=height, width=width)
     pixels = pixels.to(device=pipe.vae.device, dtype=pipe.vae.dtype).unsqueeze(2)  # [1, 3, 1, H, W]
     return pipe.vae.encode(pixels).latent_dist.mode()
+
+
+GUIDANCE_OFF = dict(
+    guidance_scale=1.0,
+    stg_scale=0.0,
+    modality_scale=1.0,
+    guidance_rescale=0.0,
+    audio_guidance_scale=1.0,
+    audio_stg_scale=0.0,
+    audio_modality_scale=1.0,
+    audio_guidance_rescale=0.0,
+)
+"""diffusers' switches for "no guidance": CFG, modality guidance at 1.0, STG and rescale at 0.0."""
+
+
+def unshifted_scheduler(pipe):
+    """The pipeline's scheduler, set to use given sigmas as they are (the distilled schedules are published so)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler.from_config(
+        pipe.scheduler.config, use_dynamic_shifting=False, shift=1.0, shift_terminal=None
+    )
+
+
+def pipelines_for(components, scheduler, image_to_video: bool):
+    """A text- or image-to-video pipeline and the upsample pipeline around the already loaded modules.
+
+    No module is copied: only the (tiny) scheduler object is new."""
+    from diffusers import LTX2ImageToVideoPipeline, LTX2LatentUpsamplePipeline, LTX2Pipeline
+
+    base = components.pipeline
+    pipeline_class = LTX2ImageToVideoPipeline if image_to_video else LTX2Pipeline
+    denoise = pipeline_class(**{**base.components, "scheduler": scheduler})
+    upsample = LTX2LatentUpsamplePipeline(vae=base.vae, latent_upsampler=components.latent_upsampler)
+    for pipe in (denoise, upsample):
+        pipe.set_progress_bar_config(disable=True)
+    return denoise, upsample
+
+
+def upsample_and_refine(
+    denoise, upsample, plan, video_latents, audio_latents, image, clock: StageClock, **stage_2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The second half every two-stage recipe shares: x2 latent upsampling, then the 3 distilled stage-2 sigmas at
+    full size (re-noised to the first of them), guidance off. With a first-frame image, the image encoded at full
+    size replaces the first latent frame and stays clean."""
+    from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
+
+    video_latents = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
+    if image is not None:
+        video_latents[:, :, :1] = encode_first_frame(denoise, image, plan.gen_width, plan.gen_height)
+    clock.lap("upsample")
+    video_latents, audio_latents = denoise(
+        latents=video_latents,
+        audio_latents=audio_latents,
+        width=plan.gen_width,
+        height=plan.gen_height,
+        num_frames=plan.gen_frames,
+        frame_rate=float(plan.fps),
+        sigmas=STAGE_2_DISTILLED_SIGMA_VALUES,
+        noise_scale=STAGE_2_DISTILLED_SIGMA_VALUES[0],
+        num_inference_steps=len(STAGE_2_DISTILLED_SIGMA_VALUES),
+        output_type="latent",
+        return_dict=False,
+        **GUIDANCE_OFF,
+        **stage_2,
+    )
+    clock.lap("stage_2")
+    return video_latents, audio_latents

@@ -185,6 +185,8 @@ class RunwareService:
             "response": response,
             "status": record.status,
             "attempts": record.attempts,
+            # What the worker generates, with defaults and image-derived sizes filled in.
+            "generation": {key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
             "deliveries": [
                 {key: row[key] for key in ("kind", "url", "state", "attempts", "last_status", "last_error")}
                 for row in self.store.deliveries_of(record.id)
