@@ -24,7 +24,7 @@ from .catalog import ModelSpec, Recipe, get_model
 from .geometry import GenerationPlan, plan_generation
 from .recipes import fast, guided
 from .tiny import ensure_tiny_weights, is_tiny
-from .weights import Components, LockEntry, load_components, read_lock, resolve_folder
+from .weights import Components, LockEntry, check_components, check_folder, load_components, read_lock, resolve_folder
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Engine:
         self.lock = read_lock() if lock is None else lock
         self.tiny_folder = Path(tiny_folder)
         self.x264_preset = x264_preset
-        self._loaded: dict[str, Components] = {}
+        self._loaded: dict[Path, Components] = {}
 
     @property
     def uses_tiny_weights(self) -> bool:
@@ -155,15 +155,20 @@ class Engine:
         return resolve_folder(Path(self.weights), spec)
 
     def load(self, model_id: str) -> Components:
-        """Load a model's components (once); later calls return the resident copy."""
+        """A model's components: loaded on first use and resident after, one copy per weights folder however many
+        model ids share it (in demo mode every LTX-2 id runs on the same tiny folder)."""
         spec = get_model(model_id)
-        if spec.id not in self._loaded:
-            folder = self.folder_for(spec)
-            # Tiny weights stand in for every model; the lock describes real weights only.
-            lock = None if self.uses_tiny_weights else self.lock
-            self._loaded[spec.id] = load_components(folder, spec, self.device, self.dtype, lock)
+        folder = self.folder_for(spec)
+        # Tiny weights stand in for every model; the lock describes real weights only.
+        lock = None if self.uses_tiny_weights else self.lock
+        components = self._loaded.get(folder)
+        if components is None:
+            components = self._loaded[folder] = load_components(folder, spec, self.device, self.dtype, lock)
             log.info("loaded %s from %s on %s (%s)", spec.id, folder, self.device, self.dtype)
-        return self._loaded[spec.id]
+        else:
+            check_folder(folder, spec, lock)
+            check_components(components, spec)
+        return components
 
     def generate(
         self, request: GenerationRequest, output_path: Path, progress: ProgressCallback | None = None
@@ -171,10 +176,10 @@ class Engine:
         spec = validate_request(request)
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        if spec.id not in self._loaded:
-            self.load(spec.id)
+        resident = self.folder_for(spec) in self._loaded
+        components = self.load(spec.id)
+        if not resident:
             timings["loading"] = time.perf_counter() - started
-        components = self._loaded[spec.id]
         plan = plan_generation(request.width, request.height, request.duration, request.fps, spec.audio_sample_rate)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         generator = torch.Generator(self.device).manual_seed(seed)

@@ -145,6 +145,8 @@ class Components:
 
 
 def load_components(folder: Path, spec: ModelSpec, device, dtype, lock: dict[str, LockEntry] | None = None) -> Components:
+    """Check `folder` for `spec`, load every module once (the distilled LoRA too, switched off, when the folder has
+    one), and check the loaded modules fit `spec`."""
     from diffusers import LTX2Pipeline
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
 
@@ -153,11 +155,21 @@ def load_components(folder: Path, spec: ModelSpec, device, dtype, lock: dict[str
     try:
         pipeline = LTX2Pipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
         upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder / "latent_upsampler", dtype=dtype, local_files_only=True)
-        if spec.needs_distilled_lora:
+        if (folder / LORA_FOLDER).is_dir():
             _load_distilled_lora(pipeline, folder / LORA_FOLDER)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
         raise WeightsError(f"cannot load the weights in {folder}: {type(error).__name__}: {error}") from error
+    components = Components(folder=folder, pipeline=pipeline, latent_upsampler=upsampler)
+    check_components(components, spec)
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.to(device)
+    upsampler.to(device).eval()
+    return components
 
+
+def check_components(components: Components, spec: ModelSpec) -> None:
+    """Refuse loaded modules that are not `spec`'s model (several model ids may share one folder)."""
+    pipeline, folder = components.pipeline, components.folder
     rate = pipeline.vocoder.config.output_sampling_rate
     if rate != spec.audio_sample_rate:
         raise WeightsError(
@@ -167,13 +179,9 @@ def load_components(folder: Path, spec: ModelSpec, device, dtype, lock: dict[str
     ratios = (pipeline.vae_spatial_compression_ratio, pipeline.vae_temporal_compression_ratio)
     if ratios != (32, 8):
         raise WeightsError(f"the video VAE in {folder} compresses {ratios[0]}x/{ratios[1]}x; LTX-2 needs 32x/8x")
-    if upsampler.config.in_channels != pipeline.transformer.config.in_channels:
+    upsampler_channels = components.latent_upsampler.config.in_channels
+    if upsampler_channels != pipeline.transformer.config.in_channels:
         raise WeightsError(
-            f"latent_upsampler in {folder} takes {upsampler.config.in_channels} channels, "
+            f"latent_upsampler in {folder} takes {upsampler_channels} channels, "
             f"the transformer's latents have {pipeline.transformer.config.in_channels}"
         )
-
-    pipeline.set_progress_bar_config(disable=True)
-    pipeline.to(device)
-    upsampler.to(device).eval()
-    return Components(folder=folder, pipeline=pipeline, latent_upsampler=upsampler)

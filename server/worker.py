@@ -75,8 +75,9 @@ class Worker:
             self.store.finish(task.id, self.worker_id)
         except LeaseLost:
             log.warning("task %s was taken away from %s", task.task_uuid, self.worker_id)
-        except RequestError as error:
-            self.store.fail(task.id, "unsupportedParameter", str(error))
+        except RequestError as error:  # validated already; what is left is an unreadable first-frame image
+            code = "invalidFrameImages" if error.parameter == "image" else "invalidParameter"
+            self.store.fail(task.id, code, str(error))
         except WeightsError as error:
             self.store.fail(task.id, "modelUnavailable", str(error))
         except Exception as error:  # noqa: BLE001 - one task's failure must not end the worker

@@ -90,6 +90,8 @@ def test_models_stay_resident_between_calls(engine, tmp_path):
     result = engine.generate(request(), tmp_path / "clip.mp4")
     assert engine.load(TINY) is components
     assert "loading" not in result.timings
+    # Model ids sharing a weights folder share one copy of it (here: the tiny LTX-2 folder).
+    assert engine.load("ltx-runtime:tiny-pro@1") is components and engine.load("lightricks:2@1") is components
 
 
 def test_components_are_shared_not_copied(engine):
