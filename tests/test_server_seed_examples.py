@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -18,7 +19,20 @@ from PIL import Image
 from conftest import probe
 from server_harness import OTHER_KEY, ServerProcess, download
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+def seeds_folder() -> Path:
+    """shared/seeds beside the checkout (as CI lays it out), or beside the repository this one was cloned from."""
+    root = Path(__file__).resolve().parents[1]
+    candidates = [root.parent / "shared" / "seeds"]
+    origin = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True)
+    if origin.returncode == 0 and Path(origin.stdout.strip()).is_dir():
+        candidates.append(Path(origin.stdout.strip()).resolve().parent / "shared" / "seeds")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"the hosted API's model pages (shared/seeds) are not in any of {candidates}")
+
+
+SEEDS = seeds_folder()
 PAGES = ["000_5e8daae3c5b64816.txt", "001_f0ca691881565eab.txt", "003_c23942bc8392e412.txt"]
 
 
