@@ -54,7 +54,7 @@ class ModelSpec:
     name: str
     recipe: Recipe
     weights: str
-    """Key of this model's entry in weights.lock, and its folder name under a weights root."""
+    """Its folder name under a weights root (the `folder` of its weights.lock entry)."""
     architecture: str
     """The transformer family ("ltx-2" or "ltx-2.3"); picks the tiny weights that stand in for this model."""
     sizes: tuple[tuple[int, int], ...] | SizeRange

@@ -13,9 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .catalog import MODELS, get_model
 from .media import QUALITY_DEFAULT, OutputFormat
+from .weights import DEFAULT_LOCK_PATH
 
 app = typer.Typer(help="Self-hosted inference runtime for Lightricks' LTX-2 video+audio models.", no_args_is_help=True)
-weights_app = typer.Typer(help="Manage model weights on local disk.", no_args_is_help=True)
+weights_app = typer.Typer(
+    help="Model weights: download and check them against weights.lock, lock them from the hub, or build tiny ones.",
+    no_args_is_help=True,
+)
 app.add_typer(weights_app, name="weights")
 console = Console(stderr=True)
 
@@ -38,9 +42,11 @@ def generate(
     quality: int = typer.Option(QUALITY_DEFAULT, help="20-99, mapped onto the encoder's CRF (higher is better, larger)."),
     image: Optional[Path] = typer.Option(None, "--image", help="First-frame image (PNG, JPEG or WEBP), resized and centre-cropped to the frame.", exists=True, dir_okay=False),
     weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
+    memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory)."),
 ) -> None:
     """Generate one clip and write it to --output."""
-    from .engine import Engine, GenerationRequest, RequestError, validate_request
+    from .engine import Engine, GenerationRequest, OutOfMemory, RequestError, validate_request
+    from .memory import MemoryProfile
     from .weights import WeightsError
 
     try:
@@ -67,7 +73,9 @@ def generate(
         validate_request(request)
     except RequestError as error:
         _fail(f"--{error.parameter}: {error}", code=2)
-    engine = Engine(weights)
+    if memory_profile != "auto" and memory_profile not in {p.value for p in MemoryProfile}:
+        _fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)
+    engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile))
     if engine.uses_tiny_weights:
         console.print(TINY_WARNING)
     with Progress(
@@ -80,7 +88,7 @@ def generate(
             )
         except RequestError as error:
             _fail(f"--{error.parameter}: {error}", code=2)
-        except WeightsError as error:
+        except (WeightsError, OutOfMemory) as error:
             _fail(str(error))
     audio_text = f"{result.sample_rate} Hz stereo audio" if result.has_audio else "no audio"
     stages = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items() if name != "total")
@@ -135,6 +143,92 @@ def build_tiny(
     typer.echo(f"wrote tiny {architecture} weights to {folder} ({size / 1e6:.1f} MB)")
 
 
+_MODELS_ARGUMENT = typer.Argument(..., help="Model ids: entries of weights.lock (e.g. lightricks:2@1).", show_default=False)
+_LOCK_OPTION = typer.Option(DEFAULT_LOCK_PATH, "--lock", help="The weights.lock file. Env: LTX_WEIGHTS_LOCK.")
+_ROOT_OPTION = typer.Option(
+    DEFAULT_WEIGHTS, "--weights", help="Root holding one folder per model (named in weights.lock). Env: LTX_WEIGHTS_DIR."
+)
+
+
+@weights_app.command("pull")
+def weights_pull(models: list[str] = _MODELS_ARGUMENT, weights: Path = _ROOT_OPTION, lock: Path = _LOCK_OPTION) -> None:
+    """Download the files weights.lock pins for each model, at the pinned commits, into WEIGHTS/<folder>.
+
+    Files already downloaded at that commit are kept. Every file is hashed: one whose size or sha256 differs is refused.
+
+    Sizes and hashes the lock lacks are recorded into it (trust on first use). Gated repositories need HF_TOKEN.
+    """
+    from .hub import pull
+    from .weights import WeightsError
+
+    entries = _lock_entries(lock, models)
+    for model in models:
+        try:
+            folder = pull(entries[model], weights, lock, log=_note)
+        except WeightsError as error:
+            _fail(str(error))
+        typer.echo(f"{model}: {len(entries[model].files)} files in {folder} match {lock}")
+
+
+@weights_app.command("verify")
+def weights_verify(models: list[str] = _MODELS_ARGUMENT, weights: Path = _ROOT_OPTION, lock: Path = _LOCK_OPTION) -> None:
+    """Re-hash each model's folder against weights.lock, offline: exit 0 only if every locked file is there and matches."""
+    from .hub import model_folder, verify
+
+    entries = _lock_entries(lock, models)
+    all_good = True
+    for model in models:
+        entry = entries[model]
+        bad = 0
+        for check in verify(entry, weights):
+            bad += check.problem is not None
+            typer.echo(f"{model}  {check.local_path}: {check.problem or 'ok'}")
+        if not entry.complete:
+            bad += 1
+            typer.echo(f"{model}: the lock entry lists part of the files only; run `ltx-runtime weights lock {model}`")
+        all_good = all_good and bad == 0
+        verdict = "all match" if bad == 0 else f"{bad} problem(s)"
+        typer.echo(f"{model}: {len(entry.files)} locked files in {model_folder(weights, entry)}, {verdict}")
+    if not all_good:
+        raise typer.Exit(1)
+
+
+@weights_app.command("lock")
+def weights_lock(models: list[str] = _MODELS_ARGUMENT, lock: Path = _LOCK_OPTION) -> None:
+    """Rewrite each model's weights.lock entry from the hub: commits, files, sizes and sha256.
+
+    Needs the hub (HF_TOKEN for gated repositories). A pinned commit stays; a source with none gets the head of its ref.
+    """
+    from .hub import lock_entry
+    from .weights import WeightsError
+
+    entries = _lock_entries(lock, models)
+    for model in models:
+        try:
+            lock_entry(entries[model], lock, log=_note)
+        except WeightsError as error:
+            _fail(str(error))
+        typer.echo(f"{model}: locked in {lock}")
+
+
+def _lock_entries(lock: Path, models: list[str]) -> dict:
+    """The lock's entries; exit 2 naming the known ones if a model id has none."""
+    from .weights import WeightsError, read_lock
+
+    try:
+        entries = read_lock(lock)
+    except WeightsError as error:
+        _fail(str(error))
+    unknown = [model for model in models if model not in entries]
+    if unknown:
+        _fail(f"no entry for {', '.join(unknown)} in {lock}; it has: {', '.join(entries)}", code=2)
+    return entries
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
 def _fail(message: str, code: int = 1) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -143,3 +237,44 @@ def _fail(message: str, code: int = 1) -> None:
 def main() -> None:
     logging.basicConfig(level=os.environ.get("LTX_LOG_LEVEL", "WARNING"))
     app()
+
+
+@app.command()
+def bench(
+    model: list[str] = typer.Option(["lightricks:2@1"], "--model", "-m", help="Model id; repeat for several (Pro: lightricks:2@0, LTX-2.3: lightricks:ltx@2.3)."),
+    width: int = typer.Option(1920, help="Width in pixels."),
+    height: int = typer.Option(1080, help="Height in pixels."),
+    duration: float = typer.Option(8, help="Seconds."),
+    fps: int = typer.Option(25, help="Frames per second."),
+    audio: bool = typer.Option(True, "--audio/--no-audio", help="Generate and decode the soundtrack too."),
+    weights: str = typer.Option("random", help="random: the real architectures with random weights, built on the GPU (no download); tiny: the tiny demo weights (runs on a CPU)."),
+    configs: str = typer.Option("plain,optimized", help="Comma-separated configurations: plain, optimized, or one lever alone (attention=cudnn, attention=flash3, compile=on, fp8_matmul=on, vae_tile_frames=32)."),
+    per_lever: bool = typer.Option(False, "--per-lever", help="Run plain, each lever alone, then optimized (replaces --configs)."),
+    repeats: Optional[int] = typer.Option(None, help="Measured clips per configuration (default: 3 on CUDA, 1 on the CPU)."),
+    warmup: int = typer.Option(1, help="Clips run first and not counted, per configuration."),
+    memory_fraction: Optional[float] = typer.Option(None, help="24 GB-class stand-in on a larger GPU: cap torch's CUDA allocator at this share of the GPU and use the low memory profile."),
+    seed: int = typer.Option(42, help="Seed of every clip (the configurations are compared on the same seed)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON here."),
+    markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Write the result as Markdown tables here."),
+) -> None:
+    """Benchmark plain diffusers against the optimized path, stage by stage, with a quality guard; prints Markdown."""
+    import json
+    import shlex
+    import sys
+
+    from .bench import LEVERS, BenchError, BenchOptions, render_markdown, run_bench
+
+    chosen = ("plain", *LEVERS, "optimized") if per_lever else tuple(name.strip() for name in configs.split(","))
+    options = BenchOptions(models=tuple(model), width=width, height=height, duration=duration, fps=fps, audio=audio,
+                           weights=weights, configs=chosen, repeats=repeats, warmup=warmup,
+                           memory_fraction=memory_fraction, seed=seed)  # fmt: skip
+    try:
+        result = run_bench(options, command=shlex.join(["ltx-runtime", *sys.argv[1:]]), log=_note)
+    except BenchError as error:
+        _fail(str(error), code=2)
+    markdown = render_markdown(result)
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    if markdown_path:
+        markdown_path.write_text(markdown)
+    typer.echo(markdown, nl=False)

@@ -10,6 +10,8 @@ applies inside each tile through `vae.decode`.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -42,8 +44,20 @@ def temporal_tiles(latent_frames: int, tile_frames: int, stride_frames: int, com
     return tiles
 
 
-def decode_video_chunks(vae, latents: torch.Tensor) -> Iterator[torch.Tensor]:
-    """Decode denormalized video latents [1, C, F, H, W] into float frame chunks [1, 3, f, H*32, W*32] in [-1, 1]."""
+@contextmanager
+def _clocked(timings: dict[str, float] | None, stage: str, device: torch.device):
+    """Add the wall time of a block (GPU work finished included) to `timings[stage]`."""
+    started = time.perf_counter()
+    yield
+    if timings is not None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+
+def decode_video_chunks(vae, latents: torch.Tensor, timings: dict[str, float] | None = None) -> Iterator[torch.Tensor]:
+    """Decode denormalized video latents [1, C, F, H, W] into float frame chunks [1, 3, f, H*32, W*32] in [-1, 1];
+    the time spent in the VAE is added to `timings["vae_decode"]`."""
     timestep = None
     if vae.config.timestep_conditioning:
         # As the pipeline does with its default decode_timestep of 0.0 (which also means no decode noise).
@@ -55,7 +69,7 @@ def decode_video_chunks(vae, latents: torch.Tensor) -> Iterator[torch.Tensor]:
     )
     for tile in tiles:
         # Inference mode around the work only, never around a yield, so it cannot leak into the consumer.
-        with torch.inference_mode():
+        with torch.inference_mode(), _clocked(timings, "vae_decode", latents.device):
             decoded = vae.decode(latents[:, :, tile.latent_start : tile.latent_end], timestep, return_dict=False)[0]
             if tile.latent_start > 0:
                 decoded = vae.blend_t(previous, decoded[:, :, :-1], blend)
@@ -69,18 +83,24 @@ def to_uint8_frames(chunk: torch.Tensor) -> np.ndarray:
     return frames.permute(1, 2, 3, 0).contiguous().cpu().numpy()
 
 
-def video_frames(vae, latents: torch.Tensor, plan: GenerationPlan) -> Iterator[np.ndarray]:
+def video_frames(
+    vae, latents: torch.Tensor, plan: GenerationPlan, timings: dict[str, float] | None = None
+) -> Iterator[np.ndarray]:
     """Exactly `plan.frames` frames of `plan.width` x `plan.height`, as uint8 chunks [f, H, W, 3]."""
-    chunks = (crop_frames(chunk, plan) for chunk in decode_video_chunks(vae, latents.to(vae.dtype)))
+    chunks = (crop_frames(chunk, plan) for chunk in decode_video_chunks(vae, latents.to(vae.dtype), timings))
     for chunk in trim_frames(chunks, plan.frames, frame_axis=2):
         yield to_uint8_frames(chunk)
 
 
-def audio_waveform(audio_vae, vocoder, audio_latents: torch.Tensor, plan: GenerationPlan) -> np.ndarray:
-    """Decode denormalized audio latents to exactly `plan.audio_samples` stereo float32 samples [samples, 2]."""
+def audio_waveform(
+    audio_vae, vocoder, audio_latents: torch.Tensor, plan: GenerationPlan, timings: dict[str, float] | None = None
+) -> np.ndarray:
+    """Decode denormalized audio latents to exactly `plan.audio_samples` stereo float32 samples [samples, 2]; the
+    vocoder's share of the time goes to `timings["vocoder"]`."""
     with torch.inference_mode():
         mel = audio_vae.decode(audio_latents.to(audio_vae.dtype), return_dict=False)[0]
-        waveform = vocoder(mel.to(vocoder.dtype))[0].float().cpu().numpy()
+        with _clocked(timings, "vocoder", mel.device):
+            waveform = vocoder(mel.to(vocoder.dtype))[0].float().cpu().numpy()
     waveform = waveform[:, : plan.audio_samples]
     # The causal audio VAE drops 3 mel frames (30 ms), and the pipeline rounds the audio latent count to the
     # nearest: decoded audio can fall up to 30 ms short (of the hosted combinations, 8 s at 50 fps does), and the

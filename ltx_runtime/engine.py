@@ -19,9 +19,20 @@ from typing import Callable
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from . import decode, media
+from . import decode, media, speed
 from .catalog import ModelSpec, Recipe, get_model
 from .geometry import GenerationPlan, plan_generation
+from .memory import (
+    GIB,
+    MemoryEstimate,
+    MemoryProfile,
+    budget_for,
+    choose_profile,
+    estimate,
+    free_cached_memory,
+    gpu_memory_bytes,
+    place,
+)  # fmt: skip
 from .recipes import fast, guided
 from .tiny import ensure_tiny_weights, is_tiny
 from .weights import Components, LockEntry, check_components, check_folder, load_components, read_lock, resolve_folder
@@ -44,6 +55,17 @@ class RequestError(ValueError):
     def __init__(self, parameter: str, message: str):
         super().__init__(message)
         self.parameter = parameter
+
+
+class MemoryLimitError(RequestError):
+    """A request whose estimated GPU memory exceeds the budget: refused before anything runs."""
+
+    def __init__(self, message: str):
+        super().__init__("width", message)
+
+
+class OutOfMemory(RuntimeError):
+    """The GPU ran out of memory twice: once as planned, once more frugally. The engine stays usable."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +100,9 @@ class GenerationResult:
     tiny_weights: bool
     """True when the clip came from random demo weights (it is noise)."""
     timings: dict[str, float] = field(default_factory=dict)
-    """Seconds per stage: loading (first call only), text_encoding, stage_1, upsample, stage_2, decode_and_encode
-    (VAE decode streamed into the encoder), audio_decode, total."""
+    """Seconds per stage: loading (first call only), text_encoding, stage_1, upsample, stage_2, audio_decode (audio
+    VAE and vocoder; vocoder: its share), decode_and_encode (the VAE decode streamed into the encoder; vae_decode: the
+    VAE's share), total; retried_frugally (1.0) after an out-of-memory."""
 
 
 def validate_request(request: GenerationRequest) -> ModelSpec:
@@ -117,6 +140,23 @@ def open_image(data: bytes) -> Image.Image:
         raise RequestError("image", f"the first-frame image is not a readable PNG, JPEG or WEBP file ({error})") from None
 
 
+def check_memory(
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None
+) -> MemoryEstimate:
+    """Admission control: the estimate for `plan`, or MemoryLimitError naming the limit when it does not fit."""
+    needed = estimate(spec, plan, profile, budget)
+    if budget is not None and needed.peak > budget:
+        advice = "a smaller size, a shorter clip or a lower frame rate"
+        if profile is not MemoryProfile.LOW:
+            advice += ", or a more frugal memory profile (LTX_MEMORY_PROFILE=low)"
+        raise MemoryLimitError(
+            f"{plan.width}x{plan.height} for {plan.duration:g} s at {plan.fps} fps needs about "
+            f"{needed.peak / GIB:.0f} GiB of GPU memory ({needed.tokens:,} video tokens) with the '{profile.value}' "
+            f"memory profile, over this server's limit of {budget / GIB:.0f} GiB; ask for {advice}"
+        )
+    return needed
+
+
 def pick_device() -> tuple[torch.device, torch.dtype]:
     if torch.cuda.is_available():
         return torch.device("cuda"), torch.bfloat16
@@ -124,7 +164,11 @@ def pick_device() -> tuple[torch.device, torch.dtype]:
 
 
 class Engine:
-    """Loads models on demand from `weights` (a folder, a root of per-model folders, or "tiny") and keeps them."""
+    """Loads models on demand from `weights` (a folder, a root of per-model folders, or "tiny") and keeps them.
+
+    `memory_profile` places the weights (default: chosen from the GPU's memory; `resident` on the CPU);
+    `memory_budget_gib` caps what a request may plan to use (default: most of the GPU's memory; none on the CPU);
+    `speed_options` picks the optimization levers (default: all that work on this device; speed.py)."""
 
     def __init__(
         self,
@@ -135,6 +179,9 @@ class Engine:
         lock: dict[str, LockEntry] | None = None,
         tiny_folder: Path = DEFAULT_TINY_FOLDER,
         x264_preset: str = "medium",
+        memory_profile: MemoryProfile | None = None,
+        memory_budget_gib: float | None = None,
+        speed_options: speed.SpeedOptions | None = None,
     ):
         default_device, default_dtype = pick_device()
         self.device = device or default_device
@@ -143,7 +190,14 @@ class Engine:
         self.lock = read_lock() if lock is None else lock
         self.tiny_folder = Path(tiny_folder)
         self.x264_preset = x264_preset
+        total = gpu_memory_bytes(self.device)
+        self.memory_profile = memory_profile or (choose_profile(total) if total else MemoryProfile.RESIDENT)
+        self.memory_budget = budget_for(total, memory_budget_gib)
+        self.speed_options = speed_options or speed.SpeedOptions()
+        self.levers: dict[Path, dict[str, str]] = {}
+        """What the speed levers did, per loaded weights folder."""
         self._loaded: dict[Path, Components] = {}
+        self._adopted: dict[str, Path] = {}
 
     @property
     def uses_tiny_weights(self) -> bool:
@@ -158,70 +212,132 @@ class Engine:
         """A model's components: loaded on first use and resident after, one copy per weights folder however many
         model ids share it (in demo mode every LTX-2 id runs on the same tiny folder)."""
         spec = get_model(model_id)
+        if model_id in self._adopted:
+            return self._loaded[self._adopted[model_id]]
         folder = self.folder_for(spec)
         # Tiny weights stand in for every model; the lock describes real weights only.
         lock = None if self.uses_tiny_weights else self.lock
         components = self._loaded.get(folder)
         if components is None:
-            components = self._loaded[folder] = load_components(folder, spec, self.device, self.dtype, lock)
-            log.info("loaded %s from %s on %s (%s)", spec.id, folder, self.device, self.dtype)
+            components = load_components(folder, spec, self.device, self.dtype, lock, self.memory_profile)
+            self._install(components)
+            log.info("loaded %s from %s on %s (%s, %s profile)", spec.id, folder, self.device, self.dtype, self.memory_profile.value)
         else:
             check_folder(folder, spec, lock)
             check_components(components, spec)
         return components
 
+    def adopt(self, model_id: str, components: Components) -> None:
+        """Serve `model_id` with components built elsewhere (the benchmark's random full-size models), placed by
+        this engine's memory profile and sped up by its levers like loaded ones."""
+        check_components(components, get_model(model_id))
+        place(components, self.memory_profile, self.device, self.dtype)
+        self._install(components)
+        self._adopted[model_id] = components.folder
+
+    def _install(self, components: Components) -> None:
+        fp8_storage = self.memory_profile is not MemoryProfile.RESIDENT
+        self.levers[components.folder] = speed.apply(components, self.speed_options, self.device, fp8_storage)
+        self._loaded[components.folder] = components
+
     def generate(
         self, request: GenerationRequest, output_path: Path, progress: ProgressCallback | None = None
     ) -> GenerationResult:
+        """Generate one clip. On CUDA out-of-memory the caches are freed and the clip is tried once more frugally
+        (text encoder off the GPU after encoding, transformer off it during the decode, smaller VAE tiles); a second
+        out-of-memory raises OutOfMemory and leaves the engine ready for the next request."""
         spec = validate_request(request)
+        plan = plan_generation(request.width, request.height, request.duration, request.fps, spec.audio_sample_rate)
+        needed = check_memory(spec, plan, self.memory_profile, self.memory_budget)
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        resident = self.folder_for(spec) in self._loaded
+        loaded_before = len(self._loaded)
         components = self.load(spec.id)
-        if not resident:
+        if len(self._loaded) > loaded_before:
             timings["loading"] = time.perf_counter() - started
-        plan = plan_generation(request.width, request.height, request.duration, request.fps, spec.audio_sample_rate)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
-        generator = torch.Generator(self.device).manual_seed(seed)
-
         image = None if request.image is None else open_image(request.image)
-        on_step = progress or (lambda done, total: None)
+        attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
+                       components=components, on_step=progress or (lambda done, total: None))  # fmt: skip
+        attempts = (needed.frugal, True)
+        for number, frugal in enumerate(attempts, 1):
+            self._restore_placement(components)  # an earlier frugal attempt may have left modules in host memory
+            try:
+                timings.update(self._attempt(**attempt, frugal=frugal))
+                break
+            except torch.OutOfMemoryError:
+                pass  # handled below, outside the except block, where the failed attempt's tensors are unreachable
+            free_cached_memory()
+            if number == len(attempts):
+                self._restore_placement(components)
+                raise OutOfMemory(
+                    f"out of GPU memory for {plan.width}x{plan.height}, {plan.duration:g} s at {plan.fps} fps, even "
+                    "with the text encoder and transformer moved off the GPU; ask for a smaller size or a shorter clip"
+                )
+            log.warning("out of GPU memory for %s %dx%d; retrying once more frugally", spec.id, plan.width, plan.height)
+            timings["retried_frugally"] = 1.0
+        timings["total"] = time.perf_counter() - started
+        return self._result(request, spec, plan, seed, Path(output_path), components, timings)
+
+    def _attempt(self, *, request, spec, plan, seed, image, output_path, components, on_step, frugal) -> dict[str, float]:
+        """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
+        generator = torch.Generator(self.device).manual_seed(seed)
+        after_encoding = (lambda: self._offload_text_encoder(components)) if frugal else None
         if spec.recipe is Recipe.FAST:
-            recipe_output = fast.run(components, plan, request.prompt, generator, on_step, image=image)
+            recipe_output = fast.run(components, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding)
         else:
-            recipe_output = guided.run(components, plan, request.prompt, generator, on_step, image=image, recipe=spec.recipe)
-        timings.update(recipe_output.timings)
+            recipe_output = guided.run(
+                components, plan, request.prompt, generator, on_step, image=image, recipe=spec.recipe, after_encoding=after_encoding
+            )  # fmt: skip
+        timings = dict(recipe_output.timings)
 
         pipeline = components.pipeline
         audio = None
         if request.audio:
             clock = time.perf_counter()
-            audio = decode.audio_waveform(pipeline.audio_vae, pipeline.vocoder, recipe_output.audio_latents, plan)
+            audio = decode.audio_waveform(pipeline.audio_vae, pipeline.vocoder, recipe_output.audio_latents, plan, timings)
             timings["audio_decode"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        self._prepare_vae(pipeline.vae, plan)
+        if frugal:
+            self._offload(pipeline.transformer)
+        self._prepare_vae(pipeline.vae, frugal)
         media.encode_clip(
-            decode.video_frames(pipeline.vae, recipe_output.video_latents, plan),
+            decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
             audio,
             width=plan.width,
             height=plan.height,
             fps=plan.fps,
             sample_rate=plan.sample_rate,
-            output_path=Path(output_path),
+            output_path=output_path,
             output_format=request.output_format,
             quality=request.quality,
             x264_preset=self.x264_preset,
         )
         timings["decode_and_encode"] = time.perf_counter() - clock
-        timings["total"] = time.perf_counter() - started
-        return self._result(request, spec, plan, seed, Path(output_path), components, timings)
+        return timings
 
-    def _prepare_vae(self, vae, plan: GenerationPlan) -> None:
+    def _offload(self, module) -> None:
+        """Move a resident module to host memory (streamed modules already live there) and free its GPU memory."""
+        if self.device.type == "cuda" and module.device.type == "cuda" and not _is_streamed(module):
+            module.to("cpu")
+            free_cached_memory()
+
+    def _offload_text_encoder(self, components: Components) -> None:
+        self._offload(components.pipeline.text_encoder)
+
+    def _restore_placement(self, components: Components) -> None:
+        for module in (components.pipeline.text_encoder, components.pipeline.transformer):
+            if not _is_streamed(module):
+                module.to(self.device)
+
+    def _prepare_vae(self, vae, frugal: bool) -> None:
         # Spatial tiles pay off with the real 128-1024-channel decoder on a GPU; with tiny widths on a CPU the
-        # output, not the activations, dominates and tiling only adds work.
+        # output, not the activations, dominates and tiling only adds work. Frugal decodes use quarter-area tiles.
         if self.device.type == "cuda":
-            vae.enable_tiling()
+            tile = 256 if frugal else 512  # diffusers' default tiles are 512 px with a 64 px overlap
+            vae.enable_tiling(tile_sample_min_height=tile, tile_sample_min_width=tile,
+                              tile_sample_stride_height=tile - 64, tile_sample_stride_width=tile - 64)  # fmt: skip
         # Temporal tiling is always streamed by decode.py, never done inside the VAE.
         vae.use_framewise_decoding = False
 
@@ -242,3 +358,14 @@ class Engine:
             tiny_weights=is_tiny(components.folder),
             timings=timings,
         )
+
+
+def _is_streamed(module) -> bool:
+    """Whether diffusers group offloading streams `module` (its weights then live in host memory by design)."""
+    from diffusers.hooks.group_offloading import _get_group_onload_device
+
+    try:
+        _get_group_onload_device(module)
+        return True
+    except ValueError:
+        return False

@@ -1,20 +1,29 @@
 """Weights on local disk: weights.lock, folder checks and the component loader.
 
-Nothing here touches the network: folders are read with `local_files_only=True`, and a folder that is missing,
-incomplete, or not the model it claims to be is refused with a `WeightsError` that says what is wrong.
+Nothing here touches the network (ltx_runtime.hub does): folders are read with `local_files_only=True`, and a folder
+that is missing, incomplete, or not the model it claims to be is refused with a `WeightsError` that says what is wrong.
 
 weights.lock (JSON) pins each model's files:
 
     {"format": 1,
-     "models": {"<model id>": {"folder": "<folder name under a weights root>",
-                               "complete": <true when every file of the folder is listed>,
-                               "sources": [{"repo": "<hub repo>", "revision": "<commit or null>",
-                                            "files": [{"path": "<path in repo and in folder>",
-                                                       "size": <bytes or null>, "sha256": "<hex or null>",
-                                                       "note": "<where a fact came from, optional>"}]}]}}}
+     "models": {"<model id>": {
+         "folder": "<folder name under a weights root>",
+         "complete": <true once `weights lock` has listed every source from the hub>,
+         "sources": [{
+             "repo": "<hub repo>",
+             "revision": "<40-hex commit, or null until `weights lock` resolves ref>",
+             "ref": "<branch `weights lock` resolves when revision is null; optional, default main>",
+             "into": "<subfolder of the model folder the files land in; optional, default the folder itself>",
+             "include": ["<glob of repo paths this source provides (fnmatch, as huggingface_hub allow_patterns);
+                          optional, default the paths listed in files>"],
+             "note": "<why this source, where its facts came from; optional>",
+             "files": [{"path": "<path in the repo; in the model folder: into/path>",
+                        "size": <bytes or null>, "sha256": "<hex or null>",
+                        "note": "<where a fact came from, optional>"}]}]}}}
 
-A null size or hash means it was not known when the entry was written. The loader checks that every listed file is
-present and, where the size is known, that it matches; hashing 40 GB at every start is left to `weights verify`.
+A null size or hash means it was not known when the entry was written; `weights pull` records it on first download
+(trust on first use). The loader checks that every listed file is present and, where the size is known, that it
+matches; hashing 40 GB at every start is left to `weights verify`.
 """
 
 from __future__ import annotations
@@ -22,13 +31,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .catalog import ModelSpec
 
 LOCK_FORMAT = 1
 # The lock sits at the repository root; an installed copy (the Docker image) points LTX_WEIGHTS_LOCK at it.
 DEFAULT_LOCK_PATH = Path(os.environ.get("LTX_WEIGHTS_LOCK", Path(__file__).resolve().parent.parent / "weights.lock"))
+DEFAULT_REF = "main"
 PIPELINE_CLASS = "LTX2Pipeline"
 DISTILLED_LORA = "distilled"
 """Adapter name of the distilled LoRA that the guided recipes switch on for stage 2."""
@@ -46,11 +56,22 @@ class WeightsError(RuntimeError):
 
 @dataclass(frozen=True)
 class LockedFile:
-    repo: str
-    revision: str | None
     path: str
+    """Path in the repository."""
+    local_path: str
+    """Path in the model folder: the source's `into` subfolder joined with `path`."""
     size: int | None
     sha256: str | None
+
+
+@dataclass(frozen=True)
+class LockedSource:
+    repo: str
+    revision: str | None
+    ref: str
+    into: str
+    include: tuple[str, ...]
+    files: tuple[LockedFile, ...]
 
 
 @dataclass(frozen=True)
@@ -58,25 +79,59 @@ class LockEntry:
     model_id: str
     folder: str
     complete: bool
-    files: tuple[LockedFile, ...]
+    sources: tuple[LockedSource, ...]
+
+    @property
+    def files(self) -> tuple[LockedFile, ...]:
+        return tuple(item for source in self.sources for item in source.files)
 
 
-def read_lock(path: Path = DEFAULT_LOCK_PATH) -> dict[str, LockEntry]:
+def read_lock_data(path: Path) -> dict:
+    """The lock file as JSON, after checking its format."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
         raise WeightsError(f"cannot read weights lock {path}: {error}") from None
     if data.get("format") != LOCK_FORMAT:
         raise WeightsError(f"weights lock {path} has format {data.get('format')!r}; this version reads {LOCK_FORMAT}")
+    return data
+
+
+def write_lock_data(path: Path, data: dict) -> None:
+    """Replace the lock file atomically (indent 2, keys in their order), so an interrupted write leaves the old one."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
+        temporary.replace(path)
+    except OSError as error:
+        raise WeightsError(f"cannot write weights lock {path}: {error}; pass --lock with a writable copy") from None
+
+
+def read_lock(path: Path = DEFAULT_LOCK_PATH) -> dict[str, LockEntry]:
     entries = {}
-    for model_id, entry in data.get("models", {}).items():
-        files = tuple(
-            LockedFile(source["repo"], source.get("revision"), item["path"], item.get("size"), item.get("sha256"))
-            for source in entry.get("sources", [])
-            for item in source.get("files", [])
-        )
-        entries[model_id] = LockEntry(model_id, entry["folder"], bool(entry.get("complete")), files)
+    for model_id, entry in read_lock_data(path).get("models", {}).items():
+        sources = tuple(_source(path, source) for source in entry.get("sources", []))
+        entries[model_id] = LockEntry(model_id, entry["folder"], bool(entry.get("complete")), sources)
     return entries
+
+
+def _source(lock_path: Path, source: dict) -> LockedSource:
+    into = source.get("into", "")
+    files = []
+    for item in source.get("files", []):
+        local_path = str(PurePosixPath(into, item["path"]))
+        if PurePosixPath(local_path).is_absolute() or ".." in PurePosixPath(local_path).parts:
+            raise WeightsError(f"weights lock {lock_path}: {local_path!r} is not a path inside a model folder")
+        files.append(LockedFile(item["path"], local_path, item.get("size"), item.get("sha256")))
+    return LockedSource(
+        repo=source["repo"],
+        revision=source.get("revision"),
+        ref=source.get("ref", DEFAULT_REF),
+        into=into,
+        include=tuple(source.get("include", ())),
+        files=tuple(files),
+    )
 
 
 def resolve_folder(weights: Path, spec: ModelSpec) -> Path:
@@ -115,11 +170,11 @@ def check_folder(folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | Non
 def _check_against_lock(folder: Path, entry: LockEntry) -> None:
     problems = []
     for item in entry.files:
-        path = folder / item.path
+        path = folder / item.local_path
         if not path.is_file():
-            problems.append(f"{item.path} is missing")
+            problems.append(f"{item.local_path} is missing")
         elif item.size is not None and path.stat().st_size != item.size:
-            problems.append(f"{item.path} is {path.stat().st_size} bytes, weights.lock says {item.size}")
+            problems.append(f"{item.local_path} is {path.stat().st_size} bytes, weights.lock says {item.size}")
     if problems:
         raise WeightsError(
             f"weights folder {folder} does not match weights.lock for {entry.model_id}: " + "; ".join(problems)
@@ -142,13 +197,19 @@ class Components:
     folder: Path
     pipeline: object  # diffusers LTX2Pipeline: scheduler, text encoder, tokenizer, connectors, transformer, VAEs, vocoder
     latent_upsampler: object  # diffusers LTX2LatentUpsamplerModel
+    prompt_cache: object = None  # recipes.PromptCache, set by the engine with the speed levers
 
 
-def load_components(folder: Path, spec: ModelSpec, device, dtype, lock: dict[str, LockEntry] | None = None) -> Components:
+def load_components(
+    folder: Path, spec: ModelSpec, device, dtype, lock: dict[str, LockEntry] | None = None, profile=None
+) -> Components:
     """Check `folder` for `spec`, load every module once (the distilled LoRA too, switched off, when the folder has
-    one), and check the loaded modules fit `spec`."""
+    one), check the loaded modules fit `spec`, and place them on `device` as the memory `profile` says (default:
+    all resident)."""
     from diffusers import LTX2Pipeline
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+
+    from .memory import MemoryProfile, place
 
     check_folder(folder, spec, lock)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach for a hub
@@ -162,8 +223,8 @@ def load_components(folder: Path, spec: ModelSpec, device, dtype, lock: dict[str
     components = Components(folder=folder, pipeline=pipeline, latent_upsampler=upsampler)
     check_components(components, spec)
     pipeline.set_progress_bar_config(disable=True)
-    pipeline.to(device)
-    upsampler.to(device).eval()
+    upsampler.eval()
+    place(components, profile or MemoryProfile.RESIDENT, device, dtype)
     return components
 
 

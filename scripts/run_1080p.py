@@ -9,7 +9,6 @@ and prints what a user would check, with the wall time and peak resident memory 
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="ltx-1080p-")))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"| format | audio | wall s | peak RSS GB | file MB | probe |\n|---|---|---|---|---|---|")
+    print("| format | audio | wall s | peak RSS GB | file MB | probe |\n|---|---|---|---|---|---|")
     for output_format in args.formats.split(","):
         for audio in ("--audio", "--no-audio"):
             path = args.out / f"clip{audio.replace('--', '-')}.{output_format}"

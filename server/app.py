@@ -131,7 +131,9 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
         body = {
             "status": "ready" if is_ready else "starting",
             "demo": settings.demo,
-            "workers": [{k: w[k] for k in ("worker_id", "state", "detail")} for w in workers],
+            "workers": [
+                {k: w[k] for k in ("worker_id", "state", "detail", "memory_profile", "memory_budget")} for w in workers
+            ],
         }
         if settings.demo:
             body["warning"] = DEMO_WARNING

@@ -50,6 +50,22 @@ class Settings(BaseSettings):
     max_image_pixels: int = 4096 * 4096
     max_pending_per_key: int = 20
     x264_preset: str = "medium"
+    memory_profile: Literal["auto", "resident", "fp8", "low"] = "auto"
+    """Where workers keep the weights: resident (bf16, 80 GB cards), fp8 (~48 GB), low (24 GB, streamed); auto
+    picks by the GPU's memory."""
+    attention: Literal["auto", "native", "cudnn", "flash3"] = "auto"
+    """Speed levers (ltx_runtime/speed.py); auto: cuDNN attention on CUDA, PyTorch's native one elsewhere."""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """Regional torch.compile of the transformer blocks (CUDA)."""
+    fp8_matmul: Literal["auto", "on", "off"] = "auto"
+    """torchao float8 matmuls in the transformer (CUDA compute capability 8.9+, resident profile, no LoRA)."""
+    vae_tile_frames: int | None = Field(None, ge=16, multiple_of=8)
+    """Temporal VAE tile length in frames; default 32 on CUDA, 16 elsewhere."""
+    prompt_cache: int = Field(16, ge=0)
+    """Prompt embeddings kept for repeated prompts."""
+    memory_budget_gib: float | None = Field(None, gt=0)
+    """GPU memory a request may plan to use; default 92% of the GPU's (no limit on the CPU). Larger requests are
+    refused at submission, naming the limit."""
 
     @classmethod
     def settings_customise_sources(
@@ -60,6 +76,12 @@ class Settings(BaseSettings):
         if settings_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=settings_file))
         return tuple(sources)
+
+    @property
+    def speed_options(self):
+        from ltx_runtime.speed import SpeedOptions
+
+        return SpeedOptions(self.attention, self.compile, self.fp8_matmul, self.vae_tile_frames, self.prompt_cache)
 
     @property
     def base_url(self) -> str:

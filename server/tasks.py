@@ -78,7 +78,9 @@ CREATE TABLE IF NOT EXISTS workers (
     pid INTEGER,
     state TEXT NOT NULL,                           -- starting | ready | failed | stopped
     detail TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    memory_profile TEXT,                           -- where the worker's engine keeps its weights
+    memory_budget INTEGER                          -- GPU bytes a request may plan to use; NULL: no limit
 );
 """
 
@@ -163,7 +165,8 @@ class TaskStore(Protocol):
     def requeue_expired(self, max_attempts: int) -> list[int]: ...
     def requeue_owned(self, max_attempts: int, owner: str) -> list[int]: ...
     def requeue_all_running(self, max_attempts: int) -> list[int]: ...
-    def worker_state(self, worker_id: str, pid: int, state: str, detail: str = "") -> None: ...
+    def worker_state(self, worker_id: str, pid: int, state: str, detail: str = "",
+                     memory_profile: str | None = None, memory_budget: int | None = None) -> None: ...
     def workers(self) -> list[dict[str, Any]]: ...
     # the delivery outbox
     def take_deliveries(self) -> list[DeliveryRecord]: ...
@@ -178,6 +181,10 @@ class SQLiteTaskStore:
         self._local = threading.local()
         with self._connection() as db:
             db.executescript(SCHEMA)
+            if "memory_budget" not in {row["name"] for row in db.execute("PRAGMA table_info(workers)")}:
+                # a store written before workers reported their memory
+                db.execute("ALTER TABLE workers ADD COLUMN memory_profile TEXT")
+                db.execute("ALTER TABLE workers ADD COLUMN memory_budget INTEGER")
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -387,12 +394,15 @@ class SQLiteTaskStore:
 
     # -- workers ------------------------------------------------------------------------------------------------
 
-    def worker_state(self, worker_id: str, pid: int, state: str, detail: str = "") -> None:
+    def worker_state(self, worker_id: str, pid: int, state: str, detail: str = "",
+                     memory_profile: str | None = None, memory_budget: int | None = None) -> None:  # fmt: skip
         self._connection().execute(
-            "INSERT INTO workers (worker_id, pid, state, detail, updated_at) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO workers (worker_id, pid, state, detail, updated_at, memory_profile, memory_budget)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (worker_id) DO UPDATE SET pid = excluded.pid, state = excluded.state,"
-            " detail = excluded.detail, updated_at = excluded.updated_at",
-            (worker_id, pid, state, detail, time.time()),
+            " detail = excluded.detail, updated_at = excluded.updated_at,"
+            " memory_profile = excluded.memory_profile, memory_budget = excluded.memory_budget",
+            (worker_id, pid, state, detail, time.time(), memory_profile, memory_budget),
         )
 
     def workers(self) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@ import threading
 import time
 
 from ltx_runtime.catalog import get_model
-from ltx_runtime.engine import Engine, GenerationRequest, RequestError
+from ltx_runtime.engine import Engine, GenerationRequest, MemoryLimitError, OutOfMemory, RequestError
+from ltx_runtime.memory import MemoryProfile
 from ltx_runtime.media import OutputFormat
 from ltx_runtime.weights import WeightsError
 
@@ -44,6 +45,9 @@ class Worker:
             device=torch.device(device) if device else None,
             tiny_folder=settings.data_dir / "tiny-weights",
             x264_preset=settings.x264_preset,
+            memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
+            memory_budget_gib=settings.memory_budget_gib,
+            speed_options=settings.speed_options,
         )
 
     def serve_forever(self) -> None:
@@ -55,7 +59,8 @@ class Worker:
             self.store.worker_state(self.worker_id, os.getpid(), "failed", f"{type(error).__name__}: {error}")
             raise SystemExit(3) from error
         detail = f"{self.engine.device} {'tiny demo weights' if self.engine.uses_tiny_weights else 'weights'}"
-        self.store.worker_state(self.worker_id, os.getpid(), "ready", detail)
+        profile = self.engine.memory_profile.value
+        self.store.worker_state(self.worker_id, os.getpid(), "ready", detail, profile, self.engine.memory_budget)
         while True:
             task = self.store.claim(self.worker_id, self.settings.lease_seconds)
             if task is None:
@@ -75,9 +80,13 @@ class Worker:
             self.store.finish(task.id, self.worker_id)
         except LeaseLost:
             log.warning("task %s was taken away from %s", task.task_uuid, self.worker_id)
+        except MemoryLimitError as error:  # submitted before this worker reported its memory
+            self.store.fail(task.id, "unsupportedDimensions", str(error))
         except RequestError as error:  # validated already; what is left is an unreadable first-frame image
             code = "invalidFrameImages" if error.parameter == "image" else "invalidParameter"
             self.store.fail(task.id, code, str(error))
+        except OutOfMemory as error:
+            self.store.fail(task.id, "inferenceError", str(error))
         except WeightsError as error:
             self.store.fail(task.id, "modelUnavailable", str(error))
         except Exception as error:  # noqa: BLE001 - one task's failure must not end the worker

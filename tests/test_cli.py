@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -34,7 +33,9 @@ def test_help_lists_the_commands_and_options(env):
     for option in ("--model", "--prompt", "--width", "--height", "--duration", "--fps", "--audio", "--no-audio",
                    "--seed", "--format", "--quality", "--output", "--weights"):
         assert option in generate
-    assert "build-tiny" in run(["weights", "--help"], env).stdout
+    weights = run(["weights", "--help"], env).stdout
+    for command in ("build-tiny", "pull", "verify", "lock"):
+        assert command in weights
 
 
 def test_models_lists_the_catalog(env):

@@ -26,8 +26,8 @@ def test_two_stage_recipe_shapes_and_progress(engine, tmp_path, monkeypatch):
     calls = []
     original_run = fast.run
 
-    def recording_run(components, plan, prompt, generator, on_step, image=None):
-        output = original_run(components, plan, prompt, generator, on_step, image=image)
+    def recording_run(components, plan, prompt, generator, on_step, **options):
+        output = original_run(components, plan, prompt, generator, on_step, **options)
         calls.append((plan, output))
         return output
 

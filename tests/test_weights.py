@@ -11,6 +11,7 @@ from ltx_runtime.engine import Engine, GenerationRequest
 from ltx_runtime.tiny import build_tiny_weights
 from ltx_runtime.weights import (
     DEFAULT_LOCK_PATH,
+    LORA_FOLDER,
     REQUIRED_COMPONENTS,
     WeightsError,
     check_folder,
@@ -37,11 +38,48 @@ def test_the_shipped_lock_parses_and_pins_ltx2_fast():
     entry = lock["lightricks:2@1"]
     assert entry.folder == FAST.weights
     assert not entry.complete  # hand-written from public pages; `weights lock` regenerates it
-    repos = {item.repo for item in entry.files}
-    assert "Lightricks/LTX-2" in repos
+    repos = {source.repo for source in entry.sources}
+    assert repos == {"Lightricks/LTX-2", "rootonchair/LTX-2-19b-distilled"}
     vae = next(item for item in entry.files if item.path == "vae/diffusion_pytorch_model.safetensors")
     assert vae.sha256 == "107cc359e3c4bce18c53d98686f4b3fe10c4207b6665d89b38b0741270514bfb"
-    assert all(item.revision is None or len(item.revision) == 40 for item in entry.files)
+    assert all(source.revision is None or len(source.revision) == 40 for source in entry.sources)
+
+
+@pytest.mark.parametrize(
+    "model_id, lora",
+    [
+        ("lightricks:2@0", "ltx-2-19b-distilled-lora-384.safetensors"),
+        ("lightricks:ltx@2.3", "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"),
+    ],
+)
+def test_the_shipped_lock_places_each_guided_models_lora_in_its_folder(model_id, lora):
+    entry = read_lock(DEFAULT_LOCK_PATH)[model_id]
+    assert entry.folder == get_model(model_id).weights
+    source = next(source for source in entry.sources if source.into == LORA_FOLDER)
+    assert source.include == (lora,)
+    assert [item.local_path for item in source.files] == [f"{LORA_FOLDER}/{lora}"]
+    main = entry.sources[0]
+    assert "transformer/*" in main.include and "text_encoder/*" in main.include and "latent_upsampler/*" in main.include
+
+
+def test_a_source_into_a_subfolder_is_checked_there(tiny_weights, tmp_path):
+    lora = next((tiny_weights / LORA_FOLDER).glob("*.safetensors"))
+    path = tmp_path / "lock.json"
+    source = {"repo": "local/test", "revision": None, "into": LORA_FOLDER,
+              "files": [{"path": lora.name, "size": lora.stat().st_size, "sha256": None}]}  # fmt: skip
+    path.write_text(json.dumps({"format": 1, "models": {FAST.id: {"folder": "x", "sources": [source]}}}))
+    lock = read_lock(path)
+    assert lock[FAST.id].files[0].local_path == f"{LORA_FOLDER}/{lora.name}"
+    check_folder(tiny_weights, FAST, lock)
+    folder = copy_of(tiny_weights, tmp_path)
+    (folder / LORA_FOLDER / lora.name).rename(folder / lora.name)  # the right file, in the wrong place
+    with pytest.raises(WeightsError, match=f"{LORA_FOLDER}/{lora.name} is missing"):
+        check_folder(folder, FAST, lock)
+
+
+def test_a_lock_path_outside_the_model_folder_is_refused(tmp_path):
+    with pytest.raises(WeightsError, match="'../elsewhere/x.json' is not a path inside a model folder"):
+        write_lock(tmp_path / "lock.json", FAST.id, [{"path": "../elsewhere/x.json"}])
 
 
 def test_tiny_weights_use_the_real_diffusers_layout(tiny_weights):

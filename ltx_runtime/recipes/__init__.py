@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -48,6 +49,30 @@ def step_reporter(on_step: StepCallback, steps_before: int, total_steps: int):
         return {}
 
     return report
+
+
+class PromptCache:
+    """Embeddings of the `size` most recently encoded prompts (with their negative prompt), on the GPU."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict = OrderedDict()
+
+    def encode(self, denoise, prompt: str, negative_prompt: str | None = None) -> tuple:
+        """`denoise.encode_prompt`'s (embeds, mask, negative embeds, negative mask), from the cache when possible."""
+        key = (prompt, negative_prompt)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        embeddings = denoise.encode_prompt(
+            prompt, negative_prompt=negative_prompt, do_classifier_free_guidance=negative_prompt is not None,
+            device=denoise.device,
+        )  # fmt: skip
+        if self.size > 0:
+            self._entries[key] = embeddings
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return embeddings
 
 
 def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:

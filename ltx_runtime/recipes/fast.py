@@ -12,6 +12,8 @@ Decoding is not part of the recipe: the engine streams it (see decode.py).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 from PIL import Image
@@ -41,15 +43,16 @@ def run(
     generator: torch.Generator,
     on_step: StepCallback,
     image: Image.Image | None = None,
+    after_encoding: Callable[[], None] | None = None,
 ) -> RecipeOutput:
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
 
     with torch.inference_mode():
-        prompt_embeds, prompt_mask, _, _ = denoise.encode_prompt(
-            prompt, do_classifier_free_guidance=False, device=denoise.device
-        )
+        prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, prompt)
         clock.lap("text_encoding")
+        if after_encoding:
+            after_encoding()
 
         first_frame = {} if image is None else {"image": fit_image(image, plan.stage1_width, plan.stage1_height)}
         video_latents, audio_latents = denoise(

@@ -13,6 +13,7 @@ Parameters: Lightricks' `LTX_2_PARAMS` / `LTX_2_3_PARAMS` (ltx-pipelines utils/c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
@@ -78,6 +79,7 @@ def run(
     generator: torch.Generator,
     on_step: StepCallback,
     image: Image.Image | None = None,
+    after_encoding: Callable[[], None] | None = None,
     *,
     recipe: Recipe,
 ) -> RecipeOutput:
@@ -88,10 +90,12 @@ def run(
     clock = StageClock(denoise.device)
 
     with torch.inference_mode():
-        prompt_embeds, prompt_mask, negative_embeds, negative_mask = denoise.encode_prompt(
-            prompt, negative_prompt=DEFAULT_NEGATIVE_PROMPT, do_classifier_free_guidance=True, device=denoise.device
+        prompt_embeds, prompt_mask, negative_embeds, negative_mask = components.prompt_cache.encode(
+            denoise, prompt, DEFAULT_NEGATIVE_PROMPT
         )
         clock.lap("text_encoding")
+        if after_encoding:
+            after_encoding()
 
         denoise.disable_lora()
         first_frame = {} if image is None else {"image": fit_image(image, plan.stage1_width, plan.stage1_height)}

@@ -10,6 +10,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ltx_runtime.catalog import get_model
+from ltx_runtime.engine import MemoryLimitError, check_memory
+from ltx_runtime.geometry import plan_generation
+from ltx_runtime.memory import MemoryProfile
+
 from ..auth import ApiKeys
 from ..netguard import BlockedURLError, FetchError
 from ..settings import Settings
@@ -112,6 +117,7 @@ class RunwareService:
                     "invalidFrameImages", error.message, parameter="inputs.frameImages",
                     task_type=VIDEO_INFERENCE, task_uuid=task["taskUUID"],
                 ) from None  # fmt: skip
+        self._check_memory(job)
         if self.store.pending_count(session.key_id) >= self.settings.max_pending_per_key:
             raise ContractError(
                 "rateLimitExceeded",
@@ -129,6 +135,23 @@ class RunwareService:
             ) from None
         # The ack carries nothing else: the Python SDK treats a videoUUID or a status here as finished results.
         return {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
+
+    def _check_memory(self, job: VideoJob) -> None:
+        """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have
+        reported (and for a size still to be taken from an image URL), each worker checks before it starts."""
+        workers = [worker for worker in self.store.workers() if worker["state"] == "ready"]
+        if job.width is None or not workers or any(worker["memory_budget"] is None for worker in workers):
+            return
+        spec = get_model(job.model)
+        plan = plan_generation(job.width, job.height, job.duration, job.fps, spec.audio_sample_rate)
+        refusals = []
+        for worker in workers:
+            try:
+                check_memory(spec, plan, MemoryProfile(worker["memory_profile"]), worker["memory_budget"])
+                return
+            except MemoryLimitError as error:
+                refusals.append(str(error))
+        raise ContractError("unsupportedDimensions", refusals[0], parameter="width")
 
     def _find(self, task: dict, session: Session) -> TaskRecord:
         task_uuid = task.get("taskUUID")

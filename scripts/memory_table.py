@@ -1,0 +1,43 @@
+"""Print docs/memory.md's table: how every hosted (model, size, duration, fps) is generated and what it costs.
+
+    .venv/bin/python scripts/memory_table.py > /tmp/table.md
+
+tests/test_memory_doc.py checks that docs/memory.md carries exactly this output.
+"""
+
+from __future__ import annotations
+
+from ltx_runtime.catalog import MODELS
+from ltx_runtime.geometry import plan_generation
+from ltx_runtime.memory import GIB, MemoryProfile, estimate
+
+GPUS = (("H200 141 GB", 139.8), ("H100 80 GB", 79.1), ("48 GB", 44.5), ("24 GB", 23.6))
+
+
+def rows() -> list[str]:
+    header = (
+        "| model | size | s | fps | generated as | latents (F×H×W) | stage-1 tokens | stage-2 tokens | audio latents "
+        "| resident GiB | fp8 GiB | low GiB |"
+    )
+    lines = [header, "|" + "---|" * 12]
+    for spec in MODELS.values():
+        if spec.demo_only:
+            continue
+        for width, height in spec.sizes:
+            for duration in spec.durations:
+                for fps in spec.fps_values:
+                    plan = plan_generation(width, height, duration, fps, spec.audio_sample_rate)
+                    latent_h, latent_w = plan.gen_height // 32, plan.gen_width // 32
+                    stage_1 = plan.latent_frames * (latent_h // 2) * (latent_w // 2)
+                    audio_latents = round(plan.gen_frames / fps * 25)
+                    peaks = [estimate(spec, plan, profile).peak / GIB for profile in MemoryProfile]
+                    lines.append(
+                        f"| {spec.id} | {width}×{height} | {duration:g} | {fps} | {plan.gen_width}×{plan.gen_height}, "
+                        f"{plan.gen_frames} frames | {plan.latent_frames}×{latent_h}×{latent_w} | {stage_1:,} "
+                        f"| {plan.stage2_tokens:,} | {audio_latents} | " + " | ".join(f"{peak:.0f}" for peak in peaks) + " |"
+                    )
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(rows()))

@@ -1,0 +1,17 @@
+"""docs/memory.md's table of every hosted size is the estimator's output, not a copy that can drift."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_documented_table_is_the_scripts_output():
+    rows = runpy.run_path(str(ROOT / "scripts" / "memory_table.py"))["rows"]()
+    doc = (ROOT / "docs" / "memory.md").read_text()
+    documented = doc.split("<!-- memory-table:start -->\n", 1)[1].split("\n<!-- memory-table:end -->", 1)[0]
+    assert documented.splitlines() == rows
+    # 3 + 3 + 6 sizes x 3 durations x 2, 2 and 4 frame rates, plus the header and separator.
+    assert len(rows) == 2 + 3 * 3 * 2 + 3 * 3 * 2 + 6 * 3 * 4
