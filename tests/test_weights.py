@@ -194,3 +194,24 @@ def test_lock_of_an_unknown_format_is_refused(tmp_path):
     (tmp_path / "lock.json").write_text(json.dumps({"format": 99, "models": {}}))
     with pytest.raises(WeightsError, match="format 99"):
         read_lock(tmp_path / "lock.json")
+
+
+def test_a_lora_in_lightricks_key_format_loads_like_the_diffusers_one(tiny_root, tmp_path):
+    """The released distilled LoRAs use Lightricks' own keys (`diffusion_model.…`), which diffusers converts on load."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "ltx-2.3"
+    shutil.copytree(tiny_root / "ltx-2.3", folder)
+    (diffusers_file,) = (folder / LORA_FOLDER).glob("*.safetensors")
+    state = load_file(diffusers_file)
+    diffusers_file.unlink()
+    save_file({key.replace("transformer.", "diffusion_model.", 1): value for key, value in state.items()},
+              folder / LORA_FOLDER / "ltx-2.3-22b-distilled-lora-384-1.1.safetensors")  # fmt: skip
+
+    spec = get_model("ltx-runtime:tiny-ltx23@1")
+    official = load_components(folder, spec, torch.device("cpu"), torch.float32).pipeline.transformer
+    reference = load_components(tiny_root / "ltx-2.3", spec, torch.device("cpu"), torch.float32).pipeline.transformer
+    lora = {name: p for name, p in official.named_parameters() if "lora_" in name}
+    assert lora, "the LoRA was loaded"
+    reference_lora = dict(reference.named_parameters())
+    assert all(torch.equal(parameter, reference_lora[name]) for name, parameter in lora.items())
