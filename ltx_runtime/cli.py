@@ -225,20 +225,6 @@ def _lock_entries(lock: Path, models: list[str]) -> dict:
     return entries
 
 
-def _note(message: str) -> None:
-    typer.echo(message, err=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def main() -> None:
-    logging.basicConfig(level=os.environ.get("LTX_LOG_LEVEL", "WARNING"))
-    app()
-
-
 @app.command()
 def bench(
     model: list[str] = typer.Option(["lightricks:2@1"], "--model", "-m", help="Model id; repeat for several (Pro: lightricks:2@0, LTX-2.3: lightricks:ltx@2.3)."),
@@ -278,3 +264,17 @@ def bench(
     if markdown_path:
         markdown_path.write_text(markdown)
     typer.echo(markdown, nl=False)
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("LTX_LOG_LEVEL", "WARNING"))
+    app()
