@@ -6,12 +6,10 @@ import base64
 import json
 import os
 import socket
-import threading
 import time
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from loopback import LoopbackServer, RecordingHandler, serving
 
 from server.delivery import DeliveryOutcome, deliver_upload, deliver_webhook, sign_webhook, verify_webhook
 from server.netguard import GuardedClient, GuardSettings
@@ -22,56 +20,26 @@ SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode
 LOOPBACK = GuardSettings(allow_hosts=("127.0.0.1",))
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        self.server.received.append(Received(self.command, self.path, headers, body))
+class _Handler(RecordingHandler):
+    def respond(self, url) -> None:
         status = self.server.statuses.pop(0) if self.server.statuses else 200
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    do_PUT = do_POST
 
-
-class Receiver(ThreadingHTTPServer):
+class Receiver(LoopbackServer):
     """Answers with `statuses` in order, then 200; records every request."""
 
-    daemon_threads = True
-    block_on_close = False
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.received: list[Received] = []
+        super().__init__(_Handler)
         self.statuses: list[int] = []
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
 
 
 @pytest.fixture
 def receiver():
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(Receiver()) as server:
+        yield server
 
 
 class RecordingSleep:
@@ -120,7 +88,7 @@ async def test_signed_webhook_verifies_and_tampering_fails(receiver):
     async with GuardedClient(LOOPBACK) as client:
         outcome = await deliver_webhook(client, receiver.url("/hook"), payload, secret=SECRET)
     assert outcome == DeliveryOutcome(delivered=True, attempts=1, last_status=200, last_error=None)
-    (request,) = receiver.received
+    (request,) = receiver.recorded
     assert request.method == "POST"
     assert request.body == json.dumps(payload, separators=(",", ":")).encode()
     assert request.headers["content-type"] == "application/json"
@@ -141,7 +109,7 @@ async def test_unsigned_webhook_has_no_signature_headers(receiver):
     async with GuardedClient(LOOPBACK) as client:
         outcome = await deliver_webhook(client, receiver.url("/hook"), {"a": 1}, secret=None)
     assert outcome.delivered
-    (request,) = receiver.received
+    (request,) = receiver.recorded
     assert request.body == b'{"a":1}'
     assert not {"webhook-id", "webhook-timestamp", "webhook-signature"} & request.headers.keys()
 
@@ -155,9 +123,9 @@ async def test_webhook_is_retried_with_the_same_id_and_doubling_delays(receiver)
     async with GuardedClient(LOOPBACK) as client:
         outcome = await deliver_webhook(client, receiver.url("/hook"), {"n": 1}, secret=SECRET, sleep=sleep)
     assert outcome == DeliveryOutcome(delivered=True, attempts=3, last_status=200, last_error=None)
-    assert len(receiver.received) == 3
-    assert len({request.headers["webhook-id"] for request in receiver.received}) == 1
-    assert all(verify_webhook(SECRET, request.headers, request.body) for request in receiver.received)
+    assert len(receiver.recorded) == 3
+    assert len({request.headers["webhook-id"] for request in receiver.recorded}) == 1
+    assert all(verify_webhook(SECRET, request.headers, request.body) for request in receiver.recorded)
     assert_backoff(sleep.delays, [0.25, 0.5])
 
 
@@ -169,7 +137,7 @@ async def test_webhook_gives_up_after_all_attempts(receiver):
             client, receiver.url("/hook"), {}, secret=SECRET, attempts=5, base_delay=1, max_delay=3, sleep=sleep
         )
     assert outcome == DeliveryOutcome(delivered=False, attempts=5, last_status=500, last_error="HTTP 500")
-    assert len(receiver.received) == 5
+    assert len(receiver.recorded) == 5
     assert_backoff(sleep.delays, [1, 2, 3, 3])
 
 
@@ -204,7 +172,7 @@ async def test_malformed_secret_is_reported_not_raised(receiver):
         outcome = await deliver_webhook(client, receiver.url("/hook"), {}, secret="whsec_not base64!")
     assert (outcome.delivered, outcome.attempts) == (False, 0)
     assert "cannot prepare webhook" in outcome.last_error
-    assert receiver.received == []
+    assert receiver.recorded == []
 
 
 # --- uploads -----------------------------------------------------------------------------------------------------
@@ -219,8 +187,8 @@ async def test_upload_puts_the_exact_file_and_retries_on_503(receiver, tmp_path)
     async with GuardedClient(LOOPBACK) as client:
         outcome = await deliver_upload(client, url, video, "video/mp4", sleep=sleep)
     assert outcome == DeliveryOutcome(delivered=True, attempts=2, last_status=200, last_error=None)
-    assert len(receiver.received) == 2
-    for request in receiver.received:
+    assert len(receiver.recorded) == 2
+    for request in receiver.recorded:
         assert (request.method, request.path) == ("PUT", "/bucket/out.mp4?X-Amz-Signature=abc")
         assert request.headers["content-type"] == "video/mp4"
         assert request.headers["content-length"] == str(video.stat().st_size)
@@ -242,4 +210,4 @@ async def test_missing_upload_file_is_reported_without_sending(receiver, tmp_pat
         outcome = await deliver_upload(client, receiver.url("/put"), tmp_path / "gone.mp4", "video/mp4")
     assert (outcome.delivered, outcome.attempts) == (False, 0)
     assert "gone.mp4" in outcome.last_error
-    assert receiver.received == []
+    assert receiver.recorded == []

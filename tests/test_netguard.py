@@ -11,12 +11,11 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from loopback import LoopbackServer, RecordingHandler, serving
 
 from server.netguard import BlockedURLError, FetchError, GuardedClient, GuardSettings, check_address
 
@@ -25,30 +24,11 @@ pytestmark = pytest.mark.anyio
 LOOPBACK = GuardSettings(allow_hosts=("127.0.0.1",))
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
+class _Handler(RecordingHandler):
+    server: GuardTarget
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: LoopbackServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._route()
-
-    do_POST = do_PUT = do_GET
-
-    def _route(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        url = urlsplit(self.path)
+    def respond(self, url) -> None:
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
-        self.server.seen.append(Seen(self.command, url.path, {k.lower(): v for k, v in self.headers.items()}, body))
         if url.path == "/ok":
             self._reply(200, b"hello", "text/plain")
         elif url.path.startswith("/status/"):
@@ -114,35 +94,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.stream_aborted.set()
 
 
-class LoopbackServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
+class GuardTarget(LoopbackServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.port = self.server_address[1]
-        self.seen: list[Seen] = []
-        self.stop = threading.Event()
+        super().__init__(_Handler)
         self.stream_aborted = threading.Event()
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
 
     @property
     def paths(self) -> list[str]:
-        return [seen.path for seen in self.seen]
+        return [request.route for request in self.recorded]
 
 
 @pytest.fixture
 def server():
-    srv = LoopbackServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.stop.set()
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with serving(GuardTarget()) as target:
+        yield target
 
 
 @pytest.fixture
@@ -276,7 +241,7 @@ async def test_default_resolver_refuses_localhost_unless_allowlisted(server):
     async with GuardedClient(GuardSettings()) as client:
         with pytest.raises(BlockedURLError, match="refused: localhost resolves to .*loopback"):
             await client.get_bytes(server.url("/ok", host="localhost"))
-    assert server.seen == []
+    assert server.recorded == []
     async with GuardedClient(GuardSettings(allow_hosts=("localhost",))) as client:
         assert await client.get_bytes(server.url("/ok", host="localhost")) == (b"hello", "text/plain")
 
@@ -292,7 +257,7 @@ async def test_get_post_put_reach_an_allowlisted_loopback_server(server, tmp_pat
         assert await client.post_json(server.url("/status/202"), b'{"a":1}', {"X-Extra": "yes"}) == 202
         assert await client.put_bytes(server.url("/status/201"), b"raw", "image/png") == 201
         assert await client.put_bytes(server.url("/status/200"), upload, "video/mp4", {"X-Extra": "file"}) == 200
-    get, post, put_bytes, put_file = server.seen
+    get, post, put_bytes, put_file = server.recorded
     assert (get.method, get.path) == ("GET", "/ok")
     assert (post.method, post.body, post.headers["content-type"], post.headers["x-extra"]) == (
         "POST",
@@ -312,7 +277,7 @@ async def test_ipv4_mapped_literal_is_pinned_to_its_ipv4_address(server, sent):
     async with GuardedClient(LOOPBACK) as client:
         assert await client.get_bytes(f"http://[::ffff:127.0.0.1]:{server.port}/ok") == (b"hello", "text/plain")
     assert [url.host for url in sent] == ["127.0.0.1"]
-    assert server.seen[0].headers["host"] == f"[::ffff:127.0.0.1]:{server.port}"
+    assert server.recorded[0].headers["host"] == f"[::ffff:127.0.0.1]:{server.port}"
 
 
 async def test_next_validated_address_is_tried_when_connecting_fails(server, sent):
@@ -386,7 +351,7 @@ async def test_relative_redirect_within_the_allowlist_is_followed(server):
 async def test_redirect_hops_are_limited(server):
     async with GuardedClient(GuardSettings(allow_hosts=("127.0.0.1",), max_redirects=3)) as client:
         assert await client.get_bytes(server.url("/chain/3")) == (b"end of chain", "text/plain")
-        server.seen.clear()
+        server.recorded.clear()
         with pytest.raises(BlockedURLError, match="refused: too many redirects"):
             await client.get_bytes(server.url("/chain/4"))
     assert server.paths == ["/chain/4", "/chain/3", "/chain/2", "/chain/1"]
@@ -399,7 +364,7 @@ async def test_credentials_are_dropped_when_a_redirect_changes_origin(server):
         await client.post_json(server.url("/redirect?code=307&to=/status/200"), b"{}", headers)
         cross_origin = server.url("/status/200", host="other.test")
         await client.post_json(server.url(f"/redirect?code=307&to={cross_origin}"), b"{}", headers)
-    _, same, _, other = server.seen
+    _, same, _, other = server.recorded
     assert same.headers["authorization"] == "Bearer token"
     assert "authorization" not in other.headers
     assert (other.headers["x-keep"], other.headers["host"]) == ("1", f"other.test:{server.port}")
@@ -425,7 +390,7 @@ async def test_redirected_method_and_body_follow_browser_rules(server, code, met
         else:
             status = await client.put_bytes(url, b'{"k":"v"}', "application/json")
     assert status == 204
-    first, second = server.seen
+    first, second = server.recorded
     assert (first.method, second.method, second.path) == (method, next_method, "/status/204")
     assert second.body == (b'{"k":"v"}' if keeps_body else b"")
     assert ("content-type" in second.headers) == keeps_body
@@ -503,7 +468,7 @@ async def test_connection_goes_to_the_validated_address_with_the_original_host(s
         assert await client.get_bytes(server.url("/ok", host="rebind.test")) == (b"hello", "text/plain")
         assert calls == ["rebind.test"]
         assert [str(url) for url in sent] == [server.url("/ok")]
-        assert server.seen[0].headers["host"] == f"rebind.test:{server.port}"
+        assert server.recorded[0].headers["host"] == f"rebind.test:{server.port}"
         # The next call resolves again and meets the hostile answer before connecting.
         with pytest.raises(BlockedURLError, match="rebind.test resolves to 169.254.169.254"):
             await client.get_bytes(server.url("/ok", host="rebind.test"))
