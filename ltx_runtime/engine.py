@@ -282,7 +282,7 @@ class Engine:
     def _attempt(self, *, request, spec, plan, seed, image, output_path, components, on_step, frugal) -> dict[str, float]:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
         generator = torch.Generator(self.device).manual_seed(seed)
-        after_encoding = (lambda: self._offload_text_encoder(components)) if frugal else None
+        after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
         if spec.recipe is Recipe.FAST:
             recipe_output = fast.run(components, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding)
         else:
@@ -322,9 +322,6 @@ class Engine:
         if self.device.type == "cuda" and module.device.type == "cuda" and not _is_streamed(module):
             module.to("cpu")
             free_cached_memory()
-
-    def _offload_text_encoder(self, components: Components) -> None:
-        self._offload(components.pipeline.text_encoder)
 
     def _restore_placement(self, components: Components) -> None:
         for module in (components.pipeline.text_encoder, components.pipeline.transformer):

@@ -15,7 +15,6 @@ A request whose estimate exceeds the budget is refused before anything runs.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from enum import Enum
 
@@ -23,8 +22,6 @@ import torch
 
 from .catalog import ModelSpec, Recipe
 from .geometry import GenerationPlan
-
-log = logging.getLogger(__name__)
 
 GIB = 1024**3
 
