@@ -177,3 +177,25 @@ def test_hosted_guided_models_cover_both_architectures():
     """So that the schedule test above covers every guided hosted model."""
     guided_models = {spec.id for spec in hosted_models() if spec.recipe is not Recipe.FAST}
     assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3"}
+
+
+def test_the_ltx23_vocoder_runs_in_float32_when_the_rest_is_bf16(tiny_root):
+    """The official LTX-2.3 pipeline runs its bandwidth-extension vocoder in float32 (bf16 costs ~0.33 relative L2)."""
+    from ltx_runtime.decode import audio_waveform
+    from ltx_runtime.weights import load_components
+
+    spec = get_model(TINY_LTX23)
+    pipe = load_components(tiny_root / "ltx-2.3", spec, torch.bfloat16).pipeline
+    assert pipe.transformer.dtype == pipe.vae.dtype == pipe.audio_vae.dtype == torch.bfloat16
+    assert {p.dtype for p in pipe.vocoder.parameters()} == {torch.float32}
+    inputs = []
+    handle = pipe.vocoder.register_forward_pre_hook(lambda module, args: inputs.append(args[0].dtype))
+    try:
+        plan = plan_generation(64, 64, 1, 25, 48000)
+        latents = torch.randn(1, pipe.audio_vae.config.latent_channels, 25, 16, dtype=torch.bfloat16)
+        waveform = audio_waveform(pipe.audio_vae, pipe.vocoder, latents, plan)
+    finally:
+        handle.remove()
+    assert inputs == [torch.float32] and waveform.shape == (48000, 2)
+    # LTX-2.0's vocoder follows the model's dtype, as officially.
+    assert load_components(tiny_root / "ltx-2", get_model(TINY_PRO), torch.bfloat16).pipeline.vocoder.dtype == torch.bfloat16
