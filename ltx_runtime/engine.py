@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from . import decode, media, speed
-from .catalog import ModelSpec, Recipe, get_model
+from .catalog import MODELS, ModelSpec, Recipe, get_model
 from .geometry import GenerationPlan, plan_generation
 from .memory import (
     GIB,
@@ -34,7 +34,16 @@ from .memory import (
 from .recipes import decode_first_frame, fast, guided
 from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
-from .weights import Components, LockEntry, check_components, check_folder, load_components, read_lock, resolve_folder
+from .weights import (
+    Components,
+    LockEntry,
+    WeightsError,
+    check_components,
+    check_folder,
+    load_components,
+    read_lock,
+    resolve_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +155,15 @@ class Engine:
     def folder_for(self, spec: ModelSpec) -> Path:
         if self.uses_tiny_weights:
             return ensure_tiny_weights(self.tiny_folder, spec.architecture)
-        return resolve_folder(Path(self.weights), spec)
+        folder = resolve_folder(Path(self.weights), spec)
+        if is_tiny(folder) and not spec.demo_only:
+            demo_ids = ", ".join(model.id for model in MODELS.values() if model.demo_only)
+            raise WeightsError(
+                f"{folder} holds tiny random demo weights (written by `ltx-runtime weights build-tiny`), not the "
+                f"weights of {spec.id} ({spec.name}). To run {spec.id} on tiny weights, pass --weights tiny; to use "
+                f"this folder, pass a demo model id ({demo_ids}) with --weights {folder}"
+            )
+        return folder
 
     def load(self, model_id: str) -> Components:
         """A model's components: loaded on first use and resident after, one copy per weights folder however many

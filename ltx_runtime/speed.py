@@ -16,7 +16,8 @@
 - prompt_cache: prompt embeddings kept for this many recent prompts, so a repeated prompt skips the 12B text encoder.
 
 `SpeedOptions()` is the engine's default ("auto": every lever that can work on this device, fp8 matmuls excepted);
-`SpeedOptions.plain()` is diffusers as documented: eager, default attention, default VAE tiles, no cache. A lever that cannot work on this
+`SpeedOptions.plain()` is diffusers as documented (eager, default attention, no cache), with the official VAE tiles:
+they are part of the recipe, not a lever, so both paths decode alike. A lever that cannot work on this
 device (or without its package) stays off, with a warning when it was asked for explicitly; `apply` reports what
 it did.
 """
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 Switch = Literal["auto", "on", "off"]
 SELF_ATTENTION = ("attn1", "audio_attn1")
-DIFFUSERS_TILE_FRAMES = 16
 FP8_MIN_CAPABILITY = (8, 9)
 
 
@@ -52,7 +52,7 @@ class SpeedOptions:
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
-        return cls(attention="native", compile="off", fp8_matmul="off", vae_tile_frames=DIFFUSERS_TILE_FRAMES, prompt_cache=0)
+        return cls(attention="native", compile="off", fp8_matmul="off", prompt_cache=0)
 
 
 def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: bool = False) -> dict[str, str]:

@@ -12,7 +12,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.ltx2 import pipeline_ltx2
 
-from ltx_runtime import fullsize
+from ltx_runtime import configs
 from ltx_runtime.catalog import Recipe, get_model, hosted_models
 from ltx_runtime.engine import Engine
 from ltx_runtime.geometry import plan_generation
@@ -59,7 +59,7 @@ def test_the_guided_schedule_is_the_official_one_at_every_hosted_size(engine, mo
     spec = get_model(model)
     components = engine.load(TINY_PRO if spec.architecture == "ltx-2" else TINY_LTX23)
     # With the released scheduler config (dynamic shifting, shift_terminal 0.1) in place: the recipe must not use it.
-    real_scheduler = FlowMatchEulerDiscreteScheduler(**fullsize._SCHEDULER)
+    real_scheduler = FlowMatchEulerDiscreteScheduler(**configs.SCHEDULER)
     steps = guided.PARAMS[spec.recipe].steps
     expected = official_schedule(steps)
     assert expected[-2].item() == pytest.approx(0.1) and expected[-1].item() == 0.0
