@@ -455,3 +455,75 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder
+
+
+# --- loading ---------------------------------------------------------------------------------------------------------
+
+SCHEDULER_CONFIG = dict(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024,
+                        max_image_seq_len=4096, shift_terminal=0.1)  # fmt: skip
+"""The diffusers-format Lightricks/LTX-2 scheduler config (the single files carry none; the recipes set their own
+sigmas)."""
+
+
+def _one_file(folder: Path, pattern: str, what: str) -> Path:
+    matches = sorted(folder.glob(pattern))
+    if len(matches) != 1:
+        found = ", ".join(path.name for path in matches) or "none"
+        raise FileNotFoundError(f"{folder} must hold exactly one {what} ({pattern}); found {found}")
+    return matches[0]
+
+
+def official_files(folder: Path, dev: bool) -> dict[str, Path]:
+    """The files one model needs from an official-layout folder: the dev or distilled checkpoint, the x2 spatial
+    upsampler, the Gemma folder, and (dev only) the distilled LoRA."""
+    folder = Path(folder)
+    files = {
+        "checkpoint": _one_file(folder / CHECKPOINTS, "*-dev.safetensors" if dev else "*-distilled.safetensors",
+                                "dev checkpoint" if dev else "distilled checkpoint"),
+        "upsampler": _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler"),
+        "gemma": _one_file(folder, "*/tokenizer_config.json", "Gemma folder (with tokenizer_config.json)").parent,
+    }  # fmt: skip
+    if dev:
+        files["lora"] = _one_file(folder / LORAS, "*distilled-lora*.safetensors", "distilled LoRA")
+    return files
+
+
+def _metadata_config(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as checkpoint:
+        metadata = checkpoint.metadata() or {}
+    if "config" not in metadata:
+        raise ValueError(f"{path} has no 'config' metadata: not one of Lightricks' single-file checkpoints")
+    return json.loads(metadata["config"])
+
+
+def load_official(folder: Path, dev: bool, dtype: torch.dtype):
+    """An LTX2Pipeline and the latent upsampler from an official-layout folder (see the module docstring), plus the
+    path of the distilled LoRA (dev only, else None). Nothing is downloaded."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
+    from safetensors import safe_open
+    from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
+
+    files = official_files(folder, dev)
+    config = _metadata_config(files["checkpoint"])
+    text_encoder = Gemma3ForConditionalGeneration.from_pretrained(files["gemma"], dtype=dtype, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(files["gemma"], local_files_only=True)
+    with torch.device("meta"):
+        modules = _build_diffusers_modules(
+            config, _metadata_config(files["upsampler"]), text_encoder.config.text_config.num_hidden_layers
+        )
+    for module in modules.values():
+        module.to_empty(device="cpu")
+    with safe_open(str(files["checkpoint"]), "pt") as checkpoint:
+        for name in MAIN_COMPONENTS:
+            _from_official(name, modules[name], checkpoint, modules[name].config)
+    with safe_open(str(files["upsampler"]), "pt") as checkpoint:
+        _from_official("latent_upsampler", modules["latent_upsampler"], checkpoint)
+    for module in modules.values():
+        torch.nn.Module.to(module, dtype).eval()  # plain cast: these modules keep no float32 parts
+    pipeline = LTX2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG), text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer, **{name: modules[name] for name in MAIN_COMPONENTS},
+    )  # fmt: skip
+    return pipeline, modules["latent_upsampler"], files.get("lora")
