@@ -413,6 +413,9 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     text_config = text_encoder.config.text_config
     config = tiny_official_config(architecture, text_config.hidden_size, text_config.num_hidden_layers)
     modules = _build_diffusers_modules(config, tiny_upsampler_config(), text_config.num_hidden_layers)
+    for vae in (modules["vae"], modules["audio_vae"]):  # not the identity, so that tests see (de)normalisation
+        vae.latents_mean.normal_(0.0, 0.1)
+        vae.latents_std.uniform_(0.5, 1.5)
 
     main = {}
     for name in MAIN_COMPONENTS:

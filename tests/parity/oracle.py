@@ -1,0 +1,87 @@
+"""The official implementation (ltx-core / ltx-pipelines 1.0.0) as a test oracle. Runs in its own venv
+(.venv-oracle, made by scripts/install.sh --test), never in the project's process:
+
+    .venv-oracle/bin/python tests/parity/oracle.py TASK WEIGHTS_DIR INPUT.safetensors OUTPUT.safetensors
+
+Tensors go in and out through safetensors files. Shims, all in this process only (ltx2-models.md 2a item 10):
+torchaudio is a stub (its last wheel does not load against torch 2.13; ltx-core needs it only for audio-to-video),
+torch.cuda.synchronize is a no-op (the pipelines call it unconditionally), and ltx-core's hard-coded Gemma-3-12B
+config is replaced by the tiny Gemma folder's config.json.
+"""
+
+import importlib.machinery
+import json
+import sys
+import types
+from pathlib import Path
+
+torchaudio = types.ModuleType("torchaudio")
+torchaudio.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
+sys.modules["torchaudio"] = torchaudio
+
+import torch  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+torch.cuda.synchronize = lambda *args, **kwargs: None
+DTYPE = torch.float32  # the weights are bf16 values; computing in float32 keeps both sides' rounding out of the way
+
+
+def use_tiny_gemma(gemma: Path) -> None:
+    import ltx_core.text_encoders.gemma.encoders.encoder_configurator as configurator
+    from ltx_core.text_encoders.gemma.config import Gemma3ConfigData, Gemma3TextConfig, Gemma3VisionConfig
+
+    config = json.loads((gemma / "config.json").read_text())
+
+    def known(cls, values):
+        return {key: value for key, value in values.items() if key in cls.__dataclass_fields__}
+
+    configurator.GEMMA3_CONFIG_FOR_LTX = Gemma3ConfigData(
+        **known(Gemma3ConfigData, {k: v for k, v in config.items() if not k.endswith("_config")}),
+        text_config=Gemma3TextConfig(**known(Gemma3TextConfig, config["text_config"])),
+        vision_config=Gemma3VisionConfig(**known(Gemma3VisionConfig, config["vision_config"])),
+    )
+
+
+def ledger(root: Path, dev: bool = False):
+    from ltx_pipelines.utils.model_ledger import ModelLedger
+
+    name = "*-dev.safetensors" if dev else "*-distilled.safetensors"
+    (checkpoint,) = (root / "checkpoints").glob(name)
+    (upsampler,) = (root / "latent_upscale_models").glob("*.safetensors")
+    (gemma,) = (path.parent for path in root.glob("*/tokenizer_config.json"))
+    use_tiny_gemma(gemma)
+    return ModelLedger(dtype=DTYPE, device=torch.device("cpu"), checkpoint_path=str(checkpoint),
+                       gemma_root_path=str(gemma), spatial_upsampler_path=str(upsampler))  # fmt: skip
+
+
+def upsampler(root, inputs):
+    """The latent upsampler module on raw (denormalised) latents."""
+    return {"latent": ledger(root).spatial_upsampler()(inputs["latent"])}
+
+
+def vae_decode(root, inputs):
+    """The video decoder on normalised latents (it un-normalises itself), then ltx-core's uint8 conversion."""
+    decoded = ledger(root).video_decoder()(inputs["latent"])
+    frames = (((decoded + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+    return {"decoded": decoded, "frames": frames}
+
+
+def audio_decode(root, inputs):
+    """The audio decoder on normalised latents [B, C, T, mel], then the vocoder."""
+    models = ledger(root)
+    mel = models.audio_decoder()(inputs["latent"])
+    return {"mel": mel, "waveform": models.vocoder()(mel)}
+
+
+TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode)}
+
+
+def main() -> None:
+    task, root, source, target = sys.argv[1:5]
+    with torch.inference_mode():
+        outputs = TASKS[task](Path(root), load_file(source))
+    save_file({key: value.contiguous() for key, value in outputs.items()}, target)
+
+
+if __name__ == "__main__":
+    main()
