@@ -39,15 +39,35 @@ def ours(official_root):
     return pipeline, upsampler
 
 
-def run_oracle(task: str, root: Path, inputs: dict[str, torch.Tensor], tmp_path: Path) -> dict[str, torch.Tensor]:
+def _random(*shape: int, seed: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+INPUTS = {
+    "upsampler.latent": _random(1, 128, 3, 2, 4, seed=1),
+    "vae_decode.latent": _random(1, 128, 3, 2, 4, seed=2),
+    "audio_decode.latent": _random(1, 8, 17, 16, seed=3),
+}
+"""Each task's inputs: 64x128 pixels and 17 frames (latents 3x2x4), 17 audio latent frames (0.68 s)."""
+
+
+@pytest.fixture(scope="module")
+def theirs(official_root, tmp_path_factory) -> dict[str, dict[str, torch.Tensor]]:
+    """Every oracle task's outputs, from one run of the official code: {task: {name: tensor}}."""
     if not ORACLE.is_file():
         pytest.fail(f"no oracle venv at {ORACLE}: run scripts/install.sh --test (it creates .venv-oracle)")
-    source, target = tmp_path / f"{task}-in.safetensors", tmp_path / f"{task}-out.safetensors"
-    save_file({key: value.contiguous() for key, value in inputs.items()}, str(source))
-    result = subprocess.run([str(ORACLE), str(ROOT / "tests" / "parity" / "oracle.py"), task, str(root), str(source),
-                             str(target)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    folder = tmp_path_factory.mktemp("oracle")
+    source, target = folder / "in.safetensors", folder / "out.safetensors"
+    save_file(INPUTS, str(source))
+    tasks = ["upsampler", "vae_decode", "audio_decode", "schedules"]
+    result = subprocess.run([str(ORACLE), str(ROOT / "tests" / "parity" / "oracle.py"), str(official_root),
+                             str(source), str(target), *tasks], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return load_file(str(target))
+    outputs: dict[str, dict[str, torch.Tensor]] = {task: {} for task in tasks}
+    for key, value in load_file(str(target)).items():
+        task, name = key.split(".", 1)
+        outputs[task][name] = value
+    return outputs
 
 
 def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -57,20 +77,16 @@ def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     return difference
 
 
-def test_the_latent_upsampler_matches(official_root, ours, tmp_path):
-    latent = torch.randn(1, 128, 3, 2, 4, generator=torch.Generator().manual_seed(1))
-    theirs = run_oracle("upsampler", official_root, {"latent": latent}, tmp_path)["latent"]
+def test_the_latent_upsampler_matches(ours, theirs):
     with torch.inference_mode():
-        mine = ours[1](latent)
+        mine = ours[1](INPUTS["upsampler.latent"])
     assert mine.shape == (1, 128, 3, 4, 8)
-    assert max_difference(mine, theirs) < FLOAT32_TOLERANCE
+    assert max_difference(mine, theirs["upsampler"]["latent"]) < FLOAT32_TOLERANCE
 
 
-def test_the_video_decoder_matches(official_root, ours, tmp_path):
+def test_the_video_decoder_matches(ours, theirs):
     """Official: normalised latents in, the decoder un-normalises; ours: the pipeline un-normalises, then the VAE."""
-    pipeline = ours[0]
-    latent = torch.randn(1, 128, 3, 2, 4, generator=torch.Generator().manual_seed(2))
-    theirs = run_oracle("vae_decode", official_root, {"latent": latent}, tmp_path)
+    pipeline, latent, theirs = ours[0], INPUTS["vae_decode.latent"], theirs["vae_decode"]
     vae = pipeline.vae
     raw = latent * vae.latents_std.view(1, -1, 1, 1, 1) + vae.latents_mean.view(1, -1, 1, 1, 1)
     with torch.inference_mode():
@@ -82,10 +98,8 @@ def test_the_video_decoder_matches(official_root, ours, tmp_path):
     assert max_difference(frames, theirs["frames"]) <= 1
 
 
-def test_the_audio_decoder_and_vocoder_match(official_root, ours, tmp_path):
-    pipeline = ours[0]
-    latent = torch.randn(1, 8, 17, 16, generator=torch.Generator().manual_seed(3))
-    theirs = run_oracle("audio_decode", official_root, {"latent": latent}, tmp_path)
+def test_the_audio_decoder_and_vocoder_match(ours, theirs):
+    pipeline, latent, theirs = ours[0], INPUTS["audio_decode.latent"], theirs["audio_decode"]
     audio_vae = pipeline.audio_vae
     patched = latent.permute(0, 2, 1, 3).flatten(2)  # b c t f -> b t (c f), as both implementations normalise
     raw = (patched * audio_vae.latents_std + audio_vae.latents_mean).unflatten(2, (8, 16)).permute(0, 2, 1, 3)
@@ -95,3 +109,28 @@ def test_the_audio_decoder_and_vocoder_match(official_root, ours, tmp_path):
     assert max_difference(mel, theirs["mel"]) < FLOAT32_TOLERANCE
     assert waveform.shape[-1] == (1 + 16 * 4) * 240  # causal: 17 latent frames -> 65 mel frames -> 240 samples each
     assert max_difference(waveform, theirs["waveform"]) < FLOAT32_TOLERANCE
+
+
+def test_the_fast_recipe_uses_the_official_distilled_sigmas(theirs):
+    """Fast runs diffusers' published constants unshifted (recipes/fast.py); with the final 0 the scheduler appends,
+    they must be ltx-pipelines' own."""
+    from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
+
+    official_schedules = theirs["schedules"]
+    assert max_difference(torch.tensor([*DISTILLED_SIGMA_VALUES, 0.0], dtype=torch.float64),
+                          official_schedules["distilled_stage_1"]) < 1e-7  # fmt: skip
+    assert max_difference(torch.tensor([*STAGE_2_DISTILLED_SIGMA_VALUES, 0.0], dtype=torch.float64),
+                          official_schedules["distilled_stage_2"]) < 1e-7  # fmt: skip
+
+
+@pytest.mark.parametrize("steps", [40, 30])
+def test_the_official_guided_schedule_is_the_documented_formula(theirs, steps):
+    """TI2VidTwoStagesPipeline's stage-1 sigmas (LTX2Scheduler without a latent: the 2.05 shift at every size,
+    stretched to 0.1) are the formula of ltx2-models.md section 2a item 1, which the guided recipes must use.
+    float32 on the official side (LTX2Scheduler computes in float32): 1e-6."""
+    sigmas = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    shift = torch.exp(torch.tensor(2.05, dtype=torch.float64))
+    shifted = torch.where(sigmas > 0, shift / (shift + 1 / sigmas.clamp_min(1e-12) - 1), sigmas)
+    last = shifted[-2]
+    stretched = torch.where(shifted > 0, 1 - (1 - shifted) / ((1 - last) / 0.9), shifted)
+    assert max_difference(stretched, theirs["schedules"][f"guided_{steps}"]) < 1e-6

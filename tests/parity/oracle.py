@@ -1,9 +1,10 @@
 """The official implementation (ltx-core / ltx-pipelines 1.0.0) as a test oracle. Runs in its own venv
 (.venv-oracle, made by scripts/install.sh --test), never in the project's process:
 
-    .venv-oracle/bin/python tests/parity/oracle.py TASK WEIGHTS_DIR INPUT.safetensors OUTPUT.safetensors
+    .venv-oracle/bin/python tests/parity/oracle.py WEIGHTS_DIR INPUT.safetensors OUTPUT.safetensors TASK...
 
-Tensors go in and out through safetensors files. Shims, all in this process only (ltx2-models.md 2a item 10):
+Tensors go in and out through safetensors files, named "task.tensor" (one process runs every task: importing
+transformers and ltx-core is most of the time). Shims, all in this process only (ltx2-models.md 2a item 10):
 torchaudio is a stub (its last wheel does not load against torch 2.13; ltx-core needs it only for audio-to-video),
 torch.cuda.synchronize is a no-op (the pipelines call it unconditionally), and ltx-core's hard-coded Gemma-3-12B
 config is replaced by the tiny Gemma folder's config.json.
@@ -73,13 +74,31 @@ def audio_decode(root, inputs):
     return {"mel": mel, "waveform": models.vocoder()(mel)}
 
 
-TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode)}
+def schedules(root, inputs):
+    """The official sigma schedules: distilled stage 1 and 2 (constants) and the guided stage 1 (LTX2Scheduler with no
+    latent, as TI2VidTwoStagesPipeline calls it) for the LTX-2 (40) and LTX-2.3 (30) step counts."""
+    from ltx_core.components.schedulers import LTX2Scheduler
+    from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
+
+    return {
+        "distilled_stage_1": torch.tensor(DISTILLED_SIGMA_VALUES, dtype=torch.float64),
+        "distilled_stage_2": torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, dtype=torch.float64),
+        "guided_40": LTX2Scheduler().execute(steps=40).double(),
+        "guided_30": LTX2Scheduler().execute(steps=30).double(),
+    }
+
+
+TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules)}
 
 
 def main() -> None:
-    task, root, source, target = sys.argv[1:5]
+    root, source, target, *tasks = sys.argv[1:]
+    inputs = load_file(source)
+    outputs = {}
     with torch.inference_mode():
-        outputs = TASKS[task](Path(root), load_file(source))
+        for task in tasks:
+            mine = {key.split(".", 1)[1]: value for key, value in inputs.items() if key.startswith(task + ".")}
+            outputs.update({f"{task}.{key}": value for key, value in TASKS[task](Path(root), mine).items()})
     save_file({key: value.contiguous() for key, value in outputs.items()}, target)
 
 
