@@ -88,7 +88,89 @@ def schedules(root, inputs):
     }
 
 
-TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules)}
+class RecordingNoiser:
+    """ltx-core's GaussianNoiser, in float32, keeping every noise tensor it draws (in its token layout, in drawing
+    order: stage-1 video, stage-1 audio, stage-2 video, stage-2 audio) so that the test can inject the same noise."""
+
+    def __init__(self, seed: int):
+        from ltx_core.components.noisers import GaussianNoiser
+
+        self.noiser = GaussianNoiser(torch.Generator().manual_seed(seed))
+        self.drawn: list[torch.Tensor] = []
+
+    def __call__(self, latent_state, noise_scale: float = 1.0):
+        from dataclasses import replace
+
+        noise = torch.randn(*latent_state.latent.shape, dtype=latent_state.latent.dtype, generator=self.noiser.generator)
+        self.drawn.append(noise)
+        scaled_mask = latent_state.denoise_mask * noise_scale
+        return replace(latent_state, latent=noise * scaled_mask + latent_state.latent * (1 - scaled_mask))
+
+
+def fast(root, inputs, prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17, fps=25.0):
+    """DistilledPipeline.__call__ of ltx-pipelines 1.0.0, step for step, in float32 instead of its hard-coded bf16
+    (so that the comparison measures implementation differences, not bf16 rounding), with the noise recorded."""
+    from ltx_core.components.diffusion_steps import EulerDiffusionStep
+    from ltx_core.model.audio_vae import decode_audio
+    from ltx_core.model.upsampler import upsample_video
+    from ltx_core.model.video_vae import decode_video
+    from ltx_core.types import VideoPixelShape
+    from ltx_pipelines.utils import euler_denoising_loop
+    from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
+    from ltx_pipelines.utils.helpers import denoise_audio_video, encode_prompts, simple_denoising_func
+    from ltx_pipelines.utils.types import PipelineComponents
+
+    models = ledger(root)
+    device = torch.device("cpu")
+    components = PipelineComponents(dtype=DTYPE, device=device)
+    noiser, stepper = RecordingNoiser(seed), EulerDiffusionStep()
+    (context,) = encode_prompts([prompt], models)
+    transformer, video_encoder = models.transformer(), models.video_encoder()
+
+    def loop(sigmas, video_state, audio_state, stepper):
+        denoise = simple_denoising_func(video_context=context.video_encoding, audio_context=context.audio_encoding,
+                                        transformer=transformer)  # fmt: skip
+        return euler_denoising_loop(sigmas=sigmas, video_state=video_state, audio_state=audio_state, stepper=stepper,
+                                    denoise_fn=denoise)  # fmt: skip
+
+    shape_1 = VideoPixelShape(batch=1, frames=frames, width=width // 2, height=height // 2, fps=fps)
+    video_1, audio_1 = denoise_audio_video(
+        output_shape=shape_1, conditionings=[], noiser=noiser, sigmas=torch.tensor(DISTILLED_SIGMA_VALUES),
+        stepper=stepper, denoising_loop_fn=loop, components=components, dtype=DTYPE, device=device,
+    )  # fmt: skip
+    upscaled = upsample_video(latent=video_1.latent[:1], video_encoder=video_encoder,
+                              upsampler=models.spatial_upsampler())  # fmt: skip
+    sigmas_2 = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES)
+    shape_2 = VideoPixelShape(batch=1, frames=frames, width=width, height=height, fps=fps)
+    video_2, audio_2 = denoise_audio_video(
+        output_shape=shape_2, conditionings=[], noiser=noiser, sigmas=sigmas_2, stepper=stepper,
+        denoising_loop_fn=loop, components=components, dtype=DTYPE, device=device, noise_scale=sigmas_2[0],
+        initial_video_latent=upscaled, initial_audio_latent=audio_1.latent,
+    )  # fmt: skip
+    video = torch.cat(list(decode_video(video_2.latent, models.video_decoder(), None, None)))
+    audio = decode_audio(audio_2.latent, models.audio_decoder(), models.vocoder())
+    outputs = {f"noise_{index}": noise for index, noise in enumerate(noiser.drawn)}
+    outputs.update(video_context=context.video_encoding, audio_context=context.audio_encoding,
+                   stage_1_video=video_1.latent, stage_1_audio=audio_1.latent, upsampled=upscaled,
+                   video=video_2.latent, audio=audio_2.latent, frames=video, waveform=audio.waveform)  # fmt: skip
+    return outputs
+
+
+def text(root, inputs, prompt="a cat over the ocean"):
+    """The text path: token ids and mask, Gemma's hidden states, the projected features, the connectors' outputs."""
+    models = ledger(root)
+    encoder = models.text_encoder()
+    pairs = encoder.tokenizer.tokenize_with_weights(prompt)["gemma"]
+    hidden_states, mask = encoder.encode(prompt)
+    processor = models.gemma_embeddings_processor()
+    video_features, _ = processor.feature_extractor(hidden_states, mask, "left")
+    output = processor.process_hidden_states(hidden_states, mask)
+    return {"input_ids": torch.tensor([[pair[0] for pair in pairs]]), "mask": mask,
+            "hidden_states": torch.stack(hidden_states), "features": video_features,
+            "video_context": output.video_encoding, "audio_context": output.audio_encoding}  # fmt: skip
+
+
+TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules, fast, text)}
 
 
 def main() -> None:
