@@ -39,8 +39,9 @@ import torch
 
 from . import media
 from .catalog import get_model
-from .engine import Engine, GenerationRequest, RequestError, pick_device, validate_request
+from .engine import Engine, pick_device
 from .memory import BUDGET_FRACTION, GIB, MemoryProfile, free_cached_memory
+from .request import GenerationRequest, RequestError, validate_request
 from .speed import OPTIMIZED_TILE_FRAMES, SpeedOptions
 from .weights import DISTILLED_LORA, Components
 

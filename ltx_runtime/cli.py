@@ -45,7 +45,8 @@ def generate(
     memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory)."),
 ) -> None:
     """Generate one clip and write it to --output."""
-    from .engine import Engine, GenerationRequest, OutOfMemory, RequestError, validate_request
+    from .engine import Engine, OutOfMemory
+    from .request import GenerationRequest, RequestError, validate_request
     from .memory import MemoryProfile
     from .weights import WeightsError
 

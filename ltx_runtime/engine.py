@@ -7,7 +7,6 @@ Models are loaded on first use and stay resident between calls. CUDA runs in bfl
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import random
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from . import decode, media, speed
 from .catalog import ModelSpec, Recipe, get_model
@@ -33,7 +31,8 @@ from .memory import (
     gpu_memory_bytes,
     place,
 )  # fmt: skip
-from .recipes import fast, guided
+from .recipes import decode_first_frame, fast, guided
+from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
 from .weights import Components, LockEntry, check_components, check_folder, load_components, read_lock, resolve_folder
 
@@ -42,19 +41,11 @@ log = logging.getLogger(__name__)
 TINY = "tiny"
 DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny"))
 """Root of the tiny weights: one folder per architecture (ltx-2/, ltx-2.3/), built on first use."""
-MAX_SEED = 2**63 - 1
-IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
-
 ProgressCallback = Callable[[int, int], None]
 """(denoising steps done, total denoising steps)"""
 
-
-class RequestError(ValueError):
-    """A request that the model catalog does not allow; `parameter` names the offending field."""
-
-    def __init__(self, parameter: str, message: str):
-        super().__init__(message)
-        self.parameter = parameter
+RECIPES = {Recipe.FAST: fast, Recipe.PRO: guided, Recipe.LTX23: guided}
+"""The module whose `run` denoises each catalog recipe; every `run` takes the same arguments."""
 
 
 class MemoryLimitError(RequestError):
@@ -66,22 +57,6 @@ class MemoryLimitError(RequestError):
 
 class OutOfMemory(RuntimeError):
     """The GPU ran out of memory twice: once as planned, once more frugally. The engine stays usable."""
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    model: str
-    prompt: str
-    width: int
-    height: int
-    duration: float
-    fps: int
-    audio: bool
-    seed: int | None = None
-    output_format: media.OutputFormat = media.OutputFormat.MP4
-    quality: int = media.QUALITY_DEFAULT
-    image: bytes | None = None
-    """A first-frame image file (PNG, JPEG or WEBP), fitted to the frame by resizing and centre-cropping."""
 
 
 @dataclass(frozen=True)
@@ -103,41 +78,6 @@ class GenerationResult:
     """Seconds per stage: loading (first call only), text_encoding, stage_1, upsample, stage_2, audio_decode (audio
     VAE and vocoder; vocoder: its share), decode_and_encode (the VAE decode streamed into the encoder; vae_decode: the
     VAE's share), total; retried_frugally (1.0) after an out-of-memory."""
-
-
-def validate_request(request: GenerationRequest) -> ModelSpec:
-    """Check a request against the catalog; raise RequestError naming the first wrong parameter."""
-    try:
-        spec = get_model(request.model)
-    except KeyError as error:
-        raise RequestError("model", str(error)) from None
-    if not 2 <= len(request.prompt) <= 10000:
-        raise RequestError("prompt", "the prompt must be 2 to 10000 characters long")
-    if not spec.allows_size(request.width, request.height):
-        raise RequestError(
-            "width", f"{request.width}x{request.height} is not a size of {spec.id}; allowed: {spec.describe_sizes()}"
-        )
-    if request.duration not in spec.durations:
-        allowed = ", ".join(str(d) for d in spec.durations)
-        raise RequestError("duration", f"{spec.id} takes durations of {allowed} s, not {request.duration}")
-    if request.fps not in spec.fps_values:
-        allowed = ", ".join(str(f) for f in spec.fps_values)
-        raise RequestError("fps", f"{spec.id} takes {allowed} fps, not {request.fps}")
-    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
-        raise RequestError("seed", f"the seed must be between 0 and {MAX_SEED}")
-    if not media.QUALITY_MIN <= request.quality <= media.QUALITY_MAX:
-        raise RequestError("quality", f"quality must be {media.QUALITY_MIN} to {media.QUALITY_MAX}")
-    if request.image is not None:
-        open_image(request.image)
-    return spec
-
-
-def open_image(data: bytes) -> Image.Image:
-    try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise RequestError("image", f"the first-frame image is not a readable PNG, JPEG or WEBP file ({error})") from None
 
 
 def check_memory(
@@ -219,7 +159,8 @@ class Engine:
         lock = None if self.uses_tiny_weights else self.lock
         components = self._loaded.get(folder)
         if components is None:
-            components = load_components(folder, spec, self.device, self.dtype, lock, self.memory_profile)
+            components = load_components(folder, spec, self.dtype, lock)
+            place(components, self.memory_profile, self.device, self.dtype)
             self._install(components)
             log.info("loaded %s from %s on %s (%s, %s profile)", spec.id, folder, self.device, self.dtype, self.memory_profile.value)
         else:
@@ -256,7 +197,7 @@ class Engine:
         if len(self._loaded) > loaded_before:
             timings["loading"] = time.perf_counter() - started
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
-        image = None if request.image is None else open_image(request.image)
+        image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
                        components=components, on_step=progress or (lambda done, total: None))  # fmt: skip
         attempts = (needed.frugal, True)
@@ -283,12 +224,9 @@ class Engine:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
-        if spec.recipe is Recipe.FAST:
-            recipe_output = fast.run(components, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding)
-        else:
-            recipe_output = guided.run(
-                components, plan, request.prompt, generator, on_step, image=image, recipe=spec.recipe, after_encoding=after_encoding
-            )  # fmt: skip
+        recipe_output = RECIPES[spec.recipe].run(
+            components, spec, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding
+        )
         timings = dict(recipe_output.timings)
 
         pipeline = components.pipeline
@@ -355,6 +293,13 @@ class Engine:
             tiny_weights=is_tiny(components.folder),
             timings=timings,
         )
+
+
+def image_crf(components: Components) -> int:
+    """The H.264 CRF first-frame images are re-compressed at: the one the model generation was trained with."""
+    from diffusers.pipelines.ltx2.utils import resolve_default_image_crf
+
+    return resolve_default_image_crf(components.pipeline.text_encoder)
 
 
 def _is_streamed(module) -> bool:

@@ -10,6 +10,10 @@ written to a temporary raw float32 file that ffmpeg reads as a second input.
 | MOV  | H.264 (libx264), yuv420p | AAC-LC | |
 | WEBM | VP9 (libvpx-vp9), yuv420p | Opus | |
 
+Colour as the official pipelines write it: RGB -> YUV with the BT.709 matrix, limited ("tv") range, and the stream
+tagged BT.709 (matrix, primaries, transfer) and limited range, so players do not guess (ffmpeg's default conversion
+is BT.601 and untagged).
+
 `outputQuality` (20-99, the contract's range; 95 by default) maps linearly onto the encoder's constant-quality scale:
 x264 CRF from 40 (quality 20) to 12 (quality 99), VP9 CRF from 50 to 15. Quality 95 gives x264 CRF 13 and VP9 CRF
 17: visually lossless. Audio bitrate is fixed: 192 kb/s AAC, 160 kb/s Opus.
@@ -27,6 +31,8 @@ from typing import Iterable
 import numpy as np
 
 QUALITY_MIN, QUALITY_MAX, QUALITY_DEFAULT = 20, 99, 95
+BT709_LIMITED = "scale=out_color_matrix=bt709:out_range=tv,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
+"""ffmpeg filters: convert with the BT.709 matrix to limited range, then tag the frames (the encoders copy the tags)."""
 
 
 class OutputFormat(str, Enum):
@@ -106,7 +112,7 @@ def encode_clip(
             command += ["-map", "0:v", "-map", "1:a", "-c:a", codecs.audio, "-b:a", codecs.audio_bitrate]
         else:
             command += ["-map", "0:v"]
-        command += ["-c:v", codecs.video, "-crf", str(crf), "-pix_fmt", "yuv420p", *codecs.extra]
+        command += ["-vf", BT709_LIMITED, "-c:v", codecs.video, "-crf", str(crf), "-pix_fmt", "yuv420p", *codecs.extra]
         if codecs.video == "libx264":
             command += ["-preset", x264_preset]
         command += ["-f", output_format.value, str(output_path)]

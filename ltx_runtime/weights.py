@@ -214,16 +214,21 @@ class Components:
     prompt_cache: object = None  # recipes.PromptCache, set by the engine with the speed levers
 
 
-def load_components(
-    folder: Path, spec: ModelSpec, device, dtype, lock: dict[str, LockEntry] | None = None, profile=None
-) -> Components:
-    """Check `folder` for `spec`, load every module once (the distilled LoRA too, switched off, when the folder has
-    one), check the loaded modules fit `spec`, and place them on `device` as the memory `profile` says (default:
-    all resident)."""
-    from diffusers import LTX2Pipeline
-    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+FLOAT32_VOCODERS = ("LTX2VocoderWithBWE",)
+"""Vocoders kept in float32 whatever the model's dtype: the official LTX-2.3 pipeline runs its bandwidth-extension
+vocoder in float32 (bf16 costs about 0.33 relative L2 error; ltx2-models.md section 2a, item 4)."""
 
-    from .memory import MemoryProfile, place
+
+def load_components(folder: Path, spec: ModelSpec, dtype, lock: dict[str, LockEntry] | None = None) -> Components:
+    """Check `folder` for `spec`, load every module once in host memory (the distilled LoRA too, switched off, when
+    the folder has one) and check that the loaded modules fit `spec`. Placing them on a device is memory.place's job.
+
+    The transformer is loaded with `perturbed_attn=True` whatever its config says: diffusers' LTX-2.0 config has
+    False, which makes STG (the Pro recipe's spatio-temporal guidance) a no-op; the weights are the same either way
+    (ltx2-models.md section 2a, item 2)."""
+    import torch
+    from diffusers import LTX2Pipeline, LTX2VideoTransformer3DModel
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
 
     check_folder(folder, spec, lock)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach for a hub
@@ -233,7 +238,12 @@ def load_components(
             if lora is not None:
                 _load_distilled_lora(pipeline, lora)
         else:
-            pipeline = LTX2Pipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
+            vocoder_class = json.loads((folder / "model_index.json").read_text()).get("vocoder", [None, None])[1]
+            dtypes = {"default": dtype, **({"vocoder": torch.float32} if vocoder_class in FLOAT32_VOCODERS else {})}
+            transformer = LTX2VideoTransformer3DModel.from_pretrained(
+                folder / "transformer", dtype=dtype, local_files_only=True, perturbed_attn=True
+            )
+            pipeline = LTX2Pipeline.from_pretrained(folder, transformer=transformer, dtype=dtypes, local_files_only=True)
             upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder / "latent_upsampler", dtype=dtype, local_files_only=True)
             if (folder / LORA_FOLDER).is_dir():
                 _load_distilled_lora(pipeline, _one_lora_file(folder / LORA_FOLDER))
@@ -243,7 +253,6 @@ def load_components(
     check_components(components, spec)
     pipeline.set_progress_bar_config(disable=True)
     upsampler.eval()
-    place(components, profile or MemoryProfile.RESIDENT, device, dtype)
     return components
 
 

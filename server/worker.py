@@ -15,9 +15,10 @@ import threading
 import time
 
 from ltx_runtime.catalog import get_model
-from ltx_runtime.engine import Engine, GenerationRequest, MemoryLimitError, OutOfMemory, RequestError
+from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
 from ltx_runtime.memory import MemoryProfile
 from ltx_runtime.media import OutputFormat
+from ltx_runtime.request import GenerationRequest, RequestError
 from ltx_runtime.weights import WeightsError
 
 from .runware.validation import VideoJob

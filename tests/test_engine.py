@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import probe, read_frames
-from ltx_runtime.engine import GenerationRequest, RequestError
+from ltx_runtime.request import GenerationRequest, RequestError
 from ltx_runtime.media import OutputFormat
 from ltx_runtime.recipes import fast
 
@@ -26,8 +26,8 @@ def test_two_stage_recipe_shapes_and_progress(engine, tmp_path, monkeypatch):
     calls = []
     original_run = fast.run
 
-    def recording_run(components, plan, prompt, generator, on_step, **options):
-        output = original_run(components, plan, prompt, generator, on_step, **options)
+    def recording_run(components, spec, plan, prompt, generator, on_step, **options):
+        output = original_run(components, spec, plan, prompt, generator, on_step, **options)
         calls.append((plan, output))
         return output
 

@@ -107,3 +107,24 @@ def test_a_failing_frame_source_leaves_no_file(tmp_path):
         encode_clip(failing_chunks(), None, width=64, height=64, fps=10, sample_rate=24000,
                     output_path=tmp_path / "x.mp4", output_format=OutputFormat.MP4)
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize("output_format", list(OutputFormat))
+def test_colour_is_bt709_limited_range_and_tagged(tmp_path, output_format):
+    """As the official pipelines write it: BT.709 matrix, limited range, and the stream says so (what ffprobe shows
+    as `yuv420p(tv, bt709)`). Pure green has luma 16 + 219 x 0.7152 = 173 with BT.709; BT.601 would give 145."""
+    import av
+
+    path = tmp_path / f"clip.{output_format.value}"
+    green = np.zeros((4, 64, 64, 3), dtype=np.uint8)
+    green[..., 1] = 255
+    encode_clip([green], None, width=64, height=64, fps=4, sample_rate=24000, output_path=path,
+                output_format=output_format, quality=99)  # fmt: skip
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        bt709, limited = 1, 1  # AVCOL_PRI/TRC/SPC_BT709, AVCOL_RANGE_MPEG
+        assert (context.colorspace, context.color_primaries, context.color_trc) == (bt709, bt709, bt709)
+        assert context.color_range == limited
+        luma = next(container.decode(stream)).to_ndarray(format="yuv420p")[:64]
+    assert abs(luma.mean() - 173) < 2

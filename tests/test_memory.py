@@ -12,7 +12,8 @@ from conftest import probe
 
 from ltx_runtime import decode
 from ltx_runtime.catalog import MODELS, get_model
-from ltx_runtime.engine import Engine, GenerationRequest, MemoryLimitError, OutOfMemory, check_memory
+from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory, check_memory
+from ltx_runtime.request import GenerationRequest
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.memory import GIB, MemoryProfile, budget_for, choose_profile, estimate
 

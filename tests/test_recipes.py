@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import probe
 from ltx_runtime.catalog import Recipe, get_model
-from ltx_runtime.engine import GenerationRequest
+from ltx_runtime.request import GenerationRequest
 from ltx_runtime.recipes import guided
 from ltx_runtime.tiny import build_tiny_weights
 from ltx_runtime.weights import load_components
@@ -112,7 +112,7 @@ def test_stg_block_counts_on_a_model_deep_enough(tmp_path):
     """Tiny weights have 2 blocks, so the recipes' STG block (29 for Pro) does not exist there and diffusers silently
     skips it; a 30-block build shows that STG on block 29 does change the result."""
     folder = build_tiny_weights(tmp_path / "deep", "ltx-2", layers=30)
-    pipe = load_components(folder, get_model("lightricks:2@0"), torch.device("cpu"), torch.float32).pipeline
+    pipe = load_components(folder, get_model("lightricks:2@0"), torch.float32).pipeline
     common = dict(prompt="a cat", negative_prompt="bad", width=64, height=64, num_frames=9, frame_rate=25.0,
                   num_inference_steps=2, output_type="latent", return_dict=False)
     params = guided.PARAMS[Recipe.PRO].guidance()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import read_frames
 
-from ltx_runtime.engine import Engine, GenerationRequest
+from ltx_runtime.engine import Engine
+from ltx_runtime.request import GenerationRequest
 from ltx_runtime.speed import SpeedOptions
 
 

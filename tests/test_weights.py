@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ltx_runtime.catalog import get_model
-from ltx_runtime.engine import Engine, GenerationRequest
+from ltx_runtime.engine import Engine
+from ltx_runtime.request import GenerationRequest
 from ltx_runtime.tiny import build_tiny_weights
 from ltx_runtime.weights import (
     DEFAULT_LOCK_PATH,
@@ -97,7 +98,7 @@ def test_tiny_weights_use_the_real_diffusers_layout(tiny_weights):
 
 
 def test_tiny_weights_have_the_real_latent_geometry(tiny_weights):
-    components = load_components(tiny_weights, FAST, torch.device("cpu"), torch.float32)
+    components = load_components(tiny_weights, FAST, torch.float32)
     pipe = components.pipeline
     assert (pipe.vae_spatial_compression_ratio, pipe.vae_temporal_compression_ratio) == (32, 8)
     assert pipe.audio_sampling_rate / pipe.audio_hop_length / pipe.audio_vae_temporal_compression_ratio == 25
@@ -170,13 +171,13 @@ def test_corrupt_weights_file(tiny_weights, tmp_path):
     folder = copy_of(tiny_weights, tmp_path)
     (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(WeightsError, match="cannot load the weights"):
-        load_components(folder, FAST, torch.device("cpu"), torch.float32)
+        load_components(folder, FAST, torch.float32)
 
 
 def test_weights_of_another_model_are_refused(tiny_weights):
     # The tiny LTX-2 folder has a 24 kHz vocoder; LTX-2.3's weights have a 48 kHz one.
     with pytest.raises(WeightsError, match="24000 Hz vocoder; lightricks:ltx@2.3 .* needs 48000 Hz"):
-        load_components(tiny_weights, get_model("lightricks:ltx@2.3"), torch.device("cpu"), torch.float32)
+        load_components(tiny_weights, get_model("lightricks:ltx@2.3"), torch.float32)
 
 
 def test_a_weights_root_holds_one_folder_per_model(tiny_weights, tmp_path):
@@ -211,8 +212,8 @@ def test_a_lora_in_lightricks_key_format_loads_like_the_diffusers_one(tiny_root,
               folder / LORA_FOLDER / "ltx-2.3-22b-distilled-lora-384-1.1.safetensors")  # fmt: skip
 
     spec = get_model("ltx-runtime:tiny-ltx23@1")
-    official = load_components(folder, spec, torch.device("cpu"), torch.float32).pipeline.transformer
-    reference = load_components(tiny_root / "ltx-2.3", spec, torch.device("cpu"), torch.float32).pipeline.transformer
+    official = load_components(folder, spec, torch.float32).pipeline.transformer
+    reference = load_components(tiny_root / "ltx-2.3", spec, torch.float32).pipeline.transformer
     lora = {name: p for name, p in official.named_parameters() if "lora_" in name}
     assert lora, "the LoRA was loaded"
     reference_lora = dict(reference.named_parameters())

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ..request import IMAGE_FORMATS
 
 StepCallback = Callable[[int, int], None]
 """Called after every denoising step with (steps done, total steps) over all stages of a recipe."""
@@ -75,25 +79,93 @@ class PromptCache:
         return embeddings
 
 
-def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
-    """Resize to cover width x height, then centre-crop: the first frame keeps its aspect ratio, never stretched."""
-    image = image.convert("RGB")
-    scale = max(width / image.width, height / image.height)
-    resized = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.LANCZOS)
-    left, top = (resized.width - width) // 2, (resized.height - height) // 2
-    return resized.crop((left, top, left + width, top + height))
+CROSS_TIMESTEP = {"ltx-2": False, "ltx-2.3": True}
+"""diffusers' `use_cross_timestep` per architecture: LTX-2.3 gives each modality's audio-video cross-attention the
+other modality's sigma; LTX-2.0 was trained with per-token timesteps there (ltx2-models.md section 2a, item 6)."""
+
+IMAGE_ROTATION = {3: 180, 6: 270, 8: 90}
+"""EXIF orientation -> degrees of counter-clockwise rotation; the only orientations the official decoder applies
+(ltx-pipelines media_io/decode.py `decode_image`)."""
 
 
-def encode_first_frame(pipe, image: Image.Image, width: int, height: int) -> torch.Tensor:
-    """The image as the first latent frame at width x height, prepared as diffusers' image-to-video pipeline does
-    (H.264 re-compression at the model's training CRF, then the VAE's mode), as raw (denormalized) latents."""
-    from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf, resolve_default_image_crf
+def decode_first_frame(data: bytes, crf: int) -> np.ndarray:
+    """A first-frame image file as the official pipelines prepare it before any resizing: turned upright by its EXIF
+    orientation, converted to sRGB (an embedded ICC profile is honoured), RGB uint8 [H, W, 3], then re-compressed
+    as one H.264 frame at `crf` (the model's training CRF, 33 for LTX-2 and LTX-2.3) at its source size.
+    ltx-pipelines media_io/decode.py: `decode_image`, then `preprocess`."""
+    import io
 
-    frame = np.array(fit_image(image, width, height))
-    frame = apply_image_conditioning_crf(frame, resolve_default_image_crf(pipe.text_encoder))
-    pixels = pipe.video_processor.preprocess(Image.fromarray(frame), height=height, width=width)
-    pixels = pixels.to(device=pipe.vae.device, dtype=pipe.vae.dtype).unsqueeze(2)  # [1, 3, 1, H, W]
-    return pipe.vae.encode(pixels).latent_dist.mode()
+    from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf
+    from PIL import ExifTags, ImageCms
+
+    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as source:
+        image = source
+        rotation = IMAGE_ROTATION.get(source.getexif().get(ExifTags.Base.Orientation))
+        if rotation:
+            image = image.rotate(rotation, expand=True)
+        icc_profile = source.info.get("icc_profile")
+        if image.mode == "RGBA":
+            image = image.convert("RGB")
+        elif image.mode == "LA":
+            image = image.convert("L")
+        try:
+            if not icc_profile:
+                raise ValueError("no ICC profile")
+            image = ImageCms.profileToProfile(
+                image, ImageCms.ImageCmsProfile(io.BytesIO(icc_profile)), ImageCms.createProfile("sRGB"), outputMode="RGB"
+            )
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            image = image.convert("RGB")
+        pixels = np.array(image, dtype=np.uint8)
+    if min(pixels.shape[:2]) < 2:
+        return pixels
+    return apply_image_conditioning_crf(pixels, crf)
+
+
+def fit_frame(pixels: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """Bilinear resize that covers width x height (aspect ratio kept, never stretched), then a centre crop; the
+    official `resize_and_center_crop` (ltx-pipelines media_io/resize.py). [H, W, 3] uint8 -> [1, 3, 1, height,
+    width] float in [-1, 1], as the VAE takes it."""
+    frame = torch.from_numpy(pixels).to(torch.float32).permute(2, 0, 1).unsqueeze(0)  # [1, 3, H, W]
+    scale = max(height / frame.shape[2], width / frame.shape[3])
+    new_height, new_width = math.ceil(frame.shape[2] * scale), math.ceil(frame.shape[3] * scale)
+    frame = torch.nn.functional.interpolate(frame, size=(new_height, new_width), mode="bilinear", align_corners=False)
+    top, left = (new_height - height) // 2, (new_width - width) // 2
+    frame = frame[:, :, top : top + height, left : left + width]
+    return (frame / 127.5 - 1.0).unsqueeze(2)
+
+
+@contextmanager
+def untiled(vae):
+    """The VAE with spatial and temporal tiling off for the duration (the official pipelines encode conditioning
+    images untiled; a tiled decode must not leave its tiles behind for the next request's image)."""
+    saved = vae.use_tiling, vae.use_framewise_encoding, vae.use_framewise_decoding
+    vae.use_tiling = vae.use_framewise_encoding = vae.use_framewise_decoding = False
+    try:
+        yield vae
+    finally:
+        vae.use_tiling, vae.use_framewise_encoding, vae.use_framewise_decoding = saved
+
+
+def encode_first_frame(pipe, pixels: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """A prepared first frame (`decode_first_frame`) fitted to width x height and encoded by the VAE, untiled, to
+    its mode: raw (denormalized) latents [1, C, 1, height/32, width/32]."""
+    vae = pipe.vae
+    frame = fit_frame(pixels, width, height).to(device=vae.device, dtype=vae.dtype)
+    with untiled(vae):
+        return vae.encode(frame).latent_dist.mode()
+
+
+def stage_1_first_frame(pipe, pixels: np.ndarray | None, plan) -> dict:
+    """Stage-1 pipeline arguments for a first-frame image (none without one): the image encoded at the stage-1 size
+    as the first latent frame, zeros elsewhere, and `noise_scale=1.0`: the image-to-video pipeline keeps that frame
+    clean and fills the others with noise, the same noise it draws when it encodes an image itself."""
+    if pixels is None:
+        return {}
+    image_latent = encode_first_frame(pipe, pixels, plan.stage1_width, plan.stage1_height).to(torch.float32)
+    latents = image_latent.new_zeros((*image_latent.shape[:2], plan.latent_frames, *image_latent.shape[3:]))
+    latents[:, :, :1] = image_latent
+    return {"latents": latents, "noise_scale": 1.0}
 
 
 GUIDANCE_OFF = dict(

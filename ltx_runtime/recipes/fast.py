@@ -3,30 +3,33 @@
 1. Encode the prompt once (Gemma 3 + connectors run inside the pipeline; the embeddings are reused by both stages).
 2. Stage 1 at half the generation size: the 8 distilled sigmas, guidance off (CFG 1, no STG, no modality guidance).
 3. The x2 spatial latent upsampler.
-4. Stage 2 at the full generation size: re-noise to the first stage-2 sigma, then the 3 stage-2 sigmas.
+4. Stage 2 at the full generation size: re-noise to the first stage-2 sigma, then the 3 stage-2 sigmas; its audio
+   is the clip's audio (the distilled pipeline keeps stage 2's audio).
 The sigmas are used as published, so this recipe's scheduler does not shift them (`use_dynamic_shifting=False`).
-With a first-frame image, both stages run diffusers' image-to-video pipeline: stage 1 conditions on the image fitted
-to the half size; for stage 2 the first latent frame is replaced by the image encoded at full size and kept clean.
-Decoding is not part of the recipe: the engine streams it (see decode.py).
+With a first-frame image (prepared once, `decode_first_frame`), both stages run diffusers' image-to-video pipeline:
+stage 1 conditions on the image encoded at the half size; for stage 2 the first latent frame is replaced by the
+image encoded at full size and kept clean. Decoding is not part of the recipe: the engine streams it (decode.py).
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
-from PIL import Image
 
+from ..catalog import ModelSpec
 from ..geometry import GenerationPlan
 from ..weights import Components
 from . import (
+    CROSS_TIMESTEP,
     GUIDANCE_OFF,
     RecipeOutput,
     StageClock,
     StepCallback,
-    fit_image,
     pipelines_for,
+    stage_1_first_frame,
     step_reporter,
     unshifted_scheduler,
     upsample_and_refine,
@@ -38,15 +41,17 @@ TOTAL_STEPS = STAGE_1_STEPS + len(STAGE_2_DISTILLED_SIGMA_VALUES)
 
 def run(
     components: Components,
+    spec: ModelSpec,
     plan: GenerationPlan,
     prompt: str,
     generator: torch.Generator,
     on_step: StepCallback,
-    image: Image.Image | None = None,
+    image: np.ndarray | None = None,
     after_encoding: Callable[[], None] | None = None,
 ) -> RecipeOutput:
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
+    cross_timestep = CROSS_TIMESTEP[spec.architecture]
 
     with torch.inference_mode():
         prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, prompt)
@@ -54,7 +59,6 @@ def run(
         if after_encoding:
             after_encoding()
 
-        first_frame = {} if image is None else {"image": fit_image(image, plan.stage1_width, plan.stage1_height)}
         video_latents, audio_latents = denoise(
             prompt_embeds=prompt_embeds,
             prompt_attention_mask=prompt_mask,
@@ -68,15 +72,16 @@ def run(
             output_type="latent",
             return_dict=False,
             callback_on_step_end=step_reporter(on_step, 0, TOTAL_STEPS),
+            use_cross_timestep=cross_timestep,
             **GUIDANCE_OFF,
-            **first_frame,
+            **stage_1_first_frame(denoise, image, plan),
         )
         clock.lap("stage_1")
 
         video_latents, audio_latents = upsample_and_refine(
             denoise, upsample, plan, video_latents, audio_latents, image, clock,
             prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,
-            callback_on_step_end=step_reporter(on_step, STAGE_1_STEPS, TOTAL_STEPS),
+            callback_on_step_end=step_reporter(on_step, STAGE_1_STEPS, TOTAL_STEPS), use_cross_timestep=cross_timestep,
         )  # fmt: skip
 
     return RecipeOutput(video_latents=video_latents, audio_latents=audio_latents, timings=clock.timings)

@@ -1,38 +1,76 @@
 """LTX-2 Pro and LTX-2.3: the guided two-stage recipe (Lightricks' `TI2VidTwoStagesPipeline`, through diffusers).
 
 1. Encode the prompt and the official negative prompt once.
-2. Stage 1 at half the generation size with the dev model: `steps` Euler steps on the model's own (dynamically
-   shifted) schedule, with the official guidance: video CFG 3.0, STG 1.0 on one block, modality 3.0, rescale 0.7;
-   audio CFG 7.0, STG 1.0, modality 3.0, rescale 0.7. The distilled LoRA is off.
+2. Stage 1 at half the generation size with the dev model: `steps` Euler steps on the official fixed schedule
+   (`stage_1_sigmas`: the same at every size), with the official guidance: video CFG 3.0, STG 1.0 on one block,
+   modality 3.0, rescale 0.7; audio CFG 7.0, STG 1.0, modality 3.0, rescale 0.7. The distilled LoRA is off.
 3. The x2 spatial latent upsampler.
 4. Stage 2 at full size with the distilled LoRA switched on (loaded once with the model, never reloaded): the 3
-   stage-2 sigmas, guidance off. The LoRA is switched off again afterwards.
+   stage-2 sigmas, guidance off; the stage-1 audio is re-noised and refined with the video, as officially, but the
+   clip keeps the stage-1 audio (ltx-pipelines since 63fd9a4: stage 2 refines video only). The LoRA is switched
+   off again afterwards.
 Parameters: Lightricks' `LTX_2_PARAMS` / `LTX_2_3_PARAMS` (ltx-pipelines utils/constants.py; ltx2-models.md section 2).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
-from diffusers.pipelines.ltx2.utils import DEFAULT_NEGATIVE_PROMPT, STAGE_2_DISTILLED_SIGMA_VALUES
-from PIL import Image
+from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
 
-from ..catalog import Recipe
+from ..catalog import ModelSpec, Recipe
 from ..geometry import GenerationPlan
 from ..weights import DISTILLED_LORA, Components
 from . import (
+    CROSS_TIMESTEP,
     RecipeOutput,
     StageClock,
     StepCallback,
-    fit_image,
     pipelines_for,
+    stage_1_first_frame,
     step_reporter,
     unshifted_scheduler,
     upsample_and_refine,
 )
+
+NEGATIVE_PROMPT = (
+    "has_subtitles, has_blurbox, transition from black, transition to black, speech_ending_short, "
+    "blurry, out of focus, overexposed, underexposed, low contrast, washed out colors, excessive noise, "
+    "grainy texture, poor lighting, flickering, motion blur, distorted proportions, unnatural skin tones, "
+    "deformed facial features, asymmetrical face, missing facial features, extra limbs, disfigured hands, "
+    "wrong hand count, artifacts around text, inconsistent perspective, camera shake, incorrect depth of "
+    "field, background too sharp, background clutter, distracting reflections, harsh shadows, inconsistent "
+    "lighting direction, color banding, cartoonish rendering, 3D CGI look, unrealistic materials, uncanny "
+    "valley effect, incorrect ethnicity, wrong gender, exaggerated expressions, wrong gaze direction, "
+    "mismatched lip sync, silent or muted audio, distorted voice, robotic voice, echo, background noise, "
+    "off-sync audio, incorrect dialogue, added dialogue, repetitive speech, jittery movement, awkward "
+    "pauses, incorrect timing, unnatural transitions, inconsistent framing, tilted camera, flat lighting, "
+    "inconsistent tone, cinematic oversaturation, stylized filters, or AI artifacts."
+)
+"""The official negative prompt: `DEFAULT_NEGATIVE_PROMPT` in Lightricks/LTX-2 packages/ltx-pipelines/src/
+ltx_pipelines/utils/constants.py at release v1.2.0 (commit 400fd31). diffusers 0.42.1 carries the older text, without
+the five leading caption tags (added in LTX-2 commit 2362161)."""
+
+SCHEDULE_SHIFT = 2.05
+"""The official scheduler's shift at its 4096-token anchor (`LTX2Scheduler.execute` called without a latent)."""
+SCHEDULE_TERMINAL = 0.1
+"""The last non-zero sigma after the official stretch."""
+
+
+def stage_1_sigmas(steps: int) -> list[float]:
+    """The official guided stage-1 schedule without its final 0 (diffusers' scheduler appends it): ltx-core
+    `LTX2Scheduler().execute(steps)`, which `TI2VidTwoStagesPipeline` calls without a latent, so the shift is 2.05 at
+    every size. `linspace(1, 0, steps + 1)` without the 0, shifted by `e^2.05 / (e^2.05 + 1/s - 1)`, then stretched
+    so that the last sigma is 0.1. diffusers' own dynamic shift depends on the token count and breaks at hosted
+    sizes (ltx2-models.md section 2a, item 1), so the recipe passes these sigmas to an unshifted scheduler."""
+    sigmas = np.linspace(1.0, 0.0, steps + 1)[:-1]
+    sigmas = math.exp(SCHEDULE_SHIFT) / (math.exp(SCHEDULE_SHIFT) + (1 / sigmas - 1))
+    one_minus = 1.0 - sigmas
+    return (1.0 - one_minus * (1.0 - SCHEDULE_TERMINAL) / one_minus[-1]).tolist()
 
 
 @dataclass(frozen=True)
@@ -74,31 +112,29 @@ def total_steps(recipe: Recipe) -> int:
 
 def run(
     components: Components,
+    spec: ModelSpec,
     plan: GenerationPlan,
     prompt: str,
     generator: torch.Generator,
     on_step: StepCallback,
-    image: Image.Image | None = None,
+    image: np.ndarray | None = None,
     after_encoding: Callable[[], None] | None = None,
-    *,
-    recipe: Recipe,
 ) -> RecipeOutput:
-    params = PARAMS[recipe]
-    total = total_steps(recipe)
-    shifted = FlowMatchEulerDiscreteScheduler.from_config(components.pipeline.scheduler.config)
-    denoise, upsample = pipelines_for(components, shifted, image is not None)
+    params = PARAMS[spec.recipe]
+    total = total_steps(spec.recipe)
+    denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
+    cross_timestep = CROSS_TIMESTEP[spec.architecture]
 
     with torch.inference_mode():
         prompt_embeds, prompt_mask, negative_embeds, negative_mask = components.prompt_cache.encode(
-            denoise, prompt, DEFAULT_NEGATIVE_PROMPT
+            denoise, prompt, NEGATIVE_PROMPT
         )
         clock.lap("text_encoding")
         if after_encoding:
             after_encoding()
 
         denoise.disable_lora()
-        first_frame = {} if image is None else {"image": fit_image(image, plan.stage1_width, plan.stage1_height)}
         video_latents, audio_latents = denoise(
             prompt_embeds=prompt_embeds,
             prompt_attention_mask=prompt_mask,
@@ -108,24 +144,25 @@ def run(
             height=plan.stage1_height,
             num_frames=plan.gen_frames,
             frame_rate=float(plan.fps),
+            sigmas=stage_1_sigmas(params.steps),
             num_inference_steps=params.steps,
             generator=generator,
             output_type="latent",
             return_dict=False,
             callback_on_step_end=step_reporter(on_step, 0, total),
+            use_cross_timestep=cross_timestep,
             **params.guidance(),
-            **first_frame,
+            **stage_1_first_frame(denoise, image, plan),
         )
         clock.lap("stage_1")
 
-        denoise.scheduler = unshifted_scheduler(denoise)
         denoise.enable_lora()
         denoise.set_adapters([DISTILLED_LORA], [1.0])
         try:
-            video_latents, audio_latents = upsample_and_refine(
+            video_latents, _ = upsample_and_refine(
                 denoise, upsample, plan, video_latents, audio_latents, image, clock,
                 prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,
-                callback_on_step_end=step_reporter(on_step, params.steps, total),
+                callback_on_step_end=step_reporter(on_step, params.steps, total), use_cross_timestep=cross_timestep,
             )  # fmt: skip
         finally:
             denoise.disable_lora()

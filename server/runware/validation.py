@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ltx_runtime.catalog import MODELS, ModelSpec
-from ltx_runtime.engine import MAX_SEED
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
+from ltx_runtime.request import MAX_SEED
 
 from .protocol import ContractError
 

@@ -1,0 +1,77 @@
+"""What a caller asks the engine for, and its validation against the model catalog.
+
+Kept free of torch (and of anything that imports it), so that the API server can validate requests without loading
+the inference stack."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from . import media
+from .catalog import ModelSpec, get_model
+
+MAX_SEED = 2**63 - 1
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+class RequestError(ValueError):
+    """A request that the model catalog does not allow; `parameter` names the offending field."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    model: str
+    prompt: str
+    width: int
+    height: int
+    duration: float
+    fps: int
+    audio: bool
+    seed: int | None = None
+    output_format: media.OutputFormat = media.OutputFormat.MP4
+    quality: int = media.QUALITY_DEFAULT
+    image: bytes | None = None
+    """A first-frame image file (PNG, JPEG or WEBP), fitted to the frame by resizing and centre-cropping."""
+
+
+def validate_request(request: GenerationRequest) -> ModelSpec:
+    """Check a request against the catalog; raise RequestError naming the first wrong parameter."""
+    try:
+        spec = get_model(request.model)
+    except KeyError as error:
+        raise RequestError("model", str(error)) from None
+    if not 2 <= len(request.prompt) <= 10000:
+        raise RequestError("prompt", "the prompt must be 2 to 10000 characters long")
+    if not spec.allows_size(request.width, request.height):
+        raise RequestError(
+            "width", f"{request.width}x{request.height} is not a size of {spec.id}; allowed: {spec.describe_sizes()}"
+        )
+    if request.duration not in spec.durations:
+        allowed = ", ".join(str(d) for d in spec.durations)
+        raise RequestError("duration", f"{spec.id} takes durations of {allowed} s, not {request.duration}")
+    if request.fps not in spec.fps_values:
+        allowed = ", ".join(str(f) for f in spec.fps_values)
+        raise RequestError("fps", f"{spec.id} takes {allowed} fps, not {request.fps}")
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
+        raise RequestError("seed", f"the seed must be between 0 and {MAX_SEED}")
+    if not media.QUALITY_MIN <= request.quality <= media.QUALITY_MAX:
+        raise RequestError("quality", f"quality must be {media.QUALITY_MIN} to {media.QUALITY_MAX}")
+    if request.image is not None:
+        check_image(request.image)
+    return spec
+
+
+def check_image(data: bytes) -> None:
+    """Refuse a first-frame image that is not a readable PNG, JPEG or WEBP file."""
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise RequestError("image", f"the first-frame image is not a readable PNG, JPEG or WEBP file ({error})") from None

@@ -1,0 +1,179 @@
+"""The recipes against Lightricks' official pipelines (ltx2-models.md section 2a): the guided stage-1 schedule at
+every hosted size, STG on LTX-2.0, stage-1 audio in the guided recipes, `use_cross_timestep` by architecture and
+the current negative prompt. Each test fails on the recipes as they were before these fixes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers.pipelines.ltx2 import pipeline_ltx2
+
+from ltx_runtime import fullsize
+from ltx_runtime.catalog import Recipe, get_model, hosted_models
+from ltx_runtime.engine import Engine
+from ltx_runtime.geometry import plan_generation
+from ltx_runtime.recipes import fast, guided
+from ltx_runtime.tiny import build_tiny_weights
+
+TINY_FAST, TINY_PRO, TINY_LTX23 = "ltx-runtime:tiny@1", "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"
+
+
+def official_schedule(steps: int) -> torch.Tensor:
+    """ltx-core `LTX2Scheduler().execute(steps)` (no latent: 4096 tokens, shift 2.05; stretch to 0.1), in float32."""
+    sigmas = torch.linspace(1.0, 0.0, steps + 1)
+    sigmas = torch.where(sigmas != 0, math.exp(2.05) / (math.exp(2.05) + (1 / sigmas - 1)), 0)
+    non_zero = sigmas != 0
+    one_minus = 1.0 - sigmas[non_zero]
+    sigmas[non_zero] = 1.0 - one_minus / (one_minus[-1] / (1.0 - 0.1))
+    return sigmas
+
+
+class _Stop(Exception):
+    pass
+
+
+def stage_1_schedule(components, spec, plan, monkeypatch) -> torch.Tensor:
+    """The sigmas the guided recipe's stage-1 scheduler really steps through for `plan` (its first call into
+    diffusers' scheduler set-up is recorded, then the run is stopped before any transformer pass)."""
+    seen = []
+    original = pipeline_ltx2.retrieve_timesteps
+
+    def recording(scheduler, *args, **kwargs):
+        original(scheduler, *args, **kwargs)
+        seen.append(scheduler.sigmas.clone())
+        raise _Stop
+
+    monkeypatch.setattr(pipeline_ltx2, "retrieve_timesteps", recording)
+    with pytest.raises(_Stop):
+        guided.run(components, spec, plan, "a lighthouse", torch.Generator().manual_seed(0), lambda done, total: None)
+    monkeypatch.undo()
+    return seen[0]
+
+
+@pytest.mark.parametrize("model", ["lightricks:2@0", "lightricks:ltx@2.3"])
+def test_the_guided_schedule_is_the_official_one_at_every_hosted_size(engine, model, monkeypatch):
+    spec = get_model(model)
+    components = engine.load(TINY_PRO if spec.architecture == "ltx-2" else TINY_LTX23)
+    # With the released scheduler config (dynamic shifting, shift_terminal 0.1) in place: the recipe must not use it.
+    real_scheduler = FlowMatchEulerDiscreteScheduler(**fullsize._SCHEDULER)
+    steps = guided.PARAMS[spec.recipe].steps
+    expected = official_schedule(steps)
+    assert expected[-2].item() == pytest.approx(0.1) and expected[-1].item() == 0.0
+    checked = 0
+    for width, height in spec.sizes:
+        for duration in spec.durations:
+            for fps in spec.fps_values:
+                plan = plan_generation(width, height, duration, fps, spec.audio_sample_rate)
+                with monkeypatch.context() as patch:
+                    patch.setattr(components.pipeline, "scheduler", real_scheduler)
+                    sigmas = stage_1_schedule(components, spec, plan, patch)
+                assert not torch.isnan(sigmas).any(), (width, height, duration, fps)
+                torch.testing.assert_close(sigmas.cpu(), expected, atol=1e-4, rtol=0, msg=f"{width}x{height} {duration}s {fps}fps")
+                checked += 1
+    assert checked == len(spec.sizes) * len(spec.durations) * len(spec.fps_values)  # 18 for Pro, 72 for LTX-2.3
+
+
+@pytest.fixture(scope="module")
+def deep_engine(tmp_path_factory):
+    """Tiny LTX-2.0 weights deep enough (30 blocks) for the Pro recipe's STG block, 29."""
+    folder = build_tiny_weights(tmp_path_factory.mktemp("deep") / "ltx-2", "ltx-2", layers=30)
+    return Engine(str(folder), lock={}, x264_preset="ultrafast")
+
+
+def pro_latents(engine, monkeypatch, **params) -> tuple[torch.Tensor, list[bool]]:
+    """Final video latents of the Pro recipe on deep tiny weights, and per stage-1 transformer call whether it was
+    the STG pass (perturbed blocks named)."""
+    components = engine.load(TINY_PRO)
+    monkeypatch.setitem(guided.PARAMS, Recipe.PRO, replace(guided.PARAMS[Recipe.PRO], **params))
+    stg_calls = []
+    handle = components.pipeline.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: stg_calls.append(kwargs.get("spatio_temporal_guidance_blocks") is not None),
+        with_kwargs=True,
+    )
+    try:
+        output = guided.run(components, get_model(TINY_PRO), plan_generation(64, 64, 1, 9, 24000), "a lighthouse",
+                            torch.Generator().manual_seed(3), lambda done, total: None)  # fmt: skip
+    finally:
+        handle.remove()
+    return output.video_latents, stg_calls
+
+
+def test_stg_changes_the_pro_recipe_on_ltx2_weights(deep_engine, monkeypatch):
+    transformer = deep_engine.load(TINY_PRO).pipeline.transformer
+    assert transformer.config.perturbed_attn  # loaded so, although diffusers' LTX-2.0 config says False
+    with_stg, calls = pro_latents(deep_engine, monkeypatch)
+    assert calls.count(True) == 40  # one STG pass per stage-1 step
+    without_stg, calls = pro_latents(deep_engine, monkeypatch, video_stg=0.0, audio_stg=0.0)
+    assert calls.count(True) == 0 and len(calls) == 40 * 2 + 3  # skipped: CFG pair and modality pass, then stage 2
+    # Without perturbed attention the STG pass only adds float rounding noise (about 1e-7 relative).
+    assert (with_stg - without_stg).abs().max() > 1e-3 * with_stg.abs().max()
+
+
+def recipe_run_details(engine, model, monkeypatch) -> dict:
+    """Run `model`'s recipe on tiny weights, recording the stage-1 and stage-2 audio latents, the audio latents the
+    recipe returns, the `use_cross_timestep` of every transformer call and the negative prompt encoded."""
+    spec = get_model(model)
+    components = engine.load(model)
+    module = fast if spec.recipe is Recipe.FAST else guided
+    details = {"cross_timestep": set(), "negative_prompts": []}
+    refine = module.upsample_and_refine
+
+    def recording_refine(denoise, upsample, plan, video_latents, audio_latents, *args, **kwargs):
+        details["stage_1_audio"] = audio_latents.clone()
+        video_latents, details["stage_2_audio"] = refine(denoise, upsample, plan, video_latents, audio_latents, *args, **kwargs)
+        return video_latents, details["stage_2_audio"]
+
+    encode = components.prompt_cache.encode
+
+    def recording_encode(denoise, prompt, negative_prompt=None):
+        details["negative_prompts"].append(negative_prompt)
+        return encode(denoise, prompt, negative_prompt)
+
+    monkeypatch.setattr(module, "upsample_and_refine", recording_refine)
+    monkeypatch.setattr(components.prompt_cache, "encode", recording_encode)
+    handle = components.pipeline.transformer.register_forward_pre_hook(
+        lambda _, args, kwargs: details["cross_timestep"].add(kwargs["use_cross_timestep"]), with_kwargs=True
+    )
+    try:
+        output = module.run(components, spec, plan_generation(96, 64, 1, 9, spec.audio_sample_rate), "a lighthouse",
+                            torch.Generator().manual_seed(5), lambda done, total: None)  # fmt: skip
+    finally:
+        handle.remove()
+        monkeypatch.undo()
+    details["audio"] = output.audio_latents
+    return details
+
+
+@pytest.mark.parametrize("model, cross_timestep", [(TINY_PRO, False), (TINY_LTX23, True)])
+def test_guided_recipes_keep_stage_1_audio(engine, monkeypatch, model, cross_timestep):
+    details = recipe_run_details(engine, model, monkeypatch)
+    torch.testing.assert_close(details["audio"], details["stage_1_audio"], rtol=0, atol=0)
+    assert not torch.allclose(details["audio"], details["stage_2_audio"])  # stage 2 did change its copy
+    assert details["cross_timestep"] == {cross_timestep}  # LTX-2.0: per-token timesteps; LTX-2.3: cross timesteps
+    assert details["negative_prompts"] == [guided.NEGATIVE_PROMPT]
+
+
+def test_fast_keeps_stage_2_audio_and_per_token_timesteps(engine, monkeypatch):
+    details = recipe_run_details(engine, TINY_FAST, monkeypatch)
+    torch.testing.assert_close(details["audio"], details["stage_2_audio"], rtol=0, atol=0)
+    assert not torch.allclose(details["audio"], details["stage_1_audio"])
+    assert details["cross_timestep"] == {False} and details["negative_prompts"] == [None]
+
+
+def test_the_negative_prompt_is_the_current_official_text():
+    from diffusers.pipelines.ltx2.utils import DEFAULT_NEGATIVE_PROMPT as DIFFUSERS_TEXT
+
+    tags = "has_subtitles, has_blurbox, transition from black, transition to black, speech_ending_short, "
+    # The official v1.2.0 text is the five caption tags followed by the older text that diffusers 0.42.1 carries.
+    assert guided.NEGATIVE_PROMPT == tags + DIFFUSERS_TEXT
+    assert len(guided.NEGATIVE_PROMPT) == 1171  # checked against the v1.2.0 file
+
+
+def test_hosted_guided_models_cover_both_architectures():
+    """So that the schedule test above covers every guided hosted model."""
+    guided_models = {spec.id for spec in hosted_models() if spec.recipe is not Recipe.FAST}
+    assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3"}
