@@ -107,53 +107,113 @@ class RecordingNoiser:
         return replace(latent_state, latent=noise * scaled_mask + latent_state.latent * (1 - scaled_mask))
 
 
-def fast(root, inputs, prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17, fps=25.0):
-    """DistilledPipeline.__call__ of ltx-pipelines 1.0.0, step for step, in float32 instead of its hard-coded bf16
-    (so that the comparison measures implementation differences, not bf16 rounding), with the noise recorded."""
+def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_prompt: str = "",
+              prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17, fps=25.0):
+    """DistilledPipeline.__call__ (guided False) or TI2VidTwoStagesPipeline.__call__ (guided True: `steps` stage-1
+    steps on LTX2Scheduler's schedule with LTX_2_PARAMS' guidance, STG on `stg_block`; stage 2 with the distilled
+    LoRA) of ltx-pipelines 1.0.0, step for step, in float32 instead of their hard-coded bf16 (so that the comparison
+    measures implementation differences, not bf16 rounding), with the noise recorded. Outputs the stage-1 and final
+    latents (normalised), the decoded frames and the waveforms of both the final and the stage-1 audio."""
+    from dataclasses import replace
+
     from ltx_core.components.diffusion_steps import EulerDiffusionStep
+    from ltx_core.components.guiders import create_multimodal_guider_factory
+    from ltx_core.components.schedulers import LTX2Scheduler
+    from ltx_core.loader import LoraPathStrengthAndSDOps
+    from ltx_core.loader.sd_ops import LTXV_LORA_COMFY_RENAMING_MAP
     from ltx_core.model.audio_vae import decode_audio
     from ltx_core.model.upsampler import upsample_video
-    from ltx_core.model.video_vae import decode_video
+    from ltx_core.model.video_vae import TilingConfig, decode_video
     from ltx_core.types import VideoPixelShape
     from ltx_pipelines.utils import euler_denoising_loop
-    from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
-    from ltx_pipelines.utils.helpers import denoise_audio_video, encode_prompts, simple_denoising_func
+    from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, LTX_2_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
+    from ltx_pipelines.utils.helpers import (
+        denoise_audio_video,
+        encode_prompts,
+        multi_modal_guider_factory_denoising_func,
+        simple_denoising_func,
+    )
     from ltx_pipelines.utils.types import PipelineComponents
 
-    models = ledger(root)
+    models = ledger(root, dev=guided)
     device = torch.device("cpu")
     components = PipelineComponents(dtype=DTYPE, device=device)
     noiser, stepper = RecordingNoiser(seed), EulerDiffusionStep()
-    (context,) = encode_prompts([prompt], models)
+    contexts = encode_prompts([prompt, negative_prompt] if guided else [prompt], models)
+    positive = contexts[0]
     transformer, video_encoder = models.transformer(), models.video_encoder()
 
-    def loop(sigmas, video_state, audio_state, stepper):
-        denoise = simple_denoising_func(video_context=context.video_encoding, audio_context=context.audio_encoding,
-                                        transformer=transformer)  # fmt: skip
-        return euler_denoising_loop(sigmas=sigmas, video_state=video_state, audio_state=audio_state, stepper=stepper,
-                                    denoise_fn=denoise)  # fmt: skip
+    def loop_with(denoise):
+        def loop(sigmas, video_state, audio_state, stepper):
+            return euler_denoising_loop(sigmas=sigmas, video_state=video_state, audio_state=audio_state,
+                                        stepper=stepper, denoise_fn=denoise)  # fmt: skip
+
+        return loop
+
+    def plain(model):
+        return loop_with(simple_denoising_func(video_context=positive.video_encoding,
+                                               audio_context=positive.audio_encoding, transformer=model))  # fmt: skip
+
+    if guided:
+        video_params = replace(LTX_2_PARAMS.video_guider_params, stg_blocks=[stg_block])
+        audio_params = replace(LTX_2_PARAMS.audio_guider_params, stg_blocks=[stg_block])
+        stage_1_loop = loop_with(multi_modal_guider_factory_denoising_func(
+            video_guider_factory=create_multimodal_guider_factory(params=video_params,
+                                                                  negative_context=contexts[1].video_encoding),
+            audio_guider_factory=create_multimodal_guider_factory(params=audio_params,
+                                                                  negative_context=contexts[1].audio_encoding),
+            v_context=positive.video_encoding, a_context=positive.audio_encoding, transformer=transformer,
+        ))  # fmt: skip
+        sigmas_1 = LTX2Scheduler().execute(steps=steps).to(torch.float32)
+    else:
+        stage_1_loop, sigmas_1 = plain(transformer), torch.tensor(DISTILLED_SIGMA_VALUES)
 
     shape_1 = VideoPixelShape(batch=1, frames=frames, width=width // 2, height=height // 2, fps=fps)
     video_1, audio_1 = denoise_audio_video(
-        output_shape=shape_1, conditionings=[], noiser=noiser, sigmas=torch.tensor(DISTILLED_SIGMA_VALUES),
-        stepper=stepper, denoising_loop_fn=loop, components=components, dtype=DTYPE, device=device,
+        output_shape=shape_1, conditionings=[], noiser=noiser, sigmas=sigmas_1, stepper=stepper,
+        denoising_loop_fn=stage_1_loop, components=components, dtype=DTYPE, device=device,
     )  # fmt: skip
     upscaled = upsample_video(latent=video_1.latent[:1], video_encoder=video_encoder,
                               upsampler=models.spatial_upsampler())  # fmt: skip
+    if guided:
+        (lora,) = (root / "loras").glob("*.safetensors")
+        stage_2_models = models.with_additional_loras((LoraPathStrengthAndSDOps(str(lora), 1.0,
+                                                                                LTXV_LORA_COMFY_RENAMING_MAP),))  # fmt: skip
+        # ltx-core fuses the LoRA into the weights in the checkpoint's dtype (bf16), whatever the ledger's dtype
+        transformer = stage_2_models.transformer().to(DTYPE)
     sigmas_2 = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES)
     shape_2 = VideoPixelShape(batch=1, frames=frames, width=width, height=height, fps=fps)
     video_2, audio_2 = denoise_audio_video(
         output_shape=shape_2, conditionings=[], noiser=noiser, sigmas=sigmas_2, stepper=stepper,
-        denoising_loop_fn=loop, components=components, dtype=DTYPE, device=device, noise_scale=sigmas_2[0],
-        initial_video_latent=upscaled, initial_audio_latent=audio_1.latent,
+        denoising_loop_fn=plain(transformer), components=components, dtype=DTYPE, device=device,
+        noise_scale=sigmas_2[0], initial_video_latent=upscaled, initial_audio_latent=audio_1.latent,
     )  # fmt: skip
-    video = torch.cat(list(decode_video(video_2.latent, models.video_decoder(), None, None)))
-    audio = decode_audio(audio_2.latent, models.audio_decoder(), models.vocoder())
+    # The official CLI decodes with TilingConfig.default() (768 px / 80 frames): one tile at these sizes.
+    tiling = TilingConfig.default()
+    frames_out = torch.cat(list(decode_video(video_2.latent, models.video_decoder(), tiling, None)))
+    audio_decoder, vocoder = models.audio_decoder(), models.vocoder()
     outputs = {f"noise_{index}": noise for index, noise in enumerate(noiser.drawn)}
-    outputs.update(video_context=context.video_encoding, audio_context=context.audio_encoding,
-                   stage_1_video=video_1.latent, stage_1_audio=audio_1.latent, upsampled=upscaled,
-                   video=video_2.latent, audio=audio_2.latent, frames=video, waveform=audio.waveform)  # fmt: skip
+    outputs.update(
+        video_context=positive.video_encoding, audio_context=positive.audio_encoding, stage_1_video=video_1.latent,
+        stage_1_audio=audio_1.latent, upsampled=upscaled, video=video_2.latent, audio=audio_2.latent,
+        frames=frames_out, waveform=decode_audio(audio_2.latent, audio_decoder, vocoder).waveform,
+        stage_1_waveform=decode_audio(audio_1.latent, audio_decoder, vocoder).waveform,
+    )  # fmt: skip
     return outputs
+
+
+def fast(root, inputs):
+    return two_stage(root, guided=False)
+
+
+PRO_STEPS, PRO_STG_BLOCK = 2, 1
+"""The guided recipe end to end with 2 stage-1 steps instead of 40 (the schedule itself is compared separately) and
+STG on block 1 (the tiny transformer has 2 blocks; the real block is 29)."""
+
+
+def pro(root, inputs):
+    negative_prompt = bytes(inputs["negative_prompt"].tolist()).decode()
+    return two_stage(root, guided=True, steps=PRO_STEPS, stg_block=PRO_STG_BLOCK, negative_prompt=negative_prompt)
 
 
 def text(root, inputs, prompt="a cat over the ocean"):
@@ -170,7 +230,7 @@ def text(root, inputs, prompt="a cat over the ocean"):
             "video_context": output.video_encoding, "audio_context": output.audio_encoding}  # fmt: skip
 
 
-TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules, fast, text)}
+TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules, fast, pro, text)}
 
 
 def main() -> None:
