@@ -70,7 +70,7 @@ def theirs(official_root, tmp_path_factory) -> dict[str, dict[str, torch.Tensor]
     folder = tmp_path_factory.mktemp("oracle")
     source, target = folder / "in.safetensors", folder / "out.safetensors"
     save_file(INPUTS, str(source))
-    tasks = ["upsampler", "vae_decode", "audio_decode", "schedules", "fast", "pro"]
+    tasks = ["upsampler", "vae_decode", "audio_decode", "schedules", "transformer", "fast", "pro"]
     result = subprocess.run([str(ORACLE), str(ROOT / "tests" / "parity" / "oracle.py"), str(official_root),
                              str(source), str(target), *tasks], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -147,6 +147,33 @@ def test_the_official_guided_schedule_is_the_documented_formula(theirs, steps):
     assert max_difference(stretched, theirs["schedules"][f"guided_{steps}"]) < 1e-6
 
 
+def test_one_transformer_forward_matches_plain_and_with_stg(ours, theirs):
+    """The velocity of video and audio tokens at sigma 0.7 (the contexts the official connectors produced), with no
+    perturbation and with STG (video and audio self-attention skipped in one block), called as diffusers' LTX-2
+    pipeline calls the transformer (timestep = 1000 sigma, per-token timesteps for LTX-2.0)."""
+    transformer, official_run = ours[0].transformer, theirs["transformer"]
+    frames, height, width, audio_frames = 3, 2, 4, official_run["audio_tokens"].shape[1]
+    timestep = torch.tensor([0.7 * 1000.0])
+    mask = torch.ones(1, official_run["video_context"].shape[1])
+    with torch.inference_mode():
+        video_coords = transformer.rope.prepare_video_coords(1, frames, height, width, torch.device("cpu"), fps=25.0)
+        audio_coords = transformer.audio_rope.prepare_audio_coords(1, audio_frames, torch.device("cpu"))
+        for name, blocks in (("plain", None), ("stg", [PRO_STG_BLOCK])):
+            video, audio = transformer(
+                hidden_states=official_run["video_tokens"], audio_hidden_states=official_run["audio_tokens"],
+                encoder_hidden_states=official_run["video_context"],
+                audio_encoder_hidden_states=official_run["audio_context"], timestep=timestep, sigma=timestep,
+                encoder_attention_mask=mask, audio_encoder_attention_mask=mask, num_frames=frames, height=height,
+                width=width, fps=25.0, audio_num_frames=audio_frames, video_coords=video_coords,
+                audio_coords=audio_coords, isolate_modalities=False, spatio_temporal_guidance_blocks=blocks,
+                perturbation_mask=None, use_cross_timestep=False, return_dict=False,
+            )  # fmt: skip
+            assert max_difference(video, official_run[f"{name}_video"]) < FLOAT32_TOLERANCE
+            assert max_difference(audio, official_run[f"{name}_audio"]) < FLOAT32_TOLERANCE
+    # and the perturbation does something (it would not on a config with perturbed_attn=False)
+    assert max_difference(official_run["stg_video"], official_run["plain_video"]) > 0.01
+
+
 # --- the recipes end to end, from the same noise -----------------------------------------------------------------------
 
 
@@ -173,7 +200,7 @@ def inject_noise(monkeypatch, drawn: list[torch.Tensor]) -> list[torch.Tensor]:
     return queue
 
 
-def run_recipe(monkeypatch, official_root, theirs, model_id: str):
+def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id: str):
     """Our recipe for `model_id` on the official files, from the official run's noise; (components, plan, output)."""
     spec = get_model(model_id)
     components = load_components(official_root, spec, torch.float32)
@@ -200,23 +227,32 @@ def waveform(components, plan, output) -> torch.Tensor:
                                                   output.audio_latents, plan)).T  # fmt: skip
 
 
-def check_waveform(ours: torch.Tensor, official: torch.Tensor) -> None:
+def check_waveform(ours: torch.Tensor, official: torch.Tensor, tolerance: float = FLOAT32_TOLERANCE) -> None:
     """The official waveform (65 mel frames: the causal audio VAE's length) is ours up to where the engine pads the
     clip's last 30 ms with silence to the exact duration (geometry, not decoding)."""
     length = official.shape[1]
-    assert max_difference(ours[:, :length], official) < FLOAT32_TOLERANCE
+    assert max_difference(ours[:, :length], official) < tolerance
     assert ours[:, length:].abs().max() == 0
 
 
-def test_the_fast_recipe_end_to_end_matches(monkeypatch, official_root, theirs):
+@pytest.fixture(scope="module")
+def fast_run(official_root, theirs):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return run_recipe(monkeypatch, official_root, theirs["fast"], "ltx-runtime:tiny@1")
+
+
+def test_the_fast_recipe_end_to_end_matches(fast_run, theirs):
     """DistilledPipeline: prompt -> 8 sigmas at half size -> x2 upsampler -> 3 sigmas -> latents and audio."""
-    components, plan, output = run_recipe(monkeypatch, official_root, theirs["fast"], "ltx-runtime:tiny@1")
+    components, plan, output = fast_run
     video, audio = normalised(components, output)
     assert max_difference(video, theirs["fast"]["video"]) < FLOAT32_TOLERANCE
     assert max_difference(audio, theirs["fast"]["audio"]) < FLOAT32_TOLERANCE  # Fast keeps stage-2 audio
     check_waveform(waveform(components, plan, output), theirs["fast"]["waveform"])
 
 
+GUIDED_TOLERANCE = 1e-3
+"""Guided stage 1: CFG 7 on audio (3 on video) plus STG and modality guidance multiply the difference of two float32
+predictions, so float32 noise of ~1e-7 grows to ~1e-4 over two steps (6.1e-5 measured)."""
 LORA_TOLERANCE = 5e-3
 """Stage 2 of the guided recipe: ltx-core fuses the distilled LoRA into the weights in the checkpoint's dtype (bf16,
 relative rounding 4e-3), ours applies it unfused in float32; everything before the LoRA keeps FLOAT32_TOLERANCE."""
@@ -230,14 +266,14 @@ def test_the_pro_recipe_end_to_end_matches(monkeypatch, official_root, theirs):
     components, plan, output = run_recipe(monkeypatch, official_root, theirs["pro"], "ltx-runtime:tiny-pro@1")
     video, audio = normalised(components, output)
     assert max_difference(video, theirs["pro"]["video"]) < LORA_TOLERANCE
-    assert max_difference(audio, theirs["pro"]["stage_1_audio"]) < FLOAT32_TOLERANCE
-    check_waveform(waveform(components, plan, output), theirs["pro"]["stage_1_waveform"])
+    assert max_difference(audio, theirs["pro"]["stage_1_audio"]) < GUIDED_TOLERANCE
+    check_waveform(waveform(components, plan, output), theirs["pro"]["stage_1_waveform"], GUIDED_TOLERANCE)
 
 
 @pytest.mark.xfail(strict=True, reason="decode.py: diffusers' 16-frame temporal tiles and rounding to uint8; the "
                    "official decode uses 80-frame tiles (ltx2-models.md 2a item 9, fidelity branch) and truncates")
-def test_the_fast_recipes_frames_match(monkeypatch, official_root, theirs):
-    components, plan, output = run_recipe(monkeypatch, official_root, theirs["fast"], "ltx-runtime:tiny@1")
+def test_the_fast_recipes_frames_match(fast_run, theirs):
+    components, plan, output = fast_run
     frames = torch.cat([torch.from_numpy(chunk) for chunk in decode.video_frames(components.pipeline.vae,
                                                                                  output.video_latents, plan)])  # fmt: skip
     assert max_difference(frames, theirs["fast"]["frames"]) == 0

@@ -216,6 +216,49 @@ def pro(root, inputs):
     return two_stage(root, guided=True, steps=PRO_STEPS, stg_block=PRO_STG_BLOCK, negative_prompt=negative_prompt)
 
 
+TRANSFORMER_SIGMA = 0.7
+
+
+def transformer(root, inputs, prompt="a cat over the ocean", height=64, width=128, frames=17, fps=25.0):
+    """One transformer forward (the velocity model) on noised video and audio tokens at sigma 0.7: plain, and with
+    the STG perturbation (video and audio self-attention skipped in block PRO_STG_BLOCK)."""
+    from ltx_core.guidance.perturbations import (
+        BatchedPerturbationConfig,
+        Perturbation,
+        PerturbationConfig,
+        PerturbationType,
+    )
+    from ltx_core.types import VideoPixelShape
+    from ltx_pipelines.utils.helpers import (
+        encode_prompts,
+        modality_from_latent_state,
+        noise_audio_state,
+        noise_video_state,
+    )
+    from ltx_pipelines.utils.types import PipelineComponents
+
+    models = ledger(root)
+    device = torch.device("cpu")
+    components = PipelineComponents(dtype=DTYPE, device=device)
+    noiser = RecordingNoiser(seed=3)
+    (context,) = encode_prompts([prompt], models)
+    shape = VideoPixelShape(batch=1, frames=frames, width=width, height=height, fps=fps)
+    common = dict(noiser=noiser, conditionings=[], components=components, dtype=DTYPE, device=device)
+    video_state, _ = noise_video_state(output_shape=shape, **common)
+    audio_state, _ = noise_audio_state(output_shape=shape, **common)
+    sigma = torch.tensor(TRANSFORMER_SIGMA)
+    video = modality_from_latent_state(video_state, context.video_encoding, sigma)
+    audio = modality_from_latent_state(audio_state, context.audio_encoding, sigma)
+    model = models.transformer().velocity_model
+    stg = PerturbationConfig([Perturbation(PerturbationType.SKIP_VIDEO_SELF_ATTN, [PRO_STG_BLOCK]),
+                              Perturbation(PerturbationType.SKIP_AUDIO_SELF_ATTN, [PRO_STG_BLOCK])])  # fmt: skip
+    plain_video, plain_audio = model(video, audio, BatchedPerturbationConfig([PerturbationConfig.empty()]))
+    stg_video, stg_audio = model(video, audio, BatchedPerturbationConfig([stg]))
+    return {"video_tokens": video.latent, "audio_tokens": audio.latent, "video_context": context.video_encoding,
+            "audio_context": context.audio_encoding, "plain_video": plain_video, "plain_audio": plain_audio,
+            "stg_video": stg_video, "stg_audio": stg_audio}  # fmt: skip
+
+
 def text(root, inputs, prompt="a cat over the ocean"):
     """The text path: token ids and mask, Gemma's hidden states, the projected features, the connectors' outputs."""
     models = ledger(root)
@@ -230,7 +273,7 @@ def text(root, inputs, prompt="a cat over the ocean"):
             "video_context": output.video_encoding, "audio_context": output.audio_encoding}  # fmt: skip
 
 
-TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules, fast, pro, text)}
+TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules, fast, pro, transformer, text)}
 
 
 def main() -> None:
