@@ -133,7 +133,7 @@ def list_models() -> None:
 def build_tiny(
     folder: Path = typer.Argument(..., help="Folder to write (replaced if it exists)."),
     architecture: str = typer.Option("ltx-2", help="ltx-2 (Fast, Pro) or ltx-2.3 (LTX-2.3: gated attention, 48 kHz vocoder)."),
-    format: str = typer.Option("diffusers", help="diffusers: the diffusers layout; official: Lightricks' single files in the ltx-pipelines/ComfyUI layout (checkpoints/, latent_upscale_models/, loras/, a Gemma folder; ltx-2 only)."),
+    format: str = typer.Option("diffusers", help="diffusers: the diffusers layout; official: Lightricks' single files in the ltx-pipelines/ComfyUI layout (checkpoints/, latent_upscale_models/, loras/, a Gemma folder)."),
 ) -> None:
     """Write tiny random LTX-2 weights in the real diffusers layout or Lightricks' own format, offline (for tests and
     demo mode)."""

@@ -32,6 +32,8 @@ LORAS = "loras"
 TINY_FILES = {
     "ltx-2": ("ltx-2-19b-distilled.safetensors", "ltx-2-19b-dev.safetensors",
               "ltx-2-spatial-upscaler-x2-1.0.safetensors", "ltx-2-19b-distilled-lora-384.safetensors"),
+    "ltx-2.3": ("ltx-2.3-22b-distilled-1.1.safetensors", "ltx-2.3-22b-dev.safetensors",
+                "ltx-2.3-spatial-upscaler-x2-1.1.safetensors", "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"),
 }  # fmt: skip
 """(distilled, dev, spatial upsampler, distilled LoRA) file names of each architecture, as Lightricks names them."""
 
@@ -47,8 +49,8 @@ def tiny_official_config(architecture: str = "ltx-2", gemma_hidden: int = 32, ge
     """The `config` metadata of a tiny main checkpoint: the real LTX-2 keys and values except widths, depths and head
     counts. Sizes ltx-core fixes are kept: 128 latent channels, 8x32x32 VAE, 8 audio latent channels x 16 mel bins,
     128 learnable registers, connector width = Gemma width = caption channels."""
-    if architecture != "ltx-2":
-        raise ValueError(f"official-format tiny weights exist for ltx-2 only, not {architecture!r}")
+    if architecture not in ("ltx-2", "ltx-2.3"):
+        raise ValueError(f"official-format tiny weights exist for ltx-2 and ltx-2.3, not {architecture!r}")
     transformer = dict(
         dropout=0.0, attention_bias=True, num_vector_embeds=None, activation_fn="gelu-approximate",
         num_embeds_ada_norm=1000, use_linear_projection=False, only_cross_attention=False, cross_attention_norm=True,
@@ -96,6 +98,25 @@ def tiny_official_config(architecture: str = "ltx-2", gemma_hidden: int = 32, ge
         upsample_rates=[6, 5, 2, 2, 2], upsample_kernel_sizes=[16, 15, 8, 4, 4], upsample_initial_channel=32,
         output_sampling_rate=24000, use_tanh_at_final=True, use_bias_at_final=True,
     )  # fmt: skip
+    if architecture == "ltx-2.3":
+        # 22B: gated attention, cross-attention AdaLN, the text projections moved before the per-modality
+        # connectors (each as wide as its stream), the bandwidth-extension vocoder (16 -> 48 kHz).
+        transformer.update(
+            apply_gated_attention=True, cross_attention_adaln=True, caption_proj_before_connector=True,
+            caption_projection_first_linear=False, caption_proj_input_norm=False,
+            caption_projection_second_linear=False, connector_apply_gated_attention=True,
+            connector_num_attention_heads=2, connector_attention_head_dim=8, audio_connector_num_attention_heads=2,
+            audio_connector_attention_head_dim=4,
+        )  # fmt: skip
+        amp = dict(resblock="AMP1", stereo=True, activation="snakebeta", resblock_kernel_sizes=[3],
+                   resblock_dilation_sizes=[[1, 3, 5]], use_tanh_at_final=False, use_bias_at_final=False)  # fmt: skip
+        vocoder = {
+            "vocoder": dict(amp, upsample_rates=[5, 2, 2, 2, 2, 2], upsample_kernel_sizes=[11, 4, 4, 4, 4, 4],
+                            upsample_initial_channel=64),
+            "bwe": dict(amp, upsample_rates=[6, 5, 2, 2, 2], upsample_kernel_sizes=[12, 11, 4, 4, 4],
+                        upsample_initial_channel=32, input_sampling_rate=16000, output_sampling_rate=48000,
+                        n_fft=512, hop_length=80, num_mels=64),
+        }  # fmt: skip
     return {"transformer": transformer, "vae": vae, "audio_vae": audio_vae, "vocoder": vocoder}
 
 
@@ -199,18 +220,37 @@ def diffusers_configs(config: dict, gemma_layers: int) -> dict[str, dict]:
         sample_rate=config["audio_vae"]["model"]["params"]["sampling_rate"], mel_hop_length=stft["hop_length"],
         is_causal=stft["causal"], mel_bins=ddconfig["mel_bins"], double_z=ddconfig["double_z"],
     )  # fmt: skip
+    vocoder_config = _diffusers_vocoder(vocoder["vocoder"] if ltx23 else vocoder, 2 * ddconfig["mel_bins"])
     if ltx23:
-        raise NotImplementedError("LTX-2.3 single files (vocoder with bandwidth extension) are not mapped yet")
-    vocoder_config = dict(
-        in_channels=2 * ddconfig["mel_bins"], hidden_channels=vocoder["upsample_initial_channel"], out_channels=2,
-        upsample_kernel_sizes=vocoder["upsample_kernel_sizes"], upsample_factors=vocoder["upsample_rates"],
-        resnet_kernel_sizes=vocoder["resblock_kernel_sizes"], resnet_dilations=vocoder["resblock_dilation_sizes"],
-        act_fn="leaky_relu", leaky_relu_negative_slope=0.1, antialias=False,
-        final_act_fn="tanh" if vocoder.get("use_tanh_at_final", True) else None,
-        final_bias=vocoder.get("use_bias_at_final", True), output_sampling_rate=vocoder["output_sampling_rate"],
-    )  # fmt: skip
+        bwe = vocoder["bwe"]
+        vocoder_config.update({f"bwe_{key}": value for key, value in _diffusers_vocoder(bwe, 2 * bwe["num_mels"], False).items()
+                               if key not in ("output_sampling_rate",)})  # fmt: skip
+        vocoder_config.update(filter_length=bwe["n_fft"], hop_length=bwe["hop_length"], window_length=bwe["n_fft"],
+                              num_mel_channels=bwe["num_mels"], input_sampling_rate=bwe["input_sampling_rate"],
+                              output_sampling_rate=bwe["output_sampling_rate"])  # fmt: skip
+        connectors.update(
+            video_gated_attn=t["connector_apply_gated_attention"], audio_gated_attn=t["connector_apply_gated_attention"],
+            per_modality_projections=t["caption_proj_before_connector"], proj_bias=True,
+            video_hidden_dim=t["num_attention_heads"] * t["attention_head_dim"],
+            audio_hidden_dim=t["audio_num_attention_heads"] * t["audio_attention_head_dim"],
+        )  # fmt: skip
     return dict(transformer=transformer, connectors=connectors, vae=video_vae, audio_vae=audio_vae,
                 vocoder=vocoder_config)  # fmt: skip
+
+
+def _diffusers_vocoder(config: dict, in_channels: int, final_activation: bool = True) -> dict:
+    """An official (HiFi-GAN style) vocoder config as LTX2Vocoder arguments; "AMP1" blocks are the anti-aliased
+    snake-beta ones of the LTX-2.3 vocoder. ltx-core ends with tanh, or a clamp, except in the BWE generator."""
+    amp = config.get("resblock", "1") == "AMP1"
+    final = ("tanh" if config.get("use_tanh_at_final", True) else "clamp") if final_activation else None
+    return dict(
+        in_channels=in_channels, hidden_channels=config["upsample_initial_channel"], out_channels=2,
+        upsample_kernel_sizes=config["upsample_kernel_sizes"], upsample_factors=config["upsample_rates"],
+        resnet_kernel_sizes=config["resblock_kernel_sizes"], resnet_dilations=config["resblock_dilation_sizes"],
+        act_fn="snakebeta" if amp else "leaky_relu", leaky_relu_negative_slope=0.1, antialias=amp,
+        final_act_fn=final, final_bias=config.get("use_bias_at_final", True),
+        output_sampling_rate=config.get("output_sampling_rate", 24000),
+    )  # fmt: skip
 
 
 def diffusers_upsampler_config(config: dict) -> dict:
@@ -226,7 +266,9 @@ def diffusers_upsampler_config(config: dict) -> dict:
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
 _CONNECTOR_PREFIXES = {"video_connector.": "video_embeddings_connector.", "audio_connector.": "audio_embeddings_connector."}
-_TEXT_PROJECTION = ("text_proj_in.", "text_embedding_projection.aggregate_embed.")
+_TEXT_PROJECTIONS = {"text_proj_in.": "text_embedding_projection.aggregate_embed.",
+                     "video_text_proj_in.": "text_embedding_projection.video_aggregate_embed.",
+                     "audio_text_proj_in.": "text_embedding_projection.audio_aggregate_embed."}  # fmt: skip
 MAIN_COMPONENTS = ("transformer", "connectors", "vae", "audio_vae", "vocoder")
 _PREFIXES = {"vae": "vae.", "audio_vae": "audio_vae.", "vocoder": "vocoder."}
 
@@ -235,6 +277,7 @@ _PREFIXES = {"vae": "vae.", "audio_vae": "audio_vae.", "vocoder": "vocoder."}
 _TRANSFORMER_TO_OFFICIAL = (
     (r"^time_embed\.", "adaln_single."),
     (r"^audio_time_embed\.", "audio_adaln_single."),
+    (r"^(audio_)?prompt_adaln\.", r"\1prompt_adaln_single."),
     (r"^(audio_)?proj_in\.", r"\1patchify_proj."),
     (r"^av_cross_attn_video_scale_shift\.", "av_ca_video_scale_shift_adaln_single."),
     (r"^av_cross_attn_video_a2v_gate\.", "av_ca_a2v_gate_adaln_single."),
@@ -247,8 +290,10 @@ _TRANSFORMER_TO_OFFICIAL = (
 )
 _CONNECTOR_TO_OFFICIAL = ((r"\.transformer_blocks\.", ".transformer_1d_blocks."), (r"\.norm_q\.", ".q_norm."),
                           (r"\.norm_k\.", ".k_norm."))  # fmt: skip
-_VOCODER_TO_OFFICIAL = ((r"^upsamplers\.", "ups."), (r"^resnets\.", "resblocks."), (r"^conv_in\.", "conv_pre."),
-                        (r"^conv_out\.", "conv_post."))  # fmt: skip
+_GENERATOR = r"^((?:vocoder\.|bwe_generator\.)?)"  # the LTX-2.3 vocoder holds two generators
+_VOCODER_TO_OFFICIAL = ((_GENERATOR + r"upsamplers\.", r"\1ups."), (_GENERATOR + r"resnets\.", r"\1resblocks."),
+                        (_GENERATOR + r"conv_in\.", r"\1conv_pre."), (_GENERATOR + r"conv_out\.", r"\1conv_post."),
+                        (_GENERATOR + r"act_out\.", r"\1act_post."), (r"\.downsample\.filter$", ".downsample.lowpass.filter"))  # fmt: skip
 _VAE_STATISTICS = (("latents_mean", "per_channel_statistics.mean-of-means"),
                    ("latents_std", "per_channel_statistics.std-of-means"))  # fmt: skip
 
@@ -305,8 +350,9 @@ def to_official(component: str, state_dict: dict[str, torch.Tensor], config: dic
         if component == "transformer":
             names = [TRANSFORMER_PREFIX + _rename(key, _TRANSFORMER_TO_OFFICIAL)]
         elif component == "connectors":
-            if key.startswith(_TEXT_PROJECTION[0]):
-                names = [_TEXT_PROJECTION[1] + key.removeprefix(_TEXT_PROJECTION[0])]
+            projection = next((prefix for prefix in _TEXT_PROJECTIONS if key.startswith(prefix)), None)
+            if projection:
+                names = [_TEXT_PROJECTIONS[projection] + key.removeprefix(projection)]
             else:
                 ours = next(prefix for prefix in _CONNECTOR_PREFIXES if key.startswith(prefix))
                 rest = _rename("." + key.removeprefix(ours), _CONNECTOR_TO_OFFICIAL)[1:]
@@ -339,7 +385,7 @@ def _from_official(component: str, module: torch.nn.Module, checkpoint, config: 
         state[key] = checkpoint.get_tensor(name)
     if missing:
         raise KeyError(f"the checkpoint lacks {len(missing)} {component} tensor(s), e.g. {missing[:3]}")
-    module.load_state_dict(state, strict=True, assign=False)
+    module.load_state_dict(state, strict=True, assign=True)
 
 
 # --- Gemma: the folder keeps the pre-4.52 transformers key layout ----------------------------------------------------
@@ -374,11 +420,12 @@ _GEMMA_PREPROCESSOR = {"image_processor_type": "Gemma3ImageProcessor", "processo
 def _build_diffusers_modules(config: dict, upsampler_config: dict, gemma_layers: int) -> dict[str, torch.nn.Module]:
     from diffusers import AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel, LTX2TextConnectors
-    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 
     configs = diffusers_configs(config, gemma_layers)
+    vocoder = LTX2VocoderWithBWE if "bwe" in config["vocoder"] else LTX2Vocoder
     classes = dict(transformer=LTX2VideoTransformer3DModel, connectors=LTX2TextConnectors, vae=AutoencoderKLLTX2Video,
-                   audio_vae=AutoencoderKLLTX2Audio, vocoder=LTX2Vocoder)  # fmt: skip
+                   audio_vae=AutoencoderKLLTX2Audio, vocoder=vocoder)  # fmt: skip
     modules = {name: cls(**configs[name]) for name, cls in classes.items()}
     modules["latent_upsampler"] = LTX2LatentUpsamplerModel(**diffusers_upsampler_config(upsampler_config))
     return modules
@@ -416,6 +463,10 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     for vae in (modules["vae"], modules["audio_vae"]):  # not the identity, so that tests see (de)normalisation
         vae.latents_mean.normal_(0.0, 0.1)
         vae.latents_std.uniform_(0.5, 1.5)
+    mel = getattr(modules["vocoder"], "mel_stft", None)
+    if mel is not None:  # the BWE's STFT and mel bases are checkpoint buffers (zeros until loaded): random here too
+        for buffer in (mel.mel_basis, mel.stft_fn.forward_basis, mel.stft_fn.inverse_basis):
+            buffer.uniform_(0.0, 0.1)
 
     main = {}
     for name in MAIN_COMPONENTS:
@@ -470,7 +521,8 @@ sigmas)."""
 
 
 def _one_file(folder: Path, pattern: str, what: str) -> Path:
-    matches = sorted(folder.glob(pattern))
+    # bf16 files only: Lightricks' fp8 / fp4 files need their own kernels (ltx2-models.md 1.3)
+    matches = sorted(path for path in folder.glob(pattern) if not any(q in path.name for q in ("-fp8", "-fp4")))
     if len(matches) != 1:
         found = ", ".join(path.name for path in matches) or "none"
         raise FileNotFoundError(f"{folder} must hold exactly one {what} ({pattern}); found {found}")
@@ -482,7 +534,7 @@ def official_files(folder: Path, dev: bool) -> dict[str, Path]:
     upsampler, the Gemma folder, and (dev only) the distilled LoRA."""
     folder = Path(folder)
     files = {
-        "checkpoint": _one_file(folder / CHECKPOINTS, "*-dev.safetensors" if dev else "*-distilled.safetensors",
+        "checkpoint": _one_file(folder / CHECKPOINTS, "*-dev*.safetensors" if dev else "*-distilled*.safetensors",
                                 "dev checkpoint" if dev else "distilled checkpoint"),
         "upsampler": _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler"),
         "gemma": _one_file(folder, "*/tokenizer_config.json", "Gemma folder (with tokenizer_config.json)").parent,
@@ -505,6 +557,7 @@ def _metadata_config(path: Path) -> dict:
 def load_official(folder: Path, dev: bool, dtype: torch.dtype):
     """An LTX2Pipeline and the latent upsampler from an official-layout folder (see the module docstring), plus the
     path of the distilled LoRA (dev only, else None). Nothing is downloaded."""
+    from accelerate import init_empty_weights
     from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
     from safetensors import safe_open
     from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
@@ -513,19 +566,21 @@ def load_official(folder: Path, dev: bool, dtype: torch.dtype):
     config = _metadata_config(files["checkpoint"])
     text_encoder = Gemma3ForConditionalGeneration.from_pretrained(files["gemma"], dtype=dtype, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(files["gemma"], local_files_only=True)
-    with torch.device("meta"):
+    # Parameters on the meta device (nothing allocated, nothing initialised: they are assigned from the files);
+    # buffers real, since the ones not stored in the files (e.g. the BWE resampler's filter) are computed here.
+    with init_empty_weights(include_buffers=False):
         modules = _build_diffusers_modules(
             config, _metadata_config(files["upsampler"]), text_encoder.config.text_config.num_hidden_layers
         )
-    for module in modules.values():
-        module.to_empty(device="cpu")
     with safe_open(str(files["checkpoint"]), "pt") as checkpoint:
         for name in MAIN_COMPONENTS:
             _from_official(name, modules[name], checkpoint, modules[name].config)
     with safe_open(str(files["upsampler"]), "pt") as checkpoint:
         _from_official("latent_upsampler", modules["latent_upsampler"], checkpoint)
-    for module in modules.values():
-        torch.nn.Module.to(module, dtype).eval()  # plain cast: these modules keep no float32 parts
+    for name, module in modules.items():
+        # plain cast; the bandwidth-extension vocoder stays in float32, as officially (ltx2-models.md 2a item 4)
+        keep_float32 = name == "vocoder" and "bwe" in config["vocoder"]
+        torch.nn.Module.to(module, torch.float32 if keep_float32 else dtype).eval()
     pipeline = LTX2Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG), text_encoder=text_encoder.eval(),
         tokenizer=tokenizer, **{name: modules[name] for name in MAIN_COMPONENTS},

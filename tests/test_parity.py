@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from ltx_runtime import decode, official
 from ltx_runtime.catalog import Recipe, get_model
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.recipes import PromptCache, fast, guided
+from ltx_runtime.recipes import CROSS_TIMESTEP, PromptCache, fast, guided
 from ltx_runtime.recipes.guided import NEGATIVE_PROMPT
 from ltx_runtime.weights import load_components
 
@@ -33,9 +33,33 @@ FLOAT32_TOLERANCE = 1e-4
 for a few dozen layers and still fails on any wrong weight, key or formula."""
 
 
+ARCHITECTURES = ("ltx-2", "ltx-2.3")
+ORACLE_TASKS = {
+    "ltx-2": ["upsampler", "vae_decode", "audio_decode", "schedules", "transformer", "fast", "pro"],
+    # no Fast recipe runs LTX-2.3; its video VAE and upsampler are the same tiny layout as LTX-2's
+    "ltx-2.3": ["audio_decode", "transformer", "pro"],
+}
+
+
 @pytest.fixture(scope="module")
-def official_root(tmp_path_factory):
-    return official.build_tiny_official(tmp_path_factory.mktemp("official") / "ltx-2")
+def roots(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("official")
+    return {architecture: official.build_tiny_official(folder / architecture, architecture) for architecture in ARCHITECTURES}
+
+
+@pytest.fixture(scope="module")
+def architecture(request) -> str:
+    """Set per test with `on(...)`; the fixtures below are built once per architecture."""
+    return request.param
+
+
+def on(*architectures: str):
+    return pytest.mark.parametrize("architecture", architectures, indirect=True)
+
+
+@pytest.fixture(scope="module")
+def official_root(roots, architecture) -> Path:
+    return roots[architecture]
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +87,14 @@ STG on block 1 of the 2-block tiny transformer (the real block, 29, does not exi
 
 
 @pytest.fixture(scope="module")
-def theirs(official_root, tmp_path_factory) -> dict[str, dict[str, torch.Tensor]]:
-    """Every oracle task's outputs, from one run of the official code: {task: {name: tensor}}."""
+def theirs(official_root, architecture, tmp_path_factory) -> dict[str, dict[str, torch.Tensor]]:
+    """Every oracle task's outputs for this architecture, from one run of the official code: {task: {name: tensor}}."""
     if not ORACLE.is_file():
         pytest.fail(f"no oracle venv at {ORACLE}: run scripts/install.sh --test (it creates .venv-oracle)")
     folder = tmp_path_factory.mktemp("oracle")
     source, target = folder / "in.safetensors", folder / "out.safetensors"
     save_file(INPUTS, str(source))
-    tasks = ["upsampler", "vae_decode", "audio_decode", "schedules", "transformer", "fast", "pro"]
+    tasks = ORACLE_TASKS[architecture]
     result = subprocess.run([str(ORACLE), str(ROOT / "tests" / "parity" / "oracle.py"), str(official_root),
                              str(source), str(target), *tasks], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -88,14 +112,16 @@ def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     return difference
 
 
-def test_the_latent_upsampler_matches(ours, theirs):
+@on("ltx-2")
+def test_the_latent_upsampler_matches(architecture, ours, theirs):
     with torch.inference_mode():
         mine = ours[1](INPUTS["upsampler.latent"])
     assert mine.shape == (1, 128, 3, 4, 8)
     assert max_difference(mine, theirs["upsampler"]["latent"]) < FLOAT32_TOLERANCE
 
 
-def test_the_video_decoder_matches(ours, theirs):
+@on("ltx-2")
+def test_the_video_decoder_matches(architecture, ours, theirs):
     """Official: normalised latents in, the decoder un-normalises; ours: the pipeline un-normalises, then the VAE."""
     pipeline, latent, theirs = ours[0], INPUTS["vae_decode.latent"], theirs["vae_decode"]
     vae = pipeline.vae
@@ -109,7 +135,10 @@ def test_the_video_decoder_matches(ours, theirs):
     assert max_difference(frames, theirs["frames"]) <= 1
 
 
-def test_the_audio_decoder_and_vocoder_match(ours, theirs):
+@on(*ARCHITECTURES)
+def test_the_audio_decoder_and_vocoder_match(architecture, ours, theirs):
+    """LTX-2: the 24 kHz vocoder; LTX-2.3: the vocoder with bandwidth extension to 48 kHz (in float32 on both sides,
+    as officially)."""
     pipeline, latent, theirs = ours[0], INPUTS["audio_decode.latent"], theirs["audio_decode"]
     audio_vae = pipeline.audio_vae
     patched = latent.permute(0, 2, 1, 3).flatten(2)  # b c t f -> b t (c f), as both implementations normalise
@@ -118,11 +147,13 @@ def test_the_audio_decoder_and_vocoder_match(ours, theirs):
         mel = audio_vae.decode(raw, return_dict=False)[0]
         waveform = pipeline.vocoder(mel)
     assert max_difference(mel, theirs["mel"]) < FLOAT32_TOLERANCE
-    assert waveform.shape[-1] == (1 + 16 * 4) * 240  # causal: 17 latent frames -> 65 mel frames -> 240 samples each
+    samples_per_mel_frame = pipeline.vocoder.config.output_sampling_rate // 100  # 100 mel frames per second
+    assert waveform.shape[-1] == (1 + 16 * 4) * samples_per_mel_frame  # causal: 17 latent frames -> 65 mel frames
     assert max_difference(waveform, theirs["waveform"]) < FLOAT32_TOLERANCE
 
 
-def test_the_fast_recipe_uses_the_official_distilled_sigmas(theirs):
+@on("ltx-2")
+def test_the_fast_recipe_uses_the_official_distilled_sigmas(architecture, theirs):
     """Fast runs diffusers' published constants unshifted (recipes/fast.py); with the final 0 the scheduler appends,
     they must be ltx-pipelines' own."""
     from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
@@ -134,23 +165,21 @@ def test_the_fast_recipe_uses_the_official_distilled_sigmas(theirs):
                           official_schedules["distilled_stage_2"]) < 1e-7  # fmt: skip
 
 
+@on("ltx-2")
 @pytest.mark.parametrize("steps", [40, 30])
-def test_the_official_guided_schedule_is_the_documented_formula(theirs, steps):
+def test_the_guided_recipes_use_the_official_schedule(architecture, theirs, steps):
     """TI2VidTwoStagesPipeline's stage-1 sigmas (LTX2Scheduler without a latent: the 2.05 shift at every size,
-    stretched to 0.1) are the formula of ltx2-models.md section 2a item 1, which the guided recipes must use.
-    float32 on the official side (LTX2Scheduler computes in float32): 1e-6."""
-    sigmas = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
-    shift = torch.exp(torch.tensor(2.05, dtype=torch.float64))
-    shifted = torch.where(sigmas > 0, shift / (shift + 1 / sigmas.clamp_min(1e-12) - 1), sigmas)
-    last = shifted[-2]
-    stretched = torch.where(shifted > 0, 1 - (1 - shifted) / ((1 - last) / 0.9), shifted)
-    assert max_difference(stretched, theirs["schedules"][f"guided_{steps}"]) < 1e-6
+    stretched to 0.1) against the recipe's (`guided.stage_1_sigmas`, plus the final 0 the scheduler appends) for the
+    LTX-2 (40) and LTX-2.3 (30) step counts. float32 on the official side (LTX2Scheduler computes in float32): 1e-6."""
+    ours = torch.tensor([*guided.stage_1_sigmas(steps), 0.0], dtype=torch.float64)
+    assert max_difference(ours, theirs["schedules"][f"guided_{steps}"]) < 1e-6
 
 
-def test_one_transformer_forward_matches_plain_and_with_stg(ours, theirs):
+@on(*ARCHITECTURES)
+def test_one_transformer_forward_matches_plain_and_with_stg(architecture, ours, theirs):
     """The velocity of video and audio tokens at sigma 0.7 (the contexts the official connectors produced), with no
     perturbation and with STG (video and audio self-attention skipped in one block), called as diffusers' LTX-2
-    pipeline calls the transformer (timestep = 1000 sigma, per-token timesteps for LTX-2.0)."""
+    pipeline calls the transformer (timestep = 1000 sigma; the recipes' use_cross_timestep of the architecture)."""
     transformer, official_run = ours[0].transformer, theirs["transformer"]
     frames, height, width, audio_frames = 3, 2, 4, official_run["audio_tokens"].shape[1]
     timestep = torch.tensor([0.7 * 1000.0])
@@ -166,7 +195,7 @@ def test_one_transformer_forward_matches_plain_and_with_stg(ours, theirs):
                 encoder_attention_mask=mask, audio_encoder_attention_mask=mask, num_frames=frames, height=height,
                 width=width, fps=25.0, audio_num_frames=audio_frames, video_coords=video_coords,
                 audio_coords=audio_coords, isolate_modalities=False, spatio_temporal_guidance_blocks=blocks,
-                perturbation_mask=None, use_cross_timestep=False, return_dict=False,
+                perturbation_mask=None, use_cross_timestep=CROSS_TIMESTEP[architecture], return_dict=False,
             )  # fmt: skip
             assert max_difference(video, official_run[f"{name}_video"]) < FLOAT32_TOLERANCE
             assert max_difference(audio, official_run[f"{name}_audio"]) < FLOAT32_TOLERANCE
@@ -236,11 +265,12 @@ def check_waveform(ours: torch.Tensor, official: torch.Tensor, tolerance: float 
 
 
 @pytest.fixture(scope="module")
-def fast_run(official_root, theirs):
+def fast_run(architecture, official_root, theirs):
     with pytest.MonkeyPatch.context() as monkeypatch:
         return run_recipe(monkeypatch, official_root, theirs["fast"], "ltx-runtime:tiny@1")
 
 
+@on("ltx-2")
 def test_the_fast_recipe_end_to_end_matches(fast_run, theirs):
     """DistilledPipeline: prompt -> 8 sigmas at half size -> x2 upsampler -> 3 sigmas -> latents and audio."""
     components, plan, output = fast_run
@@ -258,18 +288,26 @@ LORA_TOLERANCE = 5e-3
 relative rounding 4e-3), ours applies it unfused in float32; everything before the LoRA keeps FLOAT32_TOLERANCE."""
 
 
-def test_the_pro_recipe_end_to_end_matches(monkeypatch, official_root, theirs):
+GUIDED_MODELS = {"ltx-2": "ltx-runtime:tiny-pro@1", "ltx-2.3": "ltx-runtime:tiny-ltx23@1"}
+"""The Pro recipe on LTX-2 and the LTX-2.3 recipe on LTX-2.3: both are TI2VidTwoStagesPipeline."""
+
+
+@on(*ARCHITECTURES)
+def test_the_guided_recipe_end_to_end_matches(monkeypatch, architecture, official_root, theirs):
     """TI2VidTwoStagesPipeline: guided stage 1 (CFG 3 / 7, STG, modality 3, rescale 0.7 for video / audio), x2
     upsampler, stage 2 with the distilled LoRA. ltx-pipelines 1.0.0 decodes stage 2's audio; since v1.2.0 (63fd9a4)
-    it keeps stage 1's, and so does the recipe: the audio is compared with the official stage-1 audio."""
-    monkeypatch.setitem(guided.PARAMS, Recipe.PRO, guided.GuidedParams(steps=PRO_STEPS, stg_block=PRO_STG_BLOCK))
-    components, plan, output = run_recipe(monkeypatch, official_root, theirs["pro"], "ltx-runtime:tiny-pro@1")
+    it keeps stage 1's, and so does the recipe: the audio is compared with the official stage-1 audio. The negative
+    prompt is the recipe's (v1.2.0 text), given to both."""
+    spec = get_model(GUIDED_MODELS[architecture])
+    monkeypatch.setitem(guided.PARAMS, spec.recipe, guided.GuidedParams(steps=PRO_STEPS, stg_block=PRO_STG_BLOCK))
+    components, plan, output = run_recipe(monkeypatch, official_root, theirs["pro"], spec.id)
     video, audio = normalised(components, output)
     assert max_difference(video, theirs["pro"]["video"]) < LORA_TOLERANCE
     assert max_difference(audio, theirs["pro"]["stage_1_audio"]) < GUIDED_TOLERANCE
     check_waveform(waveform(components, plan, output), theirs["pro"]["stage_1_waveform"], GUIDED_TOLERANCE)
 
 
+@on("ltx-2")
 @pytest.mark.xfail(strict=True, reason="decode.py: diffusers' 16-frame temporal tiles and rounding to uint8; the "
                    "official decode uses 80-frame tiles (ltx2-models.md 2a item 9, fidelity branch) and truncates")
 def test_the_fast_recipes_frames_match(fast_run, theirs):

@@ -46,7 +46,7 @@ def use_tiny_gemma(gemma: Path) -> None:
 def ledger(root: Path, dev: bool = False):
     from ltx_pipelines.utils.model_ledger import ModelLedger
 
-    name = "*-dev.safetensors" if dev else "*-distilled.safetensors"
+    name = "*-dev*.safetensors" if dev else "*-distilled*.safetensors"
     (checkpoint,) = (root / "checkpoints").glob(name)
     (upsampler,) = (root / "latent_upscale_models").glob("*.safetensors")
     (gemma,) = (path.parent for path in root.glob("*/tokenizer_config.json"))
