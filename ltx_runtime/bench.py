@@ -42,7 +42,7 @@ from .catalog import get_model
 from .engine import Engine, pick_device
 from .memory import BUDGET_FRACTION, GIB, MemoryProfile, free_cached_memory
 from .request import GenerationRequest, RequestError, validate_request
-from .speed import OPTIMIZED_TILE_FRAMES, SpeedOptions
+from .speed import SpeedOptions
 from .weights import DISTILLED_LORA, Components
 
 PLAIN = SpeedOptions.plain()
@@ -51,7 +51,6 @@ LEVERS = {
     "attention=flash3": replace(PLAIN, attention="flash3"),
     "compile=on": replace(PLAIN, compile="on"),
     "fp8_matmul=on": replace(PLAIN, fp8_matmul="on"),
-    f"vae_tile_frames={OPTIMIZED_TILE_FRAMES}": replace(PLAIN, vae_tile_frames=OPTIMIZED_TILE_FRAMES),
 }
 """Plain diffusers plus one lever. The prompt cache is not among them: the bench never repeats a prompt."""
 CONFIGS = {"plain": PLAIN, **LEVERS, "optimized": SpeedOptions()}

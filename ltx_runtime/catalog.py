@@ -8,7 +8,8 @@ Sources (see shared/docs/runware-contract.md section 8 and shared/seeds/):
 - hosted prices per second of output: Runware's model docs as quoted in runware-contract.md section 8, and the
   identical Lightricks list prices for 1440p (Comfy-Org/docs PR #517, fal.ai ltx-2 llms.txt; performance-anchors.md
   section 3). LTX-2.3 uses the current docs (0.08/0.16/0.32 $/s), not the older seed example (0.06 $/s).
-- audio sample rates: the vocoder configs (24 kHz for LTX-2, 48 kHz for the LTX-2.3 bandwidth-extension vocoder).
+- audio sample rates: the vocoder configs (24 kHz for LTX-2, 48 kHz for the LTX-2.3 bandwidth-extension vocoder);
+- parameter counts: the released architectures (ltx_runtime/configs.py) counted on the meta device.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ class Recipe(str, Enum):
     FAST = "fast"  # LTX-2 distilled: 8 sigmas at half resolution, x2 latent upsampler, 3 refine sigmas, no guidance
     PRO = "pro"  # LTX-2 dev: 40 guided steps at half resolution, x2 upsampler, distilled-LoRA 3-step refine
     LTX23 = "ltx23"  # LTX-2.3 22B: guided two-stage recipe with the 2.3 parameters
+
+
+PARAMETER_COUNTS = {
+    "ltx-2": dict(transformer=18_876_174_592, text_encoder=12_202_563_392, connectors=1_431_475_200,
+                  vae=1_222_479_601, audio_vae=53_248_146, vocoder=55_592_802, latent_upsampler=497_867_904),
+    "ltx-2.3": dict(transformer=18_988_838_144, text_encoder=12_202_563_392, connectors=3_172_227_584,
+                    vae=726_105_969, audio_vae=53_248_146, vocoder=128_537_448, latent_upsampler=497_867_904),
+}  # fmt: skip
+"""Parameters per component of each architecture's released checkpoints, for memory arithmetic without building a
+model (a test counts them again on the real architectures: fullsize.py)."""
 
 
 class UnknownModelError(KeyError):
@@ -56,7 +67,8 @@ class ModelSpec:
     weights: str
     """Its folder name under a weights root (the `folder` of its weights.lock entry)."""
     architecture: str
-    """The transformer family ("ltx-2" or "ltx-2.3"); picks the tiny weights that stand in for this model."""
+    """The transformer family ("ltx-2" or "ltx-2.3"); picks the tiny weights that stand in for this model and the
+    parameter counts (PARAMETER_COUNTS)."""
     sizes: tuple[tuple[int, int], ...] | SizeRange
     """Allowed (width, height) pairs, or a range for the tiny demo model."""
     durations: tuple[int, ...]

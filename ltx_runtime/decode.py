@@ -4,8 +4,13 @@ A whole clip as float32 is far too big to hold (8 s of 1080p is 5 GB, 10 s of 4K
 decodes overlapping temporal tiles and each finished chunk is cropped, turned into uint8 and handed on at once. The
 tiling is diffusers' own temporal tiling (`AutoencoderKLLTX2Video._temporal_tiled_decode`: tiles of
 `tile_sample_min_num_frames`, a stride of `tile_sample_stride_num_frames`, linear blending over the overlap),
-restructured as a generator so that only two tiles are alive at a time. Spatial tiling, when enabled on the VAE,
-applies inside each tile through `vae.decode`.
+restructured as a generator so that only two tiles are alive at a time. Spatial tiling applies inside each tile
+through `vae.decode`.
+
+Tile sizes are the official ones (ltx-pipelines utils/helpers.py, conv VAE): temporal tiles of 80 frames overlapping
+by 24 (speed.py sets them on the VAE), spatial tiles of 768 px along the long side and the same share of the short
+side, overlapping by 64 px (`official_tiling`). Diffusers blends overlaps linearly, the same trapezoid the official
+decoder uses.
 """
 
 from __future__ import annotations
@@ -19,6 +24,42 @@ import numpy as np
 import torch
 
 from .geometry import GenerationPlan, crop_frames, trim_frames
+
+
+SPATIAL_TILE_LONG_SIDE = 768
+SPATIAL_TILE_OVERLAP = 64
+TEMPORAL_TILE_FRAMES = 80
+TEMPORAL_TILE_OVERLAP = 24
+
+
+def spatial_tile_size(height: int, width: int, long_side: int = SPATIAL_TILE_LONG_SIDE, factor: int = 32) -> tuple[int, int]:
+    """(tile height, tile width) in pixels for a height x width decode: `long_side` along the longer axis, the
+    same share of the shorter one, on the latent grid (ltx-core `TileSizeConfig.from_long_side`)."""
+    span = max(height, width)
+
+    def axis(length: int) -> int:
+        overlap_latents = SPATIAL_TILE_OVERLAP // factor
+        latents = max(max(2, overlap_latents + 1), round((long_side // factor) * (length // factor) / (span // factor)))
+        return max(latents * factor, 2 * factor, SPATIAL_TILE_OVERLAP + factor)
+
+    return axis(height), axis(width)
+
+
+@contextmanager
+def official_tiling(vae, height: int, width: int, long_side: int = SPATIAL_TILE_LONG_SIDE):
+    """The VAE with the official spatial tiles for a height x width decode for the duration, untiled again after
+    (so that nothing else, such as the next request's image encode, inherits them). Temporal tiles are streamed by
+    `decode_video_chunks`, never done inside the VAE."""
+    tile_height, tile_width = spatial_tile_size(height, width, long_side)
+    vae.enable_tiling(
+        tile_sample_min_height=tile_height, tile_sample_min_width=tile_width,
+        tile_sample_stride_height=tile_height - SPATIAL_TILE_OVERLAP, tile_sample_stride_width=tile_width - SPATIAL_TILE_OVERLAP,
+    )  # fmt: skip
+    vae.use_framewise_decoding = False
+    try:
+        yield vae
+    finally:
+        vae.disable_tiling()
 
 
 @dataclass(frozen=True)

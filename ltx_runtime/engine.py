@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from . import decode, media, speed
-from .catalog import ModelSpec, Recipe, get_model
+from .catalog import MODELS, ModelSpec, Recipe, get_model
 from .geometry import GenerationPlan, plan_generation
 from .memory import (
     GIB,
@@ -34,7 +34,16 @@ from .memory import (
 from .recipes import decode_first_frame, fast, guided
 from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
-from .weights import Components, LockEntry, check_components, check_folder, load_components, read_lock, resolve_folder
+from .weights import (
+    Components,
+    LockEntry,
+    WeightsError,
+    check_components,
+    check_folder,
+    load_components,
+    read_lock,
+    resolve_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +155,15 @@ class Engine:
     def folder_for(self, spec: ModelSpec) -> Path:
         if self.uses_tiny_weights:
             return ensure_tiny_weights(self.tiny_folder, spec.architecture)
-        return resolve_folder(Path(self.weights), spec)
+        folder = resolve_folder(Path(self.weights), spec)
+        if is_tiny(folder) and not spec.demo_only:
+            demo_ids = ", ".join(model.id for model in MODELS.values() if model.demo_only)
+            raise WeightsError(
+                f"{folder} holds tiny random demo weights (written by `ltx-runtime weights build-tiny`), not the "
+                f"weights of {spec.id} ({spec.name}). To run {spec.id} on tiny weights, pass --weights tiny; to use "
+                f"this folder, pass a demo model id ({demo_ids}) with --weights {folder}"
+            )
+        return folder
 
     def load(self, model_id: str) -> Components:
         """A model's components: loaded on first use and resident after, one copy per weights folder however many
@@ -239,19 +256,21 @@ class Engine:
         clock = time.perf_counter()
         if frugal:
             self._offload(pipeline.transformer)
-        self._prepare_vae(pipeline.vae, frugal)
-        media.encode_clip(
-            decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
-            audio,
-            width=plan.width,
-            height=plan.height,
-            fps=plan.fps,
-            sample_rate=plan.sample_rate,
-            output_path=output_path,
-            output_format=request.output_format,
-            quality=request.quality,
-            x264_preset=self.x264_preset,
-        )
+        # Frugal decodes use tiles of half the official long side (a quarter of the area).
+        long_side = decode.SPATIAL_TILE_LONG_SIDE // (2 if frugal else 1)
+        with decode.official_tiling(pipeline.vae, plan.gen_height, plan.gen_width, long_side):
+            media.encode_clip(
+                decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
+                audio,
+                width=plan.width,
+                height=plan.height,
+                fps=plan.fps,
+                sample_rate=plan.sample_rate,
+                output_path=output_path,
+                output_format=request.output_format,
+                quality=request.quality,
+                x264_preset=self.x264_preset,
+            )
         timings["decode_and_encode"] = time.perf_counter() - clock
         return timings
 
@@ -265,16 +284,6 @@ class Engine:
         for module in (components.pipeline.text_encoder, components.pipeline.transformer):
             if not _is_streamed(module):
                 module.to(self.device)
-
-    def _prepare_vae(self, vae, frugal: bool) -> None:
-        # Spatial tiles pay off with the real 128-1024-channel decoder on a GPU; with tiny widths on a CPU the
-        # output, not the activations, dominates and tiling only adds work. Frugal decodes use quarter-area tiles.
-        if self.device.type == "cuda":
-            tile = 256 if frugal else 512  # diffusers' default tiles are 512 px with a 64 px overlap
-            vae.enable_tiling(tile_sample_min_height=tile, tile_sample_min_width=tile,
-                              tile_sample_stride_height=tile - 64, tile_sample_stride_width=tile - 64)  # fmt: skip
-        # Temporal tiling is always streamed by decode.py, never done inside the VAE.
-        vae.use_framewise_decoding = False
 
     @staticmethod
     def _result(request, spec, plan, seed, path, components, timings) -> GenerationResult:

@@ -8,7 +8,7 @@ Three profiles, picked from the GPU's memory unless a setting names one:
   by layer while the prompt is encoded (diffusers group offloading), so it occupies the GPU only during encoding.
 - `low` (24 GB cards): as `fp8`, and the transformer's blocks are streamed from host memory too, one block ahead.
 
-Estimates are arithmetic on the real parameter counts (ltx_runtime/fullsize.py) and the request's token count; the
+Estimates are arithmetic on the real parameter counts (catalog.PARAMETER_COUNTS) and the request's token count; the
 activation constants below are first-principles bounds, not measurements (docs/memory.md shows the arithmetic).
 A request whose estimate exceeds the budget is refused before anything runs.
 """
@@ -20,7 +20,7 @@ from enum import Enum
 
 import torch
 
-from .catalog import ModelSpec, Recipe
+from .catalog import PARAMETER_COUNTS, ModelSpec, Recipe
 from .geometry import GenerationPlan
 
 GIB = 1024**3
@@ -83,9 +83,7 @@ def video_tokens(plan: GenerationPlan, recipe: Recipe) -> int:
 
 def estimate(spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None = None) -> MemoryEstimate:
     """GPU bytes `plan` needs under `profile` for `spec`'s real weights, phase by phase."""
-    from .fullsize import parameter_counts
-
-    params = parameter_counts(spec.architecture)
+    params = PARAMETER_COUNTS[spec.architecture]
     bf16 = 2
     transformer = params["transformer"] * (bf16 if profile is MemoryProfile.RESIDENT else 1)
     if profile is MemoryProfile.LOW:

@@ -7,14 +7,17 @@
   compiles once and serves all 48; each new shape pays a warm-up compile. Needs CUDA here (CPU compiles are slow and
   need a C++ toolchain).
 - fp8_matmul: torchao float8 dynamic activation and weight quantization (per-row scales) of the transformer blocks'
-  linear layers: fp8 tensor-core matmuls. Needs CUDA compute capability 8.9+ and torchao; not applied with the
-  distilled LoRA loaded (peft cannot wrap torchao's float8 weights).
-- vae_tile_frames: temporal VAE tiles of this many frames (diffusers' default 16 with stride 8 decodes each frame
-  twice; 32 with stride 24 decodes each frame 1.33 times).
+  linear layers: fp8 tensor-core matmuls. Off unless asked for (`on`): the official pipelines keep bf16 unless told
+  otherwise, and the quality of these matmuls has not been measured on a GPU yet. Needs CUDA compute capability 8.9+
+  and torchao; not applied with the distilled LoRA loaded (peft cannot wrap torchao's float8 weights).
+- vae_tile_frames: temporal VAE tiles of this many frames; by default the official 80 with an overlap of 24
+  (decode.py), each frame decoded 1.43 times; diffusers' default 16 with an overlap of 8 decodes each frame twice.
+  Other lengths overlap by half a tile, up to 24 frames.
 - prompt_cache: prompt embeddings kept for this many recent prompts, so a repeated prompt skips the 12B text encoder.
 
-`SpeedOptions()` is the engine's default ("auto": every lever that can work on this device); `SpeedOptions.plain()`
-is diffusers as documented: eager, default attention, default VAE tiles, no cache. A lever that cannot work on this
+`SpeedOptions()` is the engine's default ("auto": every lever that can work on this device, fp8 matmuls excepted);
+`SpeedOptions.plain()` is diffusers as documented (eager, default attention, no cache), with the official VAE tiles:
+they are part of the recipe, not a lever, so both paths decode alike. A lever that cannot work on this
 device (or without its package) stays off, with a warning when it was asked for explicitly; `apply` reports what
 it did.
 """
@@ -27,15 +30,13 @@ from typing import Literal
 
 import torch
 
+from .decode import TEMPORAL_TILE_FRAMES, TEMPORAL_TILE_OVERLAP
 from .recipes import PromptCache
 
 log = logging.getLogger(__name__)
 
 Switch = Literal["auto", "on", "off"]
 SELF_ATTENTION = ("attn1", "audio_attn1")
-DIFFUSERS_TILE_FRAMES = 16
-OPTIMIZED_TILE_FRAMES = 32
-TILE_OVERLAP_FRAMES = 8
 FP8_MIN_CAPABILITY = (8, 9)
 
 
@@ -43,14 +44,15 @@ FP8_MIN_CAPABILITY = (8, 9)
 class SpeedOptions:
     attention: Literal["auto", "native", "cudnn", "flash3"] = "auto"
     compile: Switch = "auto"
-    fp8_matmul: Switch = "auto"
+    fp8_matmul: Literal["on", "off"] = "off"
+    """Explicit opt-in only."""
     vae_tile_frames: int | None = None
-    """None: 32 on CUDA, diffusers' 16 elsewhere."""
+    """None: the official 80 frames."""
     prompt_cache: int = 16
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
-        return cls(attention="native", compile="off", fp8_matmul="off", vae_tile_frames=DIFFUSERS_TILE_FRAMES, prompt_cache=0)
+        return cls(attention="native", compile="off", fp8_matmul="off", prompt_cache=0)
 
 
 def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: bool = False) -> dict[str, str]:
@@ -62,15 +64,20 @@ def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: 
         "fp8_matmul": _fp8_matmul(components, options.fp8_matmul, device, fp8_storage),
         "compile": _compile(transformer, options.compile, device),
     }
-    tile = options.vae_tile_frames or (OPTIMIZED_TILE_FRAMES if device.type == "cuda" else DIFFUSERS_TILE_FRAMES)
+    tile = options.vae_tile_frames or TEMPORAL_TILE_FRAMES
     vae = components.pipeline.vae
-    vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = tile, tile - TILE_OVERLAP_FRAMES
+    vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = tile, tile - tile_overlap(tile)
     applied["vae_tile_frames"] = str(tile)
     components.prompt_cache = PromptCache(options.prompt_cache)
     applied["prompt_cache"] = str(options.prompt_cache)
     for lever, outcome in applied.items():
         log.info("speed lever %s: %s", lever, outcome)
     return applied
+
+
+def tile_overlap(tile_frames: int) -> int:
+    """Frames two temporal VAE tiles share: half a tile, at most the official 24 (80 -> 24, diffusers' 16 -> 8)."""
+    return min(tile_frames // 2, TEMPORAL_TILE_OVERLAP)
 
 
 def _unavailable(requested: bool, reason: str) -> str:

@@ -4,8 +4,9 @@
 checkpoint (model_index.json plus one subfolder per component, latent_upsampler/ included), so that tests and demo mode
 go through the very loader, recipe, crop/trim and muxing code that production uses.
 
-The widths are tiny (a 2-core CPU renders 1080p in well under a minute) but the *geometry* is the real one, because
-the shape arithmetic is what the tests have to prove:
+The widths, depths and head counts are tiny (a 2-core CPU renders 1080p in about a minute); every other config key
+is the released checkpoints' (configs.py; tests/test_tiny_configs.py lists the exceptions by name), so
+the *geometry* and the behaviour switches are the real ones:
 - video VAE: 32x spatial and 8x temporal compression (8k+1 frames -> k+1 latent frames);
 - audio: 16 kHz mel spectrogram, hop 160, 4x latent compression -> 25 audio latent frames per second;
 - vocoder: the real upsampling factors [6, 5, 2, 2, 2] -> 24 kHz stereo, the LTX-2 vocoder's output rate;
@@ -23,22 +24,38 @@ import json
 import shutil
 from pathlib import Path
 
+from .configs import (
+    AUDIO_VAE,
+    CONNECTORS,
+    CONNECTORS_BY_ARCHITECTURE,
+    GEMMA3_12B,
+    GEMMA3_12B_TEXT,
+    GEMMA3_VISION,
+    SCHEDULER,
+    TRANSFORMER,
+    TRANSFORMER_BY_ARCHITECTURE,
+    UPSAMPLER,
+    UPSAMPLER_BY_ARCHITECTURE,
+    VIDEO_VAE,
+    VIDEO_VAE_BY_ARCHITECTURE,
+    VOCODER_2_0,
+    VOCODER_2_3,
+)
 from .weights import LORA_FOLDER
 
-TINY_FORMAT_VERSION = 2
+TINY_FORMAT_VERSION = 3
 """Bumped whenever the tiny layout changes, so that cached tiny folders are rebuilt."""
 
 TINY_MARKER = "ltx_runtime_tiny.json"
 """A file the builder drops into the folder; the engine uses it to flag demo output as noise."""
 
 _TEXT_HIDDEN = 32  # must equal the connectors' heads x head_dim (4 x 8) for LTX-2.0 connectors
-_TEXT_LAYERS = 2
-_MAX_TOKENS = 1024  # the pipeline's default max_sequence_length; tokenizer and Gemma positions must allow it
+_MAX_TOKENS = 1024  # the pipeline's default max_sequence_length; the tokenizer must allow it
+_TEXT_LAYERS = 6  # Gemma 3 alternates five sliding-window layers and one full-attention layer: one of each kind
 _VIDEO_LATENT_CHANNELS = 8
 _AUDIO_LATENT_CHANNELS = 2
 _MEL_BINS = 64  # real value; the audio VAE compresses mel bins 4x
 _WORDS = ["a", "the", "cat", "dog", "sunset", "over", "ocean", "city", "night", "rain", "robot", "dancing"]
-
 
 def _build_tokenizer():
     from transformers import GemmaTokenizer
@@ -56,25 +73,18 @@ def _build_text_encoder(vocab_size: int):
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     config = Gemma3Config(
-        text_config=dict(
-            vocab_size=vocab_size + 3,  # three extra ids for the image tokens below
-            hidden_size=_TEXT_HIDDEN,
-            intermediate_size=64,
-            num_hidden_layers=_TEXT_LAYERS,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=8,
-            sliding_window=64,
-            max_position_embeddings=_MAX_TOKENS,
-        ),
-        vision_config=dict(
-            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
-        ),
-        mm_tokens_per_image=4,
+        text_config={
+            **GEMMA3_12B_TEXT, "vocab_size": vocab_size + 3,  # three extra ids for the image tokens below
+            "hidden_size": _TEXT_HIDDEN, "intermediate_size": 64, "num_hidden_layers": _TEXT_LAYERS,
+            "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
+        },
+        vision_config={**GEMMA3_VISION, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                       "num_attention_heads": 2},
+        **GEMMA3_12B,
         boi_token_index=vocab_size,
         eoi_token_index=vocab_size + 1,
         image_token_index=vocab_size + 2,
-    )
+    )  # fmt: skip
     return Gemma3ForConditionalGeneration(config)
 
 
@@ -85,146 +95,68 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 def _build_connectors(architecture: str):
     from diffusers.pipelines.ltx2 import LTX2TextConnectors
 
+    # Connector widths (heads x head dim) equal the transformer's cross-attention widths (LTX-2.3) or Gemma's hidden
+    # size (LTX-2.0, whose transformer projects the captions itself).
+    sizes = dict(caption_channels=_TEXT_HIDDEN, text_proj_in_factor=_TEXT_LAYERS + 1, video_connector_num_layers=1,
+                 audio_connector_num_layers=1)  # fmt: skip
     if architecture == "ltx-2.3":
-        # Per-modality projections; connector widths (heads x head dim) equal the transformer's cross-attention widths.
-        return LTX2TextConnectors(
-            caption_channels=_TEXT_HIDDEN,
-            text_proj_in_factor=_TEXT_LAYERS + 1,
-            video_connector_num_attention_heads=2,
-            video_connector_attention_head_dim=8,
-            video_connector_num_layers=1,
-            video_connector_num_learnable_registers=None,
-            video_gated_attn=True,
-            audio_connector_num_attention_heads=2,
-            audio_connector_attention_head_dim=4,
-            audio_connector_num_layers=1,
-            audio_connector_num_learnable_registers=None,
-            audio_gated_attn=True,
-            connector_rope_base_seq_len=32,
-            rope_type="split",
-            per_modality_projections=True,
-            video_hidden_dim=16,
-            audio_hidden_dim=8,
-            proj_bias=True,
-        )
-    return LTX2TextConnectors(
-        caption_channels=_TEXT_HIDDEN,
-        text_proj_in_factor=_TEXT_LAYERS + 1,  # the connectors read every hidden state, embeddings included
-        video_connector_num_attention_heads=4,
-        video_connector_attention_head_dim=8,
-        video_connector_num_layers=1,
-        video_connector_num_learnable_registers=None,
-        audio_connector_num_attention_heads=4,
-        audio_connector_attention_head_dim=8,
-        audio_connector_num_layers=1,
-        audio_connector_num_learnable_registers=None,
-        connector_rope_base_seq_len=32,
-        rope_type="split",
-    )
+        sizes.update(video_connector_num_attention_heads=2, video_connector_attention_head_dim=8, video_hidden_dim=16,
+                     audio_connector_num_attention_heads=2, audio_connector_attention_head_dim=4, audio_hidden_dim=8)  # fmt: skip
+    else:
+        sizes.update(video_connector_num_attention_heads=4, video_connector_attention_head_dim=8,
+                     audio_connector_num_attention_heads=4, audio_connector_attention_head_dim=8)  # fmt: skip
+    return LTX2TextConnectors(**{**CONNECTORS, **CONNECTORS_BY_ARCHITECTURE[architecture], **sizes})
 
 
 def _build_transformer(architecture: str, layers: int):
     from diffusers import LTX2VideoTransformer3DModel
 
-    ltx23 = {}
-    if architecture == "ltx-2.3":
-        ltx23 = dict(
-            gated_attn=True, cross_attn_mod=True, audio_gated_attn=True, audio_cross_attn_mod=True,
-            use_prompt_embeddings=False, perturbed_attn=True,
-        )  # fmt: skip
-    return LTX2VideoTransformer3DModel(
-        in_channels=_VIDEO_LATENT_CHANNELS,
-        out_channels=_VIDEO_LATENT_CHANNELS,
-        num_attention_heads=2,
-        attention_head_dim=8,
-        cross_attention_dim=16,
-        vae_scale_factors=(8, 32, 32),  # the real VAE strides: RoPE positions are in pixels and frames
+    sizes = dict(
+        in_channels=_VIDEO_LATENT_CHANNELS, out_channels=_VIDEO_LATENT_CHANNELS, num_attention_heads=2,
+        attention_head_dim=8, cross_attention_dim=16, audio_num_attention_heads=2, audio_attention_head_dim=4,
+        audio_cross_attention_dim=8, num_layers=layers, caption_channels=_TEXT_HIDDEN,
         audio_in_channels=_AUDIO_LATENT_CHANNELS * _MEL_BINS // 4,  # latent channels x latent mel bins
         audio_out_channels=_AUDIO_LATENT_CHANNELS * _MEL_BINS // 4,
-        audio_num_attention_heads=2,
-        audio_attention_head_dim=4,
-        audio_cross_attention_dim=8,
-        num_layers=layers,
-        caption_channels=_TEXT_HIDDEN,
-        rope_type="split",
-        rope_double_precision=False,
-        **ltx23,
-    )
+    )  # fmt: skip
+    return LTX2VideoTransformer3DModel(**{**TRANSFORMER, **TRANSFORMER_BY_ARCHITECTURE[architecture], **sizes})
 
 
-def _build_video_vae():
+def _build_video_vae(architecture: str):
     from diffusers import AutoencoderKLLTX2Video
 
-    return AutoencoderKLLTX2Video(
-        latent_channels=_VIDEO_LATENT_CHANNELS,
-        block_out_channels=(8, 8, 8, 8),
-        decoder_block_out_channels=(4, 8, 16),  # each up block halves the width: (c, 2c, 4c)
-        layers_per_block=(1, 1, 1, 1, 1),
-        decoder_layers_per_block=(0, 1, 1, 1),
-        downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),  # the real order
-        upsample_residual=(False, True, True),  # a residual up-sampler needs an input width divisible by 8
-        patch_size=4,
-        patch_size_t=1,
-        # The class would derive 64/16 from this block layout; the real model compresses 32x and 8x.
-        spatial_compression_ratio=32,
-        temporal_compression_ratio=8,
-        # Reflect padding copies the tensor before every conv: 3x slower decode on CPU, same shapes.
-        decoder_spatial_padding_mode="zeros",
-    )
+    # The real block layout (strides, up-sampler types and factors, residuals, padding) with tiny widths. LTX-2.0's
+    # residual up-samplers need doubling widths whose inputs divide by 8: (8, 16, 32) is the smallest that works.
+    decoder = dict(decoder_block_out_channels=(8, 16, 32), decoder_layers_per_block=(0, 1, 1, 1))
+    if architecture == "ltx-2.3":
+        decoder = dict(decoder_block_out_channels=(4, 8, 8, 16), decoder_layers_per_block=(0, 1, 1, 1, 1))
+    return AutoencoderKLLTX2Video(**{
+        **VIDEO_VAE, **VIDEO_VAE_BY_ARCHITECTURE[architecture], **decoder,
+        "latent_channels": _VIDEO_LATENT_CHANNELS, "block_out_channels": (8, 8, 8, 8), "layers_per_block": (1, 1, 1, 1, 1),
+    })  # fmt: skip
 
 
 def _build_audio_vae():
     from diffusers import AutoencoderKLLTX2Audio
 
-    return AutoencoderKLLTX2Audio(
-        base_channels=_AUDIO_LATENT_CHANNELS * _MEL_BINS // 4,  # its latents mean/std have this size
-        output_channels=2,  # stereo
-        ch_mult=(1, 2, 4),  # really up-samples; the 4x compression is fixed
-        num_res_blocks=1,
-        latent_channels=_AUDIO_LATENT_CHANNELS,
-        sample_rate=16000,
-        mel_hop_length=160,
-        mel_bins=_MEL_BINS,
-    )
+    # base_channels must equal latent channels x mel bins / 4: the latents' mean and std have that size.
+    sizes = dict(base_channels=_AUDIO_LATENT_CHANNELS * _MEL_BINS // 4, latent_channels=_AUDIO_LATENT_CHANNELS, num_res_blocks=1)
+    return AutoencoderKLLTX2Audio(**{**AUDIO_VAE, **sizes})
 
 
 def _build_vocoder(architecture: str):
     from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 
-    if architecture == "ltx-2.3":
-        return LTX2VocoderWithBWE(
-            in_channels=2 * _MEL_BINS,
-            hidden_channels=64,  # halved by each of the six stages
-            upsample_kernel_sizes=[11, 4, 4, 4, 4, 4],
-            upsample_factors=[5, 2, 2, 2, 2, 2],  # product 160: 100 mel frames/s -> 16 kHz
-            resnet_kernel_sizes=[3],
-            resnet_dilations=[[1, 3, 5]],
-            bwe_in_channels=2 * _MEL_BINS,
-            bwe_hidden_channels=32,
-            bwe_upsample_kernel_sizes=[12, 11, 4, 4, 4],
-            bwe_upsample_factors=[6, 5, 2, 2, 2],  # product 240: 200 mel frames/s (hop 80 at 16 kHz) -> 48 kHz
-            bwe_resnet_kernel_sizes=[3],
-            bwe_resnet_dilations=[[1, 3, 5]],
-            num_mel_channels=_MEL_BINS,
-            input_sampling_rate=16000,
-            output_sampling_rate=48000,
-        )
-    return LTX2Vocoder(
-        in_channels=2 * _MEL_BINS,  # stereo x mel bins
-        hidden_channels=32,  # halved by each of the five up-sampling stages
-        upsample_kernel_sizes=[12, 10, 4, 4, 4],
-        upsample_factors=[6, 5, 2, 2, 2],  # product 240: 100 mel frames/s -> 24 kHz
-        resnet_kernel_sizes=[3],
-        resnet_dilations=[[1, 3, 5]],
-        output_sampling_rate=24000,
-    )
+    if architecture == "ltx-2.3":  # 16 kHz, then bandwidth extension to 48 kHz
+        return LTX2VocoderWithBWE(**{**VOCODER_2_3, "hidden_channels": 64, "bwe_hidden_channels": 32})
+    return LTX2Vocoder(**{**VOCODER_2_0, "hidden_channels": 32})  # halved by each of the five stages; 24 kHz
 
 
-def _build_latent_upsampler():
+def _build_latent_upsampler(architecture: str):
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
 
     # mid_channels must be a multiple of 32 (GroupNorm(32)).
-    return LTX2LatentUpsamplerModel(in_channels=_VIDEO_LATENT_CHANNELS, mid_channels=32, num_blocks_per_stage=1)
+    sizes = dict(in_channels=_VIDEO_LATENT_CHANNELS, mid_channels=32, num_blocks_per_stage=1)
+    return LTX2LatentUpsamplerModel(**{**UPSAMPLER, **UPSAMPLER_BY_ARCHITECTURE[architecture], **sizes})
 
 
 def _save_distilled_lora(pipe, folder: Path) -> None:
@@ -260,8 +192,8 @@ def build_tiny_weights(folder: Path, architecture: str = "ltx-2", seed: int = 0,
     torch.manual_seed(seed)
     tokenizer = _build_tokenizer()
     pipe = LTX2Pipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05),
-        vae=_build_video_vae(),
+        scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER),
+        vae=_build_video_vae(architecture),
         audio_vae=_build_audio_vae(),
         text_encoder=_build_text_encoder(len(tokenizer)),
         tokenizer=tokenizer,
@@ -270,7 +202,7 @@ def build_tiny_weights(folder: Path, architecture: str = "ltx-2", seed: int = 0,
         vocoder=_build_vocoder(architecture),
     )
     pipe.save_pretrained(staging, safe_serialization=True)
-    _build_latent_upsampler().save_pretrained(staging / "latent_upsampler", safe_serialization=True)
+    _build_latent_upsampler(architecture).save_pretrained(staging / "latent_upsampler", safe_serialization=True)
     _save_distilled_lora(pipe, staging / LORA_FOLDER)
     marker = {"format": TINY_FORMAT_VERSION, "architecture": architecture, "seed": seed, "layers": layers}
     (staging / TINY_MARKER).write_text(json.dumps(marker) + "\n")

@@ -57,10 +57,11 @@ class Settings(BaseSettings):
     """Speed levers (ltx_runtime/speed.py); auto: cuDNN attention on CUDA, PyTorch's native one elsewhere."""
     compile: Literal["auto", "on", "off"] = "auto"
     """Regional torch.compile of the transformer blocks (CUDA)."""
-    fp8_matmul: Literal["auto", "on", "off"] = "auto"
-    """torchao float8 matmuls in the transformer (CUDA compute capability 8.9+, resident profile, no LoRA)."""
+    fp8_matmul: Literal["on", "off"] = "off"
+    """torchao float8 matmuls in the transformer, only when set to on (quality not yet measured; CUDA compute
+    capability 8.9+, resident profile, no LoRA)."""
     vae_tile_frames: int | None = Field(None, ge=16, multiple_of=8)
-    """Temporal VAE tile length in frames; default 32 on CUDA, 16 elsewhere."""
+    """Temporal VAE tile length in frames; default the official 80 (overlap 24)."""
     prompt_cache: int = Field(16, ge=0)
     """Prompt embeddings kept for repeated prompts."""
     memory_budget_gib: float | None = Field(None, gt=0)

@@ -5,7 +5,15 @@ import pytest
 import torch
 from diffusers import LTX2Pipeline
 
-from ltx_runtime.decode import audio_waveform, decode_video_chunks, temporal_tiles, to_uint8_frames, video_frames
+from ltx_runtime.decode import (
+    audio_waveform,
+    decode_video_chunks,
+    official_tiling,
+    spatial_tile_size,
+    temporal_tiles,
+    to_uint8_frames,
+    video_frames,
+)
 from ltx_runtime.geometry import plan_generation
 
 
@@ -14,16 +22,39 @@ def pipeline(tiny_weights):
     return LTX2Pipeline.from_pretrained(tiny_weights, dtype=torch.float32, local_files_only=True)
 
 
-@pytest.mark.parametrize("latent_frames", [1, 2, 3, 5, 20])
-def test_tiles_cover_every_frame_once(latent_frames):
-    tiles = temporal_tiles(latent_frames, tile_frames=16, stride_frames=8, compression=8)
+@pytest.mark.parametrize("latent_frames", [1, 2, 3, 5, 20, 64])
+@pytest.mark.parametrize("tile_frames, stride_frames", [(16, 8), (80, 56)])
+def test_tiles_cover_every_frame_once(latent_frames, tile_frames, stride_frames):
+    tiles = temporal_tiles(latent_frames, tile_frames=tile_frames, stride_frames=stride_frames, compression=8)
     assert sum(tile.keep for tile in tiles) == (latent_frames - 1) * 8 + 1
     assert tiles[0].latent_start == 0 and tiles[-1].latent_end == latent_frames
 
 
-def test_streamed_chunks_equal_diffusers_temporal_tiled_decode(pipeline):
+@pytest.mark.parametrize(
+    "height, width, tile",
+    [(1088, 1920, (448, 768)), (1920, 1088, (768, 448)), (2176, 3840, (448, 768)), (1472, 2560, (448, 768)),
+     (576, 1024, (448, 768)), (128, 256, (384, 768))],
+)  # fmt: skip
+def test_spatial_tiles_are_the_official_ones(height, width, tile):
+    """768 px along the long side and the same share of the short side on the latent grid (ltx-core
+    TileSizeConfig.from_long_side: 1088x1920 gives round(24 x 34 / 60) = 14 latents = 448 px)."""
+    assert spatial_tile_size(height, width) == tile
+
+
+def test_official_tiling_is_scoped_to_the_decode(pipeline):
     vae = pipeline.vae
-    latents = torch.randn(1, vae.config.latent_channels, 6, 2, 3, generator=torch.Generator().manual_seed(3))
+    with official_tiling(vae, 1088, 1920):
+        assert vae.use_tiling and not vae.use_framewise_decoding
+        assert (vae.tile_sample_min_height, vae.tile_sample_min_width) == (448, 768)
+        assert (vae.tile_sample_stride_height, vae.tile_sample_stride_width) == (384, 704)  # 64 px overlap
+    assert not vae.use_tiling
+
+
+@pytest.mark.parametrize("tile_frames, stride_frames, latent_frames", [(16, 8, 6), (80, 56, 24)])
+def test_streamed_chunks_equal_diffusers_temporal_tiled_decode(pipeline, tile_frames, stride_frames, latent_frames):
+    vae = pipeline.vae
+    vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = tile_frames, stride_frames
+    latents = torch.randn(1, vae.config.latent_channels, latent_frames, 2, 3, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         vae.use_framewise_decoding = True
         reference = vae.decode(latents, return_dict=False)[0]
@@ -32,7 +63,7 @@ def test_streamed_chunks_equal_diffusers_temporal_tiled_decode(pipeline):
     assert len(chunks) > 2  # really streamed
     assert max(chunk.shape[2] for chunk in chunks) <= vae.tile_sample_stride_num_frames + 1
     streamed = torch.cat(chunks, dim=2)
-    assert streamed.shape == reference.shape == (1, 3, 41, 64, 96)
+    assert streamed.shape == reference.shape == (1, 3, (latent_frames - 1) * 8 + 1, 64, 96)
     torch.testing.assert_close(streamed, reference, rtol=0, atol=0)
 
 

@@ -152,8 +152,9 @@ def gradient_png(width, height):
 
 
 def luma_difference(a, b):
-    """Mean absolute difference of luma (yuv420p keeps luma at full resolution, chroma at a quarter)."""
-    weights = np.array([0.299, 0.587, 0.114])
+    """Mean absolute difference of luma (yuv420p keeps luma at full resolution, chroma at a quarter), with the
+    BT.709 weights the files are written with."""
+    weights = np.array([0.2126, 0.7152, 0.0722])
     return np.abs(a.astype(float) @ weights - b.astype(float) @ weights).mean()
 
 
@@ -168,7 +169,7 @@ def test_first_frame_image_conditions_the_clip(engine, tmp_path, monkeypatch):
     """
     from ltx_runtime.decode import to_uint8_frames
     from ltx_runtime.geometry import crop_frames, plan_generation
-    from ltx_runtime.recipes import encode_first_frame
+    from ltx_runtime.recipes import decode_first_frame, encode_first_frame
 
     latents = []
     original_run = fast.run
@@ -180,9 +181,8 @@ def test_first_frame_image_conditions_the_clip(engine, tmp_path, monkeypatch):
     assert (info.width, info.height, info.frames, info.audio_codec) == (200, 104, 17, "aac")
 
     pipe = engine.load(TINY).pipeline
-    image = Image.open(io.BytesIO(image_bytes))
     with torch.inference_mode():
-        image_latent = encode_first_frame(pipe, image, 256, 128)
+        image_latent = encode_first_frame(pipe, decode_first_frame(image_bytes, 33), 256, 128)
         torch.testing.assert_close(latents[0].video_latents[:, :, :1], image_latent, atol=1e-4, rtol=1e-4)
         round_trip = pipe.vae.decode(image_latent, return_dict=False)[0]
     reference = to_uint8_frames(crop_frames(round_trip, plan_generation(200, 104, 1, 17, 24000)))[0]
@@ -191,13 +191,62 @@ def test_first_frame_image_conditions_the_clip(engine, tmp_path, monkeypatch):
 
 
 def test_first_frame_image_is_fitted_without_stretching():
-    from ltx_runtime.recipes import fit_image
+    from ltx_runtime.recipes import fit_frame
 
-    image = Image.new("RGB", (300, 100), (0, 0, 0))
-    image.paste((255, 0, 0), (100, 0, 200, 100))  # a red square in the middle third
-    fitted = fit_image(image, 64, 64)
-    assert fitted.size == (64, 64)
-    assert np.asarray(fitted)[:, :, 0].min() > 200  # centre crop: only the red square is left
+    pixels = np.zeros((100, 300, 3), dtype=np.uint8)
+    pixels[:, 100:200, 0] = 255  # a red square in the middle third
+    fitted = fit_frame(pixels, 64, 64)
+    assert fitted.shape == (1, 3, 1, 64, 64)
+    assert fitted[0, 0].min() > 0.9 and fitted[0, 1:].abs().max() == 1.0  # centre crop: only the red square is left
+
+
+def jpeg_with_orientation(orientation: int) -> bytes:
+    image = Image.new("RGB", (120, 60), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 60, 60))  # red on the left half
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes(), quality=95)
+    return buffer.getvalue()
+
+
+def test_first_frame_preprocessing_follows_the_official_order():
+    """EXIF orientation first, then the H.264 round trip at the source size (before any resize), as ltx-pipelines'
+    media_io `decode_image` + `preprocess`; resizing comes later (`fit_frame`)."""
+    from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf
+
+    from ltx_runtime.recipes import decode_first_frame
+
+    upright = decode_first_frame(jpeg_with_orientation(1), crf=0)
+    rotated = decode_first_frame(jpeg_with_orientation(6), crf=0)  # 6: the camera was turned; rotate 270 degrees
+    assert upright.shape == (60, 120, 3) and rotated.shape == (120, 60, 3)
+    assert upright[30, 10, 0] > 200 and rotated[10, 30, 0] > 200 and rotated[110, 30, 2] > 200  # red went to the top
+
+    source = gradient_png(401, 203)
+    prepared = decode_first_frame(source, crf=33)
+    pixels = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
+    assert prepared.shape == (202, 400, 3)  # H.264 needs even sizes: cropped, as officially
+    assert np.array_equal(prepared, apply_image_conditioning_crf(pixels, 33))
+    assert not np.array_equal(prepared, pixels[:202, :400])  # really re-compressed
+
+
+def test_the_first_frame_is_encoded_untiled_on_every_request(engine, tmp_path):
+    """The same seed and image give the same frames on the first and the fifth request, with tiled decodes (at
+    1024x576 the official 768x448 tiles apply) in between; on a GPU a tiled decode used to leave the VAE tiled, and
+    the next image was then encoded in tiles."""
+    image = gradient_png(1024, 576)
+    big = dict(width=1024, height=576, duration=1, fps=8, audio=False)
+    first = read_frames(engine.generate(request(image=image, seed=21, **big), tmp_path / "1.mp4").path)
+    for number in (2, 3, 4):
+        engine.generate(request(seed=number, **big), tmp_path / f"{number}.mp4")
+    vae = engine.load(TINY).pipeline.vae
+    assert not vae.use_tiling  # the decodes' tiles did not outlive them
+    vae.enable_tiling(tile_sample_min_height=448, tile_sample_min_width=768)  # as a leaked GPU decode would leave it
+    try:
+        fifth = read_frames(engine.generate(request(image=image, seed=21, **big), tmp_path / "5.mp4").path)
+    finally:
+        vae.disable_tiling()
+    assert np.array_equal(first, fifth)
 
 
 def test_a_broken_image_is_a_request_error(engine, tmp_path):

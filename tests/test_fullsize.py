@@ -6,12 +6,20 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ltx_runtime.catalog import PARAMETER_COUNTS
 from ltx_runtime.fullsize import build_full_size, parameter_counts
 
 
 @pytest.fixture(scope="module", params=["ltx-2", "ltx-2.3"])
 def full_size(request):
     return request.param, build_full_size(request.param, "meta")
+
+
+@pytest.mark.parametrize("architecture", ["ltx-2", "ltx-2.3"])
+def test_the_catalog_parameter_counts_are_the_real_architectures(architecture):
+    """The memory estimate reads the catalog's counts (no model is built to admit a clip); they must be the counts of
+    the architectures fullsize.py builds."""
+    assert PARAMETER_COUNTS[architecture] == parameter_counts(architecture)
 
 
 def test_ltx2_parameter_counts_match_the_published_files():
@@ -65,5 +73,5 @@ def test_a_1080p_stage_2_pass_has_the_real_shapes(full_size):
         assert pixels.shape == (1, 3, 17, 1088, 1920)
 
         # 1 s of mel frames (100/s, 64 bins, stereo) -> 1 s of audio at the vocoder's rate.
-        waveform = pipeline.vocoder(torch.empty(1, 2, 100, 64, **meta))
+        waveform = pipeline.vocoder(torch.empty(1, 2, 100, 64, device="meta", dtype=pipeline.vocoder.dtype))
         assert waveform.shape[-1] == pipeline.vocoder.config.output_sampling_rate

@@ -12,7 +12,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.ltx2 import pipeline_ltx2
 
-from ltx_runtime import fullsize
+from ltx_runtime import configs
 from ltx_runtime.catalog import Recipe, get_model, hosted_models
 from ltx_runtime.engine import Engine
 from ltx_runtime.geometry import plan_generation
@@ -59,7 +59,7 @@ def test_the_guided_schedule_is_the_official_one_at_every_hosted_size(engine, mo
     spec = get_model(model)
     components = engine.load(TINY_PRO if spec.architecture == "ltx-2" else TINY_LTX23)
     # With the released scheduler config (dynamic shifting, shift_terminal 0.1) in place: the recipe must not use it.
-    real_scheduler = FlowMatchEulerDiscreteScheduler(**fullsize._SCHEDULER)
+    real_scheduler = FlowMatchEulerDiscreteScheduler(**configs.SCHEDULER)
     steps = guided.PARAMS[spec.recipe].steps
     expected = official_schedule(steps)
     assert expected[-2].item() == pytest.approx(0.1) and expected[-1].item() == 0.0
@@ -177,3 +177,25 @@ def test_hosted_guided_models_cover_both_architectures():
     """So that the schedule test above covers every guided hosted model."""
     guided_models = {spec.id for spec in hosted_models() if spec.recipe is not Recipe.FAST}
     assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3"}
+
+
+def test_the_ltx23_vocoder_runs_in_float32_when_the_rest_is_bf16(tiny_root):
+    """The official LTX-2.3 pipeline runs its bandwidth-extension vocoder in float32 (bf16 costs ~0.33 relative L2)."""
+    from ltx_runtime.decode import audio_waveform
+    from ltx_runtime.weights import load_components
+
+    spec = get_model(TINY_LTX23)
+    pipe = load_components(tiny_root / "ltx-2.3", spec, torch.bfloat16).pipeline
+    assert pipe.transformer.dtype == pipe.vae.dtype == pipe.audio_vae.dtype == torch.bfloat16
+    assert {p.dtype for p in pipe.vocoder.parameters()} == {torch.float32}
+    inputs = []
+    handle = pipe.vocoder.register_forward_pre_hook(lambda module, args: inputs.append(args[0].dtype))
+    try:
+        plan = plan_generation(64, 64, 1, 25, 48000)
+        latents = torch.randn(1, pipe.audio_vae.config.latent_channels, 25, 16, dtype=torch.bfloat16)
+        waveform = audio_waveform(pipe.audio_vae, pipe.vocoder, latents, plan)
+    finally:
+        handle.remove()
+    assert inputs == [torch.float32] and waveform.shape == (48000, 2)
+    # LTX-2.0's vocoder follows the model's dtype, as officially.
+    assert load_components(tiny_root / "ltx-2", get_model(TINY_PRO), torch.bfloat16).pipeline.vocoder.dtype == torch.bfloat16

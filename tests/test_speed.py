@@ -31,9 +31,14 @@ def test_levers_that_need_cuda_stay_off_on_the_cpu(engines):
     plain, optimized = engines
     components = optimized.load("ltx-runtime:tiny@1")
     levers = optimized.levers[components.folder]
-    for lever in ("attention", "compile", "fp8_matmul"):
+    for lever in ("attention", "compile"):
         assert levers[lever].startswith("off (")
-    assert levers["vae_tile_frames"] == "16" and components.pipeline.vae.tile_sample_min_num_frames == 16
+    assert levers["fp8_matmul"] == "off"  # an explicit opt-in only, on every device
+    vae = components.pipeline.vae
+    assert levers["vae_tile_frames"] == "80"  # the official temporal tiles: 80 frames overlapping by 24
+    assert (vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames) == (80, 56)
+    plain_vae = plain.load("ltx-runtime:tiny@1").pipeline.vae  # the tiles are the recipe's, not a lever
+    assert (plain_vae.tile_sample_min_num_frames, plain_vae.tile_sample_stride_num_frames) == (80, 56)
     assert levers["prompt_cache"] == "16"
     assert plain.levers[plain.load("ltx-runtime:tiny@1").folder]["prompt_cache"] == "0"
 
@@ -46,7 +51,7 @@ def test_an_explicit_lever_that_cannot_work_warns_and_stays_off(tiny_root, caplo
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 3 and all("unavailable" in message for message in warnings)
     assert components.pipeline.vae.tile_sample_min_num_frames == 24
-    assert components.pipeline.vae.tile_sample_stride_num_frames == 16
+    assert components.pipeline.vae.tile_sample_stride_num_frames == 12  # overlapping by half a tile
 
 
 def test_a_repeated_prompt_skips_the_text_encoder(engines, tmp_path):

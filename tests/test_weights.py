@@ -218,3 +218,16 @@ def test_a_lora_in_lightricks_key_format_loads_like_the_diffusers_one(tiny_root,
     assert lora, "the LoRA was loaded"
     reference_lora = dict(reference.named_parameters())
     assert all(torch.equal(parameter, reference_lora[name]) for name, parameter in lora.items())
+
+
+def test_tiny_weights_passed_for_a_hosted_model_say_what_they_are(tiny_weights, tmp_path):
+    """`--weights DIR` with a folder from `weights build-tiny` and a hosted model id: the error says that DIR holds
+    tiny demo weights and how to use them (it used to say "tokenizer/tokenizer.model is missing")."""
+    engine = Engine(str(tiny_weights), x264_preset="ultrafast")  # with the shipped weights.lock
+    request = GenerationRequest(model=FAST.id, prompt="a cat", width=1920, height=1080, duration=6, fps=25, audio=False)
+    with pytest.raises(WeightsError) as raised:
+        engine.generate(request, tmp_path / "clip.mp4")
+    message = str(raised.value)
+    assert "tiny random demo weights" in message and "weights build-tiny" in message
+    assert "--weights tiny" in message and "ltx-runtime:tiny@1" in message and "missing" not in message
+    assert not (tmp_path / "clip.mp4").exists()
