@@ -19,10 +19,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ltx_runtime import decode, official
+from ltx_runtime import decode, official, speed
 from ltx_runtime.catalog import Recipe, get_model
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.recipes import CROSS_TIMESTEP, PromptCache, fast, guided
+from ltx_runtime.recipes import CROSS_TIMESTEP, fast, guided
 from ltx_runtime.recipes.guided import NEGATIVE_PROMPT
 from ltx_runtime.weights import load_components
 
@@ -233,7 +233,7 @@ def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id:
     """Our recipe for `model_id` on the official files, from the official run's noise; (components, plan, output)."""
     spec = get_model(model_id)
     components = load_components(official_root, spec, torch.float32)
-    components.prompt_cache = PromptCache(0)
+    speed.apply(components, speed.SpeedOptions.plain(), torch.device("cpu"))  # as the engine: VAE tiles, no cache
     queue = inject_noise(monkeypatch, [theirs[f"noise_{index}"] for index in range(4)])
     plan = plan_generation(128, 64, 17 / 25, 25, spec.audio_sample_rate)
     recipe = fast.run if spec.recipe == Recipe.FAST else guided.run
@@ -308,10 +308,16 @@ def test_the_guided_recipe_end_to_end_matches(monkeypatch, architecture, officia
 
 
 @on("ltx-2")
-@pytest.mark.xfail(strict=True, reason="decode.py: diffusers' 16-frame temporal tiles and rounding to uint8; the "
-                   "official decode uses 80-frame tiles (ltx2-models.md 2a item 9, fidelity branch) and truncates")
 def test_the_fast_recipes_frames_match(fast_run, theirs):
+    """Frames as the engine decodes them (official tiles, decode.video_frames) against ltx-core's decode_video with
+    TilingConfig.default(), as ltx-pipelines' CLI decodes. Both truncate to uint8 (decode.to_uint8_frames follows
+    ltx-core; diffusers would round, making about half the values one step higher). A float32 difference of ~1e-6
+    flips a value lying on an integer boundary by one step: allowed for at most 0.1 % of the values."""
     components, plan, output = fast_run
-    frames = torch.cat([torch.from_numpy(chunk) for chunk in decode.video_frames(components.pipeline.vae,
-                                                                                 output.video_latents, plan)])  # fmt: skip
-    assert max_difference(frames, theirs["fast"]["frames"]) == 0
+    vae = components.pipeline.vae
+    with decode.official_tiling(vae, plan.gen_height, plan.gen_width):
+        frames = torch.cat([torch.from_numpy(chunk) for chunk in decode.video_frames(vae, output.video_latents, plan)])
+    assert max_difference(frames, theirs["fast"]["frames"]) <= 1
+    differing = (frames != theirs["fast"]["frames"]).float().mean().item()
+    print(f"uint8 values differing by one step: {differing:.2e}")
+    assert differing < 1e-3
