@@ -64,7 +64,7 @@ def test_a_folder_without_its_distilled_checkpoint_is_refused_by_name(official_r
     check_folder(official_root, get_model("ltx-runtime:tiny-pro@1"))
 
 
-def test_generate_runs_on_an_official_layout_folder(official_root, tmp_path):
+def test_generate_runs_on_an_official_layout_folder(official_root, tmp_path, prober):
     output = tmp_path / "clip.mp4"
     result = subprocess.run(
         [sys.executable, "-m", "ltx_runtime", "generate", "-p", "a cat", "-o", str(output), "-m", "ltx-runtime:tiny@1",
@@ -73,5 +73,20 @@ def test_generate_runs_on_an_official_layout_folder(official_root, tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "128x64, 16 frames at 16 fps" in result.stdout and "24000 Hz stereo audio" in result.stdout
-    assert output.stat().st_size > 0
+    facts = prober(output)
+    assert (facts.width, facts.height, facts.frames, facts.fps) == (128, 64, 16, 16)
+    assert (facts.audio_codec, facts.audio_rate, facts.audio_channels) == ("aac", 24000, 2)
+    assert abs(facts.audio_duration - 1.0) < 0.05
+
+
+def test_an_ltx23_folder_loads_with_the_bandwidth_extension_vocoder_in_float32(tmp_path):
+    root = official.build_tiny_official(tmp_path / "ltx-2.3", "ltx-2.3")
+    spec = get_model("ltx-runtime:tiny-ltx23@1")
+    check_folder(root, spec)
+    pipeline, _, lora = official.load_official(root, dev=True, dtype=torch.bfloat16)
+    assert type(pipeline.vocoder).__name__ == "LTX2VocoderWithBWE"
+    assert pipeline.vocoder.config.output_sampling_rate == spec.audio_sample_rate == 48000
+    assert pipeline.vocoder.vocoder.conv_in.weight.dtype == torch.float32  # ltx2-models.md 2a item 4
+    assert pipeline.transformer.dtype == torch.bfloat16
+    assert pipeline.transformer.config.gated_attn and not pipeline.transformer.config.use_prompt_embeddings
+    assert lora.name == "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"
