@@ -35,9 +35,9 @@ for a few dozen layers and still fails on any wrong weight, key or formula."""
 
 ARCHITECTURES = ("ltx-2", "ltx-2.3")
 ORACLE_TASKS = {
-    "ltx-2": ["upsampler", "vae_decode", "audio_decode", "schedules", "transformer", "fast", "pro"],
+    "ltx-2": ["upsampler", "vae_decode", "audio_decode", "schedules", "text", "transformer", "fast", "pro"],
     # no Fast recipe runs LTX-2.3; its video VAE and upsampler are the same tiny layout as LTX-2's
-    "ltx-2.3": ["audio_decode", "transformer", "pro"],
+    "ltx-2.3": ["audio_decode", "text", "transformer", "pro"],
 }
 
 
@@ -173,6 +173,19 @@ def test_the_guided_recipes_use_the_official_schedule(architecture, theirs, step
     LTX-2 (40) and LTX-2.3 (30) step counts. float32 on the official side (LTX2Scheduler computes in float32): 1e-6."""
     ours = torch.tensor([*guided.stage_1_sigmas(steps), 0.0], dtype=torch.float64)
     assert max_difference(ours, theirs["schedules"][f"guided_{steps}"]) < 1e-6
+
+
+@on(*ARCHITECTURES)
+def test_the_text_path_matches(ours, theirs):
+    """Tokenizer (left padding to 1024, <bos>) -> Gemma's hidden states -> projection -> connectors with their 128
+    learnable registers (LTX-2.3: one projection per modality), as the recipes encode a prompt."""
+    pipeline, official_run = ours[0], theirs["text"]
+    with torch.inference_mode():
+        embeds, mask, _, _ = pipeline.encode_prompt(PROMPT, do_classifier_free_guidance=False, device="cpu")
+        video, audio, _ = pipeline.connectors(embeds, mask, padding_side="left")
+    assert int(mask.sum()) == int(official_run["mask"].sum())
+    assert max_difference(video, official_run["video_context"]) < FLOAT32_TOLERANCE
+    assert max_difference(audio, official_run["audio_context"]) < FLOAT32_TOLERANCE
 
 
 @on(*ARCHITECTURES)
