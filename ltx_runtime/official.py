@@ -7,15 +7,16 @@ A folder as users keep it:
                                                       + audio VAE + vocoder, config JSON in the file's metadata
     latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors   its own flat config in the metadata
     loras/ltx-2-19b-distilled-lora-384.safetensors   (guided models: the distilled LoRA for stage 2)
-    gemma/ (any folder holding a Gemma 3 config.json): model*.safetensors in the old key layout
+    gemma-3/ (any subfolder with tokenizer_config.json): Gemma 3, model*.safetensors in the old key layout
                                                       (language_model.model.*, vision_tower.*, multi_modal_projector.*),
                                                       tokenizer.json / tokenizer.model
 
-Everything is read from the files themselves: the diffusers configs are built from the checkpoint's `config` metadata
-(no config download), the keys are renamed with diffusers' own single-file maps where diffusers has them (transformer,
-video VAE, audio VAE: `diffusers.loaders.single_file_utils`) and with the maps below where it has none (text
-connectors and their projection, vocoder, latent upsampler). `to_official` is the exact inverse, used to write tiny
-weights in this format; the parity tests prove both directions against ltx-core 1.0.0's own configurators.
+Everything is read from the files themselves: each diffusers component is built from the checkpoint's `config`
+metadata (no config download) and each of its tensors is read under its official name (`to_official`, the same map
+that writes tiny weights in this format). diffusers' `from_single_file` is not used: its LTX-2 maps cover the 2.0
+transformer and VAEs only (no connectors, vocoder, upsampler or LTX-2.3 keys) and take their configs from a hub repo.
+tests/test_official.py checks our names against diffusers' own single-file conversion where it exists
+(`convert_ltx2_*_to_diffusers`), and tests/test_parity.py against ltx-core 1.0.0's configurators and outputs.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ def is_official_folder(folder: Path) -> bool:
 # --- configs: the official metadata is the source; diffusers configs are derived from it ----------------------------
 
 
-def tiny_official_config(architecture: str = "ltx-2", gemma_hidden: int = 32, gemma_layers: int = 2) -> dict:
-    """The `config` metadata of a tiny main checkpoint: the real LTX-2 keys and values except widths, depths and head
+def tiny_official_config(architecture: str = "ltx-2", gemma_hidden: int = 32) -> dict:
+    """The `config` metadata of a tiny main checkpoint: the real keys and values except widths, depths and head
     counts. Sizes ltx-core fixes are kept: 128 latent channels, 8x32x32 VAE, 8 audio latent channels x 16 mel bins,
-    128 learnable registers, connector width = Gemma width = caption channels."""
+    128 learnable registers; LTX-2's connectors are as wide as Gemma (`gemma_hidden`), LTX-2.3's as their stream."""
     if architecture not in ("ltx-2", "ltx-2.3"):
         raise ValueError(f"official-format tiny weights exist for ltx-2 and ltx-2.3, not {architecture!r}")
     transformer = dict(
@@ -458,7 +459,7 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     tokenizer = _build_tokenizer()
     text_encoder = _build_text_encoder(len(tokenizer))
     text_config = text_encoder.config.text_config
-    config = tiny_official_config(architecture, text_config.hidden_size, text_config.num_hidden_layers)
+    config = tiny_official_config(architecture, text_config.hidden_size)
     modules = _build_diffusers_modules(config, tiny_upsampler_config(), text_config.num_hidden_layers)
     for vae in (modules["vae"], modules["audio_vae"]):  # not the identity, so that tests see (de)normalisation
         vae.latents_mean.normal_(0.0, 0.1)
