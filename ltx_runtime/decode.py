@@ -119,8 +119,9 @@ def decode_video_chunks(vae, latents: torch.Tensor, timings: dict[str, float] | 
 
 
 def to_uint8_frames(chunk: torch.Tensor) -> np.ndarray:
-    """[1, 3, f, H, W] floats in [-1, 1] -> [f, H, W, 3] uint8, rounded as diffusers' video processor does."""
-    frames = ((chunk[0].float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+    """[1, 3, f, H, W] floats in [-1, 1] -> [f, H, W, 3] uint8, truncated as ltx-core's `decode_video` does
+    (diffusers' video processor rounds instead: half the values would be one step higher than the official ones)."""
+    frames = ((chunk[0].float() + 1.0) / 2.0).clamp(0, 1).mul(255).to(torch.uint8)
     return frames.permute(1, 2, 3, 0).contiguous().cpu().numpy()
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .catalog import ModelSpec
+from .official import is_official_folder, load_official, official_files
 
 LOCK_FORMAT = 1
 # The lock sits at the repository root; an installed copy (the Docker image) points LTX_WEIGHTS_LOCK at it.
@@ -137,7 +138,7 @@ def _source(lock_path: Path, source: dict) -> LockedSource:
 def resolve_folder(weights: Path, spec: ModelSpec) -> Path:
     """`weights` is either one model's folder (it holds model_index.json) or a root with one folder per model."""
     weights = Path(weights).expanduser()
-    if (weights / "model_index.json").is_file():
+    if (weights / "model_index.json").is_file() or is_official_folder(weights):
         return weights
     return weights / spec.weights
 
@@ -149,6 +150,15 @@ def check_folder(folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | Non
             f"no weights folder for {spec.id} at {folder}; pass --weights DIR (a diffusers-layout LTX-2 folder "
             f"or a root holding {spec.weights}/), or --weights tiny for random demo weights"
         )
+    if is_official_folder(folder):
+        try:
+            official_files(folder, dev=spec.needs_distilled_lora)
+        except FileNotFoundError as error:
+            raise WeightsError(f"{error} (a folder of Lightricks' single files, as ltx-pipelines and ComfyUI keep them)")
+        entry = (lock or {}).get(spec.id)
+        if entry is not None:
+            _check_against_lock(folder, entry)
+        return
     index_path = folder / "model_index.json"
     try:
         index = json.loads(index_path.read_text())
@@ -181,12 +191,16 @@ def _check_against_lock(folder: Path, entry: LockEntry) -> None:
         )
 
 
-def _load_distilled_lora(pipeline, lora_folder: Path) -> None:
-    """Load the LoRA once into the resident transformer, switched off until a recipe's stage 2 switches it on."""
+def _one_lora_file(lora_folder: Path) -> Path:
     files = sorted(lora_folder.glob("*.safetensors"))
     if len(files) != 1:
         raise WeightsError(f"{lora_folder} must hold exactly one .safetensors file (the distilled LoRA), found {len(files)}")
-    pipeline.load_lora_weights(str(lora_folder), weight_name=files[0].name, adapter_name=DISTILLED_LORA)
+    return files[0]
+
+
+def _load_distilled_lora(pipeline, lora_file: Path) -> None:
+    """Load the LoRA once into the resident transformer, switched off until a recipe's stage 2 switches it on."""
+    pipeline.load_lora_weights(str(lora_file.parent), weight_name=lora_file.name, adapter_name=DISTILLED_LORA)
     pipeline.disable_lora()
 
 
@@ -219,15 +233,20 @@ def load_components(folder: Path, spec: ModelSpec, dtype, lock: dict[str, LockEn
     check_folder(folder, spec, lock)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach for a hub
     try:
-        vocoder_class = json.loads((folder / "model_index.json").read_text()).get("vocoder", [None, None])[1]
-        dtypes = {"default": dtype, **({"vocoder": torch.float32} if vocoder_class in FLOAT32_VOCODERS else {})}
-        transformer = LTX2VideoTransformer3DModel.from_pretrained(
-            folder / "transformer", dtype=dtype, local_files_only=True, perturbed_attn=True
-        )
-        pipeline = LTX2Pipeline.from_pretrained(folder, transformer=transformer, dtype=dtypes, local_files_only=True)
-        upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder / "latent_upsampler", dtype=dtype, local_files_only=True)
-        if (folder / LORA_FOLDER).is_dir():
-            _load_distilled_lora(pipeline, folder / LORA_FOLDER)
+        if is_official_folder(folder):
+            pipeline, upsampler, lora = load_official(folder, spec.needs_distilled_lora, dtype)
+            if lora is not None:
+                _load_distilled_lora(pipeline, lora)
+        else:
+            vocoder_class = json.loads((folder / "model_index.json").read_text()).get("vocoder", [None, None])[1]
+            dtypes = {"default": dtype, **({"vocoder": torch.float32} if vocoder_class in FLOAT32_VOCODERS else {})}
+            transformer = LTX2VideoTransformer3DModel.from_pretrained(
+                folder / "transformer", dtype=dtype, local_files_only=True, perturbed_attn=True
+            )
+            pipeline = LTX2Pipeline.from_pretrained(folder, transformer=transformer, dtype=dtypes, local_files_only=True)
+            upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder / "latent_upsampler", dtype=dtype, local_files_only=True)
+            if (folder / LORA_FOLDER).is_dir():
+                _load_distilled_lora(pipeline, _one_lora_file(folder / LORA_FOLDER))
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
         raise WeightsError(f"cannot load the weights in {folder}: {type(error).__name__}: {error}") from error
     components = Components(folder=folder, pipeline=pipeline, latent_upsampler=upsampler)

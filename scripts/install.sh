@@ -18,4 +18,16 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     fi
 fi
 .venv/bin/pip install --quiet -e ".${extras}"
+
+# The parity tests' oracle: Lightricks' ltx-core / ltx-pipelines 1.0.0 in their own venv (they need transformers 4.57,
+# the project transformers 5). --no-deps, then only what they import, so that pip never pulls torchaudio or another
+# torch (torchaudio is stubbed in the oracle process; tests/parity/oracle.py says why).
+if [[ -n "$extras" ]]; then
+    python3 -m venv .venv-oracle
+    .venv-oracle/bin/python -m pip install --quiet --upgrade pip
+    .venv-oracle/bin/pip install --quiet "torch==$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])')"
+    .venv-oracle/bin/pip install --quiet --no-deps ltx-core==1.0.0 ltx-pipelines==1.0.0
+    .venv-oracle/bin/pip install --quiet einops numpy "transformers~=4.57.0" "huggingface_hub~=0.36.0" \
+        "tokenizers~=0.22.0" safetensors accelerate "scipy>=1.14" av tqdm pillow
+fi
 echo "installed: $(.venv/bin/ltx-runtime --help >/dev/null && echo ltx-runtime) torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')"

@@ -78,11 +78,11 @@ def test_video_frames_are_cropped_trimmed_uint8(pipeline):
     assert sum(len(chunk) for chunk in video_frames(pipeline.vae, latents, plan)) == 10
 
 
-def test_uint8_conversion_matches_diffusers_rounding():
+def test_uint8_conversion_truncates_as_ltx_core():
     chunk = torch.tensor([-1.5, -1.0, 0.0, 0.5, 1.0, 2.0]).view(1, 1, 6, 1, 1).expand(1, 3, 6, 1, 1)
     frames = to_uint8_frames(chunk)
     assert frames.shape == (6, 1, 1, 3)
-    assert frames[:, 0, 0, 0].tolist() == [0, 0, 128, 191, 255, 255]
+    assert frames[:, 0, 0, 0].tolist() == [0, 0, 127, 191, 255, 255]  # 127.5 and 191.25 truncated
 
 
 @pytest.mark.parametrize("duration, fps", [(2, 25), (1, 17), (8, 50)])

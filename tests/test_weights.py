@@ -40,9 +40,11 @@ def test_the_shipped_lock_parses_and_pins_ltx2_fast():
     assert entry.folder == FAST.weights
     assert not entry.complete  # hand-written from public pages; `weights lock` regenerates it
     repos = {source.repo for source in entry.sources}
-    assert repos == {"Lightricks/LTX-2", "rootonchair/LTX-2-19b-distilled"}
-    vae = next(item for item in entry.files if item.path == "vae/diffusion_pytorch_model.safetensors")
-    assert vae.sha256 == "107cc359e3c4bce18c53d98686f4b3fe10c4207b6665d89b38b0741270514bfb"
+    assert repos == {"Lightricks/LTX-2", "google/gemma-3-12b-it-qat-q4_0-unquantized"}  # Lightricks' own files
+    distilled = next(item for item in entry.files if item.local_path == "checkpoints/ltx-2-19b-distilled.safetensors")
+    assert (distilled.size, distilled.sha256) == (
+        43333932124, "621cf9ed7c9b02798e139c536fcdca5c7ed6ca62cae75c805311bf65f1efdb43"
+    )
     assert all(source.revision is None or len(source.revision) == 40 for source in entry.sources)
 
 

@@ -1,0 +1,589 @@
+"""Lightricks' own checkpoint files (the ltx-pipelines / ComfyUI layout) loaded into diffusers components, and tiny
+random weights written in that format.
+
+A folder as users keep it:
+
+    checkpoints/ltx-2-19b-distilled.safetensors      (or -dev): transformer + text connectors + video VAE
+                                                      + audio VAE + vocoder, config JSON in the file's metadata
+    latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors   its own flat config in the metadata
+    loras/ltx-2-19b-distilled-lora-384.safetensors   (guided models: the distilled LoRA for stage 2)
+    gemma-3/ (any subfolder with tokenizer_config.json): Gemma 3, model*.safetensors in the old key layout
+                                                      (language_model.model.*, vision_tower.*, multi_modal_projector.*),
+                                                      tokenizer.json / tokenizer.model
+
+Everything is read from the files themselves: each diffusers component is built from the checkpoint's `config`
+metadata (no config download) and each of its tensors is read under its official name (`to_official`, the same map
+that writes tiny weights in this format). diffusers' `from_single_file` is not used: its LTX-2 maps cover the 2.0
+transformer and VAEs only (no connectors, vocoder, upsampler or LTX-2.3 keys) and take their configs from a hub repo.
+tests/test_official.py checks our names against diffusers' own single-file conversion where it exists
+(`convert_ltx2_*_to_diffusers`), and tests/test_parity.py against ltx-core 1.0.0's configurators and outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+CHECKPOINTS = "checkpoints"
+UPSCALERS = "latent_upscale_models"
+LORAS = "loras"
+TINY_FILES = {
+    "ltx-2": ("ltx-2-19b-distilled.safetensors", "ltx-2-19b-dev.safetensors",
+              "ltx-2-spatial-upscaler-x2-1.0.safetensors", "ltx-2-19b-distilled-lora-384.safetensors"),
+    "ltx-2.3": ("ltx-2.3-22b-distilled-1.1.safetensors", "ltx-2.3-22b-dev.safetensors",
+                "ltx-2.3-spatial-upscaler-x2-1.1.safetensors", "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"),
+}  # fmt: skip
+"""(distilled, dev, spatial upsampler, distilled LoRA) file names of each architecture, as Lightricks names them."""
+
+
+def is_official_folder(folder: Path) -> bool:
+    return (Path(folder) / CHECKPOINTS).is_dir()
+
+
+# --- configs: the official metadata is the source; diffusers configs are derived from it ----------------------------
+
+
+def tiny_official_config(architecture: str = "ltx-2", gemma_hidden: int = 32) -> dict:
+    """The `config` metadata of a tiny main checkpoint: the real keys and values except widths, depths and head
+    counts. Sizes ltx-core fixes are kept: 128 latent channels, 8x32x32 VAE, 8 audio latent channels x 16 mel bins,
+    128 learnable registers; LTX-2's connectors are as wide as Gemma (`gemma_hidden`), LTX-2.3's as their stream."""
+    if architecture not in ("ltx-2", "ltx-2.3"):
+        raise ValueError(f"official-format tiny weights exist for ltx-2 and ltx-2.3, not {architecture!r}")
+    transformer = dict(
+        dropout=0.0, attention_bias=True, num_vector_embeds=None, activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000, use_linear_projection=False, only_cross_attention=False, cross_attention_norm=True,
+        double_self_attention=False, upcast_attention=False, standardization_norm="rms_norm",
+        norm_elementwise_affine=False, qk_norm="rms_norm", positional_embedding_type="rope",
+        use_audio_video_cross_attention=True, share_ff=False, av_cross_ada_norm=True, use_middle_indices_grid=True,
+        num_attention_heads=2, attention_head_dim=8, in_channels=128, out_channels=128, num_layers=2,
+        cross_attention_dim=16, caption_channels=gemma_hidden, norm_eps=1e-6, attention_type="default",
+        positional_embedding_theta=10000.0, positional_embedding_max_pos=[20, 2048, 2048],
+        timestep_scale_multiplier=1000, audio_num_attention_heads=2, audio_attention_head_dim=4,
+        audio_in_channels=128, audio_out_channels=128, audio_cross_attention_dim=8,
+        audio_positional_embedding_max_pos=[20], av_ca_timestep_scale_multiplier=1000, rope_type="split",
+        frequencies_precision="float64", connector_num_attention_heads=4, connector_attention_head_dim=8,
+        connector_num_layers=1, connector_positional_embedding_max_pos=[4096],
+    )  # fmt: skip
+    assert transformer["connector_num_attention_heads"] * transformer["connector_attention_head_dim"] == gemma_hidden
+    vae = dict(
+        dims=3, in_channels=3, out_channels=3, latent_channels=128, latent_log_var="uniform", norm_layer="pixel_norm",
+        patch_size=4, causal_decoder=False, timestep_conditioning=False, spatial_padding_mode="zeros",
+        decoder_base_channels=8,
+        encoder_blocks=[["res_x", {"num_layers": 1}], ["compress_space_res", {"multiplier": 1}],
+                        ["res_x", {"num_layers": 1}], ["compress_time_res", {"multiplier": 1}],
+                        ["res_x", {"num_layers": 1}], ["compress_all_res", {"multiplier": 1}],
+                        ["res_x", {"num_layers": 1}], ["compress_all_res", {"multiplier": 1}],
+                        ["res_x", {"num_layers": 1}]],
+        decoder_blocks=[["res_x", {"num_layers": 1, "inject_noise": False}],
+                        ["compress_all", {"residual": True, "multiplier": 2}],
+                        ["res_x", {"num_layers": 1, "inject_noise": False}],
+                        ["compress_all", {"residual": True, "multiplier": 2}],
+                        ["res_x", {"num_layers": 1, "inject_noise": False}],
+                        ["compress_all", {"residual": True, "multiplier": 2}],
+                        ["res_x", {"num_layers": 1, "inject_noise": False}]],
+    )  # fmt: skip
+    audio_vae = {
+        "model": {"params": {"sampling_rate": 16000, "ddconfig": dict(
+            ch=128, out_ch=2, ch_mult=[1, 1, 1], num_res_blocks=1, attn_resolutions=[], resolution=256,
+            z_channels=8, double_z=True, norm_type="pixel", causality_axis="height", dropout=0.0,
+            mid_block_add_attention=False, in_channels=2, resamp_with_conv=True, attn_type="vanilla", mel_bins=64,
+        )}},  # fmt: skip
+        "preprocessing": {"stft": {"hop_length": 160, "filter_length": 1024, "causal": True},
+                          "mel": {"n_mel_channels": 64}},
+    }  # fmt: skip
+    vocoder = dict(
+        resblock="1", stereo=True, resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3, 5]],
+        upsample_rates=[6, 5, 2, 2, 2], upsample_kernel_sizes=[16, 15, 8, 4, 4], upsample_initial_channel=32,
+        output_sampling_rate=24000, use_tanh_at_final=True, use_bias_at_final=True,
+    )  # fmt: skip
+    if architecture == "ltx-2.3":
+        # 22B: gated attention, cross-attention AdaLN, the text projections moved before the per-modality
+        # connectors (each as wide as its stream), the bandwidth-extension vocoder (16 -> 48 kHz).
+        transformer.update(
+            apply_gated_attention=True, cross_attention_adaln=True, caption_proj_before_connector=True,
+            caption_projection_first_linear=False, caption_proj_input_norm=False,
+            caption_projection_second_linear=False, connector_apply_gated_attention=True,
+            connector_num_attention_heads=2, connector_attention_head_dim=8, audio_connector_num_attention_heads=2,
+            audio_connector_attention_head_dim=4,
+        )  # fmt: skip
+        amp = dict(resblock="AMP1", stereo=True, activation="snakebeta", resblock_kernel_sizes=[3],
+                   resblock_dilation_sizes=[[1, 3, 5]], use_tanh_at_final=False, use_bias_at_final=False)  # fmt: skip
+        vocoder = {
+            "vocoder": dict(amp, upsample_rates=[5, 2, 2, 2, 2, 2], upsample_kernel_sizes=[11, 4, 4, 4, 4, 4],
+                            upsample_initial_channel=64),
+            "bwe": dict(amp, upsample_rates=[6, 5, 2, 2, 2], upsample_kernel_sizes=[12, 11, 4, 4, 4],
+                        upsample_initial_channel=32, input_sampling_rate=16000, output_sampling_rate=48000,
+                        n_fft=512, hop_length=80, num_mels=64),
+        }  # fmt: skip
+    return {"transformer": transformer, "vae": vae, "audio_vae": audio_vae, "vocoder": vocoder}
+
+
+def tiny_upsampler_config() -> dict:
+    """The flat `config` metadata of a tiny spatial x2 upsampler (mid channels: a multiple of 32, GroupNorm(32))."""
+    return dict(in_channels=128, mid_channels=32, num_blocks_per_stage=1, dims=3, spatial_upsample=True,
+                temporal_upsample=False, spatial_scale=2.0, rational_resampler=False)  # fmt: skip
+
+
+def _vae_block_layout(blocks: list, compress_prefix: str) -> tuple[list[int], list[str]]:
+    """(res_x layer counts, compression kinds) of an official encoder or decoder block list."""
+    layers, kinds = [], []
+    for name, params in blocks:
+        if name == "res_x":
+            layers.append(params if isinstance(params, int) else params["num_layers"])
+        elif name.startswith(compress_prefix):
+            kinds.append(name.removeprefix(compress_prefix).removesuffix("_res"))
+        else:
+            raise ValueError(f"video VAE block {name!r} has no diffusers equivalent")
+    return layers, kinds
+
+
+def diffusers_configs(config: dict, gemma_layers: int) -> dict[str, dict]:
+    """Constructor arguments of each diffusers component, from an official main checkpoint's `config` metadata.
+
+    `gemma_layers` is the Gemma text tower's depth (the projection reads every hidden state, embeddings included)."""
+    t, vae, vocoder = config["transformer"], config["vae"], config["vocoder"]
+    ddconfig = config["audio_vae"]["model"]["params"]["ddconfig"]
+    kind_names = {"space": "spatial", "time": "temporal", "all": "spatiotemporal"}
+
+    encoder_layers, down_kinds = _vae_block_layout(vae["encoder_blocks"], "compress_")
+    multipliers = [p.get("multiplier", 2) for n, p in vae["encoder_blocks"] if n.startswith("compress_")]
+    widths, width = [], vae.get("latent_channels", 128)
+    for multiplier in multipliers:
+        width *= multiplier
+        widths.append(width)
+    # The decoder runs its block list reversed; diffusers takes upsample_type in running order and reverses the rest.
+    running = list(reversed(vae["decoder_blocks"]))
+    decoder_layers, up_kinds = _vae_block_layout(running, "compress_")
+    up_blocks = [params for name, params in running if name.startswith("compress_")]
+    widths_in, width = [], vae.get("decoder_base_channels", 128) * 8
+    for params in up_blocks:
+        widths_in.append(width)
+        width //= params.get("multiplier", 1)
+    ltx23 = "bwe" in vocoder
+    transformer = dict(
+        in_channels=t["in_channels"], out_channels=t["out_channels"], patch_size=1, patch_size_t=1,
+        num_attention_heads=t["num_attention_heads"], attention_head_dim=t["attention_head_dim"],
+        cross_attention_dim=t["cross_attention_dim"], vae_scale_factors=(8, 32, 32),
+        pos_embed_max_pos=t["positional_embedding_max_pos"][0], base_height=t["positional_embedding_max_pos"][1],
+        base_width=t["positional_embedding_max_pos"][2], audio_in_channels=t["audio_in_channels"],
+        audio_out_channels=t["audio_out_channels"], audio_num_attention_heads=t["audio_num_attention_heads"],
+        audio_attention_head_dim=t["audio_attention_head_dim"],
+        audio_cross_attention_dim=t["audio_cross_attention_dim"],
+        audio_pos_embed_max_pos=t["audio_positional_embedding_max_pos"][0], num_layers=t["num_layers"],
+        activation_fn=t["activation_fn"], qk_norm="rms_norm_across_heads", norm_elementwise_affine=False,
+        norm_eps=t["norm_eps"], caption_channels=t["caption_channels"], attention_bias=True, attention_out_bias=True,
+        rope_theta=t["positional_embedding_theta"], rope_double_precision=t.get("frequencies_precision") == "float64",
+        timestep_scale_multiplier=t["timestep_scale_multiplier"],
+        cross_attn_timestep_scale_multiplier=t["av_ca_timestep_scale_multiplier"], rope_type=t["rope_type"],
+        gated_attn=ltx23, cross_attn_mod=ltx23, audio_gated_attn=ltx23, audio_cross_attn_mod=ltx23,
+        use_prompt_embeddings=not ltx23, perturbed_attn=True,  # STG runs on every model (ltx2-models.md 2a item 2)
+    )  # fmt: skip
+    connectors = dict(
+        caption_channels=t["caption_channels"], text_proj_in_factor=gemma_layers + 1,
+        video_connector_num_attention_heads=t["connector_num_attention_heads"],
+        video_connector_attention_head_dim=t["connector_attention_head_dim"],
+        video_connector_num_layers=t["connector_num_layers"], video_connector_num_learnable_registers=128,
+        audio_connector_num_attention_heads=t.get("audio_connector_num_attention_heads", t["connector_num_attention_heads"]),
+        audio_connector_attention_head_dim=t.get("audio_connector_attention_head_dim", t["connector_attention_head_dim"]),
+        audio_connector_num_layers=t.get("audio_connector_num_layers", t["connector_num_layers"]),
+        audio_connector_num_learnable_registers=128,
+        connector_rope_base_seq_len=t["connector_positional_embedding_max_pos"][0],
+        rope_theta=t["positional_embedding_theta"], rope_double_precision=t.get("frequencies_precision") == "float64",
+        causal_temporal_positioning=False, rope_type=t["rope_type"],
+    )  # fmt: skip
+    video_vae = dict(
+        in_channels=vae["in_channels"], out_channels=vae["out_channels"], latent_channels=vae["latent_channels"],
+        block_out_channels=tuple(widths), down_block_types=("LTX2VideoDownBlock3D",) * len(widths),
+        decoder_block_out_channels=tuple(reversed(widths_in)), layers_per_block=tuple(encoder_layers),
+        decoder_layers_per_block=tuple(reversed(decoder_layers)),
+        spatio_temporal_scaling=(True,) * len(widths), decoder_spatio_temporal_scaling=(True,) * len(up_blocks),
+        decoder_inject_noise=(False,) * len(decoder_layers),
+        downsample_type=tuple(kind_names[kind] for kind in down_kinds),
+        upsample_type=tuple(kind_names[kind] for kind in up_kinds),
+        upsample_residual=tuple(bool(p.get("residual")) for p in reversed(up_blocks)),
+        upsample_factor=tuple(p.get("multiplier", 1) for p in reversed(up_blocks)),
+        timestep_conditioning=vae["timestep_conditioning"], patch_size=vae["patch_size"], patch_size_t=1,
+        resnet_norm_eps=1e-6, encoder_causal=True, decoder_causal=vae["causal_decoder"],
+        encoder_spatial_padding_mode=vae.get("spatial_padding_mode", "zeros"),
+        decoder_spatial_padding_mode=vae.get("spatial_padding_mode", "reflect"),
+        spatial_compression_ratio=32, temporal_compression_ratio=8,
+    )  # fmt: skip
+    stft = config["audio_vae"]["preprocessing"]["stft"]
+    audio_vae = dict(
+        base_channels=ddconfig["ch"], output_channels=ddconfig["out_ch"], ch_mult=tuple(ddconfig["ch_mult"]),
+        num_res_blocks=ddconfig["num_res_blocks"], attn_resolutions=tuple(ddconfig["attn_resolutions"]) or None,
+        in_channels=ddconfig["in_channels"], resolution=ddconfig["resolution"], latent_channels=ddconfig["z_channels"],
+        norm_type=ddconfig["norm_type"], causality_axis=ddconfig["causality_axis"], dropout=ddconfig["dropout"],
+        mid_block_add_attention=ddconfig["mid_block_add_attention"],
+        sample_rate=config["audio_vae"]["model"]["params"]["sampling_rate"], mel_hop_length=stft["hop_length"],
+        is_causal=stft["causal"], mel_bins=ddconfig["mel_bins"], double_z=ddconfig["double_z"],
+    )  # fmt: skip
+    vocoder_config = _diffusers_vocoder(vocoder["vocoder"] if ltx23 else vocoder, 2 * ddconfig["mel_bins"])
+    if ltx23:
+        bwe = vocoder["bwe"]
+        vocoder_config.update({f"bwe_{key}": value for key, value in _diffusers_vocoder(bwe, 2 * bwe["num_mels"], False).items()
+                               if key not in ("output_sampling_rate",)})  # fmt: skip
+        vocoder_config.update(filter_length=bwe["n_fft"], hop_length=bwe["hop_length"], window_length=bwe["n_fft"],
+                              num_mel_channels=bwe["num_mels"], input_sampling_rate=bwe["input_sampling_rate"],
+                              output_sampling_rate=bwe["output_sampling_rate"])  # fmt: skip
+        connectors.update(
+            video_gated_attn=t["connector_apply_gated_attention"], audio_gated_attn=t["connector_apply_gated_attention"],
+            per_modality_projections=t["caption_proj_before_connector"], proj_bias=True,
+            video_hidden_dim=t["num_attention_heads"] * t["attention_head_dim"],
+            audio_hidden_dim=t["audio_num_attention_heads"] * t["audio_attention_head_dim"],
+        )  # fmt: skip
+    return dict(transformer=transformer, connectors=connectors, vae=video_vae, audio_vae=audio_vae,
+                vocoder=vocoder_config)  # fmt: skip
+
+
+def _diffusers_vocoder(config: dict, in_channels: int, final_activation: bool = True) -> dict:
+    """An official (HiFi-GAN style) vocoder config as LTX2Vocoder arguments; "AMP1" blocks are the anti-aliased
+    snake-beta ones of the LTX-2.3 vocoder. ltx-core ends with tanh, or a clamp, except in the BWE generator."""
+    amp = config.get("resblock", "1") == "AMP1"
+    final = ("tanh" if config.get("use_tanh_at_final", True) else "clamp") if final_activation else None
+    return dict(
+        in_channels=in_channels, hidden_channels=config["upsample_initial_channel"], out_channels=2,
+        upsample_kernel_sizes=config["upsample_kernel_sizes"], upsample_factors=config["upsample_rates"],
+        resnet_kernel_sizes=config["resblock_kernel_sizes"], resnet_dilations=config["resblock_dilation_sizes"],
+        act_fn="snakebeta" if amp else "leaky_relu", leaky_relu_negative_slope=0.1, antialias=amp,
+        final_act_fn=final, final_bias=config.get("use_bias_at_final", True),
+        output_sampling_rate=config.get("output_sampling_rate", 24000),
+    )  # fmt: skip
+
+
+def diffusers_upsampler_config(config: dict) -> dict:
+    return dict(
+        in_channels=config["in_channels"], mid_channels=config["mid_channels"],
+        num_blocks_per_stage=config["num_blocks_per_stage"], dims=config["dims"],
+        spatial_upsample=config["spatial_upsample"], temporal_upsample=config["temporal_upsample"],
+        rational_spatial_scale=config["spatial_scale"], use_rational_resampler=config["rational_resampler"],
+    )  # fmt: skip
+
+
+# --- key maps ----------------------------------------------------------------------------------------------------------
+
+TRANSFORMER_PREFIX = "model.diffusion_model."
+_CONNECTOR_PREFIXES = {"video_connector.": "video_embeddings_connector.", "audio_connector.": "audio_embeddings_connector."}
+_TEXT_PROJECTIONS = {"text_proj_in.": "text_embedding_projection.aggregate_embed.",
+                     "video_text_proj_in.": "text_embedding_projection.video_aggregate_embed.",
+                     "audio_text_proj_in.": "text_embedding_projection.audio_aggregate_embed."}  # fmt: skip
+MAIN_COMPONENTS = ("transformer", "connectors", "vae", "audio_vae", "vocoder")
+_PREFIXES = {"vae": "vae.", "audio_vae": "audio_vae.", "vocoder": "vocoder."}
+
+# diffusers name -> official name, applied in this order (each is the inverse of one rename in diffusers'
+# convert_ltx2_transformer_to_diffusers; the official names are those of ltx-core's LTXModel).
+_TRANSFORMER_TO_OFFICIAL = (
+    (r"^time_embed\.", "adaln_single."),
+    (r"^audio_time_embed\.", "audio_adaln_single."),
+    (r"^(audio_)?prompt_adaln\.", r"\1prompt_adaln_single."),
+    (r"^(audio_)?proj_in\.", r"\1patchify_proj."),
+    (r"^av_cross_attn_video_scale_shift\.", "av_ca_video_scale_shift_adaln_single."),
+    (r"^av_cross_attn_video_a2v_gate\.", "av_ca_a2v_gate_adaln_single."),
+    (r"^av_cross_attn_audio_scale_shift\.", "av_ca_audio_scale_shift_adaln_single."),
+    (r"^av_cross_attn_audio_v2a_gate\.", "av_ca_v2a_gate_adaln_single."),
+    (r"\.video_a2v_cross_attn_scale_shift_table$", ".scale_shift_table_a2v_ca_video"),
+    (r"\.audio_a2v_cross_attn_scale_shift_table$", ".scale_shift_table_a2v_ca_audio"),
+    (r"\.norm_q\.", ".q_norm."),
+    (r"\.norm_k\.", ".k_norm."),
+)
+_CONNECTOR_TO_OFFICIAL = ((r"\.transformer_blocks\.", ".transformer_1d_blocks."), (r"\.norm_q\.", ".q_norm."),
+                          (r"\.norm_k\.", ".k_norm."))  # fmt: skip
+_GENERATOR = r"^((?:vocoder\.|bwe_generator\.)?)"  # the LTX-2.3 vocoder holds two generators
+_VOCODER_TO_OFFICIAL = ((_GENERATOR + r"upsamplers\.", r"\1ups."), (_GENERATOR + r"resnets\.", r"\1resblocks."),
+                        (_GENERATOR + r"conv_in\.", r"\1conv_pre."), (_GENERATOR + r"conv_out\.", r"\1conv_post."),
+                        (_GENERATOR + r"act_out\.", r"\1act_post."), (r"\.downsample\.filter$", ".downsample.lowpass.filter"))  # fmt: skip
+_VAE_STATISTICS = (("latents_mean", "per_channel_statistics.mean-of-means"),
+                   ("latents_std", "per_channel_statistics.std-of-means"))  # fmt: skip
+
+
+def _rename(key: str, rules) -> str:
+    for pattern, replacement in rules:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def _video_vae_to_official(key: str, config: dict) -> list[str]:
+    """Official names of one diffusers video-VAE key (the latent statistics are stored once per half)."""
+    for ours, theirs in _VAE_STATISTICS:
+        if key == ours:
+            return [f"encoder.{theirs}", f"decoder.{theirs}"]
+    half, rest = key.split(".", 1)
+    rest = rest.replace("resnets.", "res_blocks.")
+    if half == "encoder":
+        # official down_blocks alternate res_x and compression: diffusers down_blocks.i -> 2i, its downsampler -> 2i+1
+        match = re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.(.*)", rest)
+        if match:
+            return [f"encoder.down_blocks.{2 * int(match[1]) + 1}.{match[2]}"]
+        match = re.match(r"down_blocks\.(\d+)\.(.*)", rest)
+        if match:
+            return [f"encoder.down_blocks.{2 * int(match[1])}.{match[2]}"]
+        if rest.startswith("mid_block."):
+            return [f"encoder.down_blocks.{2 * len(config['block_out_channels'])}.{rest.removeprefix('mid_block.')}"]
+        return [f"encoder.{rest}"]
+    # decoder: mid_block -> up_blocks.0; diffusers up_blocks.i's upsampler -> 2i+1, its res blocks -> 2i+2
+    if rest.startswith("mid_block."):
+        return [f"decoder.up_blocks.0.{rest.removeprefix('mid_block.')}"]
+    match = re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.(.*)", rest)
+    if match:
+        return [f"decoder.up_blocks.{2 * int(match[1]) + 1}.{match[2]}"]
+    match = re.match(r"up_blocks\.(\d+)\.(.*)", rest)
+    if match:
+        return [f"decoder.up_blocks.{2 * int(match[1]) + 2}.{match[2]}"]
+    return [f"decoder.{rest}"]
+
+
+def _audio_vae_to_official(key: str) -> list[str]:
+    for ours, theirs in _VAE_STATISTICS:
+        if key == ours:
+            return [f"encoder.{theirs}", f"decoder.{theirs}"]
+    return [key]
+
+
+def to_official(component: str, state_dict: dict[str, torch.Tensor], config: dict | None = None) -> dict[str, torch.Tensor]:
+    """A diffusers component's state dict under its names in Lightricks' main checkpoint (or upsampler file).
+
+    `config` is the diffusers component's config (the video VAE's layout decides its block numbering)."""
+    official = {}
+    for key, value in state_dict.items():
+        if component == "transformer":
+            names = [TRANSFORMER_PREFIX + _rename(key, _TRANSFORMER_TO_OFFICIAL)]
+        elif component == "connectors":
+            projection = next((prefix for prefix in _TEXT_PROJECTIONS if key.startswith(prefix)), None)
+            if projection:
+                names = [_TEXT_PROJECTIONS[projection] + key.removeprefix(projection)]
+            else:
+                ours = next(prefix for prefix in _CONNECTOR_PREFIXES if key.startswith(prefix))
+                rest = _rename("." + key.removeprefix(ours), _CONNECTOR_TO_OFFICIAL)[1:]
+                names = [TRANSFORMER_PREFIX + _CONNECTOR_PREFIXES[ours] + rest]
+        elif component == "vae":
+            names = ["vae." + name for name in _video_vae_to_official(key, config)]
+        elif component == "audio_vae":
+            names = ["audio_vae." + name for name in _audio_vae_to_official(key)]
+        elif component == "vocoder":
+            names = ["vocoder." + _rename(key, _VOCODER_TO_OFFICIAL)]
+        elif component == "latent_upsampler":
+            names = [key]
+        else:
+            raise ValueError(f"unknown component {component!r}")
+        for name in names:
+            official[name] = value
+    return official
+
+
+def _from_official(component: str, module: torch.nn.Module, checkpoint, config: dict | None = None) -> None:
+    """Fill `module` (a diffusers component built from the checkpoint's config) from `checkpoint`: every one of its
+    parameters and buffers must be there under its official name, with its shape."""
+    own = module.state_dict()
+    state, missing = {}, []
+    for key, official_names in ((key, to_official(component, {key: None}, config)) for key in own):
+        name = next(iter(official_names))
+        if name not in checkpoint.keys():
+            missing.append(name)
+            continue
+        state[key] = checkpoint.get_tensor(name)
+    if missing:
+        raise KeyError(f"the checkpoint lacks {len(missing)} {component} tensor(s), e.g. {missing[:3]}")
+    module.load_state_dict(state, strict=True, assign=True)
+
+
+# --- Gemma: the folder keeps the pre-4.52 transformers key layout ----------------------------------------------------
+
+_GEMMA_TO_OFFICIAL = (("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower.vision_model."),
+                      ("model.multi_modal_projector.", "multi_modal_projector."))  # fmt: skip
+
+
+def gemma_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    official = {}
+    for key, value in state_dict.items():
+        if key == "lm_head.weight":
+            continue  # tied to the token embeddings
+        for ours, theirs in _GEMMA_TO_OFFICIAL:
+            if key.startswith(ours):
+                official[theirs + key.removeprefix(ours)] = value
+                break
+        else:
+            raise KeyError(f"unexpected Gemma tensor {key}")
+    return official
+
+
+# --- tiny weights in the official format -----------------------------------------------------------------------------
+
+GEMMA_FOLDER = "gemma-3"
+_GEMMA_PREPROCESSOR = {"image_processor_type": "Gemma3ImageProcessor", "processor_class": "Gemma3Processor",
+                       "size": {"height": 32, "width": 32}, "do_resize": True, "do_normalize": True,
+                       "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 2,
+                       "do_rescale": True, "rescale_factor": 1 / 255, "do_convert_rgb": True}  # fmt: skip
+
+
+def _build_diffusers_modules(config: dict, upsampler_config: dict, gemma_layers: int) -> dict[str, torch.nn.Module]:
+    from diffusers import AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel, LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
+
+    configs = diffusers_configs(config, gemma_layers)
+    vocoder = LTX2VocoderWithBWE if "bwe" in config["vocoder"] else LTX2Vocoder
+    classes = dict(transformer=LTX2VideoTransformer3DModel, connectors=LTX2TextConnectors, vae=AutoencoderKLLTX2Video,
+                   audio_vae=AutoencoderKLLTX2Audio, vocoder=vocoder)  # fmt: skip
+    modules = {name: cls(**configs[name]) for name, cls in classes.items()}
+    modules["latent_upsampler"] = LTX2LatentUpsamplerModel(**diffusers_upsampler_config(upsampler_config))
+    return modules
+
+
+def _save(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Lightricks ships bf16; the statistics buffers too.
+    save_file({k: v.detach().to(torch.bfloat16).contiguous() for k, v in tensors.items()}, str(path),
+              metadata={"config": json.dumps(config)})  # fmt: skip
+
+
+def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0) -> Path:
+    """Write tiny random weights of `architecture` to `folder` in Lightricks' own layout and single-file format:
+    checkpoints/ (the distilled and the dev file: the same tiny tensors under both names), latent_upscale_models/,
+    loras/ (the distilled LoRA in Lightricks' key format) and a Gemma folder. Returns the folder."""
+    import shutil
+
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from .tiny import TINY_MARKER, _build_text_encoder, _build_tokenizer
+
+    distilled, dev, upsampler_file, lora_file = TINY_FILES[architecture]
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    torch.manual_seed(seed)
+    tokenizer = _build_tokenizer()
+    text_encoder = _build_text_encoder(len(tokenizer))
+    text_config = text_encoder.config.text_config
+    config = tiny_official_config(architecture, text_config.hidden_size)
+    modules = _build_diffusers_modules(config, tiny_upsampler_config(), text_config.num_hidden_layers)
+    for vae in (modules["vae"], modules["audio_vae"]):  # not the identity, so that tests see (de)normalisation
+        vae.latents_mean.normal_(0.0, 0.1)
+        vae.latents_std.uniform_(0.5, 1.5)
+    mel = getattr(modules["vocoder"], "mel_stft", None)
+    if mel is not None:  # the BWE's STFT and mel bases are checkpoint buffers (zeros until loaded): random here too
+        for buffer in (mel.mel_basis, mel.stft_fn.forward_basis, mel.stft_fn.inverse_basis):
+            buffer.uniform_(0.0, 0.1)
+
+    main = {}
+    for name in MAIN_COMPONENTS:
+        main.update(to_official(name, modules[name].state_dict(), modules[name].config))
+    for name in (distilled, dev):
+        _save(staging / CHECKPOINTS / name, main, config)
+    _save(staging / UPSCALERS / upsampler_file, modules["latent_upsampler"].state_dict(), tiny_upsampler_config())
+
+    transformer = modules["transformer"]
+    transformer.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    )  # alpha = rank: ltx-core adds B @ A unscaled
+    lora = {}
+    for key, value in get_peft_model_state_dict(transformer).items():
+        module, kind = key.rsplit(".lora_", 1)
+        name = to_official("transformer", {module + ".weight": value})
+        lora["diffusion_model." + next(iter(name)).removeprefix(TRANSFORMER_PREFIX).removesuffix(".weight")
+             + ".lora_" + kind] = value  # fmt: skip
+    _save(staging / LORAS / lora_file, lora, {})
+
+    gemma = staging / GEMMA_FOLDER
+    gemma.mkdir()
+    text_encoder.config.save_pretrained(gemma)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in gemma_to_official(text_encoder.state_dict()).items()},
+              str(gemma / "model.safetensors"))  # fmt: skip
+    # Gemma 3's image tokens, which the official processor looks up; their ids are the tiny text encoder's last three.
+    image_tokens = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+    tokenizer.add_tokens(list(image_tokens.values()), special_tokens=True)
+    tokenizer.add_bos_token = True  # as Gemma's own tokenizer: every prompt starts with <bos>
+    tokenizer.save_pretrained(gemma)
+    tokenizer_config = json.loads((gemma / "tokenizer_config.json").read_text())
+    tokenizer_config["extra_special_tokens"] = image_tokens
+    (gemma / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2) + "\n")
+    # ltx-core looks the tokenizer folder up by this file name; the tokenizer itself is read from tokenizer.json.
+    (gemma / "tokenizer.model").write_bytes(b"")
+    (gemma / "preprocessor_config.json").write_text(json.dumps(_GEMMA_PREPROCESSOR, indent=2) + "\n")
+    marker = {"format": "official", "architecture": architecture, "seed": seed}
+    (staging / TINY_MARKER).write_text(json.dumps(marker) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+# --- loading ---------------------------------------------------------------------------------------------------------
+
+SCHEDULER_CONFIG = dict(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024,
+                        max_image_seq_len=4096, shift_terminal=0.1)  # fmt: skip
+"""The diffusers-format Lightricks/LTX-2 scheduler config (the single files carry none; the recipes set their own
+sigmas)."""
+
+
+def _one_file(folder: Path, pattern: str, what: str) -> Path:
+    # bf16 files only: Lightricks' fp8 / fp4 files need their own kernels (ltx2-models.md 1.3)
+    matches = sorted(path for path in folder.glob(pattern) if not any(q in path.name for q in ("-fp8", "-fp4")))
+    if len(matches) != 1:
+        found = ", ".join(path.name for path in matches) or "none"
+        raise FileNotFoundError(f"{folder} must hold exactly one {what} ({pattern}); found {found}")
+    return matches[0]
+
+
+def official_files(folder: Path, dev: bool) -> dict[str, Path]:
+    """The files one model needs from an official-layout folder: the dev or distilled checkpoint, the x2 spatial
+    upsampler, the Gemma folder, and (dev only) the distilled LoRA."""
+    folder = Path(folder)
+    files = {
+        "checkpoint": _one_file(folder / CHECKPOINTS, "*-dev*.safetensors" if dev else "*-distilled*.safetensors",
+                                "dev checkpoint" if dev else "distilled checkpoint"),
+        "upsampler": _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler"),
+        "gemma": _one_file(folder, "*/tokenizer_config.json", "Gemma folder (with tokenizer_config.json)").parent,
+    }  # fmt: skip
+    if dev:
+        files["lora"] = _one_file(folder / LORAS, "*distilled-lora*.safetensors", "distilled LoRA")
+    return files
+
+
+def _metadata_config(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as checkpoint:
+        metadata = checkpoint.metadata() or {}
+    if "config" not in metadata:
+        raise ValueError(f"{path} has no 'config' metadata: not one of Lightricks' single-file checkpoints")
+    return json.loads(metadata["config"])
+
+
+def load_official(folder: Path, dev: bool, dtype: torch.dtype):
+    """An LTX2Pipeline and the latent upsampler from an official-layout folder (see the module docstring), plus the
+    path of the distilled LoRA (dev only, else None). Nothing is downloaded."""
+    from accelerate import init_empty_weights
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
+    from safetensors import safe_open
+    from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
+
+    files = official_files(folder, dev)
+    config = _metadata_config(files["checkpoint"])
+    text_encoder = Gemma3ForConditionalGeneration.from_pretrained(files["gemma"], dtype=dtype, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(files["gemma"], local_files_only=True)
+    # Parameters on the meta device (nothing allocated, nothing initialised: they are assigned from the files);
+    # buffers real, since the ones not stored in the files (e.g. the BWE resampler's filter) are computed here.
+    with init_empty_weights(include_buffers=False):
+        modules = _build_diffusers_modules(
+            config, _metadata_config(files["upsampler"]), text_encoder.config.text_config.num_hidden_layers
+        )
+    with safe_open(str(files["checkpoint"]), "pt") as checkpoint:
+        for name in MAIN_COMPONENTS:
+            _from_official(name, modules[name], checkpoint, modules[name].config)
+    with safe_open(str(files["upsampler"]), "pt") as checkpoint:
+        _from_official("latent_upsampler", modules["latent_upsampler"], checkpoint)
+    for name, module in modules.items():
+        # plain cast; the bandwidth-extension vocoder stays in float32, as officially (ltx2-models.md 2a item 4)
+        keep_float32 = name == "vocoder" and "bwe" in config["vocoder"]
+        torch.nn.Module.to(module, torch.float32 if keep_float32 else dtype).eval()
+    pipeline = LTX2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG), text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer, **{name: modules[name] for name in MAIN_COMPONENTS},
+    )  # fmt: skip
+    return pipeline, modules["latent_upsampler"], files.get("lora")

@@ -1,0 +1,291 @@
+"""The official implementation (ltx-core / ltx-pipelines 1.0.0) as a test oracle. Runs in its own venv
+(.venv-oracle, made by scripts/install.sh --test), never in the project's process:
+
+    .venv-oracle/bin/python tests/parity/oracle.py WEIGHTS_DIR INPUT.safetensors OUTPUT.safetensors TASK...
+
+Tensors go in and out through safetensors files, named "task.tensor" (one process runs every task: importing
+transformers and ltx-core is most of the time). Shims, all in this process only (ltx2-models.md 2a item 10):
+torchaudio is a stub (its last wheel does not load against torch 2.13; ltx-core needs it only for audio-to-video),
+torch.cuda.synchronize is a no-op (the pipelines call it unconditionally), and ltx-core's hard-coded Gemma-3-12B
+config is replaced by the tiny Gemma folder's config.json.
+"""
+
+import importlib.machinery
+import json
+import sys
+import types
+from pathlib import Path
+
+torchaudio = types.ModuleType("torchaudio")
+torchaudio.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
+sys.modules["torchaudio"] = torchaudio
+
+import torch  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+torch.cuda.synchronize = lambda *args, **kwargs: None
+DTYPE = torch.float32  # the weights are bf16 values; computing in float32 keeps both sides' rounding out of the way
+
+
+def use_tiny_gemma(gemma: Path) -> None:
+    import ltx_core.text_encoders.gemma.encoders.encoder_configurator as configurator
+    from ltx_core.text_encoders.gemma.config import Gemma3ConfigData, Gemma3TextConfig, Gemma3VisionConfig
+
+    config = json.loads((gemma / "config.json").read_text())
+
+    def known(cls, values):
+        return {key: value for key, value in values.items() if key in cls.__dataclass_fields__}
+
+    configurator.GEMMA3_CONFIG_FOR_LTX = Gemma3ConfigData(
+        **known(Gemma3ConfigData, {k: v for k, v in config.items() if not k.endswith("_config")}),
+        text_config=Gemma3TextConfig(**known(Gemma3TextConfig, config["text_config"])),
+        vision_config=Gemma3VisionConfig(**known(Gemma3VisionConfig, config["vision_config"])),
+    )
+
+
+def ledger(root: Path, dev: bool = False):
+    from ltx_pipelines.utils.model_ledger import ModelLedger
+
+    name = "*-dev*.safetensors" if dev else "*-distilled*.safetensors"
+    (checkpoint,) = (root / "checkpoints").glob(name)
+    (upsampler,) = (root / "latent_upscale_models").glob("*.safetensors")
+    (gemma,) = (path.parent for path in root.glob("*/tokenizer_config.json"))
+    use_tiny_gemma(gemma)
+    return ModelLedger(dtype=DTYPE, device=torch.device("cpu"), checkpoint_path=str(checkpoint),
+                       gemma_root_path=str(gemma), spatial_upsampler_path=str(upsampler))  # fmt: skip
+
+
+def upsampler(root, inputs):
+    """The latent upsampler module on raw (denormalised) latents."""
+    return {"latent": ledger(root).spatial_upsampler()(inputs["latent"])}
+
+
+def vae_decode(root, inputs):
+    """The video decoder on normalised latents (it un-normalises itself), then ltx-core's uint8 conversion."""
+    decoded = ledger(root).video_decoder()(inputs["latent"])
+    frames = (((decoded + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+    return {"decoded": decoded, "frames": frames}
+
+
+def audio_decode(root, inputs):
+    """The audio decoder on normalised latents [B, C, T, mel], then the vocoder."""
+    models = ledger(root)
+    mel = models.audio_decoder()(inputs["latent"])
+    return {"mel": mel, "waveform": models.vocoder()(mel)}
+
+
+def schedules(root, inputs):
+    """The official sigma schedules: distilled stage 1 and 2 (constants) and the guided stage 1 (LTX2Scheduler with no
+    latent, as TI2VidTwoStagesPipeline calls it) for the LTX-2 (40) and LTX-2.3 (30) step counts."""
+    from ltx_core.components.schedulers import LTX2Scheduler
+    from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
+
+    return {
+        "distilled_stage_1": torch.tensor(DISTILLED_SIGMA_VALUES, dtype=torch.float64),
+        "distilled_stage_2": torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES, dtype=torch.float64),
+        "guided_40": LTX2Scheduler().execute(steps=40).double(),
+        "guided_30": LTX2Scheduler().execute(steps=30).double(),
+    }
+
+
+class RecordingNoiser:
+    """ltx-core's GaussianNoiser, in float32, keeping every noise tensor it draws (in its token layout, in drawing
+    order: stage-1 video, stage-1 audio, stage-2 video, stage-2 audio) so that the test can inject the same noise."""
+
+    def __init__(self, seed: int):
+        from ltx_core.components.noisers import GaussianNoiser
+
+        self.noiser = GaussianNoiser(torch.Generator().manual_seed(seed))
+        self.drawn: list[torch.Tensor] = []
+
+    def __call__(self, latent_state, noise_scale: float = 1.0):
+        from dataclasses import replace
+
+        noise = torch.randn(*latent_state.latent.shape, dtype=latent_state.latent.dtype, generator=self.noiser.generator)
+        self.drawn.append(noise)
+        scaled_mask = latent_state.denoise_mask * noise_scale
+        return replace(latent_state, latent=noise * scaled_mask + latent_state.latent * (1 - scaled_mask))
+
+
+def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_prompt: str = "",
+              prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17, fps=25.0):
+    """DistilledPipeline.__call__ (guided False) or TI2VidTwoStagesPipeline.__call__ (guided True: `steps` stage-1
+    steps on LTX2Scheduler's schedule with LTX_2_PARAMS' guidance, STG on `stg_block`; stage 2 with the distilled
+    LoRA) of ltx-pipelines 1.0.0, step for step, in float32 instead of their hard-coded bf16 (so that the comparison
+    measures implementation differences, not bf16 rounding), with the noise recorded. Outputs the stage-1 and final
+    latents (normalised), the decoded frames and the waveforms of both the final and the stage-1 audio."""
+    from dataclasses import replace
+
+    from ltx_core.components.diffusion_steps import EulerDiffusionStep
+    from ltx_core.components.guiders import create_multimodal_guider_factory
+    from ltx_core.components.schedulers import LTX2Scheduler
+    from ltx_core.loader import LoraPathStrengthAndSDOps
+    from ltx_core.loader.sd_ops import LTXV_LORA_COMFY_RENAMING_MAP
+    from ltx_core.model.audio_vae import decode_audio
+    from ltx_core.model.upsampler import upsample_video
+    from ltx_core.model.video_vae import TilingConfig, decode_video
+    from ltx_core.types import VideoPixelShape
+    from ltx_pipelines.utils import euler_denoising_loop
+    from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, LTX_2_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
+    from ltx_pipelines.utils.helpers import (
+        denoise_audio_video,
+        encode_prompts,
+        multi_modal_guider_factory_denoising_func,
+        simple_denoising_func,
+    )
+    from ltx_pipelines.utils.types import PipelineComponents
+
+    models = ledger(root, dev=guided)
+    device = torch.device("cpu")
+    components = PipelineComponents(dtype=DTYPE, device=device)
+    noiser, stepper = RecordingNoiser(seed), EulerDiffusionStep()
+    contexts = encode_prompts([prompt, negative_prompt] if guided else [prompt], models)
+    positive = contexts[0]
+    transformer, video_encoder = models.transformer(), models.video_encoder()
+
+    def loop_with(denoise):
+        def loop(sigmas, video_state, audio_state, stepper):
+            return euler_denoising_loop(sigmas=sigmas, video_state=video_state, audio_state=audio_state,
+                                        stepper=stepper, denoise_fn=denoise)  # fmt: skip
+
+        return loop
+
+    def plain(model):
+        return loop_with(simple_denoising_func(video_context=positive.video_encoding,
+                                               audio_context=positive.audio_encoding, transformer=model))  # fmt: skip
+
+    if guided:
+        video_params = replace(LTX_2_PARAMS.video_guider_params, stg_blocks=[stg_block])
+        audio_params = replace(LTX_2_PARAMS.audio_guider_params, stg_blocks=[stg_block])
+        stage_1_loop = loop_with(multi_modal_guider_factory_denoising_func(
+            video_guider_factory=create_multimodal_guider_factory(params=video_params,
+                                                                  negative_context=contexts[1].video_encoding),
+            audio_guider_factory=create_multimodal_guider_factory(params=audio_params,
+                                                                  negative_context=contexts[1].audio_encoding),
+            v_context=positive.video_encoding, a_context=positive.audio_encoding, transformer=transformer,
+        ))  # fmt: skip
+        sigmas_1 = LTX2Scheduler().execute(steps=steps).to(torch.float32)
+    else:
+        stage_1_loop, sigmas_1 = plain(transformer), torch.tensor(DISTILLED_SIGMA_VALUES)
+
+    shape_1 = VideoPixelShape(batch=1, frames=frames, width=width // 2, height=height // 2, fps=fps)
+    video_1, audio_1 = denoise_audio_video(
+        output_shape=shape_1, conditionings=[], noiser=noiser, sigmas=sigmas_1, stepper=stepper,
+        denoising_loop_fn=stage_1_loop, components=components, dtype=DTYPE, device=device,
+    )  # fmt: skip
+    upscaled = upsample_video(latent=video_1.latent[:1], video_encoder=video_encoder,
+                              upsampler=models.spatial_upsampler())  # fmt: skip
+    if guided:
+        (lora,) = (root / "loras").glob("*.safetensors")
+        stage_2_models = models.with_additional_loras((LoraPathStrengthAndSDOps(str(lora), 1.0,
+                                                                                LTXV_LORA_COMFY_RENAMING_MAP),))  # fmt: skip
+        # ltx-core fuses the LoRA into the weights in the checkpoint's dtype (bf16), whatever the ledger's dtype
+        transformer = stage_2_models.transformer().to(DTYPE)
+    sigmas_2 = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES)
+    shape_2 = VideoPixelShape(batch=1, frames=frames, width=width, height=height, fps=fps)
+    video_2, audio_2 = denoise_audio_video(
+        output_shape=shape_2, conditionings=[], noiser=noiser, sigmas=sigmas_2, stepper=stepper,
+        denoising_loop_fn=plain(transformer), components=components, dtype=DTYPE, device=device,
+        noise_scale=sigmas_2[0], initial_video_latent=upscaled, initial_audio_latent=audio_1.latent,
+    )  # fmt: skip
+    # The official CLI decodes with TilingConfig.default() (768 px / 80 frames): one tile at these sizes.
+    tiling = TilingConfig.default()
+    frames_out = torch.cat(list(decode_video(video_2.latent, models.video_decoder(), tiling, None)))
+    audio_decoder, vocoder = models.audio_decoder(), models.vocoder()
+    outputs = {f"noise_{index}": noise for index, noise in enumerate(noiser.drawn)}
+    outputs.update(
+        video_context=positive.video_encoding, audio_context=positive.audio_encoding, stage_1_video=video_1.latent,
+        stage_1_audio=audio_1.latent, upsampled=upscaled, video=video_2.latent, audio=audio_2.latent,
+        frames=frames_out, waveform=decode_audio(audio_2.latent, audio_decoder, vocoder).waveform,
+        stage_1_waveform=decode_audio(audio_1.latent, audio_decoder, vocoder).waveform,
+    )  # fmt: skip
+    return outputs
+
+
+def fast(root, inputs):
+    return two_stage(root, guided=False)
+
+
+PRO_STEPS, PRO_STG_BLOCK = 2, 1
+"""The guided recipe end to end with 2 stage-1 steps instead of 40 (the schedule itself is compared separately) and
+STG on block 1 (the tiny transformer has 2 blocks; the real block is 29)."""
+
+
+def pro(root, inputs):
+    negative_prompt = bytes(inputs["negative_prompt"].tolist()).decode()
+    return two_stage(root, guided=True, steps=PRO_STEPS, stg_block=PRO_STG_BLOCK, negative_prompt=negative_prompt)
+
+
+TRANSFORMER_SIGMA = 0.7
+
+
+def transformer(root, inputs, prompt="a cat over the ocean", height=64, width=128, frames=17, fps=25.0):
+    """One transformer forward (the velocity model) on noised video and audio tokens at sigma 0.7: plain, and with
+    the STG perturbation (video and audio self-attention skipped in block PRO_STG_BLOCK)."""
+    from ltx_core.guidance.perturbations import (
+        BatchedPerturbationConfig,
+        Perturbation,
+        PerturbationConfig,
+        PerturbationType,
+    )
+    from ltx_core.types import VideoPixelShape
+    from ltx_pipelines.utils.helpers import (
+        encode_prompts,
+        modality_from_latent_state,
+        noise_audio_state,
+        noise_video_state,
+    )
+    from ltx_pipelines.utils.types import PipelineComponents
+
+    models = ledger(root)
+    device = torch.device("cpu")
+    components = PipelineComponents(dtype=DTYPE, device=device)
+    noiser = RecordingNoiser(seed=3)
+    (context,) = encode_prompts([prompt], models)
+    shape = VideoPixelShape(batch=1, frames=frames, width=width, height=height, fps=fps)
+    common = dict(noiser=noiser, conditionings=[], components=components, dtype=DTYPE, device=device)
+    video_state, _ = noise_video_state(output_shape=shape, **common)
+    audio_state, _ = noise_audio_state(output_shape=shape, **common)
+    sigma = torch.tensor(TRANSFORMER_SIGMA)
+    video = modality_from_latent_state(video_state, context.video_encoding, sigma)
+    audio = modality_from_latent_state(audio_state, context.audio_encoding, sigma)
+    model = models.transformer().velocity_model
+    stg = PerturbationConfig([Perturbation(PerturbationType.SKIP_VIDEO_SELF_ATTN, [PRO_STG_BLOCK]),
+                              Perturbation(PerturbationType.SKIP_AUDIO_SELF_ATTN, [PRO_STG_BLOCK])])  # fmt: skip
+    plain_video, plain_audio = model(video, audio, BatchedPerturbationConfig([PerturbationConfig.empty()]))
+    stg_video, stg_audio = model(video, audio, BatchedPerturbationConfig([stg]))
+    return {"video_tokens": video.latent, "audio_tokens": audio.latent, "video_context": context.video_encoding,
+            "audio_context": context.audio_encoding, "plain_video": plain_video, "plain_audio": plain_audio,
+            "stg_video": stg_video, "stg_audio": stg_audio}  # fmt: skip
+
+
+def text(root, inputs, prompt="a cat over the ocean"):
+    """The text path: token ids and mask, Gemma's hidden states, the projected features, the connectors' outputs."""
+    models = ledger(root)
+    encoder = models.text_encoder()
+    pairs = encoder.tokenizer.tokenize_with_weights(prompt)["gemma"]
+    hidden_states, mask = encoder.encode(prompt)
+    processor = models.gemma_embeddings_processor()
+    video_features, _ = processor.feature_extractor(hidden_states, mask, "left")
+    output = processor.process_hidden_states(hidden_states, mask)
+    return {"input_ids": torch.tensor([[pair[0] for pair in pairs]]), "mask": mask,
+            "hidden_states": torch.stack(hidden_states), "features": video_features,
+            "video_context": output.video_encoding, "audio_context": output.audio_encoding}  # fmt: skip
+
+
+TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules, fast, pro, transformer, text)}
+
+
+def main() -> None:
+    root, source, target, *tasks = sys.argv[1:]
+    inputs = load_file(source)
+    outputs = {}
+    with torch.inference_mode():
+        for task in tasks:
+            mine = {key.split(".", 1)[1]: value for key, value in inputs.items() if key.startswith(task + ".")}
+            outputs.update({f"{task}.{key}": value for key, value in TASKS[task](Path(root), mine).items()})
+    save_file({key: value.contiguous() for key, value in outputs.items()}, target)
+
+
+if __name__ == "__main__":
+    main()
