@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from server.app import remove_expired_media
+from server.loops import remove_expired_media
 from server.settings import Settings
 from server.tasks import DuplicateTask, LeaseLost, SQLiteTaskStore
 
@@ -57,7 +57,7 @@ def test_a_task_that_keeps_killing_workers_fails(store):
         store.claim(f"w{attempt}", 30)
         store.requeue_owned(max_attempts=3, owner=f"w{attempt}")
     record = store.get("k", "a")
-    assert record.status == "failed" and record.error_code == "inferenceError" and record.attempts == 3
+    assert record.status == "failed" and record.error_code == "worker_lost" and record.attempts == 3
     assert store.claim("w9", 30) is None and task.id == record.id
 
 

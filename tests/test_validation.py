@@ -5,7 +5,8 @@ import uuid
 import pytest
 
 from server.runware.protocol import ContractError
-from server.runware.validation import MAX_RANDOM_SEED, validate_video_inference
+from server.jobs import MAX_RANDOM_SEED
+from server.runware.validation import validate_video_inference
 
 
 def task(**fields):
