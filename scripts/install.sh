@@ -18,4 +18,9 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     fi
 fi
 .venv/bin/pip install --quiet -e ".${extras}"
+if [[ -n "$extras" ]]; then
+    # The current Runware SDK shares the import name `runware` with the legacy one in .venv: it gets a folder of its
+    # own, which the client-matrix tests put on a subprocess's PYTHONPATH (tests/clients/).
+    .venv/bin/pip install --quiet --upgrade --target .test-clients/runware-sdk-1.8.0 "runware-sdk==1.8.0"
+fi
 echo "installed: $(.venv/bin/ltx-runtime --help >/dev/null && echo ltx-runtime) torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')"
