@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 import uuid
 
@@ -93,7 +94,12 @@ def test_a_six_second_fast_clip_with_the_tiny_model_standing_in(client, tmp_path
 @pytest.mark.slow
 def test_the_seed_request_as_written_runs_to_a_1080p_clip(client, tmp_path):
     """The seed's curl body unchanged: 1920x1080, 6 s, 25 fps, with audio, on tiny weights (minutes on a CPU)."""
-    request_id = submit_ok(client, "ltx/ltx-2/fast", {"prompt": SEED_PROMPT})
+    from test_server_seed_examples import json_objects, seeds_folder
+
+    page = (seeds_folder() / "004_98b1073e5ad4562f.txt").read_text()
+    body = json.loads(next(json_objects(page.split("--data '", 1)[1])))
+    assert set(body) == {"prompt"} and body["prompt"].startswith(SEED_PROMPT)
+    request_id = submit_ok(client, "ltx/ltx-2/fast", body)
     status, _ = client.wait(request_id, {"completed", "failed"}, timeout=1200)
     assert status["status"] == "completed", status
     info = probe(download(client.result(request_id)["output"]["video"], tmp_path / "seed.mp4")[0])
