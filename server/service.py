@@ -81,8 +81,8 @@ class TaskService:
             raise TaskError(ErrorKind.NOT_FOUND, f"no task {task_id} for this API key")
         return record
 
-    def list(self, key_id: str, limit: int = 50) -> list[TaskRecord]:
-        return self.store.list(key_id, limit)
+    def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]:
+        return self.store.list_tasks(key_id, task_type, limit)
 
     def queue_position(self, record: TaskRecord) -> int:
         return self.store.queue_position(record.id)

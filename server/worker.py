@@ -78,11 +78,13 @@ class Worker:
         done = threading.Event()
         heartbeat = threading.Thread(target=self._renew_lease, args=(task.id, done), daemon=True)
         heartbeat.start()
+        finished = False
         try:
             for result in task.results:
                 if result.status != "success":  # a retried task keeps the results it already has
                     self._generate(task, job, result.index, result.seed, result.video_uuid)
             self.store.finish(task.id, self.worker_id)
+            finished = True
         except (TaskReleased, LeaseLost):
             log.warning("task %s stopped on %s: cancelled or taken away", task.task_uuid, self.worker_id)
         except MemoryLimitError as error:  # submitted before this worker reported its memory
@@ -98,7 +100,8 @@ class Worker:
             self._fail(task, ErrorKind.GENERATION_FAILED, f"generation failed: {type(error).__name__}")
         finally:
             done.set()
-            free_cached_memory()  # the tensors of an interrupted clip are unreachable now that its exception is gone
+            if not finished:
+                free_cached_memory()  # an interrupted clip's tensors are unreachable now that its exception is gone
 
     def _fail(self, task: TaskRecord, kind: ErrorKind, message: str) -> None:
         self.store.fail(task.id, kind.value, message)

@@ -217,8 +217,12 @@ def test_errors_for_keys_models_and_ids(server, client):
 
 
 def test_requests_are_scoped_to_their_key_and_api(server, client):
+    earlier = submit_ok(client, TINY_FAST, {"prompt": "a dog", "duration": 1, "resolution": "64x64"})
     request_id = submit_ok(client, TINY_FAST, {"prompt": "a cat", "duration": 1, "resolution": "64x64"})
     assert RunComfyClient(server.base, OTHER_KEY).http.get(f"/v1/requests/{request_id}/status").status_code == 404
+    listed = client.http.get("/v1/requests", params={"limit": 100}).json()["requests"]
+    assert [item["request_id"] for item in listed[:2]] == [request_id, earlier]
+    assert all(set(item) >= {"request_id", "status", "status_url"} for item in listed)
     # The Runware API on the same key does not see RunComfy requests.
     status, body = server.post([{"taskType": "getResponse", "taskUUID": request_id}])
     assert status == 404 and body["errors"][0]["code"] == "taskNotFound"

@@ -1,5 +1,5 @@
 """RunComfy's HTTP routes: `POST /v1/models/{owner}/{family}/{variant}/{mode}`, and status, result and cancel under
-`/v1/requests/{request_id}`. Every route takes `Authorization: Bearer <key>` (the server's API keys)."""
+`/v1/requests/{request_id}` (plus `GET /v1/requests`, this server's list of a key's latest requests). Every route takes `Authorization: Bearer <key>` (the server's API keys)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int
             return JSONResponse(service.submit(key_id, f"{owner}/{family}/{variant}", mode, body))
         except RunComfyError as error:
             return _error(error)
+
+    @router.get("/v1/requests")
+    async def recent(request: Request, limit: int = 20) -> JSONResponse:
+        return _answer(lambda: service.recent(key_of(request), max(1, min(limit, 100))))
 
     @router.get("/v1/requests/{request_id}/status")
     async def status(request_id: str, request: Request) -> JSONResponse:

@@ -33,7 +33,14 @@ class RunComfyService:
         return {"request_id": request_id, **self._urls(request_id)}
 
     def status(self, key_id: str, request_id: str) -> dict[str, Any]:
-        record = self._find(key_id, request_id)
+        return self._status(self._find(key_id, request_id))
+
+    def recent(self, key_id: str, limit: int) -> dict[str, Any]:
+        """This key's latest requests, newest first, each as its status (an extension of this server)."""
+        return {"requests": [self._status(record) for record in self.tasks.list_tasks(key_id, TASK_TYPE, limit)]}
+
+    def _status(self, record: TaskRecord) -> dict[str, Any]:
+        request_id = record.task_uuid
         body: dict[str, Any] = {"request_id": request_id, "status": STATES[record.status]}
         if body["status"] == "in_queue":
             body["queue_position"] = self.tasks.queue_position(record)
