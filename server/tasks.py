@@ -7,8 +7,9 @@ heartbeat (architecture.md, scale-out).
 
 Lifecycle of a task: [preparing (the server fetches its first-frame image) ->] queued -> running (a worker holds a
 lease and renews it) -> succeeded | failed; a task that has not finished can be cancelled at any point (a running one's
-worker sees it at its next denoising step and stops). A task whose lease runs out (its worker died, or the whole server did) goes back to queued and runs again, up to
-`max_attempts`; results already finished are kept, so each result is produced exactly once. Each result has its own
+worker sees it at its next denoising step and stops). A task whose lease runs out (its worker died, or the whole
+server did) goes back to queued and runs again, up to `max_attempts`; results already finished are kept, so each
+result is produced exactly once. Each result has its own
 row with a videoUUID allocated at submission, so `getResponse` can name it while it is still processing.
 
 The store speaks the runtime's own job type (a JSON dict of `server.jobs.Job`) and error kinds (`ErrorKind` values in
@@ -142,10 +143,6 @@ class TaskRecord:
     results: list[ResultRecord]
     session_uuid: str | None = None
     reported: bool = False
-
-    @property
-    def finished(self) -> bool:
-        return self.status not in UNFINISHED
 
 
 @dataclass

@@ -3,9 +3,9 @@
 It claims the oldest queued task from the store, renews its lease while it works, reports per-step progress, writes
 each result's file into the media folder and records it (with its deliveries) in one transaction. Bad tasks fail
 with an `ErrorKind` and the worker carries on; a cancelled task stops at its next denoising step (the progress
-callback sees that the worker no longer holds it), leaves no file behind, and the worker takes the next task; if the worker itself dies, the lease runs out (or the supervisor
-notices) and the task runs again elsewhere. A worker whose parent dies exits, so that no orphan keeps working on a
-task that a restarted server has put back in the queue.
+callback sees that the worker no longer holds it), leaves no file behind, and the worker takes the next task; if the
+worker itself dies, the lease runs out (or the supervisor notices) and the task runs again elsewhere. A worker whose
+parent dies exits, so that no orphan keeps working on a task that a restarted server has put back in the queue.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """RunComfy's HTTP routes: `POST /v1/models/{owner}/{family}/{variant}/{mode}`, and status, result and cancel under
-`/v1/requests/{request_id}` (plus `GET /v1/requests`, this server's list of a key's latest requests). Every route takes `Authorization: Bearer <key>` (the server's API keys)."""
+`/v1/requests/{request_id}` (plus `GET /v1/requests`, this server's list of a key's latest requests). Every route
+takes `Authorization: Bearer <key>` (the server's API keys)."""
 
 from __future__ import annotations
 
