@@ -48,7 +48,8 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
     allowed = {"prompt", "seed", *DEFAULTS} | ({"image_url"} if mode == "image-to-video" else set())
     for key in body:
         if key not in allowed:
-            raise invalid_parameter(key, f"{key} is not a parameter of {mode} (parameters: {', '.join(sorted(allowed))})")
+            known = ", ".join(sorted(allowed))
+            raise invalid_parameter(key, f"{key} is not a parameter of {mode} (parameters: {known})")
 
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not 2 <= len(prompt) <= 10000:
@@ -87,7 +88,8 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
 
 def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int]:
     if aspect_ratio not in ASPECT_RATIOS:
-        raise invalid_parameter("aspect_ratio", f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}, got {aspect_ratio!r}")
+        allowed = ", ".join(ASPECT_RATIOS)
+        raise invalid_parameter("aspect_ratio", f"aspect_ratio must be one of {allowed}, got {aspect_ratio!r}")
     free = FREE_SIZE.match(resolution) if isinstance(resolution, str) and isinstance(spec.sizes, SizeRange) else None
     if free:
         width, height = int(free.group(1)), int(free.group(2))
@@ -97,7 +99,8 @@ def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int
         width = height * across // down
     else:
         extra = ' or "WIDTHxHEIGHT" for this demo model' if isinstance(spec.sizes, SizeRange) else ""
-        raise invalid_parameter("resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}{extra}, got {resolution!r}")
+        allowed = ", ".join(RESOLUTIONS) + extra
+        raise invalid_parameter("resolution", f"resolution must be one of {allowed}, got {resolution!r}")
     if not spec.allows_size(width, height):
         raise invalid_parameter("resolution", f"{width}x{height} is not a size of this model: {spec.describe_sizes()}")
     return width, height
@@ -110,6 +113,8 @@ def _image_url(body: dict) -> str:
         return image
     parts = urlsplit(image) if isinstance(image, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise invalid_parameter("image_url", "image_url is required: an http(s) URL of a PNG, JPEG or WEBP image, or a data URI")
+        raise invalid_parameter(
+            "image_url", "image_url is required: an http(s) URL of a PNG, JPEG or WEBP image, or a data URI"
+        )
     return image
 
