@@ -84,6 +84,11 @@ class ModelSpec:
     """Hosted list price in USD per second of output, by (width, height)."""
     demo_only: bool = False
     """Offered only in demo mode and tests (tiny random weights)."""
+    long_durations: tuple[int, ...] = ()
+    """Durations beyond `durations` that are allowed only at `long_duration_format`."""
+    long_duration_format: tuple[int, int, int] | None = None
+    """(width, height, fps) of the long durations: Lightricks' hosted matrix makes Fast clips above 10 s at
+    1920x1080 and 25 fps only (docs.ltx.video/models; runware-contract.md section 9)."""
 
     @property
     def needs_distilled_lora(self) -> bool:
@@ -99,6 +104,27 @@ class ModelSpec:
         if isinstance(self.sizes, SizeRange):
             return self.sizes.describe()
         return ", ".join(f"{w}x{h}" for w, h in self.sizes)
+
+    def all_durations(self) -> tuple[int, ...]:
+        return self.durations + self.long_durations
+
+    def duration_error(self, width: int, height: int, duration: float, fps: int) -> str | None:
+        """Why this duration is not allowed with this size and frame rate, or None when it is."""
+        if duration in self.durations:
+            return None
+        if duration in self.long_durations:
+            if (width, height, fps) == self.long_duration_format:
+                return None
+            long_width, long_height, long_fps = self.long_duration_format
+            return (
+                f"{self.id} makes clips above {max(self.durations)} s at {long_width}x{long_height} and {long_fps} fps "
+                f"only, not {width}x{height} at {fps} fps"
+            )
+        allowed = ", ".join(map(str, self.durations))
+        if self.long_durations:
+            allowed += f" (and {', '.join(map(str, self.long_durations))} at {self.long_duration_format[0]}x"
+            allowed += f"{self.long_duration_format[1]} {self.long_duration_format[2]} fps)"
+        return f"{self.id} takes durations of {allowed} seconds, not {duration!r}"
 
     def hosted_price(self, width: int, height: int, duration: float) -> float | None:
         """What the hosted API charges for this clip, or None where it publishes no price."""
@@ -157,6 +183,8 @@ MODELS: dict[str, ModelSpec] = {
             audio_default=False,
             audio_sample_rate=24000,
             price_per_second=_by_size(_LANDSCAPE, (0.04, 0.08, 0.16)),
+            long_durations=(12, 14, 16, 18, 20),
+            long_duration_format=(1920, 1080, 25),
         ),
         ModelSpec(
             id="lightricks:2@0",

@@ -119,10 +119,14 @@ def list_models() -> None:
     for spec in MODELS.values():
         note = " [demo and tests only]" if spec.demo_only else ""
         audio = ".".join(spec.audio_flag)
+        long = ""
+        if spec.long_durations:
+            width, height, fps = spec.long_duration_format
+            long = f"; {', '.join(map(str, spec.long_durations))} s at {width}x{height} {fps} fps only"
         typer.echo(
             f"{spec.id}  {spec.name}{note}\n"
             f"    sizes: {spec.describe_sizes()}\n"
-            f"    durations: {', '.join(map(str, spec.durations))} s (default {spec.default_duration}); "
+            f"    durations: {', '.join(map(str, spec.durations))} s (default {spec.default_duration}){long}; "
             f"fps: {', '.join(map(str, spec.fps_values))} (default {spec.default_fps})\n"
             f"    audio: {audio} (default {str(spec.audio_default).lower()}), {spec.audio_sample_rate} Hz stereo; "
             f"recipe: {spec.recipe.value}; weights: {spec.weights}"

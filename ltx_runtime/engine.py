@@ -218,22 +218,29 @@ class Engine:
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
                        components=components, on_step=progress or (lambda done, total: None))  # fmt: skip
         attempts = (needed.frugal, True)
-        for number, frugal in enumerate(attempts, 1):
-            self._restore_placement(components)  # an earlier frugal attempt may have left modules in host memory
-            try:
-                timings.update(self._attempt(**attempt, frugal=frugal))
-                break
-            except torch.OutOfMemoryError:
-                pass  # handled below, outside the except block, where the failed attempt's tensors are unreachable
-            free_cached_memory()
-            if number == len(attempts):
-                self._restore_placement(components)
-                raise OutOfMemory(
-                    f"out of GPU memory for {plan.width}x{plan.height}, {plan.duration:g} s at {plan.fps} fps, even "
-                    "with the text encoder and transformer moved off the GPU; ask for a smaller size or a shorter clip"
-                )
-            log.warning("out of GPU memory for %s %dx%d; retrying once more frugally", spec.id, plan.width, plan.height)
-            timings["retried_frugally"] = 1.0
+        try:
+            for number, frugal in enumerate(attempts, 1):
+                self._restore_placement(components)  # an earlier frugal attempt may have left modules in host memory
+                try:
+                    timings.update(self._attempt(**attempt, frugal=frugal))
+                    break
+                except torch.OutOfMemoryError:
+                    pass  # handled below, outside the except block, where the failed attempt's tensors are unreachable
+                free_cached_memory()
+                if number == len(attempts):
+                    raise OutOfMemory(
+                        f"out of GPU memory for {plan.width}x{plan.height}, {plan.duration:g} s at {plan.fps} fps, even "
+                        "with the text encoder and transformer moved off the GPU; ask for a smaller size or a shorter clip"
+                    )
+                log.warning("out of GPU memory for %s %dx%d; retrying once more frugally", spec.id, plan.width, plan.height)
+                timings["retried_frugally"] = 1.0
+        except BaseException:
+            # An interrupted clip (out of memory, an error, a progress callback that raises to cancel) leaves no file
+            # behind and the modules where they belong. Its tensors are freed once the caller drops the exception
+            # (free_cached_memory() then returns their GPU memory).
+            Path(output_path).unlink(missing_ok=True)
+            self._restore_placement(components)
+            raise
         timings["total"] = time.perf_counter() - started
         return self._result(request, spec, plan, seed, Path(output_path), components, timings)
 

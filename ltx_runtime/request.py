@@ -53,12 +53,12 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
         raise RequestError(
             "width", f"{request.width}x{request.height} is not a size of {spec.id}; allowed: {spec.describe_sizes()}"
         )
-    if request.duration not in spec.durations:
-        allowed = ", ".join(str(d) for d in spec.durations)
-        raise RequestError("duration", f"{spec.id} takes durations of {allowed} s, not {request.duration}")
     if request.fps not in spec.fps_values:
         allowed = ", ".join(str(f) for f in spec.fps_values)
         raise RequestError("fps", f"{spec.id} takes {allowed} fps, not {request.fps}")
+    duration_error = spec.duration_error(request.width, request.height, request.duration, request.fps)
+    if duration_error:
+        raise RequestError("duration", duration_error)
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
         raise RequestError("seed", f"the seed must be between 0 and {MAX_SEED}")
     if not media.QUALITY_MIN <= request.quality <= media.QUALITY_MAX:

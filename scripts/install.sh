@@ -29,5 +29,9 @@ if [[ -n "$extras" ]]; then
     .venv-oracle/bin/pip install --quiet --no-deps ltx-core==1.0.0 ltx-pipelines==1.0.0
     .venv-oracle/bin/pip install --quiet einops numpy "transformers~=4.57.0" "huggingface_hub~=0.36.0" \
         "tokenizers~=0.22.0" safetensors accelerate "scipy>=1.14" av tqdm pillow
+
+    # The current Runware SDK shares the import name `runware` with the legacy one in .venv: it gets a folder of its
+    # own, which the client-matrix tests put on a subprocess's PYTHONPATH (tests/clients/).
+    .venv/bin/pip install --quiet --upgrade --target .test-clients/runware-sdk-1.8.0 "runware-sdk==1.8.0"
 fi
 echo "installed: $(.venv/bin/ltx-runtime --help >/dev/null && echo ltx-runtime) torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')"

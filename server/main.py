@@ -7,7 +7,8 @@ import os
 
 import uvicorn
 
-from .app import DEMO_WARNING, create_app
+from .app import create_app
+from .operations import DEMO_WARNING
 from .auth import ApiKeys, load_or_create_key
 from .settings import Settings
 

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     max_pending_per_key: int = 20
+    session_replay_seconds: int = Field(600, ge=0)
+    """How long a finished result is kept for a Runware WebSocket session to resume (connectionSessionUUID) and
+    receive it; Runware documents 120 s."""
     x264_preset: str = "medium"
     memory_profile: Literal["auto", "resident", "fp8", "low"] = "auto"
     """Where workers keep the weights: resident (bf16, 80 GB cards), fp8 (~48 GB), low (24 GB, streamed); auto

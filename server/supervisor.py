@@ -13,7 +13,7 @@ import os
 import uuid
 
 from .settings import Settings
-from .tasks import SQLiteTaskStore
+from .tasks import TaskStore
 from .worker import worker_main
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def worker_devices(settings: Settings) -> list[str | None]:
 
 
 class WorkerPool:
-    def __init__(self, settings: Settings, store: SQLiteTaskStore):
+    def __init__(self, settings: Settings, store: TaskStore):
         self.settings = settings
         self.store = store
         self.devices = worker_devices(settings)

@@ -5,10 +5,17 @@ one connection per thread and process). A Postgres backend implements the same m
 becomes `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`, and leases are renewed by the same
 heartbeat (architecture.md, scale-out).
 
-Lifecycle of a task: [preparing (the server fetches its first-frame image) ->] queued -> running (a worker holds a lease and renews it) -> succeeded | failed. A task whose
-lease runs out (its worker died, or the whole server did) goes back to queued and runs again, up to
-`max_attempts`; results already finished are kept, so each result is produced exactly once. Each result has its own
+Lifecycle of a task: [preparing (the server fetches its first-frame image) ->] queued -> running (a worker holds a
+lease and renews it) -> succeeded | failed; a task that has not finished can be cancelled at any point (a running one's
+worker sees it at its next denoising step and stops). A task whose lease runs out (its worker died, or the whole
+server did) goes back to queued and runs again, up to `max_attempts`; results already finished are kept, so each
+result is produced exactly once. Each result has its own
 row with a videoUUID allocated at submission, so `getResponse` can name it while it is still processing.
+
+The store speaks the runtime's own job type (a JSON dict of `server.jobs.Job`) and error kinds (`ErrorKind` values in
+`error_code`); it knows no contract. A task submitted over a WebSocket session remembers that session, and each result
+(or failure) is marked once it has been reported to it, so that a client resuming the session gets what finished while
+it was away, once.
 """
 
 from __future__ import annotations
@@ -30,18 +37,21 @@ CREATE TABLE IF NOT EXISTS tasks (
     task_type TEXT NOT NULL,
     request TEXT NOT NULL,                         -- the task as the client sent it (getTaskDetails)
     job TEXT NOT NULL,                             -- the validated job the worker runs
-    status TEXT NOT NULL DEFAULT 'queued',         -- preparing | queued | running | succeeded | failed
+    status TEXT NOT NULL DEFAULT 'queued',         -- preparing | queued | running | succeeded | failed | cancelled
     attempts INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
     lease_expires REAL,
-    error_code TEXT,
+    error_code TEXT,                               -- an ErrorKind value
     error_message TEXT,
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
+    session_uuid TEXT,                             -- the WebSocket session that submitted it, for replay
+    reported INTEGER NOT NULL DEFAULT 0,           -- 1: its failure or cancellation was sent to that session
     UNIQUE (key_id, task_uuid)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, id);
+CREATE INDEX IF NOT EXISTS tasks_by_session ON tasks (session_uuid) WHERE session_uuid IS NOT NULL;
 CREATE TABLE IF NOT EXISTS results (
     task_id INTEGER NOT NULL REFERENCES tasks (id),
     idx INTEGER NOT NULL,
@@ -53,6 +63,8 @@ CREATE TABLE IF NOT EXISTS results (
     gpu_seconds REAL,
     cost REAL,
     expires_at REAL,
+    finished_at REAL,
+    reported INTEGER NOT NULL DEFAULT 0,           -- 1: this success was sent to the task's session
     PRIMARY KEY (task_id, idx)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -83,6 +95,16 @@ CREATE TABLE IF NOT EXISTS workers (
     memory_budget INTEGER                          -- GPU bytes a request may plan to use; NULL: no limit
 );
 """
+# Columns added since the first release: (table, column, definition) for stores written before them.
+ADDED_COLUMNS = [
+    ("workers", "memory_profile", "TEXT"),
+    ("workers", "memory_budget", "INTEGER"),
+    ("tasks", "session_uuid", "TEXT"),
+    ("tasks", "reported", "INTEGER NOT NULL DEFAULT 0"),
+    ("results", "finished_at", "REAL"),
+    ("results", "reported", "INTEGER NOT NULL DEFAULT 0"),
+]
+UNFINISHED = ("preparing", "queued", "running")
 
 
 class DuplicateTask(Exception):
@@ -103,6 +125,7 @@ class ResultRecord:
     file_name: str | None
     gpu_seconds: float | None
     cost: float | None
+    reported: bool = False
 
 
 @dataclass
@@ -118,6 +141,8 @@ class TaskRecord:
     error_code: str | None
     error_message: str | None
     results: list[ResultRecord]
+    session_uuid: str | None = None
+    reported: bool = False
 
 
 @dataclass
@@ -134,11 +159,16 @@ class TaskStore(Protocol):
 
     # the server's side
     def submit(self, key_id: str, task_uuid: str, task_type: str, request: dict, job: dict, seeds: list[int],
-               status: str = "queued") -> TaskRecord: ...
+               status: str = "queued", session_uuid: str | None = None) -> TaskRecord: ...
     def preparing(self) -> list[TaskRecord]: ...
     def prepared(self, task_id: int, job: dict) -> None: ...
     def get(self, key_id: str, task_uuid: str) -> TaskRecord | None: ...
     def get_by_id(self, task_id: int) -> TaskRecord: ...
+    def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]: ...
+    def queue_position(self, task_id: int) -> int: ...
+    def cancel(self, task_id: int) -> str | None: ...
+    def unreported(self, key_id: str, session_uuid: str, finished_since: float) -> list[TaskRecord]: ...
+    def mark_reported(self, task_id: int, indexes: list[int]) -> None: ...
     def result_by_video(self, video_uuid: str) -> tuple[ResultRecord, float | None] | None: ...
     def pending_count(self, key_id: str | None = None) -> int: ...
     def status_counts(self) -> dict[str, int]: ...
@@ -150,6 +180,7 @@ class TaskStore(Protocol):
     # the workers' side
     def claim(self, worker_id: str, lease_seconds: float) -> TaskRecord | None: ...
     def renew_lease(self, task_id: int, worker_id: str, lease_seconds: float) -> bool: ...
+    def holds(self, task_id: int, worker_id: str) -> bool: ...
     def set_progress(self, task_id: int, index: int, progress: int) -> None: ...
     def complete_result(self, task_id: int, worker_id: str, index: int, file_name: str, gpu_seconds: float,
                         cost: float, expires_at: float, deliveries: list[tuple[str, str]]) -> None: ...
@@ -173,11 +204,12 @@ class SQLiteTaskStore:
         self.path = Path(path)
         self._local = threading.local()
         with self._connection() as db:
+            for table, column, definition in ADDED_COLUMNS:
+                if db.execute(f"SELECT 1 FROM sqlite_master WHERE name = '{table}'").fetchone() and column not in {
+                    row["name"] for row in db.execute(f"PRAGMA table_info({table})")
+                }:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             db.executescript(SCHEMA)
-            if "memory_budget" not in {row["name"] for row in db.execute("PRAGMA table_info(workers)")}:
-                # a store written before workers reported their memory
-                db.execute("ALTER TABLE workers ADD COLUMN memory_profile TEXT")
-                db.execute("ALTER TABLE workers ADD COLUMN memory_budget INTEGER")
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -195,13 +227,14 @@ class SQLiteTaskStore:
 
     # -- the server's side ----------------------------------------------------------------------------------------
 
-    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status="queued") -> TaskRecord:
+    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status="queued", session_uuid=None) -> TaskRecord:
         with self._transaction() as db:
             try:
                 cursor = db.execute(
-                    "INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key_id, task_uuid, task_type, json.dumps(request), json.dumps(job), status, time.time()),
+                    "INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, created_at, session_uuid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (key_id, task_uuid, task_type, json.dumps(request), json.dumps(job), status, time.time(),
+                     session_uuid),
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateTask(task_uuid) from None
@@ -219,6 +252,51 @@ class SQLiteTaskStore:
 
     def get_by_id(self, task_id: int) -> TaskRecord:
         return self._record(self._connection().execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone())
+
+    def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]:
+        """This key's most recent tasks of one type, newest first."""
+        rows = self._connection().execute(
+            "SELECT * FROM tasks WHERE key_id = ? AND task_type = ? ORDER BY id DESC LIMIT ?", (key_id, task_type, limit)
+        ).fetchall()
+        return [self._record(row) for row in rows]
+
+    def queue_position(self, task_id: int) -> int:
+        """How many tasks wait ahead of this one (0: it is next)."""
+        return self._connection().execute(
+            "SELECT COUNT(*) FROM tasks WHERE status IN ('preparing', 'queued') AND id < ?", (task_id,)
+        ).fetchone()[0]
+
+    def cancel(self, task_id: int) -> str | None:
+        """Cancel a task that has not finished; returns the status it had, or None when it had finished already.
+        A running task's worker notices at its next step (`holds` turns false) and stops."""
+        with self._transaction() as db:
+            row = db.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None or row["status"] not in UNFINISHED:
+                return None
+            db.execute(
+                "UPDATE tasks SET status = 'cancelled', error_code = 'cancelled', error_message = ?, finished_at = ?,"
+                " lease_owner = NULL WHERE id = ?",
+                (f"cancelled while {row['status']}", time.time(), task_id),
+            )
+        return row["status"]
+
+    def unreported(self, key_id: str, session_uuid: str, finished_since: float) -> list[TaskRecord]:
+        """Tasks of this session with a finished result or an outcome not yet sent to it, oldest first; results
+        finished before `finished_since` are no longer kept for it."""
+        rows = self._connection().execute(
+            "SELECT * FROM tasks t WHERE key_id = ? AND session_uuid = ? AND ("
+            " (status IN ('failed', 'cancelled') AND reported = 0 AND finished_at >= ?)"
+            " OR EXISTS (SELECT 1 FROM results r WHERE r.task_id = t.id AND r.status = 'success' AND r.reported = 0"
+            "            AND r.finished_at >= ?)) ORDER BY id",
+            (key_id, session_uuid, finished_since, finished_since),
+        ).fetchall()
+        return [self._record(row) for row in rows]
+
+    def mark_reported(self, task_id: int, indexes: list[int]) -> None:
+        """These results (and the task's failure, if it has failed) have been sent to the task's session."""
+        with self._transaction() as db:
+            db.executemany("UPDATE results SET reported = 1 WHERE task_id = ? AND idx = ?", [(task_id, i) for i in indexes])
+            db.execute("UPDATE tasks SET reported = 1 WHERE id = ? AND status IN ('failed', 'cancelled')", (task_id,))
 
     def result_by_video(self, video_uuid: str) -> tuple[ResultRecord, float | None] | None:
         row = self._connection().execute("SELECT * FROM results WHERE video_uuid = ?", (video_uuid,)).fetchone()
@@ -296,6 +374,13 @@ class SQLiteTaskStore:
         )
         return cursor.rowcount == 1
 
+    def holds(self, task_id: int, worker_id: str) -> bool:
+        """True while this worker still runs this task (false once it is cancelled or taken away)."""
+        row = self._connection().execute(
+            "SELECT 1 FROM tasks WHERE id = ? AND lease_owner = ? AND status = 'running'", (task_id, worker_id)
+        ).fetchone()
+        return row is not None
+
     def set_progress(self, task_id, index, progress) -> None:
         self._connection().execute(
             "UPDATE results SET progress = ? WHERE task_id = ? AND idx = ? AND status = 'processing'",
@@ -308,8 +393,8 @@ class SQLiteTaskStore:
             self._check_lease(db, task_id, worker_id)
             db.execute(
                 "UPDATE results SET status = 'success', progress = 100, file_name = ?, gpu_seconds = ?, cost = ?,"
-                " expires_at = ? WHERE task_id = ? AND idx = ?",
-                (file_name, gpu_seconds, cost, expires_at, task_id, index),
+                " expires_at = ?, finished_at = ? WHERE task_id = ? AND idx = ?",
+                (file_name, gpu_seconds, cost, expires_at, time.time(), task_id, index),
             )
             db.executemany(
                 "INSERT OR IGNORE INTO deliveries (task_id, idx, kind, url) VALUES (?, ?, ?, ?)",
@@ -329,9 +414,10 @@ class SQLiteTaskStore:
             raise LeaseLost(task_id)
 
     def fail(self, task_id, code, message) -> None:
+        """Fail a task that has not finished (a cancelled task stays cancelled); `code` is an ErrorKind value."""
         self._connection().execute(
             "UPDATE tasks SET status = 'failed', error_code = ?, error_message = ?, finished_at = ?, lease_owner = NULL"
-            " WHERE id = ?",
+            " WHERE id = ? AND status IN ('preparing', 'queued', 'running')",
             (code, message, time.time(), task_id),
         )
 
@@ -354,7 +440,7 @@ class SQLiteTaskStore:
             for row in rows:
                 if row["attempts"] >= max_attempts:
                     db.execute(
-                        "UPDATE tasks SET status = 'failed', error_code = 'inferenceError', lease_owner = NULL,"
+                        "UPDATE tasks SET status = 'failed', error_code = 'worker_lost', lease_owner = NULL,"
                         " error_message = ?, finished_at = ? WHERE id = ?",
                         (f"the worker stopped while running this task, {row['attempts']} times", time.time(), row["id"]),
                     )
@@ -419,6 +505,8 @@ class SQLiteTaskStore:
             error_code=row["error_code"],
             error_message=row["error_message"],
             results=[self._result(result) for result in results],
+            session_uuid=row["session_uuid"],
+            reported=bool(row["reported"]),
         )
 
     @staticmethod
@@ -432,6 +520,7 @@ class SQLiteTaskStore:
             file_name=row["file_name"],
             gpu_seconds=row["gpu_seconds"],
             cost=row["cost"],
+            reported=bool(row["reported"]),
         )
 
 

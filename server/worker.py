@@ -2,9 +2,10 @@
 
 It claims the oldest queued task from the store, renews its lease while it works, reports per-step progress, writes
 each result's file into the media folder and records it (with its deliveries) in one transaction. Bad tasks fail
-with a contract error and the worker carries on; if the worker itself dies, the lease runs out (or the supervisor
-notices) and the task runs again elsewhere. A worker whose parent dies exits, so that no orphan keeps working on a
-task that a restarted server has put back in the queue.
+with an `ErrorKind` and the worker carries on; a cancelled task stops at its next denoising step (the progress
+callback sees that the worker no longer holds it), leaves no file behind, and the worker takes the next task; if the
+worker itself dies, the lease runs out (or the supervisor notices) and the task runs again elsewhere. A worker whose
+parent dies exits, so that no orphan keeps working on a task that a restarted server has put back in the queue.
 """
 
 from __future__ import annotations
@@ -16,18 +17,22 @@ import time
 
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
-from ltx_runtime.memory import MemoryProfile
+from ltx_runtime.memory import MemoryProfile, free_cached_memory
 from ltx_runtime.media import OutputFormat
 from ltx_runtime.request import GenerationRequest, RequestError
 from ltx_runtime.weights import WeightsError
 
-from .runware.validation import VideoJob
+from .jobs import ErrorKind, Job
 from .settings import Settings
-from .tasks import LeaseLost, SQLiteTaskStore, TaskRecord
+from .tasks import LeaseLost, SQLiteTaskStore, TaskRecord, TaskStore
 
 log = logging.getLogger("ltx_runtime.worker")
 PRELOAD_MODEL = "lightricks:2@1"
 IDLE_POLL_SECONDS = 0.2
+
+
+class TaskReleased(Exception):
+    """The worker no longer holds its task: it was cancelled, or its lease ran out and it went elsewhere."""
 
 
 def result_file_name(video_uuid: str, output_format: str) -> str:
@@ -38,7 +43,7 @@ class Worker:
     def __init__(self, worker_id: str, settings: Settings, device: str | None):
         self.worker_id = worker_id
         self.settings = settings
-        self.store = SQLiteTaskStore(settings.database)
+        self.store: TaskStore = SQLiteTaskStore(settings.database)
         import torch
 
         self.engine = Engine(
@@ -70,33 +75,50 @@ class Worker:
             self.run(task)
 
     def run(self, task: TaskRecord) -> None:
-        job = VideoJob.from_dict(task.job)
+        job = Job.from_dict(task.job)
         done = threading.Event()
         heartbeat = threading.Thread(target=self._renew_lease, args=(task.id, done), daemon=True)
         heartbeat.start()
+        finished = False
         try:
             for result in task.results:
                 if result.status != "success":  # a retried task keeps the results it already has
                     self._generate(task, job, result.index, result.seed, result.video_uuid)
             self.store.finish(task.id, self.worker_id)
-        except LeaseLost:
-            log.warning("task %s was taken away from %s", task.task_uuid, self.worker_id)
+            finished = True
+        except (TaskReleased, LeaseLost):
+            log.warning("task %s stopped on %s: cancelled or taken away", task.task_uuid, self.worker_id)
         except MemoryLimitError as error:  # submitted before this worker reported its memory
-            self.store.fail(task.id, "unsupportedDimensions", str(error))
+            self._fail(task, ErrorKind.TOO_LARGE, str(error))
         except RequestError as error:  # validated already; what is left is an unreadable first-frame image
-            code = "invalidFrameImages" if error.parameter == "image" else "invalidParameter"
-            self.store.fail(task.id, code, str(error))
+            self._fail(task, ErrorKind.INVALID_IMAGE if error.parameter == "image" else ErrorKind.INVALID_REQUEST, str(error))
         except OutOfMemory as error:
-            self.store.fail(task.id, "inferenceError", str(error))
+            self._fail(task, ErrorKind.OUT_OF_MEMORY, str(error))
         except WeightsError as error:
-            self.store.fail(task.id, "modelUnavailable", str(error))
+            self._fail(task, ErrorKind.MODEL_UNAVAILABLE, str(error))
         except Exception as error:  # noqa: BLE001 - one task's failure must not end the worker
             log.exception("task %s failed", task.task_uuid)
-            self.store.fail(task.id, "inferenceError", f"generation failed: {type(error).__name__}")
+            self._fail(task, ErrorKind.GENERATION_FAILED, f"generation failed: {type(error).__name__}")
         finally:
             done.set()
+            if not finished:
+                free_cached_memory()  # an interrupted clip's tensors are unreachable now that its exception is gone
 
-    def _generate(self, task: TaskRecord, job: VideoJob, index: int, seed: int, video_uuid: str) -> None:
+    def _fail(self, task: TaskRecord, kind: ErrorKind, message: str) -> None:
+        self.store.fail(task.id, kind.value, message)
+
+    def _check_held(self, task: TaskRecord) -> None:
+        if not self.store.holds(task.id, self.worker_id):
+            raise TaskReleased(task.task_uuid)
+
+    def _on_step(self, task: TaskRecord, index: int):
+        def on_step(done: int, total: int) -> None:
+            self._check_held(task)  # a cancelled task stops here, within one denoising step
+            self.store.set_progress(task.id, index, 99 * done // total)
+
+        return on_step
+
+    def _generate(self, task: TaskRecord, job: Job, index: int, seed: int, video_uuid: str) -> None:
         request = GenerationRequest(
             model=job.model,
             prompt=job.prompt,
@@ -115,19 +137,26 @@ class Worker:
         file_name = result_file_name(video_uuid, job.output_format)
         partial = media_dir / f".{file_name}.partial"
         started = time.perf_counter()
-        self.engine.generate(
-            request, partial, progress=lambda done, total: self.store.set_progress(task.id, index, 99 * done // total)
-        )
+        self.engine.generate(request, partial, progress=self._on_step(task, index))  # removes `partial` if it raises
         gpu_seconds = time.perf_counter() - started
+        try:
+            self._check_held(task)  # cancelled while the video was decoded and encoded
+        except TaskReleased:
+            partial.unlink(missing_ok=True)
+            raise
         partial.rename(media_dir / file_name)
-        deliveries = [(kind, url) for kind, url in (("webhook", job.webhook_url), ("upload", job.upload_endpoint)) if url]
         ttl = job.ttl or self.settings.media_ttl_seconds
-        self.store.complete_result(
-            task.id, self.worker_id, index, file_name, gpu_seconds, self._cost(job, gpu_seconds), time.time() + ttl,
-            deliveries,
-        )  # fmt: skip
+        try:
+            self.store.complete_result(
+                task.id, self.worker_id, index, file_name, gpu_seconds, self._cost(job, gpu_seconds), time.time() + ttl,
+                job.deliveries(),
+            )  # fmt: skip
+        except LeaseLost:
+            if self.store.get_by_id(task.id).status == "cancelled":  # else a retry elsewhere owns this file name
+                (media_dir / file_name).unlink(missing_ok=True)
+            raise
 
-    def _cost(self, job: VideoJob, gpu_seconds: float) -> float:
+    def _cost(self, job: Job, gpu_seconds: float) -> float:
         if self.settings.cost_mode == "hosted":
             return get_model(job.model).hosted_price(job.width, job.height, job.duration) or 0.0
         return round(gpu_seconds * self.settings.price_per_gpu_hour / 3600, 6)

@@ -91,3 +91,16 @@ def test_unknown_model_names_the_known_ones():
         get_model("lightricks:9@9")
     assert "lightricks:9@9" in str(raised.value)
     assert "lightricks:2@1" in str(raised.value)
+
+
+def test_fast_clips_above_10_s_only_at_1080p_25_fps():
+    """Lightricks' hosted matrix; every contract (Runware, RunComfy) and the CLI read this one rule."""
+    fast = get_model("lightricks:2@1")
+    assert fast.all_durations() == (6, 8, 10, 12, 14, 16, 18, 20)
+    assert all(fast.duration_error(1920, 1080, duration, 25) is None for duration in fast.all_durations())
+    assert "1920x1080 and 25 fps only" in fast.duration_error(2560, 1440, 12, 25)
+    assert "not 1920x1080 at 50 fps" in fast.duration_error(1920, 1080, 20, 50)
+    assert fast.duration_error(3840, 2160, 10, 50) is None
+    assert "takes durations of 6, 8, 10" in fast.duration_error(1920, 1080, 7, 25)
+    for model_id in ("lightricks:2@0", "lightricks:ltx@2.3"):
+        assert get_model(model_id).duration_error(1920, 1080, 12, 25) is not None

@@ -253,3 +253,33 @@ def test_a_broken_image_is_a_request_error(engine, tmp_path):
     with pytest.raises(RequestError) as raised:
         engine.generate(request(image=b"not an image"), tmp_path / "clip.mp4")
     assert raised.value.parameter == "image"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_progress_callback_that_raises_stops_the_clip_and_leaves_nothing_behind(engine, tmp_path):
+    """How the server cancels a running task: its per-step callback raises. No file is left, GPU memory (on CUDA) goes
+    back to what it was, and the engine serves the next request."""
+    engine.generate(request(duration=1, fps=8), tmp_path / "warm-up.mp4")  # loads the model: the baseline is resident
+    cuda = engine.device.type == "cuda"
+    baseline = torch.cuda.memory_allocated(engine.device) if cuda else None
+    steps = []
+
+    def interrupt_at_the_third_step(done, total):
+        steps.append(done)
+        if done == 3:
+            raise Interrupted
+
+    output = tmp_path / "cancelled.mp4"
+    with pytest.raises(Interrupted):
+        engine.generate(request(), output, progress=interrupt_at_the_third_step)
+    assert steps == [1, 2, 3] and not output.exists()
+    if cuda:
+        from ltx_runtime.memory import free_cached_memory
+
+        free_cached_memory()
+        assert torch.cuda.memory_allocated(engine.device) == baseline
+    result = engine.generate(request(duration=1, fps=8), tmp_path / "next.mp4")
+    assert probe(result.path).frames == 8

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import urllib.request
 
+import httpx
 import pytest
 
-from server_harness import ServerProcess, video_task
+from server_harness import API_KEY, ServerProcess, video_task
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +44,13 @@ def test_a_clip_within_the_budget_runs(server):
     assert server.post([task])[0] == 200
     (item,) = server.wait_for_results(task["taskUUID"])
     assert item["status"] == "success"
+
+
+def test_runcomfy_answers_for_memory_the_same_way(server):
+    response = httpx.post(
+        f"{server.base}/v1/models/ltx/ltx-2/fast/text-to-video", headers={"Authorization": f"Bearer {API_KEY}"},
+        json={"prompt": "a storm at sea", "resolution": "2160p", "duration": 10, "fps": 50},
+    )  # fmt: skip
+    error = response.json()["error"]
+    assert response.status_code == 400 and (error["code"], error["parameter"]) == (400003, "resolution")
+    assert "3840x2160" in error["message"] and "limit of 24 GiB" in error["message"]

@@ -5,7 +5,8 @@ import uuid
 import pytest
 
 from server.runware.protocol import ContractError
-from server.runware.validation import MAX_RANDOM_SEED, validate_video_inference
+from server.jobs import MAX_RANDOM_SEED
+from server.runware.validation import validate_video_inference
 
 
 def task(**fields):
@@ -51,3 +52,12 @@ def test_the_tiny_model_is_offered_in_demo_mode_only():
 def test_output_format_and_sdk_extras():
     job = validate_video_inference(task(outputFormat="WEBM", customTaskUUID="x", outputQuality=20), demo=False)
     assert job.output_format == "webm" and job.quality == 20
+
+
+def test_fast_long_durations_at_1080p_25_fps_only():
+    assert validate_video_inference(task(duration=16), demo=False).duration == 16.0
+    for fields in ({"duration": 16, "fps": 50}, {"duration": 12, "width": 2560, "height": 1440}):
+        with pytest.raises(ContractError) as raised:
+            validate_video_inference(task(**fields), demo=False)
+        assert (raised.value.code, raised.value.parameter) == ("invalidDuration", "duration")
+        assert "1920x1080 and 25 fps only" in raised.value.message

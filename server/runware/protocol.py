@@ -12,6 +12,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..jobs import ErrorKind, TaskError
+
+# The task service's error kinds as Runware codes and the HTTP status of a refusal. A task that failed after it was
+# accepted is reported (getResponse) with the same code and HTTP 500; a cancelled one with 400.
+ERROR_CODES: dict[ErrorKind, tuple[str, int]] = {
+    ErrorKind.INVALID_IMAGE: ("invalidFrameImages", 400),
+    ErrorKind.TOO_LARGE: ("unsupportedDimensions", 400),
+    ErrorKind.QUEUE_FULL: ("rateLimitExceeded", 429),
+    ErrorKind.DUPLICATE: ("conflictTaskUUID", 400),
+    ErrorKind.NOT_FOUND: ("taskNotFound", 404),
+    ErrorKind.FINISHED: ("taskAlreadyFinished", 400),
+    ErrorKind.CANCELLED: ("taskCancelled", 400),
+    ErrorKind.INVALID_REQUEST: ("invalidParameter", 400),
+    ErrorKind.OUT_OF_MEMORY: ("inferenceError", 500),
+    ErrorKind.MODEL_UNAVAILABLE: ("modelUnavailable", 500),
+    ErrorKind.GENERATION_FAILED: ("inferenceError", 500),
+    ErrorKind.WORKER_LOST: ("inferenceError", 500),
+}
+
 
 class ContractError(Exception):
     """A task that cannot be carried out; becomes one item of `errors[]`."""
@@ -43,6 +62,26 @@ class ContractError(Exception):
         if self.task_uuid is not None:
             item["taskUUID"] = self.task_uuid
         return item
+
+
+def contract_error(error: TaskError, parameter: str | None = None) -> "ContractError":
+    """A task service refusal in Runware's terms; `parameter` overrides the service's name for the field."""
+    code, status = ERROR_CODES[error.kind]
+    return ContractError(code, error.message, parameter=parameter or error.parameter, status=status)
+
+
+def failure_error(kind: str | None, message: str | None, task_type: str, task_uuid: str) -> "ContractError":
+    """A task that failed or was cancelled after it was accepted, as getResponse and session replay report it."""
+    error_kind = ErrorKind.of(kind)
+    code, _ = ERROR_CODES[error_kind]
+    if error_kind is ErrorKind.INVALID_IMAGE:
+        message = f"inputs.frameImages: {message}"
+    elif error_kind is ErrorKind.CANCELLED:
+        message = f"the task was cancelled ({message}); it has no results"
+    return ContractError(
+        code, message or "generation failed", status=400 if error_kind is ErrorKind.CANCELLED else 500,
+        task_type=task_type, task_uuid=task_uuid,
+    )  # fmt: skip
 
 
 @dataclass

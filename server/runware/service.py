@@ -1,31 +1,21 @@
-"""What each Runware task type does; the transports (REST, WebSocket) only move JSON in and out of `handle`."""
+"""What each Runware task type does, on top of the task service; the routes only move JSON in and out of `handle`."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ltx_runtime.catalog import get_model
-from ltx_runtime.engine import MemoryLimitError, check_memory
-from ltx_runtime.geometry import plan_generation
-from ltx_runtime.memory import MemoryProfile
-
 from ..auth import ApiKeys
-from ..netguard import BlockedURLError, FetchError
-from ..settings import Settings
-from ..tasks import DuplicateTask, ResultRecord, SQLiteTaskStore, TaskRecord
-from .protocol import ContractError, Reply
+from ..jobs import ErrorKind, TaskError
+from ..service import TaskService
+from ..tasks import ResultRecord, TaskRecord
+from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
-from .validation import VideoJob, validate_video_inference
+from .validation import validate_video_inference
 
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
-IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
-UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+TASK_TYPES = ("authentication", "ping", VIDEO_INFERENCE, "getResponse", "cancelTask", "imageUpload", "getTaskDetails")
 
 
 @dataclass
@@ -40,15 +30,18 @@ class Session:
 
 
 class RunwareService:
-    def __init__(self, settings: Settings, store: SQLiteTaskStore, keys: ApiKeys):
-        self.settings = settings
-        self.store = store
+    def __init__(self, tasks: TaskService, keys: ApiKeys, demo: bool):
+        self.tasks = tasks
         self.keys = keys
+        self.demo = demo
 
     async def handle(self, tasks: Any, session: Session) -> Reply:
         reply = Reply()
         if not isinstance(tasks, list):
             reply.errors.append(ContractError("invalidRequestBody", "the body must be a JSON array of task objects"))
+            return reply
+        if not tasks:
+            reply.errors.append(ContractError("invalidRequestBody", "the task array is empty: send at least one task"))
             return reply
         for task in tasks:
             try:
@@ -80,16 +73,16 @@ class RunwareService:
             return Reply(data=[self._submit(task, session)])
         if task_type == "getResponse":
             return self._get_response(task, session)
+        if task_type == "cancelTask":
+            return Reply(data=[self._cancel(task, session)])
         if task_type == "imageUpload":
             return Reply(data=[self._image_upload(task, session)])
         if task_type == "getTaskDetails":
             return Reply(data=[self._task_details(task, session)])
         raise ContractError(
-            "invalidTaskType",
-            f"unknown taskType {task_type!r}; this server handles authentication, ping, videoInference, getResponse, "
-            "imageUpload and getTaskDetails",
+            "invalidTaskType", f"unknown taskType {task_type!r}; this server handles {', '.join(TASK_TYPES)}",
             parameter="taskType",
-        )
+        )  # fmt: skip
 
     def _authenticate(self, task: dict, session: Session) -> dict:
         key_id = self.keys.identify(task.get("apiKey"))
@@ -104,63 +97,48 @@ class RunwareService:
             return {"taskType": "authentication", "connectionSessionUUID": session.connection_uuid}
         return {"taskType": "authentication"}
 
+    def replay(self, session: Session) -> list[Reply]:
+        """What finished for this WebSocket session while no connection had it (one frame per task), each result
+        once: sent after the authentication reply when a client resumes its connectionSessionUUID."""
+        frames = []
+        for record in self.tasks.unreported(session.key_id, session.connection_uuid):
+            if record.status in ("failed", "cancelled"):
+                frames.append(Reply(errors=[self._failure(record)]))
+                self.tasks.mark_reported(record, [])
+                continue
+            finished = [result for result in record.results if result.status == "success" and not result.reported]
+            frames.append(Reply(data=[self.result_item(record, result) for result in finished]))
+            session.sent_successes.update(result.video_uuid for result in finished)
+            self.tasks.mark_reported(record, [result.index for result in finished])
+        return frames
+
     def _submit(self, task: dict, session: Session) -> dict:
-        job = validate_video_inference(task, demo=self.settings.demo)
-        # Local images (an imageUUID, a data URI, base64) are checked now; a URL is fetched after the ack
-        # (status "preparing"), so that a slow or unreachable host never delays the ack.
-        fetch_later = job.frame_image is not None and job.frame_image.startswith(("http://", "https://"))
-        if job.frame_image is not None and not fetch_later:
-            try:
-                self.attach_image(job, self._local_image(job.frame_image, session))
-            except ContractError as error:
-                raise ContractError(
-                    "invalidFrameImages", error.message, parameter="inputs.frameImages",
-                    task_type=VIDEO_INFERENCE, task_uuid=task["taskUUID"],
-                ) from None  # fmt: skip
-        self._check_memory(job)
-        if self.store.pending_count(session.key_id) >= self.settings.max_pending_per_key:
-            raise ContractError(
-                "rateLimitExceeded",
-                f"this API key already has {self.settings.max_pending_per_key} tasks queued or running; retry later",
-                status=429,
-            )
+        job = validate_video_inference(task, demo=self.demo)
         try:
-            self.store.submit(
-                session.key_id, task["taskUUID"], VIDEO_INFERENCE, task, job.to_dict(), job.seeds,
-                status="preparing" if fetch_later else "queued",
+            self.tasks.submit(
+                session.key_id, task["taskUUID"], VIDEO_INFERENCE, task, job,
+                session_uuid=session.connection_uuid if session.websocket else None,
             )  # fmt: skip
-        except DuplicateTask:
-            raise ContractError(
-                "conflictTaskUUID", "a task with this taskUUID was already submitted", parameter="taskUUID"
-            ) from None
+        except TaskError as error:
+            parameter = {ErrorKind.INVALID_IMAGE: "inputs.frameImages", ErrorKind.DUPLICATE: "taskUUID"}.get(error.kind)
+            raise contract_error(error, parameter) from None
         # The ack carries nothing else: the Python SDK treats a videoUUID or a status here as finished results.
         return {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
-
-    def _check_memory(self, job: VideoJob) -> None:
-        """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have
-        reported (and for a size still to be taken from an image URL), each worker checks before it starts."""
-        workers = [worker for worker in self.store.workers() if worker["state"] == "ready"]
-        if job.width is None or not workers or any(worker["memory_budget"] is None for worker in workers):
-            return
-        spec = get_model(job.model)
-        plan = plan_generation(job.width, job.height, job.duration, job.fps, spec.audio_sample_rate)
-        refusals = []
-        for worker in workers:
-            try:
-                check_memory(spec, plan, MemoryProfile(worker["memory_profile"]), worker["memory_budget"])
-                return
-            except MemoryLimitError as error:
-                refusals.append(str(error))
-        raise ContractError("unsupportedDimensions", refusals[0], parameter="width")
 
     def _find(self, task: dict, session: Session) -> TaskRecord:
         task_uuid = task.get("taskUUID")
         if not isinstance(task_uuid, str):
             raise ContractError("missingTaskUUID", "taskUUID is required", parameter="taskUUID")
-        record = self.store.get(session.key_id, task_uuid)
-        if record is None:
+        try:
+            record = self.tasks.get(session.key_id, task_uuid)
+        except TaskError as error:
+            raise contract_error(error, "taskUUID") from None
+        if record.task_type != VIDEO_INFERENCE:  # a request of another API on the same key
             raise ContractError("taskNotFound", f"no task {task_uuid} for this API key", parameter="taskUUID", status=404)
         return record
+
+    def _failure(self, record: TaskRecord) -> ContractError:
+        return failure_error(record.error_code, record.error_message, record.task_type, record.task_uuid)
 
     def _get_response(self, task: dict, session: Session) -> Reply:
         """One item per requested result: processing (with its pre-allocated videoUUID and progress) or success.
@@ -171,11 +149,11 @@ class RunwareService:
         items right without counting the video again. REST replies are always cumulative.
         """
         record = self._find(task, session)
-        if record.status == "failed":
-            return Reply(errors=[ContractError(
-                record.error_code or "inferenceError", record.error_message or "generation failed",
-                task_type=record.task_type, task_uuid=record.task_uuid, status=500,
-            )])  # fmt: skip
+        own_session = session.websocket and record.session_uuid == session.connection_uuid
+        if record.status in ("failed", "cancelled"):
+            if own_session and not record.reported:
+                self.tasks.mark_reported(record, [])
+            return Reply(errors=[self._failure(record)])
         items = []
         all_sent = all(r.video_uuid in session.sent_successes for r in record.results)
         for result in record.results:
@@ -186,17 +164,32 @@ class RunwareService:
                     session.sent_successes.add(result.video_uuid)
             else:
                 items.append(_item(record, result, status="processing", progress=result.progress))
+        newly_sent = [result.index for result in record.results if result.status == "success" and not result.reported]
+        if own_session and newly_sent:
+            self.tasks.mark_reported(record, newly_sent)
         return Reply(data=items)
 
+    def _cancel(self, task: dict, session: Session) -> dict:
+        """cancelTask (this server's own task type): a waiting task stops at once, a running one within one
+        denoising step; getResponse then reports taskCancelled."""
+        record = self._find(task, session)
+        try:
+            cancelled = self.tasks.cancel(session.key_id, record.task_uuid)
+        except TaskError as error:
+            raise contract_error(error, "taskUUID") from None
+        return {"taskType": "cancelTask", "taskUUID": cancelled.task_uuid, "status": "cancelled"}
+
     def result_item(self, record: TaskRecord, result: ResultRecord) -> dict[str, Any]:
-        """A finished result as getResponse and webhooks report it."""
-        item = _item(record, result, status="success", videoURL=self.video_url(result.file_name), seed=result.seed)
-        if record.job["include_cost"]:
+        """A finished result as getResponse, session replay and webhooks report it."""
+        item = _item(record, result, status="success", videoURL=self.tasks.media_url(result.file_name), seed=result.seed)
+        if record.request.get("includeCost") is True:
             item["cost"] = result.cost
         return item
 
-    def video_url(self, file_name: str | None) -> str:
-        return f"{self.settings.base_url}/media/{file_name}"
+    def webhook_body(self, record: TaskRecord, result: ResultRecord) -> dict[str, Any]:
+        """Both shapes seen in the wild: the flat result item, and the {"data": [item]} envelope."""
+        item = self.result_item(record, result)
+        return {"data": [item], **item}
 
     def _task_details(self, task: dict, session: Session) -> dict:
         record = self._find(task, session)
@@ -212,43 +205,9 @@ class RunwareService:
             "generation": {key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
             "deliveries": [
                 {key: row[key] for key in ("kind", "url", "state", "attempts", "last_status", "last_error")}
-                for row in self.store.deliveries_of(record.id)
+                for row in self.tasks.deliveries(record)
             ],
         }
-
-    def _local_image(self, reference: str, session: Session) -> bytes:
-        """The bytes of an imageUUID from imageUpload, a data URI or base64 data."""
-        if UUID_PATTERN.match(reference):
-            file_name = self.store.image_file(session.key_id, reference)
-            if file_name is None:
-                raise ContractError("invalidImage", f"no uploaded image {reference} for this API key")
-            return (self.settings.images_dir / file_name).read_bytes()
-        return decode_image_data(reference, self.settings.max_image_bytes)
-
-    def attach_image(self, job: VideoJob, data: bytes) -> None:
-        """Check an image, keep it in the images folder and point the job at it; LTX-2.3 without a size takes the
-        1080p size of the image's orientation."""
-        width, height = check_image(data, self.settings.max_image_pixels)
-        file_name = f"frame-{uuid.uuid4()}"
-        self.settings.images_dir.mkdir(parents=True, exist_ok=True)
-        (self.settings.images_dir / file_name).write_bytes(data)
-        job.frame_image_file = file_name
-        if job.width is None:
-            job.width, job.height = (1080, 1920) if height > width else (1920, 1080)
-
-    async def prepare(self, record: TaskRecord, client) -> None:
-        """Fetch a task's first-frame image URL through the guarded client, then queue the task (or fail it)."""
-        job = VideoJob.from_dict(record.job)
-        try:
-            data, _ = await client.get_bytes(job.frame_image)
-            self.attach_image(job, data)
-        except ContractError as error:
-            self.store.fail(record.id, "invalidFrameImages", f"inputs.frameImages: {error.message}")
-        except (BlockedURLError, FetchError) as error:
-            # Say what happened, never what the remote host answered.
-            self.store.fail(record.id, "invalidFrameImages", f"inputs.frameImages could not be fetched: {error}")
-        else:
-            self.store.prepared(record.id, job.to_dict())
 
     def _image_upload(self, task: dict, session: Session) -> dict:
         task_uuid = task.get("taskUUID")
@@ -259,48 +218,14 @@ class RunwareService:
             raise ContractError(
                 "unsupportedParameter", "imageUpload takes a data URI or base64 data here, not a URL", parameter="image"
             )
-        data = decode_image_data(image, self.settings.max_image_bytes)
-        check_image(data, self.settings.max_image_pixels)
-        image_uuid = str(uuid.uuid4())
-        self.settings.images_dir.mkdir(parents=True, exist_ok=True)
-        (self.settings.images_dir / image_uuid).write_bytes(data)
-        self.store.put_image(session.key_id, image_uuid, image_uuid)
-        item = {"taskType": "imageUpload", "imageUUID": image_uuid, "imageURL": f"{self.settings.base_url}/images/{image_uuid}"}
+        try:
+            image_uuid = self.tasks.upload_image(session.key_id, image)
+        except TaskError as error:
+            raise ContractError("invalidImage", error.message, parameter="image") from None
+        item = {"taskType": "imageUpload", "imageUUID": image_uuid, "imageURL": self.tasks.image_url(image_uuid)}
         if isinstance(task_uuid, str):
             item["taskUUID"] = task_uuid
         return item
-
-
-def decode_image_data(image: str, max_bytes: int) -> bytes:
-    """A data URI or bare base64 string to bytes, refusing oversize input before decoding it."""
-    payload = image.split(",", 1)[1] if image.startswith("data:") else image
-    if len(payload) * 3 // 4 > max_bytes:
-        raise ContractError("invalidImage", f"the image is larger than {max_bytes} bytes", parameter="image")
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise ContractError("invalidImage", "the image is not valid base64 data", parameter="image") from None
-
-
-def image_content_type(data: bytes) -> str:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as opened:
-        return Image.MIME[opened.format]
-
-
-def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Open the image far enough to read its size; refuse non-images, other formats and decompression bombs."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as opened:
-            width, height = opened.size
-    except (UnidentifiedImageError, OSError):
-        raise ContractError("invalidImage", "the image is not a PNG, JPEG or WEBP file", parameter="image") from None
-    if width * height > max_pixels:
-        raise ContractError("invalidImage", f"the image has {width}x{height} pixels, over {max_pixels}", parameter="image")
-    return width, height
 
 
 def _item(record: TaskRecord, result: ResultRecord, **fields: Any) -> dict[str, Any]:

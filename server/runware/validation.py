@@ -1,4 +1,4 @@
-"""`videoInference` validation against the model catalog, turning the wire task into a `VideoJob`.
+"""`videoInference` validation against the model catalog, turning the wire task into the runtime's `Job`.
 
 Unknown parameters are refused as the hosted schema's `additionalProperties: false` says, except the few keys the
 official SDKs add on their own (`SDK_EXTRAS`). Each refusal names the parameter with a dotted path
@@ -8,9 +8,8 @@ official SDKs add on their own (`SDK_EXTRAS`). Each refusal names the parameter 
 
 from __future__ import annotations
 
-import random
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from ltx_runtime.catalog import MODELS, ModelSpec
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
 from ltx_runtime.request import MAX_SEED
 
+from ..jobs import Job, job_seeds
 from .protocol import ContractError
 
 TASK_TYPE = "videoInference"
@@ -30,43 +30,13 @@ TOP_LEVEL = {
 SDK_EXTRAS = {"customTaskUUID", "skipResponse", "retry"}
 MAX_RESULTS = 4
 MIN_TTL = 60
-MAX_RANDOM_SEED = 2**53 - 1
-"""Random seeds stay within JavaScript's exact integers, so that a JS client can send a seed back unchanged."""
 
 
 @dataclass
-class VideoJob:
-    """A validated videoInference task: everything the worker needs, JSON-serialisable."""
+class VideoJob(Job):
+    """A validated videoInference task: the runtime's job, plus how Runware presents its results."""
 
-    model: str
-    prompt: str
-    width: int | None
-    height: int | None
-    duration: float
-    fps: int
-    audio: bool
-    seeds: list[int]
-    output_format: str
-    quality: int
-    ttl: int | None
-    include_cost: bool
-    webhook_url: str | None
-    upload_endpoint: str | None
-    frame_image: str | None
-    """The first-frame image reference as sent (imageUUID, URL, data URI or base64); the service resolves it."""
-    frame_image_file: str | None = None
-    """The resolved image's file name in the images folder, once it is local."""
-
-    @property
-    def number_results(self) -> int:
-        return len(self.seeds)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "VideoJob":
-        return cls(**data)
+    include_cost: bool = False
 
 
 class _Checker:
@@ -157,11 +127,11 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
 
     frame_image = _frame_image(check, task)
     width, height = _size(check, task, spec, frame_image is not None)
-    duration = _duration(check, task, spec)
     fps = task.get("fps", spec.default_fps)
     if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
         allowed = ", ".join(map(str, spec.fps_values))
         raise check.invalid("fps", f"{spec.id} takes fps {allowed}, got {fps!r}")
+    duration = _duration(check, task, spec, width, height, fps)
 
     number_results = check.integer("numberResults", 1, 1, MAX_RESULTS)
     seed = check.integer("seed", None, 0, MAX_SEED)
@@ -185,7 +155,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         duration=duration,
         fps=fps,
         audio=_audio(check, task, spec),
-        seeds=_seeds(seed, number_results),
+        seeds=job_seeds(seed, number_results),
         output_format=OutputFormat(output_format.lower()).value,
         quality=quality,
         ttl=ttl,
@@ -217,11 +187,15 @@ def _size(check: _Checker, task: dict, spec: ModelSpec, has_image: bool) -> tupl
     return width, height
 
 
-def _duration(check: _Checker, task: dict, spec: ModelSpec) -> float:
+def _duration(check: _Checker, task: dict, spec: ModelSpec, width: int | None, height: int | None, fps: int) -> float:
     duration = task.get("duration", spec.default_duration)
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration not in spec.durations:
-        allowed = ", ".join(map(str, spec.durations))
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration not in spec.all_durations():
+        allowed = ", ".join(map(str, spec.all_durations()))
         raise check.invalid("duration", f"{spec.id} takes durations of {allowed} seconds, got {duration!r}")
+    # A size still to come from the image (LTX-2.3) is 1080p either way, which has every duration.
+    problem = spec.duration_error(width or 1920, height or 1080, duration, fps)
+    if problem:
+        raise check.invalid("duration", problem)
     return float(duration)
 
 
@@ -262,10 +236,3 @@ def _safety(check: _Checker, task: dict) -> None:
     check.boolean(safety, "checkContent", "safety.checkContent", False)
     if safety.get("mode", "none") not in ("none", "fast", "full"):
         raise check.invalid("safety.mode", "safety.mode must be none, fast or full")
-
-
-def _seeds(seed: int | None, count: int) -> list[int]:
-    """One distinct seed per result: the given seed and the ones after it, or random ones."""
-    if seed is None:
-        return random.sample(range(1, MAX_RANDOM_SEED + 1), count)
-    return [(seed + i) % (MAX_SEED + 1) for i in range(count)]

@@ -1,0 +1,119 @@
+"""The runtime's own job type and error kinds: what the task service, the store and the workers speak.
+
+No contract (Runware, RunComfy) appears here: each adapter validates its wire request into a `Job` and maps an
+`ErrorKind` to its own wire codes. To add a job field, add it to `Job` with a default: it is stored as JSON
+(`to_dict`/`from_dict`) and read by the worker; a job stored before the field existed gets the default.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from typing import Any
+
+from ltx_runtime.request import MAX_SEED
+from ltx_runtime.media import QUALITY_DEFAULT, OutputFormat
+
+MAX_RANDOM_SEED = 2**53 - 1
+"""Random seeds stay within JavaScript's exact integers, so that a JS client can send a seed back unchanged."""
+
+
+@dataclass
+class Job:
+    """One validated generation request: everything a worker needs, JSON-serialisable."""
+
+    model: str
+    prompt: str
+    width: int | None
+    """None until a first-frame image decides it (LTX-2.3 without a size takes the image's orientation)."""
+    height: int | None
+    duration: float
+    fps: int
+    audio: bool
+    seeds: list[int]
+    """One seed per result; a job makes len(seeds) videos."""
+    output_format: str = OutputFormat.MP4.value
+    quality: int = QUALITY_DEFAULT
+    ttl: int | None = None
+    """Seconds the results stay downloadable; None: the server's default."""
+    webhook_url: str | None = None
+    upload_endpoint: str | None = None
+    frame_image: str | None = None
+    """The first-frame image reference as sent (an imageUUID, a URL, a data URI or base64); the service resolves it."""
+    frame_image_file: str | None = None
+    """The resolved image's file name in the images folder, once it is local."""
+
+    @property
+    def number_results(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def image_url(self) -> str | None:
+        """The first-frame image when it still has to be fetched from the network."""
+        if self.frame_image and self.frame_image.startswith(("http://", "https://")) and not self.frame_image_file:
+            return self.frame_image
+        return None
+
+    def deliveries(self) -> list[tuple[str, str]]:
+        """(kind, url) of each place a finished result is sent to."""
+        targets = (("webhook", self.webhook_url), ("upload", self.upload_endpoint))
+        return [(kind, url) for kind, url in targets if url]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Job":
+        return cls(**{field.name: data[field.name] for field in fields(cls) if field.name in data})
+
+
+def job_seeds(seed: int | None, count: int) -> list[int]:
+    """One distinct seed per result: the given seed and the ones after it, or random ones."""
+    if seed is None:
+        return random.sample(range(1, MAX_RANDOM_SEED + 1), count)
+    return [(seed + i) % (MAX_SEED + 1) for i in range(count)]
+
+
+class ErrorKind(str, Enum):
+    """Why a task could not be submitted, read, cancelled or run. Stored with failed tasks; adapters map each one
+    to their wire codes."""
+
+    INVALID_IMAGE = "invalid_image"
+    """The first-frame image is missing, unreadable, too large, or its URL could not be fetched."""
+    TOO_LARGE = "too_large"
+    """The clip needs more GPU memory than any worker's budget."""
+    QUEUE_FULL = "queue_full"
+    """This API key already has its maximum of unfinished tasks."""
+    DUPLICATE = "duplicate"
+    """This API key already submitted a task with this id."""
+    NOT_FOUND = "not_found"
+    FINISHED = "finished"
+    """The task has already finished (so it cannot be cancelled)."""
+    CANCELLED = "cancelled"
+    INVALID_REQUEST = "invalid_request"
+    """The engine refused a request that passed validation (a catalog rule the adapter did not check)."""
+    OUT_OF_MEMORY = "out_of_memory"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    """The model's weights are missing or do not match weights.lock."""
+    GENERATION_FAILED = "generation_failed"
+    WORKER_LOST = "worker_lost"
+    """The worker died while running the task, max_attempts times."""
+
+    @classmethod
+    def of(cls, value: str | None) -> "ErrorKind":
+        """The kind stored with a failed task (GENERATION_FAILED for one this version does not know)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.GENERATION_FAILED
+
+
+class TaskError(Exception):
+    """A refusal of the task service; `parameter` names the job field at fault where there is one."""
+
+    def __init__(self, kind: ErrorKind, message: str, parameter: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.parameter = parameter

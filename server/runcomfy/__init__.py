@@ -1,0 +1,1 @@
+"""The RunComfy model API (shared/seeds/004): submit, status, result and cancel of LTX-2 video requests."""

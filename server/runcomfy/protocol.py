@@ -1,0 +1,85 @@
+"""RunComfy's wire shapes: the submit reply, the request states, and errors with RunComfy's numeric codes.
+
+Codes from docs.runcomfy.com/model-apis/error-codes: 400001 InvalidResourceIdentifier, 403001 PermissionDeniedError,
+404001 ResourceNotFound, 400002 InsufficientResources, 400004 UserAccountError. RunComfy does not publish its error body
+or codes for a bad parameter, a full queue or a failed run; this server's choices (400003, 429001, 409001, 500001,
+500002) follow the same pattern and are documented in the README. Every error is `{"error": {code, name, message,
+parameter?}}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..jobs import ErrorKind, TaskError
+
+# The task service's error kinds as (code, name, HTTP status).
+ERROR_CODES: dict[ErrorKind, tuple[int, str, int]] = {
+    ErrorKind.INVALID_IMAGE: (400003, "InvalidParameter", 400),
+    ErrorKind.TOO_LARGE: (400003, "InvalidParameter", 400),
+    ErrorKind.QUEUE_FULL: (429001, "TooManyRequests", 429),
+    ErrorKind.DUPLICATE: (400003, "InvalidParameter", 400),
+    ErrorKind.NOT_FOUND: (404001, "ResourceNotFound", 404),
+    ErrorKind.FINISHED: (409001, "RequestAlreadyFinished", 409),
+    ErrorKind.CANCELLED: (409001, "RequestCancelled", 409),
+    ErrorKind.INVALID_REQUEST: (400003, "InvalidParameter", 400),
+    ErrorKind.OUT_OF_MEMORY: (500001, "GenerationFailed", 500),
+    ErrorKind.MODEL_UNAVAILABLE: (500002, "ModelUnavailable", 500),
+    ErrorKind.GENERATION_FAILED: (500001, "GenerationFailed", 500),
+    ErrorKind.WORKER_LOST: (500001, "GenerationFailed", 500),
+}
+# The store's task states as RunComfy request states ("failed" is this server's: RunComfy publishes no failed state).
+STATES = {
+    "preparing": "in_queue",
+    "queued": "in_queue",
+    "running": "in_progress",
+    "succeeded": "completed",
+    "cancelled": "cancelled",
+    "failed": "failed",
+}
+
+
+class RunComfyError(Exception):
+    def __init__(self, code: int, name: str, message: str, status: int, parameter: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.name = name
+        self.message = message
+        self.status = status
+        self.parameter = parameter
+
+    def body(self) -> dict[str, Any]:
+        return {"error": error_object(self.code, self.name, self.message, self.parameter)}
+
+
+def error_object(code: int, name: str, message: str, parameter: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "name": name, "message": message}
+    if parameter is not None:
+        error["parameter"] = parameter
+    return error
+
+
+def invalid_parameter(parameter: str, message: str) -> RunComfyError:
+    return RunComfyError(400003, "InvalidParameter", message, 400, parameter)
+
+
+def unknown_model(path: str, offered: list[str]) -> RunComfyError:
+    return RunComfyError(
+        400001, "InvalidResourceIdentifier", f"unknown model {path!r}; this server offers {', '.join(offered)}", 400
+    )
+
+
+def account_error(message: str) -> RunComfyError:
+    return RunComfyError(400004, "UserAccountError", message, 401)
+
+
+def from_task_error(error: TaskError, parameter: str | None = None) -> RunComfyError:
+    code, name, status = ERROR_CODES[error.kind]
+    return RunComfyError(code, name, error.message, status, parameter or error.parameter)
+
+
+def failure_object(kind: str | None, message: str | None) -> dict[str, Any]:
+    """The `error` of a request that failed after it was accepted."""
+    error_kind = ErrorKind.of(kind)
+    code, name, _ = ERROR_CODES[error_kind]
+    return error_object(code, name, message or "generation failed")

@@ -1,0 +1,71 @@
+"""RunComfy's HTTP routes: `POST /v1/models/{owner}/{family}/{variant}/{mode}`, and status, result and cancel under
+`/v1/requests/{request_id}` (plus `GET /v1/requests`, this server's list of a key's latest requests). Every route
+takes `Authorization: Bearer <key>` (the server's API keys)."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ..auth import ApiKeys
+from ..bodies import BodyTooLarge, read_body
+from .protocol import RunComfyError, account_error, invalid_parameter
+from .service import RunComfyService
+
+
+def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int) -> APIRouter:
+    router = APIRouter()
+
+    def key_of(request: Request) -> str:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise account_error("send your API key as Authorization: Bearer <key>")
+        key_id = keys.identify(token.strip())
+        if key_id is None:
+            raise account_error("invalid API key")
+        return key_id
+
+    @router.post("/v1/models/{owner}/{family}/{variant}/{mode}")
+    async def submit(owner: str, family: str, variant: str, mode: str, request: Request) -> JSONResponse:
+        try:
+            key_id = key_of(request)
+            try:
+                body = json.loads(await read_body(request, max_body_bytes))
+            except BodyTooLarge as error:
+                raise RunComfyError(400003, "InvalidParameter", str(error), 413, "body") from None
+            except ValueError:
+                raise invalid_parameter("body", "the body is not valid JSON") from None
+            return JSONResponse(service.submit(key_id, f"{owner}/{family}/{variant}", mode, body))
+        except RunComfyError as error:
+            return _error(error)
+
+    @router.get("/v1/requests")
+    async def recent(request: Request, limit: int = 20) -> JSONResponse:
+        return _answer(lambda: service.recent(key_of(request), max(1, min(limit, 100))))
+
+    @router.get("/v1/requests/{request_id}/status")
+    async def status(request_id: str, request: Request) -> JSONResponse:
+        return _answer(lambda: service.status(key_of(request), request_id))
+
+    @router.get("/v1/requests/{request_id}/result")
+    async def result(request_id: str, request: Request) -> JSONResponse:
+        return _answer(lambda: service.result(key_of(request), request_id))
+
+    @router.post("/v1/requests/{request_id}/cancel")
+    async def cancel(request_id: str, request: Request) -> JSONResponse:
+        return _answer(lambda: service.cancel(key_of(request), request_id))
+
+    return router
+
+
+def _answer(read) -> JSONResponse:
+    try:
+        return JSONResponse(read())
+    except RunComfyError as error:
+        return _error(error)
+
+
+def _error(error: RunComfyError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status)

@@ -1,0 +1,120 @@
+"""A RunComfy submit body, checked against the model catalog, to the runtime's `Job`.
+
+The seed (shared/seeds/004) documents `ltx/ltx-2/fast/text-to-video`: `prompt` (required), `duration` (6-20, even;
+default 6), `resolution` (1080p, 1440p, 2160p; default 1080p), `aspect_ratio` (16:9), `fps` (25, 50; default 25),
+`generate_audio` (default true). Which durations go with which size and frame rate is the catalog's rule (Fast: above
+10 s at 1920x1080 25 fps only). Extensions of this server: the `pro` model, the `image-to-video` mode (`image_url`),
+an optional `seed`, and, in demo mode, the `ltx-runtime/tiny` stand-ins, whose `resolution` may be any "WIDTHxHEIGHT"
+the tiny model takes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from ltx_runtime.catalog import ModelSpec, SizeRange, get_model
+from ltx_runtime.request import MAX_SEED
+
+from ..jobs import Job, job_seeds
+from .protocol import invalid_parameter, unknown_model
+
+# Model path (owner/family/variant) -> catalog id; the demo stand-ins are offered in demo mode only.
+MODEL_PATHS = {"ltx/ltx-2/fast": "lightricks:2@1", "ltx/ltx-2/pro": "lightricks:2@0"}
+DEMO_MODEL_PATHS = {"ltx-runtime/tiny/fast": "ltx-runtime:tiny@1", "ltx-runtime/tiny/pro": "ltx-runtime:tiny-pro@1"}
+MODES = ("text-to-video", "image-to-video")
+RESOLUTIONS = {"1080p": 1080, "1440p": 1440, "2160p": 2160}
+ASPECT_RATIOS = {"16:9": (16, 9)}
+DEFAULTS = {"duration": 6, "resolution": "1080p", "aspect_ratio": "16:9", "fps": 25, "generate_audio": True}
+FREE_SIZE = re.compile(r"^(\d+)x(\d+)$")
+
+
+def model_paths(demo: bool) -> dict[str, str]:
+    return {**MODEL_PATHS, **(DEMO_MODEL_PATHS if demo else {})}
+
+
+def resolve_model(path: str, mode: str, demo: bool) -> ModelSpec:
+    """The catalog entry behind a model path such as ltx/ltx-2/fast, for a mode such as text-to-video."""
+    paths = model_paths(demo)
+    if path not in paths or mode not in MODES:
+        raise unknown_model(f"{path}/{mode}", [f"{p}/{m}" for p in paths for m in MODES])
+    return get_model(paths[path])
+
+
+def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
+    if not isinstance(body, dict):
+        raise invalid_parameter("body", "the body must be a JSON object")
+    allowed = {"prompt", "seed", *DEFAULTS} | ({"image_url"} if mode == "image-to-video" else set())
+    for key in body:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            raise invalid_parameter(key, f"{key} is not a parameter of {mode} (parameters: {known})")
+
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not 2 <= len(prompt) <= 10000:
+        raise invalid_parameter("prompt", "prompt is required: a string of 2 to 10000 characters")
+    values = {**DEFAULTS, **body}
+    width, height = _size(values["resolution"], values["aspect_ratio"], spec)
+    fps = values["fps"]
+    if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
+        raise invalid_parameter("fps", f"fps must be one of {', '.join(map(str, spec.fps_values))}, got {fps!r}")
+    duration = values["duration"]
+    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in spec.all_durations():
+        allowed_durations = ", ".join(map(str, spec.all_durations()))
+        raise invalid_parameter("duration", f"duration must be one of {allowed_durations} seconds, got {duration!r}")
+    problem = spec.duration_error(width, height, duration, fps)
+    if problem:
+        raise invalid_parameter("duration", problem)
+    audio = values["generate_audio"]
+    if not isinstance(audio, bool):
+        raise invalid_parameter("generate_audio", f"generate_audio must be true or false, got {audio!r}")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise invalid_parameter("seed", f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+
+    return Job(
+        model=spec.id,
+        prompt=prompt,
+        width=width,
+        height=height,
+        duration=float(duration),
+        fps=fps,
+        audio=audio,
+        seeds=job_seeds(seed, 1),
+        frame_image=_image_url(body) if mode == "image-to-video" else None,
+    )
+
+
+def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int]:
+    if aspect_ratio not in ASPECT_RATIOS:
+        allowed = ", ".join(ASPECT_RATIOS)
+        raise invalid_parameter("aspect_ratio", f"aspect_ratio must be one of {allowed}, got {aspect_ratio!r}")
+    free = FREE_SIZE.match(resolution) if isinstance(resolution, str) and isinstance(spec.sizes, SizeRange) else None
+    if free:
+        width, height = int(free.group(1)), int(free.group(2))
+    elif resolution in RESOLUTIONS:
+        across, down = ASPECT_RATIOS[aspect_ratio]
+        height = RESOLUTIONS[resolution]
+        width = height * across // down
+    else:
+        extra = ' or "WIDTHxHEIGHT" for this demo model' if isinstance(spec.sizes, SizeRange) else ""
+        allowed = ", ".join(RESOLUTIONS) + extra
+        raise invalid_parameter("resolution", f"resolution must be one of {allowed}, got {resolution!r}")
+    if not spec.allows_size(width, height):
+        raise invalid_parameter("resolution", f"{width}x{height} is not a size of this model: {spec.describe_sizes()}")
+    return width, height
+
+
+def _image_url(body: dict) -> str:
+    """image-to-video's first frame: an http(s) URL (fetched after the reply) or a data URI."""
+    image = body.get("image_url")
+    if isinstance(image, str) and image.startswith("data:image/"):
+        return image
+    parts = urlsplit(image) if isinstance(image, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise invalid_parameter(
+            "image_url", "image_url is required: an http(s) URL of a PNG, JPEG or WEBP image, or a data URI"
+        )
+    return image
+

@@ -1,0 +1,195 @@
+"""The task service: what every contract adapter does with a job, in the runtime's own terms.
+
+It submits (idempotent per API key and task id), admits (GPU memory, per-key limits), reads, lists, cancels and
+prepares tasks (fetching first-frame image URLs), keeps uploaded images, and finds the results a resuming session has
+not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire format, and imports no adapter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import time
+import uuid
+
+from ltx_runtime.catalog import get_model
+from ltx_runtime.engine import MemoryLimitError, check_memory
+from ltx_runtime.geometry import plan_generation
+from ltx_runtime.memory import MemoryProfile
+
+from .jobs import ErrorKind, Job, TaskError
+from .netguard import BlockedURLError, FetchError
+from .settings import Settings
+from .tasks import DuplicateTask, TaskRecord, TaskStore
+
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class TaskService:
+    def __init__(self, settings: Settings, store: TaskStore):
+        self.settings = settings
+        self.store = store
+
+    # -- submit and admit ---------------------------------------------------------------------------------------
+
+    def submit(
+        self, key_id: str, task_id: str, task_type: str, request: dict, job: Job, session_uuid: str | None = None
+    ) -> TaskRecord:
+        """Admit and queue a job. Local images (an imageUUID, a data URI, base64) are checked now; an image URL is
+        fetched after the reply (status "preparing", see `prepare`), so a slow host never delays it."""
+        if job.frame_image is not None and job.image_url is None:
+            self.attach_image(job, self._local_image(key_id, job.frame_image))
+        self._check_memory(job)
+        if self.store.pending_count(key_id) >= self.settings.max_pending_per_key:
+            raise TaskError(
+                ErrorKind.QUEUE_FULL,
+                f"this API key already has {self.settings.max_pending_per_key} tasks queued or running; retry later",
+            )
+        try:
+            return self.store.submit(
+                key_id, task_id, task_type, request, job.to_dict(), job.seeds,
+                status="preparing" if job.image_url else "queued", session_uuid=session_uuid,
+            )  # fmt: skip
+        except DuplicateTask:
+            raise TaskError(ErrorKind.DUPLICATE, f"a task with the id {task_id} was already submitted") from None
+
+    def _check_memory(self, job: Job) -> None:
+        """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have
+        reported (and for a size still to be taken from an image URL), each worker checks before it starts."""
+        workers = [worker for worker in self.store.workers() if worker["state"] == "ready"]
+        if job.width is None or not workers or any(worker["memory_budget"] is None for worker in workers):
+            return
+        spec = get_model(job.model)
+        plan = plan_generation(job.width, job.height, job.duration, job.fps, spec.audio_sample_rate)
+        refusals = []
+        for worker in workers:
+            try:
+                check_memory(spec, plan, MemoryProfile(worker["memory_profile"]), worker["memory_budget"])
+                return
+            except MemoryLimitError as error:
+                refusals.append(str(error))
+        raise TaskError(ErrorKind.TOO_LARGE, refusals[0], parameter="width")
+
+    # -- read, list, cancel -------------------------------------------------------------------------------------
+
+    def get(self, key_id: str, task_id: str) -> TaskRecord:
+        record = self.store.get(key_id, task_id)
+        if record is None:
+            raise TaskError(ErrorKind.NOT_FOUND, f"no task {task_id} for this API key")
+        return record
+
+    def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]:
+        return self.store.list_tasks(key_id, task_type, limit)
+
+    def queue_position(self, record: TaskRecord) -> int:
+        return self.store.queue_position(record.id)
+
+    def cancel(self, key_id: str, task_id: str) -> TaskRecord:
+        """Cancel a task that has not finished: a waiting one at once, a running one within one denoising step (its
+        worker stops, removes the partial file and takes the next task)."""
+        record = self.get(key_id, task_id)
+        if self.store.cancel(record.id) is None:
+            raise TaskError(ErrorKind.FINISHED, f"task {task_id} has already finished ({record.status})")
+        return self.store.get_by_id(record.id)
+
+    def deliveries(self, record: TaskRecord) -> list[dict]:
+        """The webhook and upload deliveries of a task's results, with their state."""
+        return self.store.deliveries_of(record.id)
+
+    # -- session replay -----------------------------------------------------------------------------------------
+
+    def unreported(self, key_id: str, session_uuid: str) -> list[TaskRecord]:
+        """Tasks of a session with results or an outcome it has not been sent, within the replay window."""
+        return self.store.unreported(key_id, session_uuid, time.time() - self.settings.session_replay_seconds)
+
+    def mark_reported(self, record: TaskRecord, indexes: list[int]) -> None:
+        self.store.mark_reported(record.id, indexes)
+
+    # -- images -------------------------------------------------------------------------------------------------
+
+    def _local_image(self, key_id: str, reference: str) -> bytes:
+        """The bytes of an imageUUID from an upload, a data URI or base64 data."""
+        if UUID_PATTERN.match(reference):
+            file_name = self.store.image_file(key_id, reference)
+            if file_name is None:
+                raise TaskError(ErrorKind.INVALID_IMAGE, f"no uploaded image {reference} for this API key", "image")
+            return (self.settings.images_dir / file_name).read_bytes()
+        return decode_image_data(reference, self.settings.max_image_bytes)
+
+    def attach_image(self, job: Job, data: bytes) -> None:
+        """Check an image, keep it in the images folder and point the job at it; LTX-2.3 without a size takes the
+        1080p size of the image's orientation."""
+        width, height = check_image(data, self.settings.max_image_pixels)
+        file_name = f"frame-{uuid.uuid4()}"
+        self.settings.images_dir.mkdir(parents=True, exist_ok=True)
+        (self.settings.images_dir / file_name).write_bytes(data)
+        job.frame_image_file = file_name
+        if job.width is None:
+            job.width, job.height = (1080, 1920) if height > width else (1920, 1080)
+
+    def upload_image(self, key_id: str, image: str) -> str:
+        """Keep an image sent as a data URI or base64 data; returns its imageUUID."""
+        data = decode_image_data(image, self.settings.max_image_bytes)
+        check_image(data, self.settings.max_image_pixels)
+        image_uuid = str(uuid.uuid4())
+        self.settings.images_dir.mkdir(parents=True, exist_ok=True)
+        (self.settings.images_dir / image_uuid).write_bytes(data)
+        self.store.put_image(key_id, image_uuid, image_uuid)
+        return image_uuid
+
+    async def prepare(self, record: TaskRecord, client) -> None:
+        """Fetch a task's first-frame image URL through the guarded client, then queue the task (or fail it)."""
+        job = Job.from_dict(record.job)
+        try:
+            data, _ = await client.get_bytes(job.frame_image)
+            self.attach_image(job, data)
+        except TaskError as error:
+            self.store.fail(record.id, ErrorKind.INVALID_IMAGE.value, f"the first-frame image: {error.message}")
+        except (BlockedURLError, FetchError) as error:
+            # Say what happened, never what the remote host answered.
+            self.store.fail(record.id, ErrorKind.INVALID_IMAGE.value, f"the first-frame image could not be fetched: {error}")
+        else:
+            self.store.prepared(record.id, job.to_dict())
+
+    # -- URLs of what the server hosts --------------------------------------------------------------------------
+
+    def media_url(self, file_name: str | None) -> str:
+        return f"{self.settings.base_url}/media/{file_name}"
+
+    def image_url(self, image_uuid: str) -> str:
+        return f"{self.settings.base_url}/images/{image_uuid}"
+
+
+def decode_image_data(image: str, max_bytes: int) -> bytes:
+    """A data URI or bare base64 string to bytes, refusing oversize input before decoding it."""
+    payload = image.split(",", 1)[1] if image.startswith("data:") else image
+    if len(payload) * 3 // 4 > max_bytes:
+        raise TaskError(ErrorKind.INVALID_IMAGE, f"the image is larger than {max_bytes} bytes", "image")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise TaskError(ErrorKind.INVALID_IMAGE, "the image is not valid base64 data", "image") from None
+
+
+def image_content_type(data: bytes) -> str:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as opened:
+        return Image.MIME[opened.format]
+
+
+def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """Open the image far enough to read its size; refuse non-images, other formats and decompression bombs."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as opened:
+            width, height = opened.size
+    except (UnidentifiedImageError, OSError):
+        raise TaskError(ErrorKind.INVALID_IMAGE, "the image is not a PNG, JPEG or WEBP file", "image") from None
+    if width * height > max_pixels:
+        raise TaskError(ErrorKind.INVALID_IMAGE, f"the image has {width}x{height} pixels, over {max_pixels}", "image")
+    return width, height
