@@ -14,8 +14,9 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
@@ -47,6 +48,9 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 
 ProgressCallback = Callable[[int, int], None]
 """(denoising steps done, total denoising steps)"""
+FrameObserver = Callable[[np.ndarray, int], None]
+"""(a chunk of output frames, uint8 [f, H, W, 3]; the index of its first frame), called before the chunk is encoded;
+what it raises ends the clip and leaves no file (the content safety check, ltx_runtime/safety.py)."""
 
 
 class RequestError(ValueError):
@@ -241,7 +245,11 @@ class Engine:
         self._loaded[components.folder] = components
 
     def generate(
-        self, request: GenerationRequest, output_path: Path, progress: ProgressCallback | None = None
+        self,
+        request: GenerationRequest,
+        output_path: Path,
+        progress: ProgressCallback | None = None,
+        frame_observer: FrameObserver | None = None,
     ) -> GenerationResult:
         """Generate one clip. On CUDA out-of-memory the caches are freed and the clip is tried once more frugally
         (text encoder off the GPU after encoding, transformer off it during the decode, smaller VAE tiles); a second
@@ -258,7 +266,8 @@ class Engine:
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         image = None if request.image is None else open_image(request.image)
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
-                       components=components, on_step=progress or (lambda done, total: None))  # fmt: skip
+                       components=components, on_step=progress or (lambda done, total: None),
+                       frame_observer=frame_observer)  # fmt: skip
         attempts = (needed.frugal, True)
         for number, frugal in enumerate(attempts, 1):
             self._restore_placement(components)  # an earlier frugal attempt may have left modules in host memory
@@ -279,7 +288,9 @@ class Engine:
         timings["total"] = time.perf_counter() - started
         return self._result(request, spec, plan, seed, Path(output_path), components, timings)
 
-    def _attempt(self, *, request, spec, plan, seed, image, output_path, components, on_step, frugal) -> dict[str, float]:
+    def _attempt(
+        self, *, request, spec, plan, seed, image, output_path, components, on_step, frame_observer, frugal
+    ) -> dict[str, float]:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
@@ -302,8 +313,9 @@ class Engine:
         if frugal:
             self._offload(pipeline.transformer)
         self._prepare_vae(pipeline.vae, frugal)
+        frames = decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings)
         media.encode_clip(
-            decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
+            frames if frame_observer is None else _observed(frames, frame_observer),
             audio,
             width=plan.width,
             height=plan.height,
@@ -355,6 +367,14 @@ class Engine:
             tiny_weights=is_tiny(components.folder),
             timings=timings,
         )
+
+
+def _observed(chunks: Iterator[np.ndarray], observer: FrameObserver) -> Iterator[np.ndarray]:
+    first = 0
+    for chunk in chunks:
+        observer(chunk, first)
+        first += len(chunk)
+        yield chunk
 
 
 def _is_streamed(module) -> bool:

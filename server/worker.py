@@ -14,10 +14,22 @@ import os
 import threading
 import time
 
+import numpy as np
+
 from ltx_runtime.catalog import get_model
-from ltx_runtime.engine import Engine, GenerationRequest, MemoryLimitError, OutOfMemory, RequestError
+from ltx_runtime.engine import Engine, GenerationRequest, MemoryLimitError, OutOfMemory, RequestError, open_image
 from ltx_runtime.memory import MemoryProfile
 from ltx_runtime.media import OutputFormat
+from ltx_runtime.safety import (
+    SAFETY_CHECKER,
+    ContentFlagged,
+    FrameScreen,
+    SafetyChecker,
+    SafetyMode,
+    SafetyRequest,
+    checker_device,
+    ensure_tiny_safety_checker,
+)
 from ltx_runtime.weights import WeightsError
 
 from .runware.validation import VideoJob
@@ -27,6 +39,8 @@ from .tasks import LeaseLost, SQLiteTaskStore, TaskRecord
 log = logging.getLogger("ltx_runtime.worker")
 PRELOAD_MODEL = "lightricks:2@1"
 IDLE_POLL_SECONDS = 0.2
+CONTENT_FLAGGED = "nsfwContentDetected"
+"""The error code of a task the content check refused (the official SDKs' error map knows it)."""
 
 
 def result_file_name(video_uuid: str, output_format: str) -> str:
@@ -43,12 +57,13 @@ class Worker:
         self.engine = Engine(
             "tiny" if settings.demo else settings.weights_dir,
             device=torch.device(device) if device else None,
-            tiny_folder=settings.data_dir / "tiny-weights",
+            tiny_folder=settings.tiny_weights_dir,
             x264_preset=settings.x264_preset,
             memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
         )
+        self._safety_checker: SafetyChecker | None = None
 
     def serve_forever(self) -> None:
         self.store.worker_state(self.worker_id, os.getpid(), "starting")
@@ -73,11 +88,17 @@ class Worker:
         done = threading.Event()
         heartbeat = threading.Thread(target=self._renew_lease, args=(task.id, done), daemon=True)
         heartbeat.start()
+        # The server's requirement again, for tasks queued before it was set.
+        safety = SafetyRequest.from_dict(job.safety).at_least(SafetyMode(self.settings.require_safety))
         try:
+            if safety.check_inputs and job.frame_image_file:
+                self._check_input_image(job)
             for result in task.results:
                 if result.status != "success":  # a retried task keeps the results it already has
-                    self._generate(task, job, result.index, result.seed, result.video_uuid)
+                    self._generate(task, job, result.index, result.seed, result.video_uuid, safety.mode)
             self.store.finish(task.id, self.worker_id)
+        except ContentFlagged as error:
+            self.store.fail(task.id, CONTENT_FLAGGED, str(error))
         except LeaseLost:
             log.warning("task %s was taken away from %s", task.task_uuid, self.worker_id)
         except MemoryLimitError as error:  # submitted before this worker reported its memory
@@ -95,7 +116,30 @@ class Worker:
         finally:
             done.set()
 
-    def _generate(self, task: TaskRecord, job: VideoJob, index: int, seed: int, video_uuid: str) -> None:
+    def safety_checker(self) -> SafetyChecker:
+        """The content classifier, loaded on first use and kept for the worker's life."""
+        if self._safety_checker is None:
+            folder = self.settings.safety_folder
+            if self.settings.tiny_safety_checker:
+                ensure_tiny_safety_checker(folder.parent)
+            device = checker_device(self.engine.device, self.engine.memory_profile)
+            self._safety_checker = SafetyChecker.load(
+                folder, device, self.settings.safety_adjustment, self.engine.lock.get(SAFETY_CHECKER)
+            )
+            log.info("content classifier loaded from %s on %s", folder, device)
+        return self._safety_checker
+
+    def _check_input_image(self, job: VideoJob) -> None:
+        """checkInputs: the first-frame image as sent, before any generation."""
+        image = open_image((self.settings.images_dir / job.frame_image_file).read_bytes())
+        if self.safety_checker().flags(np.asarray(image)[None]).any():
+            raise ContentFlagged(
+                "the content safety check flagged the first-frame image (inputs.frameImages); nothing was generated"
+            )
+
+    def _generate(
+        self, task: TaskRecord, job: VideoJob, index: int, seed: int, video_uuid: str, safety_mode: SafetyMode
+    ) -> None:
         request = GenerationRequest(
             model=job.model,
             prompt=job.prompt,
@@ -113,11 +157,18 @@ class Worker:
         media_dir.mkdir(parents=True, exist_ok=True)
         file_name = result_file_name(video_uuid, job.output_format)
         partial = media_dir / f".{file_name}.partial"
+        screen = None
+        if safety_mode is not SafetyMode.NONE:
+            frames = round(job.duration * job.fps)
+            screen = FrameScreen(self.safety_checker().flags, safety_mode, frames, job.fps)
         started = time.perf_counter()
         self.engine.generate(
-            request, partial, progress=lambda done, total: self.store.set_progress(task.id, index, 99 * done // total)
-        )
+            request, partial, progress=lambda done, total: self.store.set_progress(task.id, index, 99 * done // total),
+            frame_observer=screen,
+        )  # fmt: skip
         gpu_seconds = time.perf_counter() - started
+        if screen is not None:
+            log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked, screen.seconds)
         partial.rename(media_dir / file_name)
         deliveries = [(kind, url) for kind, url in (("webhook", job.webhook_url), ("upload", job.upload_endpoint)) if url]
         ttl = job.ttl or self.settings.media_ttl_seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -14,15 +15,18 @@ from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import MemoryLimitError, check_memory
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.memory import MemoryProfile
+from ltx_runtime.safety import SafetyMode, SafetyRequest, missing_files
 
 from ..auth import ApiKeys
 from ..netguard import BlockedURLError, FetchError
 from ..settings import Settings
 from ..tasks import DuplicateTask, ResultRecord, SQLiteTaskStore, TaskRecord
+from ..worker import CONTENT_FLAGGED
 from .protocol import ContractError, Reply
 from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import VideoJob, validate_video_inference
 
+log = logging.getLogger("ltx_runtime.server")
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -117,6 +121,7 @@ class RunwareService:
                     "invalidFrameImages", error.message, parameter="inputs.frameImages",
                     task_type=VIDEO_INFERENCE, task_uuid=task["taskUUID"],
                 ) from None  # fmt: skip
+        self._check_safety(job)
         self._check_memory(job)
         if self.store.pending_count(session.key_id) >= self.settings.max_pending_per_key:
             raise ContractError(
@@ -135,6 +140,25 @@ class RunwareService:
             ) from None
         # The ack carries nothing else: the Python SDK treats a videoUUID or a status here as finished results.
         return {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
+
+    def _check_safety(self, job: VideoJob) -> None:
+        """Add the server's required checks to the job, and refuse now a task that needs a check this server cannot
+        make: it is never answered unchecked."""
+        safety = SafetyRequest.from_dict(job.safety).at_least(SafetyMode(self.settings.require_safety))
+        job.safety = safety.to_dict()
+        if not safety.active or self.settings.tiny_safety_checker:
+            return
+        missing = missing_files(self.settings.safety_folder)
+        if missing:
+            log.error("content classifier missing in %s: %s", self.settings.safety_folder, ", ".join(missing))
+            required = self.settings.require_safety != "none"
+            asked = "this server requires a content check" if required else "the task asks for a content check"
+            raise ContractError(
+                "modelUnavailable",
+                f"{asked}, and the content classifier is not installed on this server, so the task was not accepted "
+                f"(operator: run `ltx-runtime weights pull safety-checker`, or set LTX_SAFETY_WEIGHTS)",
+                parameter="safety", status=503,
+            )  # fmt: skip
 
     def _check_memory(self, job: VideoJob) -> None:
         """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have
@@ -174,7 +198,8 @@ class RunwareService:
         if record.status == "failed":
             return Reply(errors=[ContractError(
                 record.error_code or "inferenceError", record.error_message or "generation failed",
-                task_type=record.task_type, task_uuid=record.task_uuid, status=500,
+                task_type=record.task_type, task_uuid=record.task_uuid,
+                status=400 if record.error_code == CONTENT_FLAGGED else 500,
             )])  # fmt: skip
         items = []
         all_sent = all(r.video_uuid in session.sent_successes for r in record.results)
@@ -191,6 +216,8 @@ class RunwareService:
     def result_item(self, record: TaskRecord, result: ResultRecord) -> dict[str, Any]:
         """A finished result as getResponse and webhooks report it."""
         item = _item(record, result, status="success", videoURL=self.video_url(result.file_name), seed=result.seed)
+        if SafetyRequest.from_dict(record.job.get("safety")).mode is not SafetyMode.NONE:
+            item["NSFWContent"] = False  # checked, and not flagged: a flagged result never gets this far
         if record.job["include_cost"]:
             item["cost"] = result.cost
         return item

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from ltx_runtime.catalog import MODELS, ModelSpec
 from ltx_runtime.engine import MAX_SEED
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
+from ltx_runtime.safety import SafetyMode, SafetyRequest
 
 from .protocol import ContractError
 
@@ -56,6 +57,8 @@ class VideoJob:
     """The first-frame image reference as sent (imageUUID, URL, data URI or base64); the service resolves it."""
     frame_image_file: str | None = None
     """The resolved image's file name in the images folder, once it is local."""
+    safety: dict[str, Any] | None = None
+    """What to check (`SafetyRequest.to_dict`: mode none/fast/full, check_inputs), the server's requirement included."""
 
     @property
     def number_results(self) -> int:
@@ -175,7 +178,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     if task.get("deliveryMethod", "async") != "async":
         raise check.invalid("deliveryMethod", "video models deliver asynchronously only: deliveryMethod must be async")
     include_cost = check.boolean(task, "includeCost", "includeCost", False)
-    _safety(check, task)
+    safety = _safety(check, task)
 
     return VideoJob(
         model=spec.id,
@@ -193,6 +196,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         webhook_url=check.url("webhookURL"),
         upload_endpoint=check.url("uploadEndpoint"),
         frame_image=frame_image,
+        safety=safety.to_dict(),
     )
 
 
@@ -256,12 +260,20 @@ def _frame_image(check: _Checker, task: dict) -> str | None:
     return item
 
 
-def _safety(check: _Checker, task: dict) -> None:
+def _safety(check: _Checker, task: dict) -> SafetyRequest:
+    """checkContent turns the output check on, in `fast` mode unless `mode` says `full`; a `mode` of fast or full
+    turns it on by itself. checkContent with mode none is checked in fast mode: a task that asks for a check is
+    never answered without one. checkInputs checks the first-frame image before generation."""
     safety = check.object("safety", "safety", task)
-    check.only_keys(safety, {"checkContent", "mode"}, "safety")
-    check.boolean(safety, "checkContent", "safety.checkContent", False)
-    if safety.get("mode", "none") not in ("none", "fast", "full"):
+    check.only_keys(safety, {"checkContent", "mode", "checkInputs"}, "safety")
+    check_content = check.boolean(safety, "checkContent", "safety.checkContent", False)
+    check_inputs = check.boolean(safety, "checkInputs", "safety.checkInputs", False)
+    mode = safety.get("mode", "none")
+    if mode not in ("none", "fast", "full"):
         raise check.invalid("safety.mode", "safety.mode must be none, fast or full")
+    if check_content and mode == "none":
+        mode = "fast"
+    return SafetyRequest(SafetyMode(mode), check_inputs)
 
 
 def _seeds(seed: int | None, count: int) -> list[int]:
