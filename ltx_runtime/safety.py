@@ -154,8 +154,7 @@ class SafetyChecker:
         model = self.model
         results = []
         for start in range(0, len(frames), BATCH_SIZE):
-            batch = list(frames[start : start + BATCH_SIZE])
-            pixels = self.processor(images=batch, return_tensors="pt").pixel_values.to(model.device, model.dtype)
+            pixels = self.pixel_values(frames[start : start + BATCH_SIZE]).to(model.dtype)
             embeds = model.visual_projection(model.vision_model(pixels)[1])
             special = cosine_distance(embeds, model.special_care_embeds) - model.special_care_embeds_weights
             special_care = (special + self.adjustment > 0).any(dim=1, keepdim=True)
@@ -166,6 +165,32 @@ class SafetyChecker:
 
     def flags(self, frames: np.ndarray) -> np.ndarray:
         return self.scores(frames) > 0
+
+    def pixel_values(self, frames: np.ndarray) -> torch.Tensor:
+        """The classifier's input for uint8 frames [n, H, W, 3]: the CLIP image processor's (PIL) on the CPU; on a
+        GPU the same steps in torch there (`clip_pixels`), as 1080p frames would spend longer in PIL than in the
+        classifier."""
+        if self.device.type == "cuda":
+            return clip_pixels(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device), self.processor)
+        return self.processor(images=list(frames), return_tensors="pt").pixel_values
+
+
+def clip_pixels(frames: torch.Tensor, processor) -> torch.Tensor:
+    """The CLIP image processor's steps on uint8 frames [n, H, W, 3] wherever they are: resize the short side to
+    `size.shortest_edge` (bicubic, antialiased, rounded to uint8 levels as PIL's is), centre-crop to `crop_size`,
+    rescale and normalize. Within one uint8 level of the PIL processor (tests/test_safety.py)."""
+    images = frames.permute(0, 3, 1, 2).float()
+    height, width = images.shape[-2:]
+    short = processor.size.shortest_edge
+    size = (short, int(short * width / height)) if height <= width else (int(short * height / width), short)
+    images = torch.nn.functional.interpolate(images, size=size, mode="bicubic", antialias=True, align_corners=False)
+    images = images.round().clamp(0, 255)
+    crop_height, crop_width = processor.crop_size.height, processor.crop_size.width
+    top, left = (size[0] - crop_height) // 2, (size[1] - crop_width) // 2
+    images = images[:, :, top : top + crop_height, left : left + crop_width] * processor.rescale_factor
+    mean = torch.tensor(processor.image_mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_std, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
 
 
 class FrameScreen:

@@ -21,6 +21,7 @@ from ltx_runtime.safety import (
     SafetyRequest,
     build_tiny_safety_checker,
     checker_device,
+    clip_pixels,
     ensure_tiny_safety_checker,
     frames_to_check,
     key_frames,
@@ -143,6 +144,26 @@ def test_scores_follow_diffusers_rule(tiny_checker_folder):
     flags = checker.flags(frames)
     assert 0 < flags.sum() < len(frames)
     assert flags.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("height, width", [(1080, 1920), (1920, 1080), (96, 160)])
+def test_the_gpu_preprocessing_matches_the_clip_image_processor(height, width):
+    from PIL import Image
+    from transformers import CLIPImageProcessorPil
+
+    processor = CLIPImageProcessorPil()  # the real checker's settings: short side 224, centre crop 224, bicubic
+    rng = np.random.default_rng(5)
+    # Smooth images, as video frames are: upsampled noise.
+    frames = np.stack([
+        np.asarray(Image.fromarray(rng.integers(0, 256, (9, 16, 3), dtype=np.uint8)).resize((width, height)))
+        for _ in range(3)
+    ])  # fmt: skip
+    expected = processor(images=list(frames), return_tensors="pt").pixel_values
+    ours = clip_pixels(torch.from_numpy(frames), processor)
+    assert ours.shape == expected.shape == (3, 3, 224, 224)
+    one_level = 1 / 255 / min(processor.image_std)
+    assert (ours - expected).abs().max() <= one_level + 1e-4
+    assert (ours - expected).abs().mean() < one_level / 4
 
 
 def test_a_folder_without_the_classifier_is_refused_with_what_to_do(tiny_checker_folder, tmp_path):

@@ -51,3 +51,27 @@ def test_the_tiny_model_is_offered_in_demo_mode_only():
 def test_output_format_and_sdk_extras():
     job = validate_video_inference(task(outputFormat="WEBM", customTaskUUID="x", outputQuality=20), demo=False)
     assert job.output_format == "webm" and job.quality == 20
+
+
+@pytest.mark.parametrize(
+    "safety, expected",
+    [
+        (None, {"mode": "none", "check_inputs": False}),
+        ({}, {"mode": "none", "check_inputs": False}),
+        ({"checkContent": False}, {"mode": "none", "check_inputs": False}),
+        ({"checkContent": True}, {"mode": "fast", "check_inputs": False}),  # "When enabled, defaults to fast mode"
+        ({"checkContent": True, "mode": "full"}, {"mode": "full", "check_inputs": False}),
+        ({"checkContent": True, "mode": "none"}, {"mode": "fast", "check_inputs": False}),  # asked for: never skipped
+        ({"mode": "full"}, {"mode": "full", "check_inputs": False}),
+        ({"checkInputs": True}, {"mode": "none", "check_inputs": True}),
+    ],
+)
+def test_safety_becomes_what_the_worker_checks(safety, expected):
+    fields = {} if safety is None else {"safety": safety}
+    assert validate_video_inference(task(**fields), demo=False).safety == expected
+
+
+def test_safety_check_inputs_must_be_a_boolean():
+    with pytest.raises(ContractError) as refused:
+        validate_video_inference(task(safety={"checkInputs": "yes"}), demo=False)
+    assert (refused.value.code, refused.value.parameter) == ("invalidCheckInputs", "safety.checkInputs")
