@@ -143,7 +143,8 @@ class SafetyChecker:
             model = StableDiffusionSafetyChecker.from_pretrained(folder, dtype=dtype, local_files_only=True)
             processor = CLIPImageProcessorPil.from_pretrained(folder, local_files_only=True)
         except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
-            raise WeightsError(f"cannot load the content classifier in {folder}: {type(error).__name__}: {error}") from error
+            problem = f"{type(error).__name__}: {error}"
+            raise WeightsError(f"cannot load the content classifier in {folder}: {problem}") from error
         return cls(model.to(device).eval(), processor, adjustment)
 
     @torch.inference_mode()

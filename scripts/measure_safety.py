@@ -46,16 +46,19 @@ def main() -> None:
     processing = (time.perf_counter() - started) / args.frames
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     checker.flags(frames)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     total = (time.perf_counter() - started) / args.frames
+    cpu = (time.process_time() - cpu_started) / args.frames
     fast = len(key_frames(args.clip_frames, args.fps))
     print(f"{device} {torch.get_num_threads()} threads, {args.frames} frames of {args.width}x{args.height}, "
           f"batches of {BATCH_SIZE}: image processor {processing * 1000:.1f} ms/frame, "
-          f"classifier {(total - processing) * 1000:.1f} ms/frame, together {total * 1000:.1f} ms/frame")  # fmt: skip
-    print(f"full ({args.clip_frames} frames): {total * args.clip_frames:.1f} s; fast ({fast} key frames): {total * fast:.2f} s")
+          f"classifier {(total - processing) * 1000:.1f} ms/frame, together {total * 1000:.1f} ms/frame "
+          f"({cpu:.2f} CPU-seconds/frame, all threads)")  # fmt: skip
+    print(f"full ({args.clip_frames} frames): {total * args.clip_frames:.1f} s; "
+          f"fast ({fast} key frames): {total * fast:.2f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -168,7 +168,8 @@ class Worker:
         )  # fmt: skip
         gpu_seconds = time.perf_counter() - started
         if screen is not None:
-            log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked, screen.seconds)
+            log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,
+                     screen.seconds)  # fmt: skip
         partial.rename(media_dir / file_name)
         deliveries = [(kind, url) for kind, url in (("webhook", job.webhook_url), ("upload", job.upload_endpoint)) if url]
         ttl = job.ttl or self.settings.media_ttl_seconds

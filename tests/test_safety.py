@@ -204,7 +204,9 @@ def test_the_engine_shows_every_frame_to_its_observer_in_order(engine, tmp_path,
     request = GenerationRequest(model="ltx-runtime:tiny@1", prompt="a cat", width=64, height=64, duration=3, fps=8,
                                 audio=False, seed=1)  # fmt: skip
     seen: list[tuple[int, int]] = []
-    result = engine.generate(request, tmp_path / "a.mp4", frame_observer=lambda chunk, first: seen.append((first, len(chunk))))
+    result = engine.generate(
+        request, tmp_path / "a.mp4", frame_observer=lambda chunk, first: seen.append((first, len(chunk)))
+    )
     assert seen[0][0] == 0 and len(seen) > 1  # streamed: more than one chunk
     assert all(first == previous + count for (previous, count), (first, _) in zip(seen, seen[1:]))
     assert sum(count for _, count in seen) == result.frames == 24 == prober(result.path).frames

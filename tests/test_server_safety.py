@@ -141,7 +141,8 @@ def test_without_classifier_weights_a_task_asking_for_a_check_is_refused_at_subm
             status, body = server.post([task])
             assert status == 503 and "data" not in body
             (error,) = body["errors"]
-            assert (error["code"], error["parameter"], error["taskUUID"]) == ("modelUnavailable", "safety", task["taskUUID"])
+            expected = ("modelUnavailable", "safety", task["taskUUID"])
+            assert (error["code"], error["parameter"], error["taskUUID"]) == expected
             assert "content classifier is not installed" in error["message"] and str(missing) not in error["message"]
             details = server.post([{"taskType": "getTaskDetails", "taskUUID": task["taskUUID"]}])[1]
             assert details["errors"][0]["code"] == "taskNotFound"  # never stored, never run
