@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import time
@@ -13,6 +14,9 @@ import pytest
 from PIL import Image
 
 from conftest import probe
+from server.runware.service import RunwareService, Session
+from server.settings import Settings
+from server.tasks import SQLiteTaskStore
 from server_harness import ServerProcess, download, video_task
 from test_server_inputs_delivery import Receiver
 
@@ -151,3 +155,15 @@ def test_without_classifier_weights_a_task_asking_for_a_check_is_refused_at_subm
         assert server.wait_for_results(unchecked["taskUUID"])[0]["status"] == "success"
     finally:
         server.stop()
+
+
+def test_required_checks_without_the_classifier_refuse_every_task(tmp_path):
+    """In-process: the same admission check, with LTX_REQUIRE_SAFETY set and no classifier installed."""
+    settings = Settings(data_dir=tmp_path, demo=True, require_safety="fast", safety_weights=tmp_path / "absent")
+    service = RunwareService(settings, SQLiteTaskStore(settings.database), keys=None)
+    task = video_task()  # asks for no check
+    reply = asyncio.run(service.handle([task], Session(key_id="key")))
+    (error,) = reply.errors
+    assert (error.code, error.status, error.parameter) == ("modelUnavailable", 503, "safety")
+    assert error.message.startswith("this server requires a content check")
+    assert service.store.get("key", task["taskUUID"]) is None
