@@ -18,6 +18,7 @@ observer), in batches, and a flagged frame stops the clip before its chunk reach
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import time
@@ -258,9 +259,13 @@ def is_tiny_safety_checker(folder: Path) -> bool:
 
 
 def ensure_tiny_safety_checker(root: Path) -> Path:
-    """Return `root/safety-checker` holding the current tiny classifier, building it first if absent or outdated."""
+    """Return `root/safety-checker` holding the current tiny classifier, building it first if absent or outdated.
+    Workers of several servers may share `root` (the tests do): a file lock lets one build while the others wait."""
     folder = Path(root) / SAFETY_CHECKER
     marker = folder / TINY_MARKER
-    if marker.is_file() and json.loads(marker.read_text()).get("format") == TINY_FORMAT_VERSION:
-        return folder
-    return build_tiny_safety_checker(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{SAFETY_CHECKER}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file() and json.loads(marker.read_text()).get("format") == TINY_FORMAT_VERSION:
+            return folder
+        return build_tiny_safety_checker(folder)
