@@ -157,12 +157,14 @@ class SafetyChecker:
         results = []
         for start in range(0, len(frames), BATCH_SIZE):
             pixels = self.pixel_values(frames[start : start + BATCH_SIZE]).to(model.dtype)
-            embeds = model.visual_projection(model.vision_model(pixels)[1])
-            special = cosine_distance(embeds, model.special_care_embeds) - model.special_care_embeds_weights
+            # Similarities in float32 whatever the model's dtype, so that bf16 rounding cannot cross a threshold.
+            embeds = model.visual_projection(model.vision_model(pixels)[1]).float()
+            special = cosine_distance(embeds, model.special_care_embeds.float())
+            special = special - model.special_care_embeds_weights.float()
             special_care = (special + self.adjustment > 0).any(dim=1, keepdim=True)
-            concept = cosine_distance(embeds, model.concept_embeds) - model.concept_embeds_weights
+            concept = cosine_distance(embeds, model.concept_embeds.float()) - model.concept_embeds_weights.float()
             concept = concept + self.adjustment + special_care * 0.01
-            results.append(concept.amax(dim=1).float().cpu().numpy())
+            results.append(concept.amax(dim=1).cpu().numpy())
         return np.concatenate(results) if results else np.zeros(0, dtype=np.float32)
 
     def flags(self, frames: np.ndarray) -> np.ndarray:
