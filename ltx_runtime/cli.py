@@ -154,7 +154,10 @@ def build_tiny(
     typer.echo(f"wrote tiny {architecture} weights to {folder} ({size / 1e6:.1f} MB)")
 
 
-_MODELS_ARGUMENT = typer.Argument(..., help="Model ids: entries of weights.lock (e.g. lightricks:2@1).", show_default=False)
+_MODELS_ARGUMENT = typer.Argument(
+    ..., help="Entries of weights.lock: model ids (e.g. lightricks:2@1), or safety-checker (the content classifier).",
+    show_default=False,
+)  # fmt: skip
 _LOCK_OPTION = typer.Option(DEFAULT_LOCK_PATH, "--lock", help="The weights.lock file. Env: LTX_WEIGHTS_LOCK.")
 _ROOT_OPTION = typer.Option(
     DEFAULT_WEIGHTS, "--weights", help="Root holding one folder per model (named in weights.lock). Env: LTX_WEIGHTS_DIR."

@@ -13,8 +13,9 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
 from . import decode, media, speed
@@ -52,6 +53,9 @@ DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache"
 """Root of the tiny weights: one folder per architecture (ltx-2/, ltx-2.3/), built on first use."""
 ProgressCallback = Callable[[int, int], None]
 """(denoising steps done, total denoising steps)"""
+FrameObserver = Callable[[np.ndarray, int], None]
+"""(a chunk of output frames, uint8 [f, H, W, 3]; the index of its first frame), called before the chunk is encoded;
+what it raises ends the clip and leaves no file (the content safety check, ltx_runtime/safety.py)."""
 
 RECIPES = {Recipe.FAST: fast, Recipe.PRO: guided, Recipe.LTX23: guided}
 """The module whose `run` denoises each catalog recipe; every `run` takes the same arguments."""
@@ -199,7 +203,11 @@ class Engine:
         self._loaded[components.folder] = components
 
     def generate(
-        self, request: GenerationRequest, output_path: Path, progress: ProgressCallback | None = None
+        self,
+        request: GenerationRequest,
+        output_path: Path,
+        progress: ProgressCallback | None = None,
+        frame_observer: FrameObserver | None = None,
     ) -> GenerationResult:
         """Generate one clip. On CUDA out-of-memory the caches are freed and the clip is tried once more frugally
         (text encoder off the GPU after encoding, transformer off it during the decode, smaller VAE tiles); a second
@@ -216,7 +224,8 @@ class Engine:
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
-                       components=components, on_step=progress or (lambda done, total: None))  # fmt: skip
+                       components=components, on_step=progress or (lambda done, total: None),
+                       frame_observer=frame_observer)  # fmt: skip
         attempts = (needed.frugal, True)
         try:
             for number, frugal in enumerate(attempts, 1):
@@ -244,7 +253,9 @@ class Engine:
         timings["total"] = time.perf_counter() - started
         return self._result(request, spec, plan, seed, Path(output_path), components, timings)
 
-    def _attempt(self, *, request, spec, plan, seed, image, output_path, components, on_step, frugal) -> dict[str, float]:
+    def _attempt(
+        self, *, request, spec, plan, seed, image, output_path, components, on_step, frame_observer, frugal
+    ) -> dict[str, float]:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
@@ -266,8 +277,9 @@ class Engine:
         # Frugal decodes use tiles of half the official long side (a quarter of the area).
         long_side = decode.SPATIAL_TILE_LONG_SIDE // (2 if frugal else 1)
         with decode.official_tiling(pipeline.vae, plan.gen_height, plan.gen_width, long_side):
+            frames = decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings)
             media.encode_clip(
-                decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
+                frames if frame_observer is None else _observed(frames, frame_observer),
                 audio,
                 width=plan.width,
                 height=plan.height,
@@ -316,6 +328,14 @@ def image_crf(components: Components) -> int:
     from diffusers.pipelines.ltx2.utils import resolve_default_image_crf
 
     return resolve_default_image_crf(components.pipeline.text_encoder)
+
+
+def _observed(chunks: Iterator[np.ndarray], observer: FrameObserver) -> Iterator[np.ndarray]:
+    first = 0
+    for chunk in chunks:
+        observer(chunk, first)
+        first += len(chunk)
+        yield chunk
 
 
 def _is_streamed(module) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from enum import Enum
 
 from PIL import Image, UnidentifiedImageError
 
@@ -75,3 +76,39 @@ def check_image(data: bytes) -> None:
             image.load()
     except (UnidentifiedImageError, OSError) as error:
         raise RequestError("image", f"the first-frame image is not a readable PNG, JPEG or WEBP file ({error})") from None
+
+
+class SafetyMode(str, Enum):
+    NONE = "none"
+    FAST = "fast"
+    FULL = "full"
+
+    @property
+    def rank(self) -> int:
+        return list(SafetyMode).index(self)
+
+
+@dataclass(frozen=True)
+class SafetyRequest:
+    """What a task asks to be checked: its output frames (`mode`) and its first-frame image (`check_inputs`)."""
+
+    mode: SafetyMode = SafetyMode.NONE
+    check_inputs: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.mode is not SafetyMode.NONE or self.check_inputs
+
+    def at_least(self, required: SafetyMode) -> "SafetyRequest":
+        """This request made at least as strict as an operator's `required` mode (which checks inputs too)."""
+        if required is SafetyMode.NONE:
+            return self
+        return SafetyRequest(max(self.mode, required, key=lambda mode: mode.rank), True)
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode.value, "check_inputs": self.check_inputs}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "SafetyRequest":
+        data = data or {}
+        return cls(SafetyMode(data.get("mode", "none")), bool(data.get("check_inputs", False)))

@@ -43,6 +43,9 @@ class Job:
     """The first-frame image reference as sent (an imageUUID, a URL, a data URI or base64); the service resolves it."""
     frame_image_file: str | None = None
     """The resolved image's file name in the images folder, once it is local."""
+    safety: dict[str, Any] | None = None
+    """The content check (`ltx_runtime.safety.SafetyRequest.to_dict`: mode none/fast/full, check_inputs), the
+    server's requirement included."""
 
     @property
     def number_results(self) -> int:
@@ -96,6 +99,10 @@ class ErrorKind(str, Enum):
     OUT_OF_MEMORY = "out_of_memory"
     MODEL_UNAVAILABLE = "model_unavailable"
     """The model's weights are missing or do not match weights.lock."""
+    CHECK_UNAVAILABLE = "check_unavailable"
+    """The task needs a content check and the content classifier is not installed."""
+    CONTENT_FLAGGED = "content_flagged"
+    """The content check flagged the first-frame image or the output; nothing is served."""
     GENERATION_FAILED = "generation_failed"
     WORKER_LOST = "worker_lost"
     """The worker died while running the task, max_attempts times."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import re
 import time
 import uuid
@@ -18,12 +19,14 @@ from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import MemoryLimitError, check_memory
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.memory import MemoryProfile
+from ltx_runtime.safety import SafetyMode, SafetyRequest, missing_files
 
 from .jobs import ErrorKind, Job, TaskError
 from .netguard import BlockedURLError, FetchError
 from .settings import Settings
 from .tasks import DuplicateTask, TaskRecord, TaskStore
 
+log = logging.getLogger("ltx_runtime.server")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -42,6 +45,7 @@ class TaskService:
         fetched after the reply (status "preparing", see `prepare`), so a slow host never delays it."""
         if job.frame_image is not None and job.image_url is None:
             self.attach_image(job, self._local_image(key_id, job.frame_image))
+        self._check_safety(job)
         self._check_memory(job)
         if self.store.pending_count(key_id) >= self.settings.max_pending_per_key:
             raise TaskError(
@@ -55,6 +59,25 @@ class TaskService:
             )  # fmt: skip
         except DuplicateTask:
             raise TaskError(ErrorKind.DUPLICATE, f"a task with the id {task_id} was already submitted") from None
+
+    def _check_safety(self, job: Job) -> None:
+        """Add the server's required content checks to the job, and refuse now a task that needs a check this server
+        cannot make: it is never answered unchecked."""
+        safety = SafetyRequest.from_dict(job.safety).at_least(SafetyMode(self.settings.require_safety))
+        job.safety = safety.to_dict()
+        if not safety.active or self.settings.tiny_safety_checker:
+            return
+        missing = missing_files(self.settings.safety_folder)
+        if missing:
+            log.error("content classifier missing in %s: %s", self.settings.safety_folder, ", ".join(missing))
+            required = self.settings.require_safety != "none"
+            asked = "this server requires a content check" if required else "the task asks for a content check"
+            raise TaskError(
+                ErrorKind.CHECK_UNAVAILABLE,
+                f"{asked}, and the content classifier is not installed on this server, so the task was not accepted "
+                f"(operator: run `ltx-runtime weights pull safety-checker`, or set LTX_SAFETY_WEIGHTS)",
+                parameter="safety",
+            )
 
     def _check_memory(self, job: Job) -> None:
         """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     memory_budget_gib: float | None = Field(None, gt=0)
     """GPU memory a request may plan to use; default 92% of the GPU's (no limit on the CPU). Larger requests are
     refused at submission, naming the limit."""
+    require_safety: Literal["none", "fast", "full"] = "none"
+    """Content checks for every task, whatever it asks: its output at least in this mode, and its first-frame image."""
+    safety_weights: Path | None = None
+    """The content classifier's folder (`ltx-runtime weights pull safety-checker`); default WEIGHTS_DIR/safety-checker,
+    or a tiny random one in demo mode. Without it, tasks that need a check are refused at submission."""
+    safety_adjustment: float = 0.0
+    """Added to every concept score of the classifier (diffusers' `adjustment`): 0.0 is the stock checker, higher
+    flags more, lower flags less."""
 
     @classmethod
     def settings_customise_sources(
@@ -106,6 +114,23 @@ class Settings(BaseSettings):
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def tiny_weights_dir(self) -> Path:
+        return self.data_dir / "tiny-weights"
+
+    @property
+    def tiny_safety_checker(self) -> bool:
+        """Whether the content classifier is the tiny random stand-in (demo mode, no folder set), built on demand."""
+        return self.demo and self.safety_weights is None
+
+    @property
+    def safety_folder(self) -> Path:
+        from ltx_runtime.safety import SAFETY_CHECKER
+
+        if self.safety_weights is not None:
+            return self.safety_weights
+        return (self.tiny_weights_dir if self.demo else self.weights_dir) / SAFETY_CHECKER
 
     @property
     def database(self) -> Path:

@@ -19,7 +19,16 @@ from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
 from ltx_runtime.memory import MemoryProfile, free_cached_memory
 from ltx_runtime.media import OutputFormat
-from ltx_runtime.request import GenerationRequest, RequestError
+from ltx_runtime.request import GenerationRequest, RequestError, SafetyMode, SafetyRequest
+from ltx_runtime.safety import (
+    SAFETY_CHECKER,
+    ContentFlagged,
+    FrameScreen,
+    SafetyChecker,
+    checker_device,
+    ensure_tiny_safety_checker,
+    image_pixels,
+)
 from ltx_runtime.weights import WeightsError
 
 from .jobs import ErrorKind, Job
@@ -49,12 +58,13 @@ class Worker:
         self.engine = Engine(
             "tiny" if settings.demo else settings.weights_dir,
             device=torch.device(device) if device else None,
-            tiny_folder=settings.data_dir / "tiny-weights",
+            tiny_folder=settings.tiny_weights_dir,
             x264_preset=settings.x264_preset,
             memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
         )
+        self._safety_checker: SafetyChecker | None = None
 
     def serve_forever(self) -> None:
         self.store.worker_state(self.worker_id, os.getpid(), "starting")
@@ -80,14 +90,20 @@ class Worker:
         heartbeat = threading.Thread(target=self._renew_lease, args=(task.id, done), daemon=True)
         heartbeat.start()
         finished = False
+        # The server's requirement again, for tasks queued before it was set.
+        safety = SafetyRequest.from_dict(job.safety).at_least(SafetyMode(self.settings.require_safety))
         try:
+            if safety.check_inputs and job.frame_image_file:
+                self._check_input_image(job)
             for result in task.results:
                 if result.status != "success":  # a retried task keeps the results it already has
-                    self._generate(task, job, result.index, result.seed, result.video_uuid)
+                    self._generate(task, job, result.index, result.seed, result.video_uuid, safety.mode)
             self.store.finish(task.id, self.worker_id)
             finished = True
         except (TaskReleased, LeaseLost):
             log.warning("task %s stopped on %s: cancelled or taken away", task.task_uuid, self.worker_id)
+        except ContentFlagged as error:
+            self._fail(task, ErrorKind.CONTENT_FLAGGED, str(error))
         except MemoryLimitError as error:  # submitted before this worker reported its memory
             self._fail(task, ErrorKind.TOO_LARGE, str(error))
         except RequestError as error:  # validated already; what is left is an unreadable first-frame image
@@ -118,7 +134,30 @@ class Worker:
 
         return on_step
 
-    def _generate(self, task: TaskRecord, job: Job, index: int, seed: int, video_uuid: str) -> None:
+    def safety_checker(self) -> SafetyChecker:
+        """The content classifier, loaded on first use and kept for the worker's life."""
+        if self._safety_checker is None:
+            folder = self.settings.safety_folder
+            if self.settings.tiny_safety_checker:
+                ensure_tiny_safety_checker(folder.parent)
+            device = checker_device(self.engine.device, self.engine.memory_profile)
+            self._safety_checker = SafetyChecker.load(
+                folder, device, self.settings.safety_adjustment, self.engine.lock.get(SAFETY_CHECKER)
+            )
+            log.info("content classifier loaded from %s on %s", folder, device)
+        return self._safety_checker
+
+    def _check_input_image(self, job: Job) -> None:
+        """checkInputs: the first-frame image as sent, before any generation."""
+        pixels = image_pixels((self.settings.images_dir / job.frame_image_file).read_bytes())
+        if self.safety_checker().flags(pixels[None]).any():
+            raise ContentFlagged(
+                "the content safety check flagged the first-frame image (inputs.frameImages); nothing was generated"
+            )
+
+    def _generate(
+        self, task: TaskRecord, job: Job, index: int, seed: int, video_uuid: str, safety_mode: SafetyMode
+    ) -> None:
         request = GenerationRequest(
             model=job.model,
             prompt=job.prompt,
@@ -136,9 +175,16 @@ class Worker:
         media_dir.mkdir(parents=True, exist_ok=True)
         file_name = result_file_name(video_uuid, job.output_format)
         partial = media_dir / f".{file_name}.partial"
+        screen = None
+        if safety_mode is not SafetyMode.NONE:
+            screen = FrameScreen(self.safety_checker().flags, safety_mode, round(job.duration * job.fps), job.fps)
         started = time.perf_counter()
-        self.engine.generate(request, partial, progress=self._on_step(task, index))  # removes `partial` if it raises
+        # generate() removes `partial` if it raises (a flagged frame included)
+        self.engine.generate(request, partial, progress=self._on_step(task, index), frame_observer=screen)
         gpu_seconds = time.perf_counter() - started
+        if screen is not None:
+            log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,
+                     screen.seconds)  # fmt: skip
         try:
             self._check_held(task)  # cancelled while the video was decoded and encoded
         except TaskReleased:

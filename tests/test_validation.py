@@ -61,3 +61,27 @@ def test_fast_long_durations_at_1080p_25_fps_only():
             validate_video_inference(task(**fields), demo=False)
         assert (raised.value.code, raised.value.parameter) == ("invalidDuration", "duration")
         assert "1920x1080 and 25 fps only" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "safety, expected",
+    [
+        (None, {"mode": "none", "check_inputs": False}),
+        ({}, {"mode": "none", "check_inputs": False}),
+        ({"checkContent": False}, {"mode": "none", "check_inputs": False}),
+        ({"checkContent": True}, {"mode": "fast", "check_inputs": False}),  # "When enabled, defaults to fast mode"
+        ({"checkContent": True, "mode": "full"}, {"mode": "full", "check_inputs": False}),
+        ({"checkContent": True, "mode": "none"}, {"mode": "fast", "check_inputs": False}),  # asked for: never skipped
+        ({"mode": "full"}, {"mode": "full", "check_inputs": False}),
+        ({"checkInputs": True}, {"mode": "none", "check_inputs": True}),
+    ],
+)
+def test_safety_becomes_what_the_worker_checks(safety, expected):
+    fields = {} if safety is None else {"safety": safety}
+    assert validate_video_inference(task(**fields), demo=False).safety == expected
+
+
+def test_safety_check_inputs_must_be_a_boolean():
+    with pytest.raises(ContractError) as refused:
+        validate_video_inference(task(safety={"checkInputs": "yes"}), demo=False)
+    assert (refused.value.code, refused.value.parameter) == ("invalidCheckInputs", "safety.checkInputs")

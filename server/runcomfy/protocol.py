@@ -2,8 +2,8 @@
 
 Codes from docs.runcomfy.com/model-apis/error-codes: 400001 InvalidResourceIdentifier, 403001 PermissionDeniedError,
 404001 ResourceNotFound, 400002 InsufficientResources, 400004 UserAccountError. RunComfy does not publish its error body
-or codes for a bad parameter, a full queue or a failed run; this server's choices (400003, 429001, 409001, 500001,
-500002) follow the same pattern and are documented in the README. Every error is `{"error": {code, name, message,
+or codes for a bad parameter, a full queue, a failed run or a content check; this server's choices (400003, 429001,
+409001, 422001, 500001, 500002, 503001) follow the same pattern and are documented in the README. Every error is `{"error": {code, name, message,
 parameter?}}`.
 """
 
@@ -25,6 +25,8 @@ ERROR_CODES: dict[ErrorKind, tuple[int, str, int]] = {
     ErrorKind.INVALID_REQUEST: (400003, "InvalidParameter", 400),
     ErrorKind.OUT_OF_MEMORY: (500001, "GenerationFailed", 500),
     ErrorKind.MODEL_UNAVAILABLE: (500002, "ModelUnavailable", 500),
+    ErrorKind.CHECK_UNAVAILABLE: (503001, "ContentCheckUnavailable", 503),
+    ErrorKind.CONTENT_FLAGGED: (422001, "ContentFlagged", 422),
     ErrorKind.GENERATION_FAILED: (500001, "GenerationFailed", 500),
     ErrorKind.WORKER_LOST: (500001, "GenerationFailed", 500),
 }

@@ -27,6 +27,8 @@ ERROR_CODES: dict[ErrorKind, tuple[str, int]] = {
     ErrorKind.INVALID_REQUEST: ("invalidParameter", 400),
     ErrorKind.OUT_OF_MEMORY: ("inferenceError", 500),
     ErrorKind.MODEL_UNAVAILABLE: ("modelUnavailable", 500),
+    ErrorKind.CHECK_UNAVAILABLE: ("modelUnavailable", 503),
+    ErrorKind.CONTENT_FLAGGED: ("nsfwContentDetected", 400),  # a code the official SDKs' error maps know
     ErrorKind.GENERATION_FAILED: ("inferenceError", 500),
     ErrorKind.WORKER_LOST: ("inferenceError", 500),
 }
@@ -79,7 +81,8 @@ def failure_error(kind: str | None, message: str | None, task_type: str, task_uu
     elif error_kind is ErrorKind.CANCELLED:
         message = f"the task was cancelled ({message}); it has no results"
     return ContractError(
-        code, message or "generation failed", status=400 if error_kind is ErrorKind.CANCELLED else 500,
+        code, message or "generation failed",
+        status=400 if error_kind in (ErrorKind.CANCELLED, ErrorKind.CONTENT_FLAGGED) else 500,
         task_type=task_type, task_uuid=task_uuid,
     )  # fmt: skip
 

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ltx_runtime.request import SafetyMode, SafetyRequest
+
 from ..auth import ApiKeys
 from ..jobs import ErrorKind, TaskError
 from ..service import TaskService
@@ -182,6 +184,8 @@ class RunwareService:
     def result_item(self, record: TaskRecord, result: ResultRecord) -> dict[str, Any]:
         """A finished result as getResponse, session replay and webhooks report it."""
         item = _item(record, result, status="success", videoURL=self.tasks.media_url(result.file_name), seed=result.seed)
+        if SafetyRequest.from_dict(record.job.get("safety")).mode is not SafetyMode.NONE:
+            item["NSFWContent"] = False  # checked, and not flagged: a flagged result never gets this far
         if record.request.get("includeCost") is True:
             item["cost"] = result.cost
         return item

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ltx_runtime.catalog import MODELS, ModelSpec
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
-from ltx_runtime.request import MAX_SEED
+from ltx_runtime.request import MAX_SEED, SafetyMode, SafetyRequest
 
 from ..jobs import Job, job_seeds
 from .protocol import ContractError
@@ -145,7 +145,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     if task.get("deliveryMethod", "async") != "async":
         raise check.invalid("deliveryMethod", "video models deliver asynchronously only: deliveryMethod must be async")
     include_cost = check.boolean(task, "includeCost", "includeCost", False)
-    _safety(check, task)
+    safety = _safety(check, task)
 
     return VideoJob(
         model=spec.id,
@@ -163,6 +163,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         webhook_url=check.url("webhookURL"),
         upload_endpoint=check.url("uploadEndpoint"),
         frame_image=frame_image,
+        safety=safety.to_dict(),
     )
 
 
@@ -230,9 +231,17 @@ def _frame_image(check: _Checker, task: dict) -> str | None:
     return item
 
 
-def _safety(check: _Checker, task: dict) -> None:
+def _safety(check: _Checker, task: dict) -> SafetyRequest:
+    """checkContent turns the output check on, in `fast` mode unless `mode` says `full`; a `mode` of fast or full
+    turns it on by itself. checkContent with mode none is checked in fast mode: a task that asks for a check is
+    never answered without one. checkInputs checks the first-frame image before generation."""
     safety = check.object("safety", "safety", task)
-    check.only_keys(safety, {"checkContent", "mode"}, "safety")
-    check.boolean(safety, "checkContent", "safety.checkContent", False)
-    if safety.get("mode", "none") not in ("none", "fast", "full"):
+    check.only_keys(safety, {"checkContent", "mode", "checkInputs"}, "safety")
+    check_content = check.boolean(safety, "checkContent", "safety.checkContent", False)
+    check_inputs = check.boolean(safety, "checkInputs", "safety.checkInputs", False)
+    mode = safety.get("mode", "none")
+    if mode not in ("none", "fast", "full"):
         raise check.invalid("safety.mode", "safety.mode must be none, fast or full")
+    if check_content and mode == "none":
+        mode = "fast"
+    return SafetyRequest(SafetyMode(mode), check_inputs)
