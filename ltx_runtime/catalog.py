@@ -88,6 +88,13 @@ class ModelSpec:
             return self.sizes.describe()
         return ", ".join(f"{w}x{h}" for w, h in self.sizes)
 
+    def describe_fps(self) -> str:
+        """"25, 50", or "8-50" for a run of consecutive values."""
+        values = self.fps_values
+        if len(values) > 2 and values == tuple(range(values[0], values[-1] + 1)):
+            return f"{values[0]}-{values[-1]}"
+        return ", ".join(map(str, values))
+
     def hosted_price(self, width: int, height: int, duration: float) -> float | None:
         """What the hosted API charges for this clip, or None where it publishes no price."""
         per_second = self.price_per_second.get((width, height))

@@ -33,6 +33,7 @@ from .memory import (
     gpu_memory_bytes,
     place,
 )  # fmt: skip
+from .progress import StageCallback, denoising_steps
 from .recipes import fast, guided
 from .tiny import ensure_tiny_weights, is_tiny
 from .weights import Components, LockEntry, check_components, check_folder, load_components, read_lock, resolve_folder
@@ -45,8 +46,8 @@ DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache"
 MAX_SEED = 2**63 - 1
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 
-ProgressCallback = Callable[[int, int], None]
-"""(denoising steps done, total denoising steps)"""
+ProgressCallback = StageCallback
+"""(stage, fraction of that stage done): the stages of progress.STAGES in order, up to "encoding"."""
 
 
 class RequestError(ValueError):
@@ -121,8 +122,7 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
         allowed = ", ".join(str(d) for d in spec.durations)
         raise RequestError("duration", f"{spec.id} takes durations of {allowed} s, not {request.duration}")
     if request.fps not in spec.fps_values:
-        allowed = ", ".join(str(f) for f in spec.fps_values)
-        raise RequestError("fps", f"{spec.id} takes {allowed} fps, not {request.fps}")
+        raise RequestError("fps", f"{spec.id} takes {spec.describe_fps()} fps, not {request.fps}")
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
         raise RequestError("seed", f"the seed must be between 0 and {MAX_SEED}")
     if not media.QUALITY_MIN <= request.quality <= media.QUALITY_MAX:
@@ -258,7 +258,7 @@ class Engine:
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         image = None if request.image is None else open_image(request.image)
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
-                       components=components, on_step=progress or (lambda done, total: None))  # fmt: skip
+                       components=components, report=progress or (lambda stage, fraction: None))  # fmt: skip
         attempts = (needed.frugal, True)
         for number, frugal in enumerate(attempts, 1):
             self._restore_placement(components)  # an earlier frugal attempt may have left modules in host memory
@@ -279,8 +279,11 @@ class Engine:
         timings["total"] = time.perf_counter() - started
         return self._result(request, spec, plan, seed, Path(output_path), components, timings)
 
-    def _attempt(self, *, request, spec, plan, seed, image, output_path, components, on_step, frugal) -> dict[str, float]:
+    def _attempt(self, *, request, spec, plan, seed, image, output_path, components, report, frugal) -> dict[str, float]:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
+        report("text_encoding", 0.0)
+        stage_1_steps = fast.STAGE_1_STEPS if spec.recipe is Recipe.FAST else guided.PARAMS[spec.recipe].steps
+        on_step = denoising_steps(report, stage_1_steps)
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
         if spec.recipe is Recipe.FAST:
@@ -293,6 +296,7 @@ class Engine:
 
         pipeline = components.pipeline
         audio = None
+        report("decoding", 0.0)
         if request.audio:
             clock = time.perf_counter()
             audio = decode.audio_waveform(pipeline.audio_vae, pipeline.vocoder, recipe_output.audio_latents, plan, timings)
@@ -303,7 +307,7 @@ class Engine:
             self._offload(pipeline.transformer)
         self._prepare_vae(pipeline.vae, frugal)
         media.encode_clip(
-            decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
+            _reporting_frames(decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings), plan, report),
             audio,
             width=plan.width,
             height=plan.height,
@@ -314,6 +318,7 @@ class Engine:
             quality=request.quality,
             x264_preset=self.x264_preset,
         )
+        report("encoding", 1.0)
         timings["decode_and_encode"] = time.perf_counter() - clock
         return timings
 
@@ -355,6 +360,17 @@ class Engine:
             tiny_weights=is_tiny(components.folder),
             timings=timings,
         )
+
+
+def _reporting_frames(chunks, plan: GenerationPlan, report: ProgressCallback):
+    """The decoded chunks, reporting the decoding per chunk, then the start of the encoder's last part (the frames
+    it still holds, the audio and the container), which runs once the last chunk is taken."""
+    done = 0
+    for chunk in chunks:
+        done += len(chunk)
+        report("decoding", done / plan.frames)
+        yield chunk
+    report("encoding", 0.0)
 
 
 def _is_streamed(module) -> bool:

@@ -23,9 +23,10 @@ from ltx_runtime.media import OutputFormat
 
 from .auth import ApiKeys
 from .delivery import deliver_upload, deliver_webhook
+from .logs import task_event
 from .netguard import GuardedClient, GuardSettings
 from .runware.protocol import ContractError, Reply
-from .runware.service import UUID_PATTERN, RunwareService, Session, image_content_type
+from .runware.service import INVALID_KEY_MESSAGE, UUID_PATTERN, RunwareService, Session, image_content_type
 from .settings import Settings
 from .supervisor import WorkerPool
 from .tasks import SQLiteTaskStore
@@ -76,13 +77,14 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
         except ContractError as error:
             return _reply(Reply(errors=[error]))
         except ValueError:
-            return _reply(Reply(errors=[ContractError("invalidRequestBody", "the body is not valid JSON")]))
+            return _reply(Reply(errors=[ContractError("invalidRequestBody", "the body is not valid JSON", parameter="body")]))
         authorization = request.headers.get("authorization", "")
         if authorization:
             scheme, _, key = authorization.partition(" ")
             session.key_id = keys.identify(key.strip()) if scheme.lower() == "bearer" else None
             if session.key_id is None:
-                error = ContractError("invalidApiKey", "Invalid API key.", parameter="apiKey", status=401)
+                error = ContractError("invalidApiKey", INVALID_KEY_MESSAGE, parameter="apiKey", status=401,
+                                      task_type="authentication")  # the header does what an authentication task does
                 return _reply(Reply(errors=[error]))
         return _reply(await service.handle(tasks, session))
 
@@ -96,7 +98,7 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
                 try:
                     tasks = json.loads(text)
                 except ValueError:
-                    error = ContractError("invalidRequestBody", "the frame is not valid JSON")
+                    error = ContractError("invalidRequestBody", "the frame is not valid JSON", parameter="body")
                     await socket.send_json(Reply(errors=[error]).body())
                     continue
                 # One frame per task: the auth reply must come first and alone, and a pong in a frame of its own.
@@ -186,8 +188,10 @@ async def _delivery_loop(settings: Settings, store: SQLiteTaskStore, service: Ru
             content_type = OutputFormat(record.job["output_format"]).content_type
             outcome = await deliver_upload(client, delivery.url, path, content_type)
         store.finish_delivery(delivery.id, outcome.delivered, outcome.attempts, outcome.last_status, outcome.last_error)
-        if not outcome.delivered:
-            log.warning("%s for task %s failed: %s", delivery.kind, record.task_uuid, outcome.last_error)
+        task_event("delivered" if outcome.delivered else "delivery_failed", record.task_uuid,
+                   level=logging.INFO if outcome.delivered else logging.WARNING, kind=delivery.kind,
+                   videoUUID=result.video_uuid, attempts=outcome.attempts, status=outcome.last_status,
+                   error=outcome.last_error)  # fmt: skip
 
     running: set[asyncio.Task] = set()
     while True:

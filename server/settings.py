@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     """GPU memory a request may plan to use; default 92% of the GPU's (no limit on the CPU). Larger requests are
     refused at submission, naming the limit."""
 
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """text: one line per event with key=value fields; json: one JSON object per line (for log shippers)."""
+    access_log: bool = False
+    """One line per HTTP request (every poll too); task events are logged either way."""
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS results (
     seed INTEGER NOT NULL,
     status TEXT NOT NULL DEFAULT 'processing',     -- processing | success
     progress INTEGER NOT NULL DEFAULT 0,
+    stage TEXT,                                    -- the stage of ltx_runtime.progress.STAGES running now
     file_name TEXT,
     gpu_seconds REAL,
     cost REAL,
@@ -100,6 +101,7 @@ class ResultRecord:
     seed: int
     status: str
     progress: int
+    stage: str | None
     file_name: str | None
     gpu_seconds: float | None
     cost: float | None
@@ -150,7 +152,7 @@ class TaskStore(Protocol):
     # the workers' side
     def claim(self, worker_id: str, lease_seconds: float) -> TaskRecord | None: ...
     def renew_lease(self, task_id: int, worker_id: str, lease_seconds: float) -> bool: ...
-    def set_progress(self, task_id: int, index: int, progress: int) -> None: ...
+    def set_progress(self, task_id: int, index: int, progress: int, stage: str | None = None) -> None: ...
     def complete_result(self, task_id: int, worker_id: str, index: int, file_name: str, gpu_seconds: float,
                         cost: float, expires_at: float, deliveries: list[tuple[str, str]]) -> None: ...
     def finish(self, task_id: int, worker_id: str) -> None: ...
@@ -178,6 +180,8 @@ class SQLiteTaskStore:
                 # a store written before workers reported their memory
                 db.execute("ALTER TABLE workers ADD COLUMN memory_profile TEXT")
                 db.execute("ALTER TABLE workers ADD COLUMN memory_budget INTEGER")
+            if "stage" not in {row["name"] for row in db.execute("PRAGMA table_info(results)")}:
+                db.execute("ALTER TABLE results ADD COLUMN stage TEXT")  # a store written before results had stages
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -296,10 +300,10 @@ class SQLiteTaskStore:
         )
         return cursor.rowcount == 1
 
-    def set_progress(self, task_id, index, progress) -> None:
+    def set_progress(self, task_id, index, progress, stage=None) -> None:
         self._connection().execute(
-            "UPDATE results SET progress = ? WHERE task_id = ? AND idx = ? AND status = 'processing'",
-            (progress, task_id, index),
+            "UPDATE results SET progress = ?, stage = ? WHERE task_id = ? AND idx = ? AND status = 'processing'",
+            (progress, stage, task_id, index),
         )
 
     def complete_result(self, task_id, worker_id, index, file_name, gpu_seconds, cost, expires_at, deliveries) -> None:
@@ -307,7 +311,7 @@ class SQLiteTaskStore:
         with self._transaction() as db:
             self._check_lease(db, task_id, worker_id)
             db.execute(
-                "UPDATE results SET status = 'success', progress = 100, file_name = ?, gpu_seconds = ?, cost = ?,"
+                "UPDATE results SET status = 'success', progress = 100, stage = NULL, file_name = ?, gpu_seconds = ?, cost = ?,"
                 " expires_at = ? WHERE task_id = ? AND idx = ?",
                 (file_name, gpu_seconds, cost, expires_at, task_id, index),
             )
@@ -429,6 +433,7 @@ class SQLiteTaskStore:
             seed=row["seed"],
             status=row["status"],
             progress=row["progress"],
+            stage=row["stage"],
             file_name=row["file_name"],
             gpu_seconds=row["gpu_seconds"],
             cost=row["cost"],

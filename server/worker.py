@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 
@@ -18,7 +20,10 @@ from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, GenerationRequest, MemoryLimitError, OutOfMemory, RequestError
 from ltx_runtime.memory import MemoryProfile
 from ltx_runtime.media import OutputFormat
+from ltx_runtime.progress import JobProgress, StageRates
 from ltx_runtime.weights import WeightsError
+
+from .logs import job_fields, setup_logging, task_event
 
 from .runware.validation import VideoJob
 from .settings import Settings
@@ -43,12 +48,12 @@ class Worker:
         self.engine = Engine(
             "tiny" if settings.demo else settings.weights_dir,
             device=torch.device(device) if device else None,
-            tiny_folder=settings.data_dir / "tiny-weights",
             x264_preset=settings.x264_preset,
             memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
         )
+        self.stage_rates = StageRates()
 
     def serve_forever(self) -> None:
         self.store.worker_state(self.worker_id, os.getpid(), "starting")
@@ -73,27 +78,36 @@ class Worker:
         done = threading.Event()
         heartbeat = threading.Thread(target=self._renew_lease, args=(task.id, done), daemon=True)
         heartbeat.start()
+        started = time.perf_counter()
+        fields = {"key": task.key_id, **job_fields(task.job)}
+        task_event("started", task.task_uuid, worker=self.worker_id, attempt=task.attempts, **fields)
         try:
             for result in task.results:
                 if result.status != "success":  # a retried task keeps the results it already has
                     self._generate(task, job, result.index, result.seed, result.video_uuid)
             self.store.finish(task.id, self.worker_id)
-        except LeaseLost:
-            log.warning("task %s was taken away from %s", task.task_uuid, self.worker_id)
+            task_event("finished", task.task_uuid, seconds=time.perf_counter() - started, **fields)
+        except LeaseLost:  # its lease ran out and the task went back to the queue
+            task_event("lease_lost", task.task_uuid, level=logging.WARNING, worker=self.worker_id)
         except MemoryLimitError as error:  # submitted before this worker reported its memory
-            self.store.fail(task.id, "unsupportedDimensions", str(error))
+            self._fail(task, started, "unsupportedDimensions", str(error))
         except RequestError as error:  # validated already; what is left is an unreadable first-frame image
             code = "invalidFrameImages" if error.parameter == "image" else "invalidParameter"
-            self.store.fail(task.id, code, str(error))
+            self._fail(task, started, code, str(error))
         except OutOfMemory as error:
-            self.store.fail(task.id, "inferenceError", str(error))
+            self._fail(task, started, "inferenceError", str(error))
         except WeightsError as error:
-            self.store.fail(task.id, "modelUnavailable", str(error))
+            self._fail(task, started, "modelUnavailable", str(error))
         except Exception as error:  # noqa: BLE001 - one task's failure must not end the worker
             log.exception("task %s failed", task.task_uuid)
-            self.store.fail(task.id, "inferenceError", f"generation failed: {type(error).__name__}")
+            self._fail(task, started, "inferenceError", f"generation failed: {type(error).__name__}")
         finally:
             done.set()
+
+    def _fail(self, task: TaskRecord, started: float, code: str, message: str) -> None:
+        self.store.fail(task.id, code, message)
+        task_event("failed", task.task_uuid, level=logging.WARNING, key=task.key_id, code=code, error=message,
+                   seconds=time.perf_counter() - started, **job_fields(task.job))  # fmt: skip
 
     def _generate(self, task: TaskRecord, job: VideoJob, index: int, seed: int, video_uuid: str) -> None:
         request = GenerationRequest(
@@ -113,11 +127,20 @@ class Worker:
         media_dir.mkdir(parents=True, exist_ok=True)
         file_name = result_file_name(video_uuid, job.output_format)
         partial = media_dir / f".{file_name}.partial"
+        stages_logged = set()
+
+        def on_change(stage: str, percent: int) -> None:
+            self.store.set_progress(task.id, index, percent, stage)
+            if stage not in stages_logged:  # a milestone: the start of each stage
+                stages_logged.add(stage)
+                task_event("progress", task.task_uuid, videoUUID=video_uuid, stage=stage, progress=percent)
+
+        frames = round(job.duration * job.fps)
+        tracker = JobProgress(job.width, job.height, frames, self.stage_rates.of(job.model), on_change)
         started = time.perf_counter()
-        self.engine.generate(
-            request, partial, progress=lambda done, total: self.store.set_progress(task.id, index, 99 * done // total)
-        )
+        self.engine.generate(request, partial, progress=tracker)
         gpu_seconds = time.perf_counter() - started
+        tracker("uploading", 0.0)
         partial.rename(media_dir / file_name)
         deliveries = [(kind, url) for kind, url in (("webhook", job.webhook_url), ("upload", job.upload_endpoint)) if url]
         ttl = job.ttl or self.settings.media_ttl_seconds
@@ -125,6 +148,10 @@ class Worker:
             task.id, self.worker_id, index, file_name, gpu_seconds, self._cost(job, gpu_seconds), time.time() + ttl,
             deliveries,
         )  # fmt: skip
+        stage_seconds = tracker.seconds()
+        self.stage_rates.learn(job.model, stage_seconds, tracker.units)
+        task_event("result", task.task_uuid, videoUUID=video_uuid, seed=seed, bytes=(media_dir / file_name).stat().st_size,
+                   seconds=gpu_seconds, stages=",".join(f"{stage}:{spent:.2f}" for stage, spent in stage_seconds.items()))  # fmt: skip
 
     def _cost(self, job: VideoJob, gpu_seconds: float) -> float:
         if self.settings.cost_mode == "hosted":
@@ -146,7 +173,11 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 def worker_main(worker_id: str, settings_json: str, device: str | None, parent_pid: int) -> None:
     """Entry point of a spawned worker process."""
-    logging.basicConfig(level=os.environ.get("LTX_LOG_LEVEL", "INFO"), format=f"%(asctime)s {worker_id} %(message)s")
-    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     settings = Settings.model_validate_json(settings_json)
+    setup_logging(settings.log_level, settings.log_format, worker_id)
+    # Ctrl-C reaches the whole process group: the server stops its workers itself. A SIGTERM ends the worker through
+    # the normal exit path, so that nothing (e.g. a multiprocessing semaphore) is left for the resource tracker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     Worker(worker_id, settings, device).serve_forever()

@@ -43,6 +43,7 @@ def test_models_lists_the_catalog(env):
     for model_id in ("lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "ltx-runtime:tiny@1"):
         assert model_id in out
     assert "settings.audio (default true), 48000 Hz" in out
+    assert "fps: 8-50 (default 25)" in out and "fps: 25, 50 (default 25)" in out  # a range, not 43 values
 
 
 def test_generate_small_clip_with_progress_and_summary(env, tmp_path):

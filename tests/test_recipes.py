@@ -38,8 +38,10 @@ def request(model, **fields):
 @pytest.mark.parametrize("model, steps", [(TINY_PRO, 43), (TINY_LTX23, 33)])
 def test_guided_recipes_report_every_step(engine, tmp_path, model, steps):
     seen = []
-    engine.generate(request(model), tmp_path / "clip.mp4", progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(i, steps) for i in range(1, steps + 1)]  # 40 (Pro) or 30 (2.3) guided steps + 3 refine steps
+    engine.generate(request(model), tmp_path / "clip.mp4", progress=lambda stage, fraction: seen.append((stage, fraction)))
+    guided_steps = steps - 3  # 40 (Pro) or 30 (2.3) guided steps + 3 refine steps
+    assert [fraction for stage, fraction in seen if stage == "stage_1"] == [i / guided_steps for i in range(1, guided_steps + 1)]
+    assert [fraction for stage, fraction in seen if stage == "stage_2"] == [1 / 3, 2 / 3, 1.0]
 
 
 def test_pro_uses_the_distilled_lora_in_stage_2_only(engine, tmp_path):

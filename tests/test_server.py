@@ -108,6 +108,7 @@ def test_tasks_are_scoped_to_their_api_key(server):
     server.post([task])
     status, body = server.post([{"taskType": "getResponse", "taskUUID": task["taskUUID"]}], key=OTHER_KEY)
     assert status == 404 and body["errors"][0]["code"] == "taskNotFound"
+    assert "visible only to the API key that submitted it" in body["errors"][0]["message"]
     # The same taskUUID under another key is a different task.
     status, body = server.post([task], key=OTHER_KEY)
     assert status == 200 and "errors" not in body

@@ -12,6 +12,7 @@ import uuid
 import pytest
 from PIL import Image
 
+from server.runware.service import INVALID_KEY_MESSAGE
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, video_task
 
 U = "6f1c3e2a-1b2c-4d5e-8f90-123456789abc"
@@ -138,7 +139,8 @@ def test_bad_other_tasks(server, name, tasks, status, code, parameter):
 
 def test_malformed_json_body(server):
     status, body = server.post(None, raw=b"[{not json")
-    assert status == 400 and body["errors"][0]["code"] == "invalidRequestBody"
+    assert status == 400 and body["errors"] == [
+        {"code": "invalidRequestBody", "message": "the body is not valid JSON", "parameter": "body"}]
 
 
 def test_oversized_body_is_refused_before_it_is_read(server):
@@ -156,11 +158,14 @@ def test_no_key_and_a_wrong_key(server):
     status, body = server.post([video_task()], key=None)
     assert status == 401 and body["errors"][0]["code"] == "missingApiKey"
     status, body = server.post([video_task()], key="nope")
-    assert status == 401 and body["errors"][0] == {
-        "code": "invalidApiKey", "message": "Invalid API key.", "parameter": "apiKey"}
+    assert status == 401
+    (header_error,) = body["errors"]
+    assert header_error == {"code": "invalidApiKey", "message": INVALID_KEY_MESSAGE, "parameter": "apiKey",
+                            "taskType": "authentication"}
     status, body = server.post([{"taskType": "authentication", "apiKey": "nope"}, video_task()], key=None)
     assert status == 401
     assert [e["code"] for e in body["errors"]] == ["invalidApiKey", "missingApiKey"]
+    assert body["errors"][0] == header_error  # the same error, however the key came
 
 
 def test_too_many_unfinished_tasks_per_key(server):

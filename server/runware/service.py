@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from ltx_runtime.geometry import plan_generation
 from ltx_runtime.memory import MemoryProfile
 
 from ..auth import ApiKeys
+from ..logs import job_fields, task_event
 from ..netguard import BlockedURLError, FetchError
 from ..settings import Settings
 from ..tasks import DuplicateTask, ResultRecord, SQLiteTaskStore, TaskRecord
@@ -133,6 +135,7 @@ class RunwareService:
             raise ContractError(
                 "conflictTaskUUID", "a task with this taskUUID was already submitted", parameter="taskUUID"
             ) from None
+        task_event("accepted", task["taskUUID"], key=session.key_id, **job_fields(job.to_dict()))
         # The ack carries nothing else: the Python SDK treats a videoUUID or a status here as finished results.
         return {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
 
@@ -159,8 +162,14 @@ class RunwareService:
             raise ContractError("missingTaskUUID", "taskUUID is required", parameter="taskUUID")
         record = self.store.get(session.key_id, task_uuid)
         if record is None:
-            raise ContractError("taskNotFound", f"no task {task_uuid} for this API key", parameter="taskUUID", status=404)
+            raise ContractError("taskNotFound", self._not_found_message(task_uuid), parameter="taskUUID", status=404)
         return record
+
+    def _not_found_message(self, task_uuid: str) -> str:
+        message = f"no task {task_uuid} for this API key: a task is visible only to the API key that submitted it"
+        if self.keys.accept_any:
+            message += " (in demo mode any key is accepted, and each key sees only its own tasks)"
+        return message
 
     def _get_response(self, task: dict, session: Session) -> Reply:
         """One item per requested result: processing (with its pre-allocated videoUUID and progress) or success.
@@ -243,12 +252,17 @@ class RunwareService:
             data, _ = await client.get_bytes(job.frame_image)
             self.attach_image(job, data)
         except ContractError as error:
-            self.store.fail(record.id, "invalidFrameImages", f"inputs.frameImages: {error.message}")
+            self._fail_preparing(record, f"inputs.frameImages: {error.message}")
         except (BlockedURLError, FetchError) as error:
             # Say what happened, never what the remote host answered.
-            self.store.fail(record.id, "invalidFrameImages", f"inputs.frameImages could not be fetched: {error}")
+            self._fail_preparing(record, f"inputs.frameImages could not be fetched: {error}")
         else:
             self.store.prepared(record.id, job.to_dict())
+
+    def _fail_preparing(self, record: TaskRecord, message: str) -> None:
+        self.store.fail(record.id, "invalidFrameImages", message)
+        task_event("failed", record.task_uuid, level=logging.WARNING, key=record.key_id, code="invalidFrameImages",
+                   error=message)  # fmt: skip
 
     def _image_upload(self, task: dict, session: Session) -> dict:
         task_uuid = task.get("taskUUID")

@@ -160,8 +160,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     duration = _duration(check, task, spec)
     fps = task.get("fps", spec.default_fps)
     if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
-        allowed = ", ".join(map(str, spec.fps_values))
-        raise check.invalid("fps", f"{spec.id} takes fps {allowed}, got {fps!r}")
+        raise check.invalid("fps", f"{spec.id} takes fps {spec.describe_fps()}, got {fps!r}")
 
     number_results = check.integer("numberResults", 1, 1, MAX_RESULTS)
     seed = check.integer("seed", None, 0, MAX_SEED)
