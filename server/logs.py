@@ -60,6 +60,7 @@ def setup_logging(level: str = "INFO", log_format: LogFormat = "text", process_n
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter((_JsonFormatter if log_format == "json" else _TextFormatter)(process_name))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.captureWarnings(True)  # Python warnings in the same format
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # uvicorn's own handlers would use another format
@@ -86,6 +87,6 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 def _text_value(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.2f}".rstrip("0").rstrip(".")  # seconds to the hundredth; 2.0 as 2
     text = str(value)
     return json.dumps(text) if not text or any(c.isspace() or c in '"=' for c in text) else text

@@ -28,15 +28,15 @@ class ServerProcess:
     def __init__(self, data_dir: Path, tiny_root: Path, port: int | None = None, **env: str):
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.env = dict(
-            os.environ,
-            LTX_DATA_DIR=str(data_dir),
-            LTX_PORT=str(self.port),
-            LTX_API_KEYS=f"{API_KEY},{OTHER_KEY}",
-            LTX_X264_PRESET="ultrafast",
-            LTX_TINY_DIR=str(tiny_root),  # the session's tiny weights, instead of building them again
+        self.env = {
+            **os.environ,
+            "LTX_DATA_DIR": str(data_dir),
+            "LTX_PORT": str(self.port),
+            "LTX_API_KEYS": f"{API_KEY},{OTHER_KEY}",
+            "LTX_X264_PRESET": "ultrafast",
+            "LTX_TINY_DIR": str(tiny_root),  # the session's tiny weights, instead of building them again
             **env,
-        )
+        }
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
 
