@@ -47,7 +47,7 @@ def generate(
     """Generate one clip and write it to --output."""
     from .engine import Engine, GenerationRequest, OutOfMemory, RequestError, validate_request
     from .memory import MemoryProfile
-    from .progress import DEFAULT_RATES, STAGE_LABELS, STAGES, JobProgress
+    from .progress import STAGE_LABELS, STAGES, JobProgress, StageTimes
     from .weights import WeightsError
 
     try:
@@ -85,7 +85,7 @@ def generate(
     ) as progress_bar:
         task = progress_bar.add_task("starting", total=100)
         tracker = JobProgress(
-            request.width, request.height, round(request.duration * request.fps), DEFAULT_RATES,
+            StageTimes().predict(spec.id, request.width, request.height, round(request.duration * request.fps)),
             lambda stage, percent: progress_bar.update(task, completed=percent, description=STAGE_LABELS[stage]),
             stages=STAGES[:-1],  # no upload here
         )  # fmt: skip

@@ -5,9 +5,10 @@ A clip goes through these stages in order (Fast, Pro and LTX-2.3 alike): the eng
 `JobProgress` turns the reports into one percentage over the whole job, each stage weighted by its predicted share
 of the time, so that the VAE decode and the encode, which take most of the time on a CPU, move the percentage too.
 
-The prediction is measured: seconds per unit of work for each stage (a unit is one output pixel of one frame; the
-text encoder's time does not depend on the clip), taken from the last finished job of the same model when there is
-one, else from DEFAULT_RATES (measured on tiny weights on a CPU; on a GPU the first job corrects them).
+The prediction is measured: the seconds each stage took in the last job of the same model, size, length and frame
+rate when there was one (production traffic repeats a few sizes), else DEFAULT_RATES (seconds per output pixel of one
+frame, measured on tiny weights on a CPU, where the decode and the encode dominate; the text encoder's time does not
+depend on the clip).
 """
 
 from __future__ import annotations
@@ -60,19 +61,20 @@ def denoising_steps(report: StageCallback, stage_1_steps: int) -> Callable[[int,
     return on_step
 
 
-class StageRates:
-    """Measured seconds per unit of each stage, per model, updated after every finished job."""
+class StageTimes:
+    """Predicted seconds per stage for a job: the measured ones of the last job of the same model and shape."""
 
     def __init__(self):
-        self._by_model: dict[str, dict[str, float]] = {}
+        self._measured: dict[tuple[str, int, int, int], dict[str, float]] = {}
 
-    def of(self, model: str) -> dict[str, float]:
-        return {**DEFAULT_RATES, **self._by_model.get(model, {})}
+    def predict(self, model: str, width: int, height: int, frames: int) -> dict[str, float]:
+        measured = self._measured.get((model, width, height, frames), {})
+        units = width * height * frames
+        return {stage: measured.get(stage, rate * (1 if stage in FIXED_COST_STAGES else units))
+                for stage, rate in DEFAULT_RATES.items()}  # fmt: skip
 
-    def learn(self, model: str, seconds: dict[str, float], units: int) -> None:
-        rates = self._by_model.setdefault(model, {})
-        for stage, spent in seconds.items():
-            rates[stage] = spent / (1 if stage in FIXED_COST_STAGES else units)
+    def learn(self, model: str, width: int, height: int, frames: int, seconds: dict[str, float]) -> None:
+        self._measured[(model, width, height, frames)] = dict(seconds)
 
 
 class JobProgress:
@@ -80,17 +82,13 @@ class JobProgress:
     (0-99; 100 is reserved for the finished job) changes. The percentage never goes back (a retried attempt
     starts the stages again)."""
 
-    def __init__(self, width: int, height: int, frames: int, rates: dict[str, float],
-                 on_change: Callable[[str, int], None], stages: tuple[str, ...] = STAGES):  # fmt: skip
-        self.units = width * height * frames
-        self.stages = stages
-        predicted = [rates[stage] * (1 if stage in FIXED_COST_STAGES else self.units) for stage in stages]
-        total = sum(predicted)
+    def __init__(self, predicted: dict[str, float], on_change: Callable[[str, int], None], stages: tuple[str, ...] = STAGES):
+        total = sum(predicted[stage] for stage in stages)
         self._starts_at = {}  # each stage's share of the job before it starts, and its own share
         done = 0.0
-        for stage, seconds in zip(stages, predicted):
-            self._starts_at[stage] = (done / total, seconds / total)
-            done += seconds
+        for stage in stages:
+            self._starts_at[stage] = (done / total, predicted[stage] / total)
+            done += predicted[stage]
         self.on_change = on_change
         self.stage: str | None = None
         self.percent = 0

@@ -20,7 +20,7 @@ from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, GenerationRequest, MemoryLimitError, OutOfMemory, RequestError
 from ltx_runtime.memory import MemoryProfile
 from ltx_runtime.media import OutputFormat
-from ltx_runtime.progress import JobProgress, StageRates
+from ltx_runtime.progress import JobProgress, StageTimes
 from ltx_runtime.weights import WeightsError
 
 from .logs import job_fields, setup_logging, task_event
@@ -53,7 +53,7 @@ class Worker:
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
         )
-        self.stage_rates = StageRates()
+        self.stage_times = StageTimes()
 
     def serve_forever(self) -> None:
         self.store.worker_state(self.worker_id, os.getpid(), "starting")
@@ -135,8 +135,8 @@ class Worker:
                 stages_logged.add(stage)
                 task_event("progress", task.task_uuid, videoUUID=video_uuid, stage=stage, progress=percent)
 
-        frames = round(job.duration * job.fps)
-        tracker = JobProgress(job.width, job.height, frames, self.stage_rates.of(job.model), on_change)
+        shape = (job.model, job.width, job.height, round(job.duration * job.fps))
+        tracker = JobProgress(self.stage_times.predict(*shape), on_change)
         started = time.perf_counter()
         self.engine.generate(request, partial, progress=tracker)
         gpu_seconds = time.perf_counter() - started
@@ -149,7 +149,7 @@ class Worker:
             deliveries,
         )  # fmt: skip
         stage_seconds = tracker.seconds()
-        self.stage_rates.learn(job.model, stage_seconds, tracker.units)
+        self.stage_times.learn(*shape, stage_seconds)
         task_event("result", task.task_uuid, videoUUID=video_uuid, seed=seed, bytes=(media_dir / file_name).stat().st_size,
                    seconds=gpu_seconds, stages=",".join(f"{stage}:{spent:.2f}" for stage, spent in stage_seconds.items()))  # fmt: skip
 

@@ -122,7 +122,8 @@ def test_the_runware_sdk_example(new_user, tmp_path):
     print("\ninstalling runware-sdk 1.8.0 into a virtual environment of its own (needs PyPI)")
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
     python = str(tmp_path / "venv" / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", "runware-sdk==1.8.0"], check=True, timeout=600)
+    pip = subprocess.run([python, "-m", "pip", "install", "runware-sdk==1.8.0"], capture_output=True, text=True, timeout=600)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
     video_url = run_block(*example, server, work, env, python=python).strip()
     assert re.fullmatch(rf"http://127\.0\.0\.1:{server.port}/media/[0-9a-f-]{{36}}\.mp4", video_url)
 

@@ -16,6 +16,7 @@ from PIL import Image
 from websockets.sync.client import connect
 
 from conftest import probe
+from ltx_runtime.progress import STAGES
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, video_task
 
 
@@ -123,6 +124,27 @@ def test_get_task_details(server):
     assert details["taskType"] == "getTaskDetails" and details["taskUUID"] == task["taskUUID"]
     assert details["request"] == [task]
     assert details["response"]["data"][0]["status"] == "success"
+    assert details["results"] == [{"videoUUID": details["response"]["data"][0]["videoUUID"], "status": "success",
+                                   "progress": 100, "stage": None}]  # fmt: skip
+
+
+def test_progress_covers_the_decode_and_the_encode(server):
+    """Progress moves through every stage in order; the decode and the encode (most of a CPU run) are part of it."""
+    task = video_task(width=512, height=288, duration=4, fps=25)
+    server.post([task])
+    seen = []  # (stage, progress) while processing
+    while True:
+        (result,) = server.post([{"taskType": "getTaskDetails", "taskUUID": task["taskUUID"]}])[1]["data"][0]["results"]
+        if result["status"] == "success":
+            break
+        if result["stage"] and (not seen or seen[-1] != (result["stage"], result["progress"])):
+            seen.append((result["stage"], result["progress"]))
+        time.sleep(0.05)
+    stages = list(dict.fromkeys(stage for stage, _ in seen))
+    assert stages == [stage for stage in STAGES if stage in stages]  # in order
+    assert [progress for _, progress in seen] == sorted(progress for _, progress in seen) and seen[-1][1] <= 99
+    decoding = [progress for stage, progress in seen if stage == "decoding"]
+    assert decoding and max(decoding) - min(decoding) >= 10, seen  # the percentage moves during the decode
 
 
 def test_image_upload(server, tmp_path):

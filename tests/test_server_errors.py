@@ -27,7 +27,7 @@ def huge_png() -> str:
 @pytest.fixture(scope="module")
 def server(tiny_root, tmp_path_factory):
     process = ServerProcess(
-        tmp_path_factory.mktemp("server-errors"), tiny_root, LTX_MAX_PENDING_PER_KEY="3"
+        tmp_path_factory.mktemp("server-errors"), tiny_root, LTX_MAX_PENDING_PER_KEY="3", LTX_LOG_FORMAT="json"
     ).start()
     yield process
     process.stop()
@@ -190,3 +190,20 @@ def test_nothing_is_lost_and_the_server_still_works(server):
     with urllib.request.urlopen(server.base + "/health/ready") as response:
         assert json.loads(response.read())["status"] == "ready"
     assert "Traceback" not in server.log()
+
+
+def test_json_logs_for_log_shippers(server):
+    """LTX_LOG_FORMAT=json (this module's server): every line of the server and its worker is one JSON object."""
+    task = video_task()
+    server.post([task])
+    server.wait_for_results(task["taskUUID"])
+    records = [json.loads(line) for line in server.log().splitlines()]
+    assert all({"time", "level", "process", "logger", "message"} <= record.keys() for record in records)
+    assert {record["process"] for record in records} >= {"server"} and any(
+        record["process"].startswith("worker") for record in records)  # fmt: skip
+    events = [record for record in records if record.get("taskUUID") == task["taskUUID"]]
+    assert [event["event"] for event in events if event["event"] != "progress"] == [
+        "accepted", "started", "result", "finished"]
+    finished = events[-1]
+    assert (finished["model"], finished["size"], finished["level"]) == ("ltx-runtime:tiny@1", "128x72", "INFO")
+    assert finished["seconds"] > 0 and finished["key"] != API_KEY and len(finished["key"]) == 16

@@ -217,6 +217,9 @@ class RunwareService:
             "response": response,
             "status": record.status,
             "attempts": record.attempts,
+            # Where each result is: its stage (ltx_runtime.progress.STAGES) while processing, null once done.
+            "results": [{"videoUUID": r.video_uuid, "status": r.status, "progress": r.progress, "stage": r.stage}
+                        for r in record.results],  # fmt: skip
             # What the worker generates, with defaults and image-derived sizes filled in.
             "generation": {key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
             "deliveries": [
