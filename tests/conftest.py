@@ -83,3 +83,10 @@ def read_frames(path: Path) -> np.ndarray:
 @pytest.fixture
 def prober():
     return probe
+
+
+@pytest.fixture
+def say(request):
+    """Print a line at once, even while pytest captures output: what a long test is about to do."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    return lambda message: reporter.write_line(f"[{request.node.name}] {message}") if reporter else None

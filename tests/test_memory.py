@@ -90,6 +90,7 @@ def test_the_engine_refuses_before_loading_anything(tiny_root, tmp_path):
     assert not engine._loaded and not output.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", [MemoryProfile.FP8, MemoryProfile.LOW])
 @pytest.mark.parametrize("model", ["ltx-runtime:tiny@1", "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"])
 def test_frugal_profiles_store_the_transformer_in_fp8_and_still_render(tiny_root, tmp_path, profile, model):

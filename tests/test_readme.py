@@ -68,7 +68,7 @@ def run_block(language: str, code: str, server: ServerProcess, work: Path, env: 
     return result.stdout
 
 
-def test_the_readme_examples_run_as_pasted(new_user):
+def test_the_readme_examples_run_as_pasted(new_user, say):
     server, work, env, started = new_user
     examples = blocks()
     assert [language for language, _ in examples] == ["sh", "sh", "python"], "the quick start, the CLI, the SDK"
@@ -76,7 +76,7 @@ def test_the_readme_examples_run_as_pasted(new_user):
     curl_example, cli_example, sdk_example = examples
     run_block(*curl_example, server, work, env)
     first_video = time.perf_counter() - started
-    print(f"\nfirst video {first_video:.1f} s after the server was started (tiny weights built on the way)")
+    say(f"first video {first_video:.1f} s after the server was started (tiny weights built on the way)")
     assert first_video < FIRST_VIDEO_SECONDS
     info = probe(work / "first.mp4")
     assert (info.video_codec, info.width, info.height, info.frames, info.fps) == ("h264", 256, 144, 50, 25)
@@ -116,10 +116,10 @@ def test_a_tasks_whole_life_is_in_the_log(new_user):
 
 
 @pytest.mark.slow
-def test_the_runware_sdk_example(new_user, tmp_path):
+def test_the_runware_sdk_example(new_user, tmp_path, say):
     server, work, env, _ = new_user
     (example,) = blocks("runware-sdk")
-    print("\ninstalling runware-sdk 1.8.0 into a virtual environment of its own (needs PyPI)")
+    say("installing runware-sdk 1.8.0 into a virtual environment of its own (needs PyPI)")
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
     python = str(tmp_path / "venv" / "bin" / "python")
     pip = subprocess.run([python, "-m", "pip", "install", "runware-sdk==1.8.0"], capture_output=True, text=True, timeout=600)

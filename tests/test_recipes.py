@@ -35,6 +35,7 @@ def request(model, **fields):
     return GenerationRequest(**values)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, steps", [(TINY_PRO, 43), (TINY_LTX23, 33)])
 def test_guided_recipes_report_every_step(engine, tmp_path, model, steps):
     seen = []
@@ -86,6 +87,7 @@ def test_switching_the_lora_on_changes_the_transformer(engine):
     assert not torch.allclose(without, with_lora)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, rate", [("ltx-runtime:tiny@1", 24000), (TINY_PRO, 24000), (TINY_LTX23, 48000)])
 @pytest.mark.parametrize("with_image", [False, True])
 def test_each_recipe_writes_a_clip(engine, tmp_path, model, rate, with_image):
@@ -97,6 +99,7 @@ def test_each_recipe_writes_a_clip(engine, tmp_path, model, rate, with_image):
     assert result.sample_rate == rate
 
 
+@pytest.mark.slow
 def test_without_audio_there_is_no_audio_stream(engine, tmp_path):
     info = probe(engine.generate(request(TINY_LTX23, audio=False), tmp_path / "clip.webm").path)
     assert info.audio_codec is None and info.frames == 9
@@ -110,6 +113,7 @@ def test_ltx23_weights_have_the_2_3_architecture(engine):
     assert type(pipe.vocoder).__name__ == "LTX2VocoderWithBWE" and pipe.vocoder.config.output_sampling_rate == 48000
 
 
+@pytest.mark.slow
 def test_stg_block_counts_on_a_model_deep_enough(tmp_path):
     """Tiny weights have 2 blocks, so the recipes' STG block (29 for Pro) does not exist there and diffusers silently
     skips it; a 30-block build shows that STG on block 29 does change the result."""

@@ -73,6 +73,7 @@ def test_rest_ping_and_cost_is_left_out_unless_asked(server):
     assert "cost" not in item
 
 
+@pytest.mark.slow
 def test_number_results_gives_distinct_seeds_and_videos(server, tmp_path):
     task = video_task(numberResults=3, seed=1000)
     server.post([task])
@@ -83,6 +84,7 @@ def test_number_results_gives_distinct_seeds_and_videos(server, tmp_path):
     assert len(contents) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output_format, content_type, codec", [("WEBM", "video/webm", "vp9"), ("MOV", "video/quicktime", "h264")])
 def test_output_formats_are_served_with_their_content_type(server, tmp_path, output_format, content_type, codec):
     task = video_task(outputFormat=output_format)
@@ -128,6 +130,7 @@ def test_get_task_details(server):
                                    "progress": 100, "stage": None}]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_progress_covers_the_decode_and_the_encode(server):
     """Progress moves through every stage in order; the decode and the encode (most of a CPU run) are part of it."""
     task = video_task(width=512, height=288, duration=4, fps=25)
@@ -260,6 +263,7 @@ def test_python_sdk_video_inference_then_get_response(server, tmp_path):
     assert info.duration == pytest.approx(2.0, abs=0.03)
 
 
+@pytest.mark.slow
 def test_python_sdk_gets_each_of_several_videos_once(server):
     ack, videos = run_sdk(
         server, positivePrompt="a cat", model="ltx-runtime:tiny@1", width=128, height=64, duration=1, fps=8,
@@ -270,6 +274,7 @@ def test_python_sdk_gets_each_of_several_videos_once(server):
     assert len({video.seed for video in videos}) == 3
 
 
+@pytest.mark.slow
 def test_python_sdk_with_a_first_frame_image_from_a_local_file(server, tmp_path):
     from runware.types import IInputFrame, IVideoInputs
 
@@ -282,6 +287,7 @@ def test_python_sdk_with_a_first_frame_image_from_a_local_file(server, tmp_path)
     assert (info.width, info.height, info.frames) == (152, 80, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, audio_setting, rate", [
     ("ltx-runtime:tiny-pro@1", {"providerSettings": {"lightricks": {"generateAudio": True}}}, 24000),
     ("ltx-runtime:tiny-ltx23@1", {}, 48000),  # settings.audio defaults to on

@@ -181,6 +181,7 @@ def test_too_many_unfinished_tasks_per_key(server):
     assert server.post([video_task()])[0] == 200
 
 
+@pytest.mark.slow
 def test_nothing_is_lost_and_the_server_still_works(server):
     """After all of the above, a good task still runs to the end and the server is healthy."""
     task = video_task()

@@ -10,6 +10,8 @@ import pytest
 
 from server_harness import ServerProcess, video_task
 
+pytestmark = pytest.mark.slow  # a server of its own and several clips: the long layer
+
 
 @pytest.fixture(scope="module")
 def server(tiny_root, tmp_path_factory):
