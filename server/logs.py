@@ -29,7 +29,7 @@ class _TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {key: value for key, value in getattr(record, "fields", {}).items() if key != "event"}
-        line = f"{_timestamp(record)} {record.levelname} {self.process_name} {record.name}: {record.getMessage()}"
+        line = f"{_timestamp(record)} {record.levelname} {self.process_name} {_logger(record)}: {record.getMessage()}"
         if fields:
             line += " " + " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
         if record.exc_info:
@@ -37,16 +37,12 @@ class _TextFormatter(logging.Formatter):
         return line
 
 
-class _JsonFormatter(logging.Formatter):
+class _JsonFormatter(_TextFormatter):
     """One JSON object per line: time, level, process, logger, message and the event's fields."""
-
-    def __init__(self, process_name: str):
-        super().__init__()
-        self.process_name = process_name
 
     def format(self, record: logging.LogRecord) -> str:
         line = {"time": _timestamp(record), "level": record.levelname, "process": self.process_name,
-                "logger": record.name, "message": record.getMessage(), **getattr(record, "fields", {})}  # fmt: skip
+                "logger": _logger(record), "message": record.getMessage(), **getattr(record, "fields", {})}  # fmt: skip
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
@@ -79,6 +75,10 @@ def job_fields(job: dict[str, Any]) -> dict[str, Any]:
     size = f"{job['width']}x{job['height']}" if job.get("width") else None
     return {"model": job.get("model"), "size": size, "duration": job.get("duration"), "fps": job.get("fps"),
             "results": len(job.get("seeds") or []) or None}  # fmt: skip
+
+
+def _logger(record: logging.LogRecord) -> str:
+    return "uvicorn" if record.name == "uvicorn.error" else record.name  # uvicorn's general logger, not an error
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -65,7 +65,7 @@ def test_two_stage_recipe_shapes_and_progress(engine, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("output_format", list(OutputFormat))
-@pytest.mark.parametrize("audio", [True, False])
+@pytest.mark.parametrize("audio", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_every_format_with_and_without_audio(engine, tmp_path, output_format, audio):
     path = tmp_path / f"clip.{output_format.value}"
     result = engine.generate(request(output_format=output_format, audio=audio, duration=2, fps=12), path)
@@ -84,6 +84,7 @@ def test_every_format_with_and_without_audio(engine, tmp_path, output_format, au
     assert (result.width, result.height, result.frames, result.fps, result.duration) == (200, 104, 24, 12, 2)
 
 
+@pytest.mark.slow
 def test_same_seed_same_frames_other_seed_other_frames(engine, tmp_path):
     first = engine.generate(request(seed=1234), tmp_path / "a.mp4")
     second = engine.generate(request(seed=1234), tmp_path / "b.mp4")

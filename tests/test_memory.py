@@ -121,6 +121,7 @@ def _inject_out_of_memory(monkeypatch, failures: int) -> list[int]:
     return calls
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_retried_once_more_frugally(engine, tmp_path, monkeypatch):
     calls = _inject_out_of_memory(monkeypatch, failures=1)
     frugal_calls = []
@@ -133,6 +134,7 @@ def test_out_of_memory_is_retried_once_more_frugally(engine, tmp_path, monkeypat
     assert (info.width, info.height, info.frames, info.audio_rate) == (256, 128, 50, 24000)
 
 
+@pytest.mark.slow
 def test_a_second_out_of_memory_fails_the_clip_and_the_engine_carries_on(engine, tmp_path, monkeypatch):
     _inject_out_of_memory(monkeypatch, failures=2)
     output = tmp_path / "failed.mp4"

@@ -45,6 +45,7 @@ def test_guided_recipes_report_every_step(engine, tmp_path, model, steps):
     assert [fraction for stage, fraction in seen if stage == "stage_2"] == [1 / 3, 2 / 3, 1.0]
 
 
+@pytest.mark.slow
 def test_pro_uses_the_distilled_lora_in_stage_2_only(engine, tmp_path):
     from peft.tuners.tuners_utils import BaseTunerLayer
 
