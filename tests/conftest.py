@@ -89,4 +89,10 @@ def prober():
 def say(request):
     """Print a line at once, even while pytest captures output: what a long test is about to do."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    return lambda message: reporter.write_line(f"[{request.node.name}] {message}") if reporter else None
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+
+    def write(message: str) -> None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n[{request.node.name}] {message}")
+
+    return write
