@@ -126,6 +126,13 @@ class ModelSpec:
             allowed += f"{self.long_duration_format[1]} {self.long_duration_format[2]} fps)"
         return f"{self.id} takes durations of {allowed} seconds, not {duration!r}"
 
+    def describe_fps(self) -> str:
+        """"25, 50", or "8-50" for a run of consecutive values."""
+        values = self.fps_values
+        if len(values) > 2 and values == tuple(range(values[0], values[-1] + 1)):
+            return f"{values[0]}-{values[-1]}"
+        return ", ".join(map(str, values))
+
     def hosted_price(self, width: int, height: int, duration: float) -> float | None:
         """What the hosted API charges for this clip, or None where it publishes no price."""
         per_second = self.price_per_second.get((width, height))

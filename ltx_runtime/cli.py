@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from .catalog import MODELS, get_model
 from .media import QUALITY_DEFAULT, OutputFormat
@@ -48,6 +48,7 @@ def generate(
     from .engine import Engine, OutOfMemory
     from .request import GenerationRequest, RequestError, validate_request
     from .memory import MemoryProfile
+    from .progress import STAGE_LABELS, STAGES, JobProgress, StageTimes
     from .weights import WeightsError
 
     try:
@@ -80,13 +81,17 @@ def generate(
     if engine.uses_tiny_weights:
         console.print(TINY_WARNING)
     with Progress(
-        TextColumn("denoising"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+        TextColumn("{task.description:<14}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=console,
+        transient=True,
     ) as progress_bar:
-        task = progress_bar.add_task("denoising", total=None)
+        task = progress_bar.add_task("starting", total=100)
+        tracker = JobProgress(
+            StageTimes().predict(spec.id, request.width, request.height, round(request.duration * request.fps)),
+            lambda stage, percent: progress_bar.update(task, completed=percent, description=STAGE_LABELS[stage]),
+            stages=STAGES[:-1],  # no upload here
+        )  # fmt: skip
         try:
-            result = engine.generate(
-                request, output, progress=lambda done, total: progress_bar.update(task, completed=done, total=total)
-            )
+            result = engine.generate(request, output, progress=tracker)
         except RequestError as error:
             _fail(f"--{error.parameter}: {error}", code=2)
         except (WeightsError, OutOfMemory) as error:
@@ -106,11 +111,14 @@ def serve(
     port: Optional[int] = typer.Option(None, help="Port (default: 8000; env LTX_PORT)."),
     public_url: Optional[str] = typer.Option(None, help="Base of the video URLs given to clients (default: http://HOST:PORT; env LTX_PUBLIC_URL)."),
     demo: bool = typer.Option(False, "--demo", help="Serve tiny random weights (automatic when no CUDA GPU is present)."),
+    log_format: Optional[str] = typer.Option(None, "--log-format", help="text (default) or json: one JSON object per line, for log shippers (env LTX_LOG_FORMAT)."),
 ) -> None:
     """Run the Runware-compatible server: REST and WebSocket videoInference on /v1. Settings: LTX_* variables."""
     from server.main import serve as run_server  # the server imports the library, never the other way round
 
-    run_server(host=host, port=port, public_url=public_url, demo=demo)
+    if log_format not in (None, "text", "json"):
+        _fail("--log-format: choose text or json", code=2)
+    run_server(host=host, port=port, public_url=public_url, demo=demo, log_format=log_format)
 
 
 @app.command("models")
@@ -127,7 +135,7 @@ def list_models() -> None:
             f"{spec.id}  {spec.name}{note}\n"
             f"    sizes: {spec.describe_sizes()}\n"
             f"    durations: {', '.join(map(str, spec.durations))} s (default {spec.default_duration}){long}; "
-            f"fps: {', '.join(map(str, spec.fps_values))} (default {spec.default_fps})\n"
+            f"fps: {spec.describe_fps()} (default {spec.default_fps})\n"
             f"    audio: {audio} (default {str(spec.audio_default).lower()}), {spec.audio_sample_rate} Hz stereo; "
             f"recipe: {spec.recipe.value}; weights: {spec.weights}"
         )

@@ -32,6 +32,7 @@ from .memory import (
     gpu_memory_bytes,
     place,
 )  # fmt: skip
+from .progress import StageCallback, denoising_steps
 from .recipes import decode_first_frame, fast, guided
 from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
@@ -51,8 +52,8 @@ log = logging.getLogger(__name__)
 TINY = "tiny"
 DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny"))
 """Root of the tiny weights: one folder per architecture (ltx-2/, ltx-2.3/), built on first use."""
-ProgressCallback = Callable[[int, int], None]
-"""(denoising steps done, total denoising steps)"""
+ProgressCallback = StageCallback
+"""(stage, fraction of that stage done): the stages of progress.STAGES in order, up to "encoding"."""
 FrameObserver = Callable[[np.ndarray, int], None]
 """(a chunk of output frames, uint8 [f, H, W, 3]; the index of its first frame), called before the chunk is encoded;
 what it raises ends the clip and leaves no file (the content safety check, ltx_runtime/safety.py)."""
@@ -224,7 +225,7 @@ class Engine:
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
-                       components=components, on_step=progress or (lambda done, total: None),
+                       components=components, report=progress or (lambda stage, fraction: None),
                        frame_observer=frame_observer)  # fmt: skip
         attempts = (needed.frugal, True)
         try:
@@ -254,9 +255,12 @@ class Engine:
         return self._result(request, spec, plan, seed, Path(output_path), components, timings)
 
     def _attempt(
-        self, *, request, spec, plan, seed, image, output_path, components, on_step, frame_observer, frugal
+        self, *, request, spec, plan, seed, image, output_path, components, report, frame_observer, frugal
     ) -> dict[str, float]:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
+        report("text_encoding", 0.0)
+        stage_1_steps = fast.STAGE_1_STEPS if spec.recipe is Recipe.FAST else guided.PARAMS[spec.recipe].steps
+        on_step = denoising_steps(report, stage_1_steps)
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
         recipe_output = RECIPES[spec.recipe].run(
@@ -266,6 +270,7 @@ class Engine:
 
         pipeline = components.pipeline
         audio = None
+        report("decoding", 0.0)
         if request.audio:
             clock = time.perf_counter()
             audio = decode.audio_waveform(pipeline.audio_vae, pipeline.vocoder, recipe_output.audio_latents, plan, timings)
@@ -277,7 +282,8 @@ class Engine:
         # Frugal decodes use tiles of half the official long side (a quarter of the area).
         long_side = decode.SPATIAL_TILE_LONG_SIDE // (2 if frugal else 1)
         with decode.official_tiling(pipeline.vae, plan.gen_height, plan.gen_width, long_side):
-            frames = decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings)
+            frames = _reporting_frames(decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
+                                       plan, report)  # fmt: skip
             media.encode_clip(
                 frames if frame_observer is None else _observed(frames, frame_observer),
                 audio,
@@ -290,6 +296,7 @@ class Engine:
                 quality=request.quality,
                 x264_preset=self.x264_preset,
             )
+        report("encoding", 1.0)
         timings["decode_and_encode"] = time.perf_counter() - clock
         return timings
 
@@ -336,6 +343,17 @@ def _observed(chunks: Iterator[np.ndarray], observer: FrameObserver) -> Iterator
         observer(chunk, first)
         first += len(chunk)
         yield chunk
+
+
+def _reporting_frames(chunks, plan: GenerationPlan, report: ProgressCallback):
+    """The decoded chunks, reporting the decoding per chunk, then the start of the encoder's last part (the frames
+    it still holds, the audio and the container), which runs once the last chunk is taken."""
+    done = 0
+    for chunk in chunks:
+        done += len(chunk)
+        report("decoding", done / plan.frames)
+        yield chunk
+    report("encoding", 0.0)
 
 
 def _is_streamed(module) -> bool:

@@ -55,8 +55,7 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
             "width", f"{request.width}x{request.height} is not a size of {spec.id}; allowed: {spec.describe_sizes()}"
         )
     if request.fps not in spec.fps_values:
-        allowed = ", ".join(str(f) for f in spec.fps_values)
-        raise RequestError("fps", f"{spec.id} takes {allowed} fps, not {request.fps}")
+        raise RequestError("fps", f"{spec.id} takes {spec.describe_fps()} fps, not {request.fps}")
     duration_error = spec.duration_error(request.width, request.height, request.duration, request.fps)
     if duration_error:
         raise RequestError("duration", duration_error)

@@ -15,6 +15,7 @@ from ltx_runtime.media import OutputFormat
 
 from .delivery import deliver_upload, deliver_webhook
 from .jobs import Job
+from .logs import task_event
 from .service import TaskService
 from .settings import Settings
 from .tasks import ResultRecord, TaskRecord, TaskStore
@@ -52,8 +53,10 @@ async def delivery_loop(settings: Settings, store: TaskStore, webhook_bodies: di
             content_type = OutputFormat(Job.from_dict(record.job).output_format).content_type
             outcome = await deliver_upload(client, delivery.url, path, content_type)
         store.finish_delivery(delivery.id, outcome.delivered, outcome.attempts, outcome.last_status, outcome.last_error)
-        if not outcome.delivered:
-            log.warning("%s for task %s failed: %s", delivery.kind, record.task_uuid, outcome.last_error)
+        task_event("delivered" if outcome.delivered else "delivery_failed", record.task_uuid,
+                   level=logging.INFO if outcome.delivered else logging.WARNING, kind=delivery.kind,
+                   videoUUID=result.video_uuid, attempts=outcome.attempts, status=outcome.last_status,
+                   error=outcome.last_error)  # fmt: skip
 
     running: set[asyncio.Task] = set()
     while True:

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import uvicorn
 
 from .app import create_app
 from .operations import DEMO_WARNING
 from .auth import ApiKeys, load_or_create_key
+from .logs import setup_logging
 from .settings import Settings
 
 log = logging.getLogger("ltx_runtime.server")
 
 
-def serve(host: str | None = None, port: int | None = None, public_url: str | None = None, demo: bool = False) -> None:
-    logging.basicConfig(
-        level=os.environ.get("LTX_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
-    overrides = {name: value for name, value in (("host", host), ("port", port), ("public_url", public_url)) if value}
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    public_url: str | None = None,
+    demo: bool = False,
+    log_format: str | None = None,
+) -> None:
+    options = (("host", host), ("port", port), ("public_url", public_url), ("log_format", log_format))
+    overrides = {name: value for name, value in options if value}
     settings = Settings(**overrides, **({"demo": True} if demo else {}))
+    setup_logging(settings.log_level, settings.log_format)
     import torch
 
     if not settings.demo and not torch.cuda.is_available():
@@ -35,17 +40,24 @@ def serve(host: str | None = None, port: int | None = None, public_url: str | No
         host=settings.host,
         port=settings.port,
         ws_max_size=settings.max_body_bytes,
-        log_level="info",
+        log_config=None,  # setup_logging's format for uvicorn's lines too
+        log_level=settings.log_level.lower(),
+        access_log=settings.access_log,
     )
 
 
 def api_keys(settings: Settings) -> ApiKeys:
+    """The configured keys; else the key kept in the data folder, created and printed (once) on first start. In demo
+    mode with no key configured, any key is accepted (the kept key too, so that the same commands work later)."""
     if settings.api_key_list:
         return ApiKeys(settings.api_key_list)
+    key, created = load_or_create_key(settings.data_dir)
+    where = settings.data_dir / "api_key"
+    if created:
+        log.warning("created an API key, kept in %s: %s", where, key)
+    else:
+        log.info("API key: the one kept in %s (or set LTX_API_KEYS)", where)
     if settings.demo:
         log.warning("demo mode with no API key configured: ANY API key is accepted (set LTX_API_KEYS to check keys)")
         return ApiKeys([], accept_any=True)
-    key, created = load_or_create_key(settings.data_dir)
-    where = settings.data_dir / "api_key"
-    log.warning("%s API key (kept in %s): %s", "created an" if created else "using the", where, key)
     return ApiKeys([key])

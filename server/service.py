@@ -22,6 +22,7 @@ from ltx_runtime.memory import MemoryProfile
 from ltx_runtime.safety import SafetyMode, SafetyRequest, missing_files
 
 from .jobs import ErrorKind, Job, TaskError
+from .logs import job_fields, task_event
 from .netguard import BlockedURLError, FetchError
 from .settings import Settings
 from .tasks import DuplicateTask, TaskRecord, TaskStore
@@ -53,12 +54,14 @@ class TaskService:
                 f"this API key already has {self.settings.max_pending_per_key} tasks queued or running; retry later",
             )
         try:
-            return self.store.submit(
+            record = self.store.submit(
                 key_id, task_id, task_type, request, job.to_dict(), job.seeds,
                 status="preparing" if job.image_url else "queued", session_uuid=session_uuid,
             )  # fmt: skip
         except DuplicateTask:
             raise TaskError(ErrorKind.DUPLICATE, f"a task with the id {task_id} was already submitted") from None
+        task_event("accepted", task_id, key=key_id, api=task_type, **job_fields(record.job))
+        return record
 
     def _check_safety(self, job: Job) -> None:
         """Add the server's required content checks to the job, and refuse now a task that needs a check this server
@@ -101,7 +104,7 @@ class TaskService:
     def get(self, key_id: str, task_id: str) -> TaskRecord:
         record = self.store.get(key_id, task_id)
         if record is None:
-            raise TaskError(ErrorKind.NOT_FOUND, f"no task {task_id} for this API key")
+            raise TaskError(ErrorKind.NOT_FOUND, not_found_message(task_id))
         return record
 
     def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]:
@@ -116,6 +119,7 @@ class TaskService:
         record = self.get(key_id, task_id)
         if self.store.cancel(record.id) is None:
             raise TaskError(ErrorKind.FINISHED, f"task {task_id} has already finished ({record.status})")
+        task_event("cancel_requested", task_id, key=key_id, was=record.status)
         return self.store.get_by_id(record.id)
 
     def deliveries(self, record: TaskRecord) -> list[dict]:
@@ -170,12 +174,17 @@ class TaskService:
             data, _ = await client.get_bytes(job.frame_image)
             self.attach_image(job, data)
         except TaskError as error:
-            self.store.fail(record.id, ErrorKind.INVALID_IMAGE.value, f"the first-frame image: {error.message}")
+            self._fail_preparing(record, f"the first-frame image: {error.message}")
         except (BlockedURLError, FetchError) as error:
             # Say what happened, never what the remote host answered.
-            self.store.fail(record.id, ErrorKind.INVALID_IMAGE.value, f"the first-frame image could not be fetched: {error}")
+            self._fail_preparing(record, f"the first-frame image could not be fetched: {error}")
         else:
             self.store.prepared(record.id, job.to_dict())
+
+    def _fail_preparing(self, record: TaskRecord, message: str) -> None:
+        self.store.fail(record.id, ErrorKind.INVALID_IMAGE.value, message)
+        task_event("failed", record.task_uuid, level=logging.WARNING, key=record.key_id,
+                   kind=ErrorKind.INVALID_IMAGE.value, error=message)  # fmt: skip
 
     # -- URLs of what the server hosts --------------------------------------------------------------------------
 
@@ -184,6 +193,10 @@ class TaskService:
 
     def image_url(self, image_uuid: str) -> str:
         return f"{self.settings.base_url}/images/{image_uuid}"
+
+
+def not_found_message(task_id: str) -> str:
+    return f"no task {task_id} for this API key: a task is visible only to the API key that submitted it"
 
 
 def decode_image_data(image: str, max_bytes: int) -> bytes:

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     """Added to every concept score of the classifier (diffusers' `adjustment`): 0.0 is the stock checker, higher
     flags more, lower flags less."""
 
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """text: one line per event with key=value fields; json: one JSON object per line (for log shippers)."""
+    access_log: bool = False
+    """One line per HTTP request (every poll too); task events are logged either way."""
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS results (
     seed INTEGER NOT NULL,
     status TEXT NOT NULL DEFAULT 'processing',     -- processing | success
     progress INTEGER NOT NULL DEFAULT 0,
+    stage TEXT,                                    -- the stage of ltx_runtime.progress.STAGES running now
     file_name TEXT,
     gpu_seconds REAL,
     cost REAL,
@@ -103,6 +104,7 @@ ADDED_COLUMNS = [
     ("tasks", "reported", "INTEGER NOT NULL DEFAULT 0"),
     ("results", "finished_at", "REAL"),
     ("results", "reported", "INTEGER NOT NULL DEFAULT 0"),
+    ("results", "stage", "TEXT"),
 ]
 UNFINISHED = ("preparing", "queued", "running")
 
@@ -122,6 +124,7 @@ class ResultRecord:
     seed: int
     status: str
     progress: int
+    stage: str | None
     file_name: str | None
     gpu_seconds: float | None
     cost: float | None
@@ -181,7 +184,7 @@ class TaskStore(Protocol):
     def claim(self, worker_id: str, lease_seconds: float) -> TaskRecord | None: ...
     def renew_lease(self, task_id: int, worker_id: str, lease_seconds: float) -> bool: ...
     def holds(self, task_id: int, worker_id: str) -> bool: ...
-    def set_progress(self, task_id: int, index: int, progress: int) -> None: ...
+    def set_progress(self, task_id: int, index: int, progress: int, stage: str | None = None) -> None: ...
     def complete_result(self, task_id: int, worker_id: str, index: int, file_name: str, gpu_seconds: float,
                         cost: float, expires_at: float, deliveries: list[tuple[str, str]]) -> None: ...
     def finish(self, task_id: int, worker_id: str) -> None: ...
@@ -381,10 +384,10 @@ class SQLiteTaskStore:
         ).fetchone()
         return row is not None
 
-    def set_progress(self, task_id, index, progress) -> None:
+    def set_progress(self, task_id, index, progress, stage=None) -> None:
         self._connection().execute(
-            "UPDATE results SET progress = ? WHERE task_id = ? AND idx = ? AND status = 'processing'",
-            (progress, task_id, index),
+            "UPDATE results SET progress = ?, stage = ? WHERE task_id = ? AND idx = ? AND status = 'processing'",
+            (progress, stage, task_id, index),
         )
 
     def complete_result(self, task_id, worker_id, index, file_name, gpu_seconds, cost, expires_at, deliveries) -> None:
@@ -392,8 +395,8 @@ class SQLiteTaskStore:
         with self._transaction() as db:
             self._check_lease(db, task_id, worker_id)
             db.execute(
-                "UPDATE results SET status = 'success', progress = 100, file_name = ?, gpu_seconds = ?, cost = ?,"
-                " expires_at = ?, finished_at = ? WHERE task_id = ? AND idx = ?",
+                "UPDATE results SET status = 'success', progress = 100, stage = NULL, file_name = ?, gpu_seconds = ?,"
+                " cost = ?, expires_at = ?, finished_at = ? WHERE task_id = ? AND idx = ?",
                 (file_name, gpu_seconds, cost, expires_at, time.time(), task_id, index),
             )
             db.executemany(
@@ -517,6 +520,7 @@ class SQLiteTaskStore:
             seed=row["seed"],
             status=row["status"],
             progress=row["progress"],
+            stage=row["stage"],
             file_name=row["file_name"],
             gpu_seconds=row["gpu_seconds"],
             cost=row["cost"],

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 
@@ -19,6 +21,7 @@ from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
 from ltx_runtime.memory import MemoryProfile, free_cached_memory
 from ltx_runtime.media import OutputFormat
+from ltx_runtime.progress import JobProgress, StageCallback, StageTimes
 from ltx_runtime.request import GenerationRequest, RequestError, SafetyMode, SafetyRequest
 from ltx_runtime.safety import (
     SAFETY_CHECKER,
@@ -32,6 +35,7 @@ from ltx_runtime.safety import (
 from ltx_runtime.weights import WeightsError
 
 from .jobs import ErrorKind, Job
+from .logs import job_fields, setup_logging, task_event
 from .settings import Settings
 from .tasks import LeaseLost, SQLiteTaskStore, TaskRecord, TaskStore
 
@@ -58,13 +62,13 @@ class Worker:
         self.engine = Engine(
             "tiny" if settings.demo else settings.weights_dir,
             device=torch.device(device) if device else None,
-            tiny_folder=settings.tiny_weights_dir,
             x264_preset=settings.x264_preset,
             memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
         )
         self._safety_checker: SafetyChecker | None = None
+        self.stage_times = StageTimes()
 
     def serve_forever(self) -> None:
         self.store.worker_state(self.worker_id, os.getpid(), "starting")
@@ -90,6 +94,9 @@ class Worker:
         heartbeat = threading.Thread(target=self._renew_lease, args=(task.id, done), daemon=True)
         heartbeat.start()
         finished = False
+        started = time.perf_counter()
+        fields = {"key": task.key_id, **job_fields(task.job)}
+        task_event("started", task.task_uuid, worker=self.worker_id, attempt=task.attempts, **fields)
         # The server's requirement again, for tasks queued before it was set.
         safety = SafetyRequest.from_dict(job.safety).at_least(SafetyMode(self.settings.require_safety))
         try:
@@ -100,39 +107,60 @@ class Worker:
                     self._generate(task, job, result.index, result.seed, result.video_uuid, safety.mode)
             self.store.finish(task.id, self.worker_id)
             finished = True
+            task_event("finished", task.task_uuid, seconds=time.perf_counter() - started, **fields)
         except (TaskReleased, LeaseLost):
-            log.warning("task %s stopped on %s: cancelled or taken away", task.task_uuid, self.worker_id)
+            cancelled = self.store.get_by_id(task.id).status == "cancelled"
+            task_event("cancelled" if cancelled else "lease_lost", task.task_uuid, level=logging.WARNING,
+                       worker=self.worker_id, seconds=time.perf_counter() - started)  # fmt: skip
         except ContentFlagged as error:
-            self._fail(task, ErrorKind.CONTENT_FLAGGED, str(error))
+            self._fail(task, started, ErrorKind.CONTENT_FLAGGED, str(error))
         except MemoryLimitError as error:  # submitted before this worker reported its memory
-            self._fail(task, ErrorKind.TOO_LARGE, str(error))
+            self._fail(task, started, ErrorKind.TOO_LARGE, str(error))
         except RequestError as error:  # validated already; what is left is an unreadable first-frame image
-            self._fail(task, ErrorKind.INVALID_IMAGE if error.parameter == "image" else ErrorKind.INVALID_REQUEST, str(error))
+            kind = ErrorKind.INVALID_IMAGE if error.parameter == "image" else ErrorKind.INVALID_REQUEST
+            self._fail(task, started, kind, str(error))
         except OutOfMemory as error:
-            self._fail(task, ErrorKind.OUT_OF_MEMORY, str(error))
+            self._fail(task, started, ErrorKind.OUT_OF_MEMORY, str(error))
         except WeightsError as error:
-            self._fail(task, ErrorKind.MODEL_UNAVAILABLE, str(error))
+            self._fail(task, started, ErrorKind.MODEL_UNAVAILABLE, str(error))
         except Exception as error:  # noqa: BLE001 - one task's failure must not end the worker
             log.exception("task %s failed", task.task_uuid)
-            self._fail(task, ErrorKind.GENERATION_FAILED, f"generation failed: {type(error).__name__}")
+            self._fail(task, started, ErrorKind.GENERATION_FAILED, f"generation failed: {type(error).__name__}")
         finally:
             done.set()
             if not finished:
                 free_cached_memory()  # an interrupted clip's tensors are unreachable now that its exception is gone
 
-    def _fail(self, task: TaskRecord, kind: ErrorKind, message: str) -> None:
+    def _fail(self, task: TaskRecord, started: float, kind: ErrorKind, message: str) -> None:
         self.store.fail(task.id, kind.value, message)
+        task_event("failed", task.task_uuid, level=logging.WARNING, key=task.key_id, kind=kind.value, error=message,
+                   seconds=time.perf_counter() - started, **job_fields(task.job))  # fmt: skip
 
     def _check_held(self, task: TaskRecord) -> None:
         if not self.store.holds(task.id, self.worker_id):
             raise TaskReleased(task.task_uuid)
 
-    def _on_step(self, task: TaskRecord, index: int):
-        def on_step(done: int, total: int) -> None:
-            self._check_held(task)  # a cancelled task stops here, within one denoising step
-            self.store.set_progress(task.id, index, 99 * done // total)
+    def _progress(
+        self, task: TaskRecord, index: int, video_uuid: str, predicted: dict[str, float]
+    ) -> tuple[JobProgress, StageCallback]:
+        """The engine's progress callback: stage reports become the result's percentage and stage in the store, and a
+        log line when a stage starts; every report (each denoising step, each decoded chunk) first checks that this
+        worker still holds the task, so a cancelled one stops within one step."""
+        stages_logged = set()
 
-        return on_step
+        def on_change(stage: str, percent: int) -> None:
+            self.store.set_progress(task.id, index, percent, stage)
+            if stage not in stages_logged:  # a milestone: the start of each stage
+                stages_logged.add(stage)
+                task_event("progress", task.task_uuid, videoUUID=video_uuid, stage=stage, progress=percent)
+
+        tracker = JobProgress(predicted, on_change)
+
+        def report(stage: str, fraction: float) -> None:
+            self._check_held(task)
+            tracker(stage, fraction)
+
+        return tracker, report
 
     def safety_checker(self) -> SafetyChecker:
         """The content classifier, loaded on first use and kept for the worker's life."""
@@ -178,10 +206,13 @@ class Worker:
         screen = None
         if safety_mode is not SafetyMode.NONE:
             screen = FrameScreen(self.safety_checker().flags, safety_mode, round(job.duration * job.fps), job.fps)
+        shape = (job.model, job.width, job.height, round(job.duration * job.fps))
+        tracker, report = self._progress(task, index, video_uuid, self.stage_times.predict(*shape))
         started = time.perf_counter()
         # generate() removes `partial` if it raises (a flagged frame included)
-        self.engine.generate(request, partial, progress=self._on_step(task, index), frame_observer=screen)
+        self.engine.generate(request, partial, progress=report, frame_observer=screen)
         gpu_seconds = time.perf_counter() - started
+        tracker("uploading", 0.0)
         if screen is not None:
             log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,
                      screen.seconds)  # fmt: skip
@@ -201,6 +232,10 @@ class Worker:
             if self.store.get_by_id(task.id).status == "cancelled":  # else a retry elsewhere owns this file name
                 (media_dir / file_name).unlink(missing_ok=True)
             raise
+        stage_seconds = tracker.seconds()
+        self.stage_times.learn(*shape, stage_seconds)
+        task_event("result", task.task_uuid, videoUUID=video_uuid, seed=seed, bytes=(media_dir / file_name).stat().st_size,
+                   seconds=gpu_seconds, stages=",".join(f"{stage}:{spent:.2f}" for stage, spent in stage_seconds.items()))  # fmt: skip
 
     def _cost(self, job: Job, gpu_seconds: float) -> float:
         if self.settings.cost_mode == "hosted":
@@ -222,7 +257,11 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 def worker_main(worker_id: str, settings_json: str, device: str | None, parent_pid: int) -> None:
     """Entry point of a spawned worker process."""
-    logging.basicConfig(level=os.environ.get("LTX_LOG_LEVEL", "INFO"), format=f"%(asctime)s {worker_id} %(message)s")
-    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     settings = Settings.model_validate_json(settings_json)
+    setup_logging(settings.log_level, settings.log_format, worker_id)
+    # Ctrl-C reaches the whole process group: the server stops its workers itself. A SIGTERM ends the worker through
+    # the normal exit path, so that nothing (e.g. a multiprocessing semaphore) is left for the resource tracker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     Worker(worker_id, settings, device).serve_forever()

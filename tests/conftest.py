@@ -83,3 +83,16 @@ def read_frames(path: Path) -> np.ndarray:
 @pytest.fixture
 def prober():
     return probe
+
+
+@pytest.fixture
+def say(request):
+    """Print a line at once, even while pytest captures output: what a long test is about to do."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+
+    def write(message: str) -> None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n[{request.node.name}] {message}")
+
+    return write

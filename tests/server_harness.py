@@ -28,15 +28,15 @@ class ServerProcess:
     def __init__(self, data_dir: Path, tiny_root: Path, port: int | None = None, **env: str):
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.env = dict(
-            os.environ,
-            LTX_DATA_DIR=str(data_dir),
-            LTX_PORT=str(self.port),
-            LTX_API_KEYS=f"{API_KEY},{OTHER_KEY}",
-            LTX_X264_PRESET="ultrafast",
+        self.env = {
+            **os.environ,
+            "LTX_DATA_DIR": str(data_dir),
+            "LTX_PORT": str(self.port),
+            "LTX_API_KEYS": f"{API_KEY},{OTHER_KEY}",
+            "LTX_X264_PRESET": "ultrafast",
+            "LTX_TINY_DIR": str(tiny_root),  # the session's tiny weights, instead of building them again
             **env,
-        )
-        self.tiny_root = tiny_root
+        }
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
 
@@ -46,10 +46,6 @@ class ServerProcess:
 
     def start(self, timeout: float = 120) -> "ServerProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # Share the session's tiny weights instead of building them again.
-        tiny = self.data_dir / "tiny-weights"
-        if not tiny.exists():
-            tiny.symlink_to(self.tiny_root, target_is_directory=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ltx_runtime", "serve", "--demo"], env=self.env, stdout=log, stderr=subprocess.STDOUT,

@@ -32,6 +32,7 @@ from ltx_runtime.bench import (
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="what a machine without CUDA refuses")
 
 
+@pytest.mark.slow
 def test_bench_end_to_end_on_tiny_weights(tiny_root, tmp_path):
     out_json, out_markdown = tmp_path / "bench.json", tmp_path / "bench.md"
     command = [sys.executable, "-m", "ltx_runtime", "bench", "--weights", "tiny", "--model", "ltx-runtime:tiny@1",

@@ -43,8 +43,10 @@ def test_models_lists_the_catalog(env):
     for model_id in ("lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "ltx-runtime:tiny@1"):
         assert model_id in out
     assert "settings.audio (default true), 48000 Hz" in out
+    assert "fps: 8-50 (default 25)" in out and "fps: 25, 50 (default 25)" in out  # a range, not 43 values
 
 
+@pytest.mark.slow
 def test_generate_small_clip_with_progress_and_summary(env, tmp_path):
     out = tmp_path / "clip.mov"
     result = run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a robot dancing",
@@ -58,6 +60,7 @@ def test_generate_small_clip_with_progress_and_summary(env, tmp_path):
     assert summary.startswith(f"wrote {out}: 136x72, 20 frames at 10 fps, 2 s, 24000 Hz stereo audio, mov, seed 5")
 
 
+@pytest.mark.slow
 def test_generate_from_a_first_frame_image(env, tmp_path):
     from PIL import Image
 
@@ -72,6 +75,7 @@ def test_generate_from_a_first_frame_image(env, tmp_path):
     assert result.returncode == 2 and "missing.png" in result.stderr
 
 
+@pytest.mark.slow
 def test_model_defaults_apply(env, tmp_path):
     out = tmp_path / "clip.webm"
     run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--duration", "1", "-o", str(out)], env)
@@ -91,6 +95,7 @@ def test_a_bad_value_names_the_option_and_writes_nothing(env, tmp_path):
     assert result.returncode == 2 and "--model: unknown model 'nope'" in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_weights_say_what_to_do(env, tmp_path):
     result = run(["generate", "-p", "a cat", "-o", str(tmp_path / "clip.mp4")], env, check=False)
     assert result.returncode == 1
@@ -98,6 +103,7 @@ def test_missing_weights_say_what_to_do(env, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_build_tiny_writes_a_loadable_folder(env, tmp_path):
     folder = tmp_path / "tiny"
     result = run(["weights", "build-tiny", str(folder)], env)
@@ -109,9 +115,11 @@ def test_build_tiny_writes_a_loadable_folder(env, tmp_path):
     assert probe(out).frames == 8
 
 
-def test_the_1080p_acceptance_command(env, tmp_path):
+@pytest.mark.slow
+def test_the_1080p_acceptance_command(env, tmp_path, say):
     """The issue's command, as written: LTX-2 Fast's 1920x1080, 6 s, 25 fps with audio, on tiny weights."""
     out = tmp_path / "clip.mp4"
+    say("1080p acceptance run: LTX-2 Fast, 1920x1080, 6 s with audio on tiny weights (about 3-4 minutes on 2 cores)")
     run(["generate", "--weights", "tiny", "--model", "lightricks:2@1", "--width", "1920", "--height", "1080",
          "--duration", "6", "--fps", "25", "--audio", "-p", "a sunset over the ocean", "-o", str(out)], env)
     info = probe(out)

@@ -10,6 +10,7 @@ from PIL import Image
 from conftest import probe, read_frames
 from ltx_runtime.request import GenerationRequest, RequestError
 from ltx_runtime.media import OutputFormat
+from ltx_runtime.progress import STAGES
 from ltx_runtime.recipes import fast
 
 TINY = "ltx-runtime:tiny@1"
@@ -37,13 +38,21 @@ def test_two_stage_recipe_shapes_and_progress(engine, tmp_path, monkeypatch):
         lambda module, args, result: upsampler_inputs.append((args[0].shape, result.shape))
     )
     monkeypatch.setattr(fast, "run", recording_run)
-    steps = []
+    reports = []
     try:
-        result = engine.generate(request(), tmp_path / "clip.mp4", progress=lambda done, total: steps.append((done, total)))
+        result = engine.generate(request(), tmp_path / "clip.mp4", progress=lambda stage, done: reports.append((stage, done)))
     finally:
         handle.remove()
 
-    assert steps == [(i, 11) for i in range(1, 12)]  # 8 distilled sigmas + 3 stage-2 sigmas
+    # Every stage in order, each from its start to its end: 8 distilled sigmas, 3 stage-2 sigmas, the decode per chunk.
+    assert [stage for stage, _ in reports if stage not in ("stage_1", "stage_2", "decoding")] == [
+        "text_encoding", "upsampling", "encoding", "encoding"]
+    assert list(dict.fromkeys(stage for stage, _ in reports)) == list(STAGES[:-1])  # uploading is the server's
+    assert [done for stage, done in reports if stage == "stage_1"] == [i / 8 for i in range(1, 9)]
+    assert [done for stage, done in reports if stage == "stage_2"] == [1 / 3, 2 / 3, 1.0]
+    decoding = [done for stage, done in reports if stage == "decoding"]
+    assert decoding[0] == 0.0 and decoding[-1] == 1.0 and decoding == sorted(decoding) and len(decoding) >= 2
+    assert [done for stage, done in reports if stage == "encoding"] == [0.0, 1.0]
     (plan, output), = calls
     assert (plan.gen_width, plan.gen_height, plan.gen_frames) == (256, 128, 17)
     # stage 1: 128x64 pixels -> 4x2 latents; upsampler: x2 -> 8x4; 17 frames -> 3 latent frames
@@ -56,7 +65,7 @@ def test_two_stage_recipe_shapes_and_progress(engine, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("output_format", list(OutputFormat))
-@pytest.mark.parametrize("audio", [True, False])
+@pytest.mark.parametrize("audio", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_every_format_with_and_without_audio(engine, tmp_path, output_format, audio):
     path = tmp_path / f"clip.{output_format.value}"
     result = engine.generate(request(output_format=output_format, audio=audio, duration=2, fps=12), path)
@@ -75,6 +84,7 @@ def test_every_format_with_and_without_audio(engine, tmp_path, output_format, au
     assert (result.width, result.height, result.frames, result.fps, result.duration) == (200, 104, 24, 12, 2)
 
 
+@pytest.mark.slow
 def test_same_seed_same_frames_other_seed_other_frames(engine, tmp_path):
     first = engine.generate(request(seed=1234), tmp_path / "a.mp4")
     second = engine.generate(request(seed=1234), tmp_path / "b.mp4")

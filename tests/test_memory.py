@@ -91,6 +91,7 @@ def test_the_engine_refuses_before_loading_anything(tiny_root, tmp_path):
     assert not engine._loaded and not output.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", [MemoryProfile.FP8, MemoryProfile.LOW])
 @pytest.mark.parametrize("model", ["ltx-runtime:tiny@1", "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"])
 def test_frugal_profiles_store_the_transformer_in_fp8_and_still_render(tiny_root, tmp_path, profile, model):
@@ -121,6 +122,7 @@ def _inject_out_of_memory(monkeypatch, failures: int) -> list[int]:
     return calls
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_retried_once_more_frugally(engine, tmp_path, monkeypatch):
     calls = _inject_out_of_memory(monkeypatch, failures=1)
     frugal_calls = []
@@ -133,6 +135,7 @@ def test_out_of_memory_is_retried_once_more_frugally(engine, tmp_path, monkeypat
     assert (info.width, info.height, info.frames, info.audio_rate) == (256, 128, 50, 24000)
 
 
+@pytest.mark.slow
 def test_a_second_out_of_memory_fails_the_clip_and_the_engine_carries_on(engine, tmp_path, monkeypatch):
     _inject_out_of_memory(monkeypatch, failures=2)
     output = tmp_path / "failed.mp4"

@@ -31,13 +31,17 @@ def request(model, **fields):
     return GenerationRequest(**values)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, steps", [(TINY_PRO, 43), (TINY_LTX23, 33)])
 def test_guided_recipes_report_every_step(engine, tmp_path, model, steps):
     seen = []
-    engine.generate(request(model), tmp_path / "clip.mp4", progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(i, steps) for i in range(1, steps + 1)]  # 40 (Pro) or 30 (2.3) guided steps + 3 refine steps
+    engine.generate(request(model), tmp_path / "clip.mp4", progress=lambda stage, fraction: seen.append((stage, fraction)))
+    guided_steps = steps - 3  # 40 (Pro) or 30 (2.3) guided steps + 3 refine steps
+    assert [fraction for stage, fraction in seen if stage == "stage_1"] == [i / guided_steps for i in range(1, guided_steps + 1)]
+    assert [fraction for stage, fraction in seen if stage == "stage_2"] == [1 / 3, 2 / 3, 1.0]
 
 
+@pytest.mark.slow
 def test_pro_uses_the_distilled_lora_in_stage_2_only(engine, tmp_path):
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -80,6 +84,7 @@ def test_switching_the_lora_on_changes_the_transformer(engine):
     assert not torch.allclose(without, with_lora)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, rate", [("ltx-runtime:tiny@1", 24000), (TINY_PRO, 24000), (TINY_LTX23, 48000)])
 @pytest.mark.parametrize("with_image", [False, True])
 def test_each_recipe_writes_a_clip(engine, tmp_path, model, rate, with_image):
@@ -91,6 +96,7 @@ def test_each_recipe_writes_a_clip(engine, tmp_path, model, rate, with_image):
     assert result.sample_rate == rate
 
 
+@pytest.mark.slow
 def test_without_audio_there_is_no_audio_stream(engine, tmp_path):
     info = probe(engine.generate(request(TINY_LTX23, audio=False), tmp_path / "clip.webm").path)
     assert info.audio_codec is None and info.frames == 9

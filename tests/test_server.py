@@ -16,6 +16,7 @@ from PIL import Image
 from websockets.sync.client import connect
 
 from conftest import probe
+from ltx_runtime.progress import STAGES
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, video_task
 
 
@@ -72,6 +73,7 @@ def test_rest_ping_and_cost_is_left_out_unless_asked(server):
     assert "cost" not in item
 
 
+@pytest.mark.slow
 def test_number_results_gives_distinct_seeds_and_videos(server, tmp_path):
     task = video_task(numberResults=3, seed=1000)
     server.post([task])
@@ -82,6 +84,7 @@ def test_number_results_gives_distinct_seeds_and_videos(server, tmp_path):
     assert len(contents) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output_format, content_type, codec", [("WEBM", "video/webm", "vp9"), ("MOV", "video/quicktime", "h264")])
 def test_output_formats_are_served_with_their_content_type(server, tmp_path, output_format, content_type, codec):
     task = video_task(outputFormat=output_format)
@@ -108,6 +111,7 @@ def test_tasks_are_scoped_to_their_api_key(server):
     server.post([task])
     status, body = server.post([{"taskType": "getResponse", "taskUUID": task["taskUUID"]}], key=OTHER_KEY)
     assert status == 404 and body["errors"][0]["code"] == "taskNotFound"
+    assert "visible only to the API key that submitted it" in body["errors"][0]["message"]
     # The same taskUUID under another key is a different task.
     status, body = server.post([task], key=OTHER_KEY)
     assert status == 200 and "errors" not in body
@@ -122,6 +126,28 @@ def test_get_task_details(server):
     assert details["taskType"] == "getTaskDetails" and details["taskUUID"] == task["taskUUID"]
     assert details["request"] == [task]
     assert details["response"]["data"][0]["status"] == "success"
+    assert details["results"] == [{"videoUUID": details["response"]["data"][0]["videoUUID"], "status": "success",
+                                   "progress": 100, "stage": None}]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_progress_covers_the_decode_and_the_encode(server):
+    """Progress moves through every stage in order; the decode and the encode (most of a CPU run) are part of it."""
+    task = video_task(width=512, height=288, duration=4, fps=25)
+    server.post([task])
+    seen = []  # (stage, progress) while processing
+    while True:
+        (result,) = server.post([{"taskType": "getTaskDetails", "taskUUID": task["taskUUID"]}])[1]["data"][0]["results"]
+        if result["status"] == "success":
+            break
+        if result["stage"] and (not seen or seen[-1] != (result["stage"], result["progress"])):
+            seen.append((result["stage"], result["progress"]))
+        time.sleep(0.05)
+    stages = list(dict.fromkeys(stage for stage, _ in seen))
+    assert stages == [stage for stage in STAGES if stage in stages]  # in order
+    assert [progress for _, progress in seen] == sorted(progress for _, progress in seen) and seen[-1][1] <= 99
+    decoding = [progress for stage, progress in seen if stage == "decoding"]
+    assert decoding and max(decoding) - min(decoding) >= 10, seen  # the percentage moves during the decode
 
 
 def test_image_upload(server, tmp_path):
@@ -237,6 +263,7 @@ def test_python_sdk_video_inference_then_get_response(server, tmp_path):
     assert info.duration == pytest.approx(2.0, abs=0.03)
 
 
+@pytest.mark.slow
 def test_python_sdk_gets_each_of_several_videos_once(server):
     ack, videos = run_sdk(
         server, positivePrompt="a cat", model="ltx-runtime:tiny@1", width=128, height=64, duration=1, fps=8,
@@ -247,6 +274,7 @@ def test_python_sdk_gets_each_of_several_videos_once(server):
     assert len({video.seed for video in videos}) == 3
 
 
+@pytest.mark.slow
 def test_python_sdk_with_a_first_frame_image_from_a_local_file(server, tmp_path):
     from runware.types import IInputFrame, IVideoInputs
 
@@ -259,6 +287,7 @@ def test_python_sdk_with_a_first_frame_image_from_a_local_file(server, tmp_path)
     assert (info.width, info.height, info.frames) == (152, 80, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, audio_setting, rate", [
     ("ltx-runtime:tiny-pro@1", {"providerSettings": {"lightricks": {"generateAudio": True}}}, 24000),
     ("ltx-runtime:tiny-ltx23@1", {}, 48000),  # settings.audio defaults to on

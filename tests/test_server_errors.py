@@ -12,6 +12,7 @@ import uuid
 import pytest
 from PIL import Image
 
+from server.runware.service import INVALID_KEY_MESSAGE
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, video_task
 
 U = "6f1c3e2a-1b2c-4d5e-8f90-123456789abc"
@@ -26,7 +27,7 @@ def huge_png() -> str:
 @pytest.fixture(scope="module")
 def server(tiny_root, tmp_path_factory):
     process = ServerProcess(
-        tmp_path_factory.mktemp("server-errors"), tiny_root, LTX_MAX_PENDING_PER_KEY="3"
+        tmp_path_factory.mktemp("server-errors"), tiny_root, LTX_MAX_PENDING_PER_KEY="3", LTX_LOG_FORMAT="json"
     ).start()
     yield process
     process.stop()
@@ -138,7 +139,8 @@ def test_bad_other_tasks(server, name, tasks, status, code, parameter):
 
 def test_malformed_json_body(server):
     status, body = server.post(None, raw=b"[{not json")
-    assert status == 400 and body["errors"][0]["code"] == "invalidRequestBody"
+    assert status == 400 and body["errors"] == [
+        {"code": "invalidRequestBody", "message": "the body is not valid JSON", "parameter": "body"}]
 
 
 def test_oversized_body_is_refused_before_it_is_read(server):
@@ -156,11 +158,14 @@ def test_no_key_and_a_wrong_key(server):
     status, body = server.post([video_task()], key=None)
     assert status == 401 and body["errors"][0]["code"] == "missingApiKey"
     status, body = server.post([video_task()], key="nope")
-    assert status == 401 and body["errors"][0] == {
-        "code": "invalidApiKey", "message": "Invalid API key.", "parameter": "apiKey"}
+    assert status == 401
+    (header_error,) = body["errors"]
+    assert header_error == {"code": "invalidApiKey", "message": INVALID_KEY_MESSAGE, "parameter": "apiKey",
+                            "taskType": "authentication"}
     status, body = server.post([{"taskType": "authentication", "apiKey": "nope"}, video_task()], key=None)
     assert status == 401
     assert [e["code"] for e in body["errors"]] == ["invalidApiKey", "missingApiKey"]
+    assert body["errors"][0] == header_error  # the same error, however the key came
 
 
 def test_too_many_unfinished_tasks_per_key(server):
@@ -176,6 +181,7 @@ def test_too_many_unfinished_tasks_per_key(server):
     assert server.post([video_task()])[0] == 200
 
 
+@pytest.mark.slow
 def test_nothing_is_lost_and_the_server_still_works(server):
     """After all of the above, a good task still runs to the end and the server is healthy."""
     task = video_task()
@@ -185,3 +191,20 @@ def test_nothing_is_lost_and_the_server_still_works(server):
     with urllib.request.urlopen(server.base + "/health/ready") as response:
         assert json.loads(response.read())["status"] == "ready"
     assert "Traceback" not in server.log()
+
+
+def test_json_logs_for_log_shippers(server):
+    """LTX_LOG_FORMAT=json (this module's server): every line of the server and its worker is one JSON object."""
+    task = video_task()
+    server.post([task])
+    server.wait_for_results(task["taskUUID"])
+    records = [json.loads(line) for line in server.log().splitlines()]
+    assert all({"time", "level", "process", "logger", "message"} <= record.keys() for record in records)
+    assert {record["process"] for record in records} >= {"server"} and any(
+        record["process"].startswith("worker") for record in records)  # fmt: skip
+    events = [record for record in records if record.get("taskUUID") == task["taskUUID"]]
+    assert [event["event"] for event in events if event["event"] != "progress"] == [
+        "accepted", "started", "result", "finished"]
+    finished = events[-1]
+    assert (finished["model"], finished["size"], finished["level"]) == ("ltx-runtime:tiny@1", "128x72", "INFO")
+    assert finished["seconds"] > 0 and finished["key"] != API_KEY and len(finished["key"]) == 16

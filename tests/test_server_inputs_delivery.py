@@ -22,6 +22,8 @@ from conftest import probe
 from server.delivery import verify_webhook
 from server_harness import ServerProcess, download, video_task
 
+pytestmark = pytest.mark.slow  # a server of its own and several clips: the long layer
+
 SECRET = "whsec_" + base64.b64encode(b"a test secret of some length").decode()
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from server_harness import API_KEY, ServerProcess, video_task
 
+pytestmark = pytest.mark.slow  # a server of its own and several clips: the long layer
+
 
 @pytest.fixture(scope="module")
 def server(tiny_root, tmp_path_factory):

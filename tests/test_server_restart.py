@@ -7,7 +7,11 @@ import re
 import signal
 import time
 
+import pytest
+
 from server_harness import ServerProcess, video_task
+
+pytestmark = pytest.mark.slow  # two server starts and three 4 s clips
 
 
 def alive(pid: int) -> bool:
@@ -20,8 +24,9 @@ def alive(pid: int) -> bool:
         return stat.read().split(")")[-1].split()[0] != "Z"
 
 
-def test_tasks_survive_a_killed_server(tiny_root, tmp_path):
+def test_tasks_survive_a_killed_server(tiny_root, tmp_path, say):
     data_dir = tmp_path / "data"
+    say("killing a server mid-task, restarting it, and waiting for three 4 s clips (a minute or two on 2 cores)")
     first = ServerProcess(data_dir, tiny_root).start()
     try:
         # Long enough (a few seconds each on 2 CPU cores) that the kill lands mid-generation.

@@ -19,6 +19,8 @@ from PIL import Image
 from conftest import probe
 from server_harness import OTHER_KEY, ServerProcess, download
 
+pytestmark = pytest.mark.slow  # a server of its own and several clips: the long layer
+
 def seeds_folder() -> Path:
     """shared/seeds beside the checkout (as CI lays it out), or beside the repository this one was cloned from."""
     root = Path(__file__).resolve().parents[1]

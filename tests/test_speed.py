@@ -54,6 +54,7 @@ def test_an_explicit_lever_that_cannot_work_warns_and_stays_off(tiny_root, caplo
     assert components.pipeline.vae.tile_sample_stride_num_frames == 12  # overlapping by half a tile
 
 
+@pytest.mark.slow
 def test_a_repeated_prompt_skips_the_text_encoder(engines, tmp_path):
     plain, optimized = engines
     calls = []
@@ -68,6 +69,7 @@ def test_a_repeated_prompt_skips_the_text_encoder(engines, tmp_path):
     assert calls.count(plain) == 2 and calls.count(optimized) == 1
 
 
+@pytest.mark.slow
 def test_the_optimized_path_renders_what_plain_diffusers_renders(engines, tmp_path):
     plain, optimized = engines
     frames = [read_frames(engine.generate(request(), tmp_path / f"{name}.mp4").path)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from ..auth import ApiKeys
 from ..bodies import BodyTooLarge, read_body
 from .protocol import ContractError, Reply
-from .service import RunwareService, Session
+from .service import INVALID_KEY_MESSAGE, RunwareService, Session
 
 
 def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) -> APIRouter:
@@ -25,13 +25,14 @@ def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) 
         except BodyTooLarge as error:
             return _reply(Reply(errors=[ContractError("invalidRequestBody", str(error), status=413)]))
         except ValueError:
-            return _reply(Reply(errors=[ContractError("invalidRequestBody", "the body is not valid JSON")]))
+            return _reply(Reply(errors=[ContractError("invalidRequestBody", "the body is not valid JSON", parameter="body")]))
         authorization = request.headers.get("authorization", "")
         if authorization:
             scheme, _, key = authorization.partition(" ")
             session.key_id = keys.identify(key.strip()) if scheme.lower() == "bearer" else None
             if session.key_id is None:
-                error = ContractError("invalidApiKey", "Invalid API key.", parameter="apiKey", status=401)
+                error = ContractError("invalidApiKey", INVALID_KEY_MESSAGE, parameter="apiKey", status=401,
+                                      task_type="authentication")  # the header does what an authentication task does
                 return _reply(Reply(errors=[error]))
         return _reply(await service.handle(tasks, session))
 
@@ -45,7 +46,7 @@ def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) 
                 try:
                     tasks = json.loads(text)
                 except ValueError:
-                    error = ContractError("invalidRequestBody", "the frame is not valid JSON")
+                    error = ContractError("invalidRequestBody", "the frame is not valid JSON", parameter="body")
                     await socket.send_json(Reply(errors=[error]).body())
                     continue
                 tasks = [tasks] if isinstance(tasks, dict) else tasks

@@ -10,7 +10,7 @@ from ltx_runtime.request import SafetyMode, SafetyRequest
 
 from ..auth import ApiKeys
 from ..jobs import ErrorKind, TaskError
-from ..service import TaskService
+from ..service import TaskService, not_found_message
 from ..tasks import ResultRecord, TaskRecord
 from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
@@ -133,10 +133,12 @@ class RunwareService:
             raise ContractError("missingTaskUUID", "taskUUID is required", parameter="taskUUID")
         try:
             record = self.tasks.get(session.key_id, task_uuid)
+            if record.task_type != VIDEO_INFERENCE:  # a request of another API on the same key
+                raise TaskError(ErrorKind.NOT_FOUND, not_found_message(task_uuid))
         except TaskError as error:
+            if error.kind is ErrorKind.NOT_FOUND and self.keys is not None and self.keys.accept_any:
+                error.message += " (in demo mode any key is accepted, and each key sees only its own tasks)"
             raise contract_error(error, "taskUUID") from None
-        if record.task_type != VIDEO_INFERENCE:  # a request of another API on the same key
-            raise ContractError("taskNotFound", f"no task {task_uuid} for this API key", parameter="taskUUID", status=404)
         return record
 
     def _failure(self, record: TaskRecord) -> ContractError:
@@ -205,6 +207,9 @@ class RunwareService:
             "response": response,
             "status": record.status,
             "attempts": record.attempts,
+            # Where each result is: its stage (ltx_runtime.progress.STAGES) while processing, null once done.
+            "results": [{"videoUUID": r.video_uuid, "status": r.status, "progress": r.progress, "stage": r.stage}
+                        for r in record.results],  # fmt: skip
             # What the worker generates, with defaults and image-derived sizes filled in.
             "generation": {key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
             "deliveries": [

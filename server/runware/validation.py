@@ -129,8 +129,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     width, height = _size(check, task, spec, frame_image is not None)
     fps = task.get("fps", spec.default_fps)
     if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
-        allowed = ", ".join(map(str, spec.fps_values))
-        raise check.invalid("fps", f"{spec.id} takes fps {allowed}, got {fps!r}")
+        raise check.invalid("fps", f"{spec.id} takes fps {spec.describe_fps()}, got {fps!r}")
     duration = _duration(check, task, spec, width, height, fps)
 
     number_results = check.integer("numberResults", 1, 1, MAX_RESULTS)
