@@ -60,7 +60,7 @@ class TaskService:
             )  # fmt: skip
         except DuplicateTask:
             raise TaskError(ErrorKind.DUPLICATE, f"a task with the id {task_id} was already submitted") from None
-        task_event("accepted", task_id, key=key_id, api=task_type, **job_fields(record.job))
+        task_event("accepted", task_id, key=key_id, **job_fields(record.job))
         return record
 
     def _check_safety(self, job: Job) -> None:

@@ -122,10 +122,6 @@ class Settings(BaseSettings):
         return self.data_dir / "images"
 
     @property
-    def tiny_weights_dir(self) -> Path:
-        return self.data_dir / "tiny-weights"
-
-    @property
     def tiny_safety_checker(self) -> bool:
         """Whether the content classifier is the tiny random stand-in (demo mode, no folder set), built on demand."""
         return self.demo and self.safety_weights is None
@@ -136,7 +132,9 @@ class Settings(BaseSettings):
 
         if self.safety_weights is not None:
             return self.safety_weights
-        return (self.tiny_weights_dir if self.demo else self.weights_dir) / SAFETY_CHECKER
+        from ltx_runtime.engine import DEFAULT_TINY_FOLDER  # the demo weights' folder, shared with the CLI
+
+        return (DEFAULT_TINY_FOLDER if self.demo else self.weights_dir) / SAFETY_CHECKER
 
     @property
     def database(self) -> Path:
