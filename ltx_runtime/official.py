@@ -498,7 +498,6 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     # Gemma 3's image tokens, which the official processor looks up; their ids are the tiny text encoder's last three.
     image_tokens = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
     tokenizer.add_tokens(list(image_tokens.values()), special_tokens=True)
-    tokenizer.add_bos_token = True  # as Gemma's own tokenizer: every prompt starts with <bos>
     tokenizer.save_pretrained(gemma)
     tokenizer_config = json.loads((gemma / "tokenizer_config.json").read_text())
     tokenizer_config["extra_special_tokens"] = image_tokens

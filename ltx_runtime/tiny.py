@@ -43,7 +43,7 @@ from .configs import (
 )
 from .weights import LORA_FOLDER
 
-TINY_FORMAT_VERSION = 3
+TINY_FORMAT_VERSION = 4
 """Bumped whenever the tiny layout changes, so that cached tiny folders are rebuilt."""
 
 TINY_MARKER = "ltx_runtime_tiny.json"
@@ -66,7 +66,9 @@ def _build_tokenizer():
         vocab[f"<0x{byte:02X}>"] = len(vocab)
     for word in _WORDS:
         vocab[f"▁{word}"] = len(vocab)
-    return GemmaTokenizer(vocab=vocab, merges=[], model_max_length=_MAX_TOKENS, padding_side="left")
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=[], model_max_length=_MAX_TOKENS, padding_side="left")
+    tokenizer.add_bos_token = True  # as Gemma's own tokenizer: every prompt starts with <bos>
+    return tokenizer
 
 
 def _build_text_encoder(vocab_size: int):
