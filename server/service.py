@@ -104,8 +104,8 @@ class TaskService:
             raise TaskError(ErrorKind.NOT_FOUND, f"no task {task_id} for this API key")
         return record
 
-    def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]:
-        return self.store.list_tasks(key_id, task_type, limit)
+    def list_tasks(self, key_id: str, task_type: str, limit: int = 50, offset: int = 0) -> list[TaskRecord]:
+        return self.store.list_tasks(key_id, task_type, limit, offset)
 
     def queue_position(self, record: TaskRecord) -> int:
         return self.store.queue_position(record.id)
