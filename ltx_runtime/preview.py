@@ -21,11 +21,11 @@ from .geometry import VAE_SPATIAL, GenerationPlan
 
 PREVIEW_EVERY = 2
 """Denoising steps between two previews (and the last step of stage 1)."""
-FIT_SIZE = 12
-"""Latent pixels per side of the random latents the map is fitted on (144 samples for 129 unknowns)."""
+FIT_SIZE = 32
+"""Latent pixels per side of the random latents the map is fitted on (1024 samples for 129 unknowns)."""
 
 PreviewCallback = Callable[[str, int, int], None]
-"""(a PNG data URI, denoising steps done, total denoising steps)"""
+"""(a PNG data URI, stage-1 steps done, stage-1 steps)"""
 _FITTED: dict[int, torch.Tensor] = {}
 
 
@@ -64,7 +64,7 @@ class LatentPreview:
     def __call__(self, packed_latents: torch.Tensor, done: int, total: int) -> None:
         if done % PREVIEW_EVERY and done != self.stage_1_steps:
             return
-        self.on_image(self.image(packed_latents), done, total)
+        self.on_image(self.image(packed_latents), done, self.stage_1_steps)
 
     def image(self, packed_latents: torch.Tensor) -> str:
         """Packed latents [1, F*H*W, C] (patch size 1) -> a PNG data URI of the middle frame, H x W pixels."""

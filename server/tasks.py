@@ -129,7 +129,8 @@ class ResultRecord:
     cost: float | None
     reported: bool = False
     preview: dict | None = None
-    """The latest live preview while denoising ({"image": PNG data URI, "step", "steps"}; ltx_runtime/preview.py)."""
+    """The latest live preview while denoising: {"image": a PNG data URI, "step": stage-1 steps done, "steps": stage-1
+    steps} (ltx_runtime/preview.py)."""
 
 
 @dataclass

@@ -178,12 +178,13 @@ class Worker:
         screen = None
         if safety_mode is not SafetyMode.NONE:
             screen = FrameScreen(self.safety_checker().flags, safety_mode, round(job.duration * job.fps), job.fps)
+
+        def preview(image: str, step: int, steps: int) -> None:  # the playground's live preview (getResponse)
+            self.store.set_preview(task.id, index, {"image": image, "step": step, "steps": steps})
+
         started = time.perf_counter()
         # generate() removes `partial` if it raises (a flagged frame included)
-        self.engine.generate(
-            request, partial, progress=self._on_step(task, index), frame_observer=screen,
-            preview=lambda image, step, steps: self.store.set_preview(task.id, index, dict(image=image, step=step, steps=steps)),
-        )  # fmt: skip
+        self.engine.generate(request, partial, progress=self._on_step(task, index), frame_observer=screen, preview=preview)
         gpu_seconds = time.perf_counter() - started
         if screen is not None:
             log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,

@@ -101,6 +101,8 @@ def test_generate_watch_play_and_find_in_history(page, server):
     page.wait_for_function("v => v.readyState >= 2 && v.currentTime > 0", arg=video.element_handle())
     assert video.evaluate("v => v.duration") == pytest.approx(1.0, abs=0.2)
     assert video.evaluate("v => [v.videoWidth, v.videoHeight]") == [512, 288]
+    expect(page.locator("#history tbody tr").first).to_contain_text("a lighthouse in a storm")
+    page.screenshot(path=ARTIFACTS / "3-done.png")  # docs/playground.png
 
     # After a reload the key is remembered and the clip is in the history, with its settings.
     page.reload()
@@ -110,13 +112,20 @@ def test_generate_watch_play_and_find_in_history(page, server):
     expect(row).to_contain_text("succeeded")
     expect(row).to_contain_text("42")
     page.wait_for_function("() => document.querySelector('#history video')?.readyState >= 1")
-    page.screenshot(path=ARTIFACTS / "3-history.png")
+    page.screenshot(path=ARTIFACTS / "4-history.png")
 
     # "Use these settings again" fills the form from the history.
     page.fill("textarea[name=positivePrompt]", "")
     row.get_by_text("use these settings again").click()
     expect(page.locator("textarea[name=positivePrompt]")).to_have_value("a lighthouse in a storm")
     expect(page.locator("input[name=seed]")).to_have_value("42")
+
+
+def test_fixed_sizes_come_from_the_catalog(page):
+    page.select_option("select[name=model]", "lightricks:2@1")
+    expect(page.locator("#size-list option")).to_have_text(["1920x1080", "2560x1440", "3840x2160"])
+    expect(page.locator("input[name=width]")).to_be_hidden()
+    expect(page.locator("#price")).to_have_text("Hosted price: $0.24")  # 6 s at 0.04 $/s
 
 
 def test_impossible_size_is_explained_next_to_the_field(page):
@@ -128,7 +137,7 @@ def test_impossible_size_is_explained_next_to_the_field(page):
     error = page.locator('.field-error[data-for="width"]')
     expect(error).to_contain_text("100x144 is not a size of ltx-runtime:tiny@1")
     expect(page.locator("input[name=width]")).to_have_class("invalid")
-    page.screenshot(path=ARTIFACTS / "4-field-error.png")
+    page.screenshot(path=ARTIFACTS / "5-field-error.png")
 
 
 def test_list_tasks_is_scoped_to_the_key_and_paged(server):

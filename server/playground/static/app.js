@@ -80,7 +80,8 @@ function applyModel(settings = {}) {
   const model = currentModel();
   const [width, height] = [settings.width ?? model.defaultSize[0], settings.height ?? model.defaultSize[1]];
   const sizeList = $("#size-list");
-  sizeList.hidden = !model.sizes;
+  $("#size-label").hidden = !model.sizes;
+  for (const label of document.querySelectorAll(".free-size")) label.hidden = Boolean(model.sizes);
   if (model.sizes) {
     sizeList.replaceChildren(...model.sizes.map(([w, h]) => new Option(`${w}x${h}`, `${w}x${h}`)));
     sizeList.value = `${width}x${height}`;
@@ -161,7 +162,8 @@ function showErrors(errors) {
   for (const element of document.querySelectorAll(".invalid")) element.classList.remove("invalid");
   for (const element of document.querySelectorAll(".field-error")) element.textContent = "";
   for (const error of errors) {
-    const field = error.parameter && document.querySelector(`[data-param="${error.parameter}"]`);
+    const fields = error.parameter ? [...document.querySelectorAll(`[data-param="${error.parameter}"]`)] : [];
+    const field = fields.find((element) => element.offsetParent !== null);  // the one on show
     const slot = error.parameter === "apiKey" ? $('[data-for="apiKey"]') : null;
     if (field) {
       field.classList.add("invalid");
@@ -233,8 +235,10 @@ function showItem(card, item) {
     return;
   }
   card.querySelector("progress").value = item.progress ?? 0;
-  const stage = item.stage?.replace("_", " ") ?? (item.progress ? "denoising" : "queued");
-  const step = item.preview ? ` · step ${item.preview.step}/${item.preview.steps}` : "";
+  // The stage from the server where it says (item.stage), else what the preview tells: it is made in stage 1.
+  const inStage1 = item.preview && item.preview.step < item.preview.steps;
+  const stage = item.stage?.replace("_", " ") ?? (inStage1 ? "stage 1" : item.progress ? "working" : "queued");
+  const step = inStage1 ? ` · step ${item.preview.step}/${item.preview.steps}` : "";
   card.querySelector(".stage").textContent = `${stage}${step} · ${item.progress ?? 0} %`;
   if (item.preview && card.querySelector(".preview").src !== item.preview.image) {
     card.querySelector(".preview").src = item.preview.image;
