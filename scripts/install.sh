@@ -33,5 +33,14 @@ if [[ -n "$extras" ]]; then
     # The current Runware SDK shares the import name `runware` with the legacy one in .venv: it gets a folder of its
     # own, which the client-matrix tests put on a subprocess's PYTHONPATH (tests/clients/).
     .venv/bin/pip install --quiet --upgrade --target .test-clients/runware-sdk-1.8.0 "runware-sdk==1.8.0"
+
+    # The playground's browser tests drive Debian's Chromium through Playwright (tests/test_playground.py); Playwright's
+    # own browser download (`playwright install`) is never used.
+    if [[ ! -x /usr/bin/chromium ]]; then
+        as_root=""
+        [[ "$(id -u)" -ne 0 ]] && as_root="sudo"
+        $as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium
+    fi
 fi
 echo "installed: $(.venv/bin/ltx-runtime --help >/dev/null && echo ltx-runtime) torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')"
