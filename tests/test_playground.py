@@ -5,11 +5,14 @@ Screenshots of the main states go to tests/artifacts/playground/ (not committed;
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from server_harness import API_KEY, ServerProcess
@@ -21,6 +24,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 ARTIFACTS = Path(__file__).parent / "artifacts" / "playground"
 TIMEOUT_MS = 180_000
+expect.set_options(timeout=TIMEOUT_MS)  # a clip takes seconds on a shared CPU
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,13 @@ def page(browser, server):
     context.close()
 
 
+def _enter_key(page):
+    page.fill("#api-key", API_KEY)
+    page.click("#key-form button")
+    expect(page.locator("#key-status")).to_have_text("connected")
+    page.select_option("select[name=model]", "ltx-runtime:tiny@1")
+
+
 def test_models_endpoint_lists_catalog_combinations(server):
     with urllib.request.urlopen(server.base + "/v1/models") as response:
         body = json.loads(response.read())
@@ -63,9 +74,8 @@ def test_models_endpoint_lists_catalog_combinations(server):
 
 def test_generate_watch_play_and_find_in_history(page, server):
     expect(page.locator("#demo-warning")).to_contain_text("DEMO MODE")
-    page.fill("#api-key", API_KEY)
-    page.click("#key-form button")
-    page.select_option("select[name=model]", "ltx-runtime:tiny@1")
+    _enter_key(page)
+    page.select_option("select[name=model]", "ltx-runtime:tiny-pro@1")  # 40 stage-1 steps: time to see it denoise
     page.fill("input[name=width]", "512")
     page.fill("input[name=height]", "288")
     page.select_option("select[name=duration]", "1")
@@ -109,6 +119,7 @@ def test_generate_watch_play_and_find_in_history(page, server):
     row = page.locator("#history tbody tr").first
     expect(row).to_contain_text("a lighthouse in a storm")
     expect(row).to_contain_text("512x288")
+    expect(row).to_contain_text("ltx-runtime:tiny-pro@1")
     expect(row).to_contain_text("succeeded")
     expect(row).to_contain_text("42")
     page.wait_for_function("() => document.querySelector('#history video')?.readyState >= 1")
@@ -129,15 +140,50 @@ def test_fixed_sizes_come_from_the_catalog(page):
 
 
 def test_impossible_size_is_explained_next_to_the_field(page):
-    page.fill("#api-key", API_KEY)
-    page.click("#key-form button")
-    page.select_option("select[name=model]", "ltx-runtime:tiny@1")
+    _enter_key(page)
     page.fill("input[name=width]", "100")
     page.click("#generate-button")
     error = page.locator('.field-error[data-for="width"]')
     expect(error).to_contain_text("100x144 is not a size of ltx-runtime:tiny@1")
     expect(page.locator("input[name=width]")).to_have_class("invalid")
     page.screenshot(path=ARTIFACTS / "5-field-error.png")
+
+
+def test_dropped_first_frame_goes_through_image_upload(page, server):
+    _enter_key(page)
+    page.fill("input[name=width]", "64")
+    page.fill("input[name=height]", "64")
+    page.select_option("select[name=duration]", "1")
+    page.select_option("select[name=fps]", "8")
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buffer, format="PNG")
+    page.evaluate(
+        """bytes => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], "frame.png", {type: "image/png"}));
+            document.querySelector("#drop").dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        }""",
+        list(buffer.getvalue()),
+    )
+    expect(page.locator("#drop-preview")).to_be_visible()
+    page.click("#generate-button")
+    expect(page.locator("#running .result video").first).to_be_attached()
+    status, body = server.post([{"taskType": "listTasks", "limit": 1}])
+    image = body["data"][0]["tasks"][0]["request"]["inputs"]["frameImages"][0]["image"]
+    assert status == 200 and re.fullmatch(r"[0-9a-f-]{36}", image)  # an imageUUID from imageUpload
+
+
+def test_cancel_button_stops_a_running_clip(page):
+    _enter_key(page)
+    page.fill("input[name=width]", "1024")
+    page.fill("input[name=height]", "576")
+    page.select_option("select[name=duration]", "4")
+    page.click("#generate-button")
+    card = page.locator("#running .result").first
+    page.wait_for_function("bar => bar.value > 0", arg=card.locator("progress").element_handle())
+    card.get_by_text("Cancel").click()
+    expect(card.locator(".stage")).to_contain_text("the task was cancelled")
+    expect(page.locator("#history tbody tr").first).to_contain_text("cancelled")
 
 
 def test_list_tasks_is_scoped_to_the_key_and_paged(server):

@@ -39,6 +39,7 @@ let api = null;
 
 async function useKey(key) {
   showErrors([]);
+  $("#key-status").textContent = "";
   api = new RunwareSocket(key);
   try {
     await api.open();
@@ -48,6 +49,7 @@ async function useKey(key) {
     return;
   }
   localStorage.setItem("ltxApiKey", key);
+  $("#key-status").textContent = "connected";
   $("#api-key").value = key;
   historyOffset = 0;
   loadHistory();
@@ -218,7 +220,7 @@ async function watch(task) {
     }
     reply.data.forEach((item, i) => cards[i] && showItem(cards[i], item));
     if (reply.data.length && reply.data.every((item) => item.status === "success")) break;
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
   for (const card of cards) card.querySelector(".cancel")?.remove();
   historyOffset = 0;
