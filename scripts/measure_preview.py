@@ -70,10 +70,11 @@ def main() -> None:
             generate()
     stage_1_step = (step_times[len(in_loop) - 1] - step_times[0]) / (len(in_loop) - 1)
     clip = statistics.median(with_preview)
+    per_step = sum(in_loop) / len(in_loop)
     print(
         f"{MODEL} {width}x{height} {duration} s {fps} fps on {engine.device}: map fitted once in {fit:.2f} s; "
         f"preview {1000 * sum(in_loop):.1f} ms per clip over {len(in_loop)} stage-1 steps "
-        f"({1000 * sum(in_loop) / len(in_loop):.2f} ms per step, {100 * sum(in_loop) / len(in_loop) / stage_1_step:.2f} % "
+        f"({1000 * per_step:.2f} ms per step, {100 * per_step / stage_1_step:.2f} % "
         f"of a {1000 * stage_1_step:.0f} ms stage-1 step, {100 * sum(in_loop) / clip:.2f} % of the clip); "
         f"clip median {clip:.2f} s with, {statistics.median(without):.2f} s without ({runs} runs each)"
     )

@@ -184,7 +184,9 @@ class Worker:
 
         started = time.perf_counter()
         # generate() removes `partial` if it raises (a flagged frame included)
-        self.engine.generate(request, partial, progress=self._on_step(task, index), frame_observer=screen, preview=preview)
+        self.engine.generate(
+            request, partial, progress=self._on_step(task, index), frame_observer=screen, preview=preview
+        )  # fmt: skip
         gpu_seconds = time.perf_counter() - started
         if screen is not None:
             log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,

@@ -161,7 +161,8 @@ def test_dropped_first_frame_goes_through_image_upload(page, server):
         """bytes => {
             const transfer = new DataTransfer();
             transfer.items.add(new File([new Uint8Array(bytes)], "frame.png", {type: "image/png"}));
-            document.querySelector("#drop").dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+            const drop = new DragEvent("drop", {dataTransfer: transfer, bubbles: true});
+            document.querySelector("#drop").dispatchEvent(drop);
         }""",
         list(buffer.getvalue()),
     )

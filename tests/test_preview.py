@@ -33,11 +33,11 @@ def test_previews_of_stage_1_cost_a_small_part_of_the_clip(engine, tmp_path, mon
         spent.append(time.perf_counter() - started)
 
     monkeypatch.setattr(LatentPreview, "__call__", timed)
-    request = GenerationRequest(model=MODEL, prompt="a lighthouse", width=512, height=288, duration=1, fps=8, audio=False, seed=3)
+    request = GenerationRequest(MODEL, "a lighthouse", width=512, height=288, duration=1, fps=8, audio=False, seed=3)
     engine.generate(request, tmp_path / "warm.mp4")  # loads the model
     rgb_projection(engine.load(MODEL).pipeline.vae)  # fitted once per VAE, not per clip
     started = time.perf_counter()
-    engine.generate(request, tmp_path / "clip.mp4", preview=lambda image, step, steps: previews.append((image, step, steps)))
+    engine.generate(request, tmp_path / "clip.mp4", preview=lambda *image_step_steps: previews.append(image_step_steps))
     total = time.perf_counter() - started
 
     assert [(step, steps) for _, step, steps in previews] == [(2, 8), (4, 8), (6, 8), (8, 8)]  # Fast: 8 stage-1 steps

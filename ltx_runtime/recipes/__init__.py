@@ -49,7 +49,9 @@ LatentsCallback = Callable[[torch.Tensor, int, int], None]
 """Called after a denoising step with (the packed latents [1, tokens, C], steps done, total steps)."""
 
 
-def step_reporter(on_step: StepCallback, steps_before: int, total_steps: int, on_latents: LatentsCallback | None = None):
+def step_reporter(
+    on_step: StepCallback, steps_before: int, total_steps: int, on_latents: LatentsCallback | None = None
+):
     """A diffusers `callback_on_step_end` that reports progress over the whole recipe (and the latents to
     `on_latents`, which the live preview reads)."""
 
