@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -201,3 +202,22 @@ def test_list_tasks_is_scoped_to_the_key_and_paged(server):
     assert body["data"][0]["tasks"] == []
     status, body = server.post([{"taskType": "listTasks", "limit": 0}])
     assert status == 400 and body["errors"][0]["parameter"] == "limit"
+
+
+def test_get_response_carries_the_preview_only_when_asked(server):
+    from server_harness import video_task
+
+    task = video_task(model="ltx-runtime:tiny-pro@1", width=512, height=288, duration=1, fps=8)
+    assert server.post([task])[0] == 200
+    poll = {"taskType": "getResponse", "taskUUID": task["taskUUID"]}
+    for _ in range(300):
+        _, body = server.post([{**poll, "includePreview": True}])
+        item = body["data"][0]
+        if item.get("preview") or item["status"] == "success":
+            break
+        time.sleep(0.1)
+    assert item["status"] == "processing", "no preview seen while the clip denoised"
+    assert item["preview"]["image"].startswith("data:image/png;base64,") and item["preview"]["steps"] == 40
+    _, body = server.post([poll])
+    assert "preview" not in body["data"][0]  # what the official SDKs read is unchanged
+    server.wait_for_results(task["taskUUID"])
