@@ -33,6 +33,7 @@ from .memory import (
     place,
 )  # fmt: skip
 from .progress import StageCallback, denoising_steps
+from .preview import LatentPreview, PreviewCallback
 from .recipes import decode_first_frame, fast, guided
 from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
@@ -209,6 +210,7 @@ class Engine:
         output_path: Path,
         progress: ProgressCallback | None = None,
         frame_observer: FrameObserver | None = None,
+        preview: PreviewCallback | None = None,
     ) -> GenerationResult:
         """Generate one clip. On CUDA out-of-memory the caches are freed and the clip is tried once more frugally
         (text encoder off the GPU after encoding, transformer off it during the decode, smaller VAE tiles); a second
@@ -226,7 +228,7 @@ class Engine:
         image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
                        components=components, report=progress or (lambda stage, fraction: None),
-                       frame_observer=frame_observer)  # fmt: skip
+                       frame_observer=frame_observer, preview=preview)  # fmt: skip
         attempts = (needed.frugal, True)
         try:
             for number, frugal in enumerate(attempts, 1):
@@ -255,7 +257,7 @@ class Engine:
         return self._result(request, spec, plan, seed, Path(output_path), components, timings)
 
     def _attempt(
-        self, *, request, spec, plan, seed, image, output_path, components, report, frame_observer, frugal
+        self, *, request, spec, plan, seed, image, output_path, components, report, frame_observer, preview, frugal
     ) -> dict[str, float]:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
         report("text_encoding", 0.0)
@@ -263,9 +265,11 @@ class Engine:
         on_step = denoising_steps(report, stage_1_steps)
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
+        on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview)
         recipe_output = RECIPES[spec.recipe].run(
-            components, spec, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding
-        )
+            components, spec, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding,
+            on_latents=on_latents,
+        )  # fmt: skip
         timings = dict(recipe_output.timings)
 
         pipeline = components.pipeline

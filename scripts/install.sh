@@ -62,5 +62,15 @@ if [[ -n "$extras" ]]; then
     # own, which the client-matrix tests put on a subprocess's PYTHONPATH (tests/clients/).
     step "installing runware-sdk 1.8.0 into .test-clients/ (the client-matrix tests)"
     pip_install --upgrade --target .test-clients/runware-sdk-1.8.0 "runware-sdk==1.8.0"
+
+    # The playground's browser tests drive Debian's Chromium through Playwright (tests/test_playground.py); Playwright's
+    # own browser download (`playwright install`) is never used.
+    if [[ ! -x /usr/bin/chromium ]]; then
+        step "installing Debian's chromium (the playground's browser tests)"
+        as_root=""
+        [[ "$(id -u)" -ne 0 ]] && as_root="sudo"
+        $as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium
+    fi
 fi
 echo "installed: $(.venv/bin/ltx-runtime --help >/dev/null && echo ltx-runtime) with torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'); pip's output is in $log"

@@ -16,6 +16,7 @@ from .auth import ApiKeys
 from .loops import cleanup_loop, delivery_loop, prepare_loop
 from .netguard import GuardedClient, GuardSettings
 from .operations import operations_router
+from .playground import playground_router, static_files
 from .runcomfy.routes import runcomfy_router
 from .runcomfy.service import RunComfyService
 from .runware.routes import runware_router
@@ -66,6 +67,8 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
     app.include_router(runware_router(runware, keys, settings.max_body_bytes))
     app.include_router(runcomfy_router(runcomfy, keys, settings.max_body_bytes))
     app.include_router(operations_router(settings, store, pool))
+    app.include_router(playground_router(settings.demo))
+    app.mount("/playground/static", static_files(), name="playground")
     app.state.store = store
     app.state.pool = pool
     return app

@@ -107,8 +107,8 @@ class TaskService:
             raise TaskError(ErrorKind.NOT_FOUND, not_found_message(task_id))
         return record
 
-    def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]:
-        return self.store.list_tasks(key_id, task_type, limit)
+    def list_tasks(self, key_id: str, task_type: str, limit: int = 50, offset: int = 0) -> list[TaskRecord]:
+        return self.store.list_tasks(key_id, task_type, limit, offset)
 
     def queue_position(self, record: TaskRecord) -> int:
         return self.store.queue_position(record.id)

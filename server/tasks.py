@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS results (
     expires_at REAL,
     finished_at REAL,
     reported INTEGER NOT NULL DEFAULT 0,           -- 1: this success was sent to the task's session
+    preview TEXT,                                  -- the live preview while denoising: JSON {image, step, steps}
     PRIMARY KEY (task_id, idx)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -105,6 +106,7 @@ ADDED_COLUMNS = [
     ("results", "finished_at", "REAL"),
     ("results", "reported", "INTEGER NOT NULL DEFAULT 0"),
     ("results", "stage", "TEXT"),
+    ("results", "preview", "TEXT"),
 ]
 UNFINISHED = ("preparing", "queued", "running")
 
@@ -129,6 +131,9 @@ class ResultRecord:
     gpu_seconds: float | None
     cost: float | None
     reported: bool = False
+    preview: dict | None = None
+    """The latest live preview while denoising: {"image": a PNG data URI, "step": stage-1 steps done, "steps": stage-1
+    steps} (ltx_runtime/preview.py)."""
 
 
 @dataclass
@@ -146,6 +151,9 @@ class TaskRecord:
     results: list[ResultRecord]
     session_uuid: str | None = None
     reported: bool = False
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass
@@ -167,7 +175,7 @@ class TaskStore(Protocol):
     def prepared(self, task_id: int, job: dict) -> None: ...
     def get(self, key_id: str, task_uuid: str) -> TaskRecord | None: ...
     def get_by_id(self, task_id: int) -> TaskRecord: ...
-    def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]: ...
+    def list_tasks(self, key_id: str, task_type: str, limit: int = 50, offset: int = 0) -> list[TaskRecord]: ...
     def queue_position(self, task_id: int) -> int: ...
     def cancel(self, task_id: int) -> str | None: ...
     def unreported(self, key_id: str, session_uuid: str, finished_since: float) -> list[TaskRecord]: ...
@@ -185,6 +193,7 @@ class TaskStore(Protocol):
     def renew_lease(self, task_id: int, worker_id: str, lease_seconds: float) -> bool: ...
     def holds(self, task_id: int, worker_id: str) -> bool: ...
     def set_progress(self, task_id: int, index: int, progress: int, stage: str | None = None) -> None: ...
+    def set_preview(self, task_id: int, index: int, preview: dict) -> None: ...
     def complete_result(self, task_id: int, worker_id: str, index: int, file_name: str, gpu_seconds: float,
                         cost: float, expires_at: float, deliveries: list[tuple[str, str]]) -> None: ...
     def finish(self, task_id: int, worker_id: str) -> None: ...
@@ -256,10 +265,11 @@ class SQLiteTaskStore:
     def get_by_id(self, task_id: int) -> TaskRecord:
         return self._record(self._connection().execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone())
 
-    def list_tasks(self, key_id: str, task_type: str, limit: int = 50) -> list[TaskRecord]:
-        """This key's most recent tasks of one type, newest first."""
+    def list_tasks(self, key_id: str, task_type: str, limit: int = 50, offset: int = 0) -> list[TaskRecord]:
+        """This key's most recent tasks of one type, newest first, skipping the `offset` newest."""
         rows = self._connection().execute(
-            "SELECT * FROM tasks WHERE key_id = ? AND task_type = ? ORDER BY id DESC LIMIT ?", (key_id, task_type, limit)
+            "SELECT * FROM tasks WHERE key_id = ? AND task_type = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+            (key_id, task_type, limit, offset),
         ).fetchall()
         return [self._record(row) for row in rows]
 
@@ -390,6 +400,12 @@ class SQLiteTaskStore:
             (progress, stage, task_id, index),
         )
 
+    def set_preview(self, task_id, index, preview) -> None:
+        self._connection().execute(
+            "UPDATE results SET preview = ? WHERE task_id = ? AND idx = ? AND status = 'processing'",
+            (json.dumps(preview), task_id, index),
+        )
+
     def complete_result(self, task_id, worker_id, index, file_name, gpu_seconds, cost, expires_at, deliveries) -> None:
         """Record one finished result and queue its deliveries, atomically; only while `worker_id` holds the lease."""
         with self._transaction() as db:
@@ -510,6 +526,9 @@ class SQLiteTaskStore:
             results=[self._result(result) for result in results],
             session_uuid=row["session_uuid"],
             reported=bool(row["reported"]),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
         )
 
     @staticmethod
@@ -525,6 +544,7 @@ class SQLiteTaskStore:
             gpu_seconds=row["gpu_seconds"],
             cost=row["cost"],
             reported=bool(row["reported"]),
+            preview=json.loads(row["preview"]) if row["preview"] else None,
         )
 
 

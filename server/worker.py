@@ -208,9 +208,13 @@ class Worker:
             screen = FrameScreen(self.safety_checker().flags, safety_mode, round(job.duration * job.fps), job.fps)
         shape = (job.model, job.width, job.height, round(job.duration * job.fps))
         tracker, report = self._progress(task, index, video_uuid, self.stage_times.predict(*shape))
+
+        def preview(image: str, step: int, steps: int) -> None:  # the playground's live preview (getResponse)
+            self.store.set_preview(task.id, index, {"image": image, "step": step, "steps": steps})
+
         started = time.perf_counter()
         # generate() removes `partial` if it raises (a flagged frame included)
-        self.engine.generate(request, partial, progress=report, frame_observer=screen)
+        self.engine.generate(request, partial, progress=report, frame_observer=screen, preview=preview)
         gpu_seconds = time.perf_counter() - started
         tracker("uploading", 0.0)
         if screen is not None:

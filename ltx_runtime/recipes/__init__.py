@@ -45,11 +45,20 @@ class StageClock:
         self._start = now
 
 
-def step_reporter(on_step: StepCallback, steps_before: int, total_steps: int):
-    """A diffusers `callback_on_step_end` that reports progress over the whole recipe."""
+LatentsCallback = Callable[[torch.Tensor, int, int], None]
+"""Called after a denoising step with (the packed latents [1, tokens, C], steps done, total steps)."""
+
+
+def step_reporter(
+    on_step: StepCallback, steps_before: int, total_steps: int, on_latents: LatentsCallback | None = None
+):
+    """A diffusers `callback_on_step_end` that reports progress over the whole recipe (and the latents to
+    `on_latents`, which the live preview reads)."""
 
     def report(pipe, step: int, timestep, callback_kwargs):
         on_step(steps_before + step + 1, total_steps)
+        if on_latents is not None:
+            on_latents(callback_kwargs["latents"], steps_before + step + 1, total_steps)
         return {}
 
     return report

@@ -25,6 +25,7 @@ from ..weights import Components
 from . import (
     CROSS_TIMESTEP,
     GUIDANCE_OFF,
+    LatentsCallback,
     RecipeOutput,
     StageClock,
     StepCallback,
@@ -48,6 +49,7 @@ def run(
     on_step: StepCallback,
     image: np.ndarray | None = None,
     after_encoding: Callable[[], None] | None = None,
+    on_latents: LatentsCallback | None = None,
 ) -> RecipeOutput:
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
@@ -71,7 +73,7 @@ def run(
             generator=generator,
             output_type="latent",
             return_dict=False,
-            callback_on_step_end=step_reporter(on_step, 0, TOTAL_STEPS),
+            callback_on_step_end=step_reporter(on_step, 0, TOTAL_STEPS, on_latents),
             use_cross_timestep=cross_timestep,
             **GUIDANCE_OFF,
             **stage_1_first_frame(denoise, image, plan),

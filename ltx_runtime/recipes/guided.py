@@ -27,6 +27,7 @@ from ..geometry import GenerationPlan
 from ..weights import DISTILLED_LORA, Components
 from . import (
     CROSS_TIMESTEP,
+    LatentsCallback,
     RecipeOutput,
     StageClock,
     StepCallback,
@@ -119,6 +120,7 @@ def run(
     on_step: StepCallback,
     image: np.ndarray | None = None,
     after_encoding: Callable[[], None] | None = None,
+    on_latents: LatentsCallback | None = None,
 ) -> RecipeOutput:
     params = PARAMS[spec.recipe]
     total = total_steps(spec.recipe)
@@ -149,7 +151,7 @@ def run(
             generator=generator,
             output_type="latent",
             return_dict=False,
-            callback_on_step_end=step_reporter(on_step, 0, total),
+            callback_on_step_end=step_reporter(on_step, 0, total, on_latents),
             use_cross_timestep=cross_timestep,
             **params.guidance(),
             **stage_1_first_frame(denoise, image, plan),

@@ -17,7 +17,10 @@ from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import validate_video_inference
 
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
-TASK_TYPES = ("authentication", "ping", VIDEO_INFERENCE, "getResponse", "cancelTask", "imageUpload", "getTaskDetails")
+TASK_TYPES = (
+    "authentication", "ping", VIDEO_INFERENCE, "getResponse", "cancelTask", "imageUpload", "getTaskDetails", "listTasks"
+)  # fmt: skip
+LIST_LIMIT_MAX = 50
 
 
 @dataclass
@@ -81,6 +84,8 @@ class RunwareService:
             return Reply(data=[self._image_upload(task, session)])
         if task_type == "getTaskDetails":
             return Reply(data=[self._task_details(task, session)])
+        if task_type == "listTasks":
+            return Reply(data=[self._list_tasks(task, session)])
         raise ContractError(
             "invalidTaskType", f"unknown taskType {task_type!r}; this server handles {', '.join(TASK_TYPES)}",
             parameter="taskType",
@@ -167,7 +172,12 @@ class RunwareService:
                 if session.websocket:
                     session.sent_successes.add(result.video_uuid)
             else:
-                items.append(_item(record, result, status="processing", progress=result.progress))
+                item = _item(record, result, status="processing", progress=result.progress)
+                if task.get("includePreview") is True:  # this server's extension, for the playground page
+                    item["stage"] = result.stage  # the stage of ltx_runtime.progress.STAGES running now
+                    if result.preview:
+                        item["preview"] = result.preview  # the live preview while denoising
+                items.append(item)
         newly_sent = [result.index for result in record.results if result.status == "success" and not result.reported]
         if own_session and newly_sent:
             self.tasks.mark_reported(record, newly_sent)
@@ -217,6 +227,43 @@ class RunwareService:
                 for row in self.tasks.deliveries(record)
             ],
         }
+
+    def _list_tasks(self, task: dict, session: Session) -> dict:
+        """listTasks (this server's own task type): this key's videoInference tasks, newest first, `limit` (1-50,
+        default 20) from `offset` (default 0); the playground's history reads it."""
+        limit, offset = task.get("limit", 20), task.get("offset", 0)
+        for name, value, low, high in (("limit", limit, 1, LIST_LIMIT_MAX), ("offset", offset, 0, None)):
+            if type(value) is not int or value < low or (high is not None and value > high):
+                bounds = f"from {low} to {high}" if high else f"{low} or more"
+                raise ContractError("invalidParameter", f"{name} must be an integer {bounds}", parameter=name)
+        records = self.tasks.list_tasks(session.key_id, VIDEO_INFERENCE, limit + 1, offset)
+        return {
+            "taskType": "listTasks",
+            "tasks": [self._summary(record) for record in records[:limit]],
+            "offset": offset,
+            "more": len(records) > limit,
+        }
+
+    def _summary(self, record: TaskRecord) -> dict[str, Any]:
+        """One task of listTasks: what was asked (the request as sent, and the sizes the worker used), its status and
+        its results."""
+        job = record.job
+        summary = {
+            "taskUUID": record.task_uuid,
+            "status": record.status,
+            "request": record.request,
+            "generation": {key: job[key] for key in ("model", "width", "height", "duration", "fps", "audio")},
+            "createdAt": record.created_at,
+            "seconds": record.finished_at - record.started_at if record.finished_at and record.started_at else None,
+            "results": [
+                {"videoUUID": r.video_uuid, "status": r.status, "seed": r.seed, "cost": r.cost,
+                 "videoURL": self.tasks.media_url(r.file_name) if r.file_name else None}
+                for r in record.results
+            ],  # fmt: skip
+        }
+        if record.status in ("failed", "cancelled"):
+            summary["error"] = self._failure(record).item()
+        return summary
 
     def _image_upload(self, task: dict, session: Session) -> dict:
         task_uuid = task.get("taskUUID")

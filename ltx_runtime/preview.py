@@ -1,0 +1,77 @@
+"""A live preview of a clip while it denoises: a fixed linear map from the 128 latent channels to RGB.
+
+The map is fitted once per VAE (least squares from latents to what the VAE decodes them into, averaged over each
+latent pixel's 32x32 patch), so it follows whatever weights are loaded, the tiny random ones included. Each preview
+projects one latent frame (the middle one) of the small stage-1 latents and encodes it as a PNG data URI: a matrix
+product over a few hundred latent pixels, far cheaper than a denoising step (README, "Playground").
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .decode import decode_video_chunks
+from .geometry import VAE_SPATIAL, GenerationPlan
+
+PREVIEW_EVERY = 2
+"""Denoising steps between two previews (and the last step of stage 1)."""
+FIT_SIZE = 32
+"""Latent pixels per side of the random latents the map is fitted on (1024 samples for 129 unknowns)."""
+
+PreviewCallback = Callable[[str, int, int], None]
+"""(a PNG data URI, stage-1 steps done, stage-1 steps)"""
+_FITTED: dict[int, torch.Tensor] = {}
+
+
+def rgb_projection(vae) -> torch.Tensor:
+    """[129, 3]: RGB in [-1, 1] = [normalized latent channels, 1] @ projection; fitted on first use per VAE."""
+    if id(vae) not in _FITTED:
+        generator = torch.Generator().manual_seed(0)
+        channels = vae.config.latent_channels
+        normalized = torch.randn(1, channels, 1, FIT_SIZE, FIT_SIZE, generator=generator)
+        latents = denormalize(vae, normalized.to(vae.device, vae.dtype))
+        decoded = next(decode_video_chunks(vae, latents))[:, :, 0].float().cpu()  # [1, 3, H*32, W*32]
+        colours = torch.nn.functional.avg_pool2d(decoded, VAE_SPATIAL)[0].reshape(3, -1).T  # [pixels, 3]
+        samples = normalized[0, :, 0].reshape(channels, -1).T  # [pixels, channels]
+        samples = torch.cat([samples, torch.ones(len(samples), 1)], dim=1)
+        _FITTED[id(vae)] = torch.linalg.lstsq(samples, colours).solution
+    return _FITTED[id(vae)]
+
+
+def denormalize(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Latents as the denoiser sees them -> as the VAE decodes them (diffusers' LTX-2 `_denormalize_latents`)."""
+    shape = (1, -1, 1, 1, 1)
+    mean = vae.latents_mean.view(shape).to(latents)
+    std = vae.latents_std.view(shape).to(latents)
+    return latents * std / vae.config.scaling_factor + mean
+
+
+class LatentPreview:
+    """The stage-1 step observer: every PREVIEW_EVERY steps, the middle latent frame as a small PNG for `on_image`."""
+
+    def __init__(self, vae, plan: GenerationPlan, stage_1_steps: int, on_image: PreviewCallback):
+        self.projection = rgb_projection(vae)
+        self.shape = (plan.latent_frames, plan.stage1_height // VAE_SPATIAL, plan.stage1_width // VAE_SPATIAL)
+        self.stage_1_steps = stage_1_steps
+        self.on_image = on_image
+
+    def __call__(self, packed_latents: torch.Tensor, done: int, total: int) -> None:
+        if done % PREVIEW_EVERY and done != self.stage_1_steps:
+            return
+        self.on_image(self.image(packed_latents), done, self.stage_1_steps)
+
+    def image(self, packed_latents: torch.Tensor) -> str:
+        """Packed latents [1, F*H*W, C] (patch size 1) -> a PNG data URI of the middle frame, H x W pixels."""
+        frames, height, width = self.shape
+        frame = packed_latents[0].reshape(frames, height, width, -1)[frames // 2].float().cpu()
+        rgb = torch.cat([frame, torch.ones(height, width, 1)], dim=2) @ self.projection
+        pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
