@@ -19,7 +19,7 @@ from server.service import TaskService
 from server.settings import Settings
 from server.tasks import SQLiteTaskStore
 from server_harness import ServerProcess, download, video_task
-from test_server_inputs_delivery import Receiver
+from test_server_inputs_delivery import receiver  # noqa: F401 - the module's recording HTTP server, a fixture
 from test_server_runcomfy import TINY_FAST, RunComfyClient
 
 FLAG_EVERY_FRAME = "3"
@@ -40,13 +40,6 @@ def wait_for_failure(server: ServerProcess, task_uuid: str, timeout: float = 300
         assert all(item["status"] == "processing" for item in body["data"]), body
         time.sleep(0.3)
     raise TimeoutError(f"task {task_uuid} did not fail within {timeout} s")
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.http.shutdown()
 
 
 def start(tmp_path_factory, tiny_root, name: str, **env: str) -> ServerProcess:
