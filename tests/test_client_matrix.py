@@ -56,8 +56,8 @@ def run_sdk(sdk: Path, server: ServerProcess, transport: str, task: dict, *extra
 @pytest.mark.parametrize("transport", ["websocket", "rest"])
 def test_runware_sdk_1_8_0_gets_two_distinct_videos(runware_sdk, server, transport, tmp_path):
     task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "ltx-runtime:tiny@1",
-            "positivePrompt": "a kite over a beach", "width": 128, "height": 72, "duration": 1, "fps": 8,
-            "numberResults": 2, "seed": 40}
+            "positivePrompt": "a kite over a beach", "width": 512, "height": 288, "duration": 4, "fps": 25,
+            "numberResults": 2, "seed": 40}  # seconds long: the SDK first polls after 1 s and must see it running
     outcome = run_sdk(runware_sdk, server, transport, task)
     results = outcome["results"]
     assert [item["status"] for item in results] == ["success", "success"]
@@ -65,7 +65,7 @@ def test_runware_sdk_1_8_0_gets_two_distinct_videos(runware_sdk, server, transpo
     assert len({item["videoUUID"] for item in results}) == 2
     assert outcome["progress"]  # progress reached on_progress while the task ran
     info = probe(download(results[0]["videoURL"], tmp_path / "clip.mp4")[0])
-    assert (info.width, info.height, info.frames) == (128, 72, 8)
+    assert (info.width, info.height, info.frames) == (512, 288, 100)
 
 
 def test_runware_sdk_reconnects_in_the_middle_of_a_task_and_gets_its_result(runware_sdk, server, tmp_path):
