@@ -19,6 +19,8 @@ import pytest
 from conftest import probe
 from server_harness import API_KEY, ServerProcess, download
 
+pytestmark = pytest.mark.slow  # runware-sdk in a subprocess against a real server, seconds-long clips
+
 ROOT = Path(__file__).resolve().parents[1]
 SDK_FOLDER = ROOT / ".test-clients" / "runware-sdk-1.8.0"
 SCRIPT = ROOT / "tests" / "clients" / "runware_sdk_run.py"

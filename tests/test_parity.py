@@ -26,6 +26,8 @@ from ltx_runtime.recipes import CROSS_TIMESTEP, fast, guided
 from ltx_runtime.recipes.guided import NEGATIVE_PROMPT
 from ltx_runtime.weights import load_components
 
+pytestmark = pytest.mark.slow  # the official code in its own venv, models built twice per architecture (2-3 min)
+
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE = Path(os.environ.get("LTX_ORACLE_PYTHON", ROOT / ".venv-oracle" / "bin" / "python"))
 FLOAT32_TOLERANCE = 1e-4

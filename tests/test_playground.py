@@ -18,6 +18,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from server_harness import API_KEY, ServerProcess
 
+pytestmark = pytest.mark.slow  # Chromium against a real server
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
