@@ -18,7 +18,7 @@ from pathlib import Path
 from ltx_runtime import preview
 from ltx_runtime.engine import Engine
 from ltx_runtime.request import GenerationRequest
-from server.tasks import SQLiteTaskStore
+from server.tasks import open_store
 
 MODEL = "ltx-runtime:tiny@1"
 
@@ -30,7 +30,7 @@ def main() -> None:
     width, height, duration, fps = parser.parse_args().shape
     runs = parser.parse_args().runs
     folder = Path(tempfile.mkdtemp())
-    store = SQLiteTaskStore(folder / "tasks.db")
+    store = open_store(f"sqlite:///{folder / 'tasks.db'}")
     engine = Engine("tiny", x264_preset="ultrafast")
     request = GenerationRequest(MODEL, "a lighthouse", width, height, duration, fps, audio=False, seed=1)
     engine.generate(request, folder / "warm.mp4")

@@ -25,13 +25,13 @@ from .runware.validation import TASK_TYPE as RUNWARE_VIDEO_TASK
 from .service import TaskService
 from .settings import Settings
 from .supervisor import WorkerPool
-from .tasks import SQLiteTaskStore
+from .tasks import open_store
 
 log = logging.getLogger("ltx_runtime.server")
 
 
 def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
-    store = SQLiteTaskStore(settings.database)
+    store = open_store(settings.store_url)
     tasks = TaskService(settings, store)
     runware = RunwareService(tasks, keys, demo=settings.demo)
     runcomfy = RunComfyService(tasks, demo=settings.demo)
@@ -40,10 +40,7 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        requeued = store.requeue_all_running(settings.max_attempts)
-        if requeued:
-            log.warning("requeued %d task(s) left running by the previous process", len(requeued))
-        store.reset_interrupted_deliveries()
+        store.release_deliveries(settings.node)
         pool.start()
         outbound = GuardedClient(GuardSettings(allow_hosts=settings.allow_hosts))
         loops = [
@@ -62,6 +59,7 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
                     await loop
             await outbound.aclose()
             pool.stop()
+            store.close()
 
     app = FastAPI(title="ltx-runtime", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(runware_router(runware, keys, settings.max_body_bytes))

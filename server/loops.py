@@ -22,6 +22,10 @@ from .tasks import ResultRecord, TaskRecord, TaskStore
 
 log = logging.getLogger("ltx_runtime.server")
 
+DELIVERY_LEASE_SECONDS = 600
+"""How long a node holds a delivery it sends (six tries with back-off, each with its own timeout, fit well within);
+if the node dies, another sends it after this."""
+
 WebhookBody = Callable[[TaskRecord, ResultRecord], dict]
 """Builds the JSON body of one result's webhook, in the contract the task came in by."""
 
@@ -60,7 +64,7 @@ async def delivery_loop(settings: Settings, store: TaskStore, webhook_bodies: di
 
     running: set[asyncio.Task] = set()
     while True:
-        for delivery in store.take_deliveries():
+        for delivery in store.take_deliveries(settings.node, DELIVERY_LEASE_SECONDS):
             job = asyncio.create_task(deliver(delivery))
             running.add(job)
             job.add_done_callback(running.discard)

@@ -44,14 +44,15 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
 
     @router.get("/health/ready")
     async def ready() -> JSONResponse:
-        workers = [w for w in store.workers() if w["worker_id"] in pool.worker_ids]
-        is_ready = any(w["state"] == "ready" for w in workers)
+        workers = [w for w in store.workers() if w.worker_id in pool.worker_ids]
+        is_ready = any(w.state == "ready" for w in workers)
         body = {
             "status": "ready" if is_ready else "starting",
             "demo": settings.demo,
             "workers": [
-                {k: w[k] for k in ("worker_id", "state", "detail", "memory_profile", "memory_budget")} for w in workers
-            ],
+                {"worker_id": w.worker_id, "state": w.state, "detail": w.detail, "memory_profile": w.memory_profile,
+                 "memory_budget": w.memory_budget} for w in workers
+            ],  # fmt: skip
         }
         if settings.demo:
             body["warning"] = DEMO_WARNING

@@ -25,7 +25,7 @@ from .jobs import ErrorKind, Job, TaskError
 from .logs import job_fields, task_event
 from .netguard import BlockedURLError, FetchError
 from .settings import Settings
-from .tasks import DuplicateTask, TaskRecord, TaskStore
+from .tasks import DeliveryStatus, DuplicateTask, TaskRecord, TaskStore
 
 log = logging.getLogger("ltx_runtime.server")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -85,15 +85,15 @@ class TaskService:
     def _check_memory(self, job: Job) -> None:
         """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have
         reported (and for a size still to be taken from an image URL), each worker checks before it starts."""
-        workers = [worker for worker in self.store.workers() if worker["state"] == "ready"]
-        if job.width is None or not workers or any(worker["memory_budget"] is None for worker in workers):
+        workers = [worker for worker in self.store.workers() if worker.state == "ready"]
+        if job.width is None or not workers or any(worker.memory_budget is None for worker in workers):
             return
         spec = get_model(job.model)
         plan = plan_generation(job.width, job.height, job.duration, job.fps, spec.audio_sample_rate)
         refusals = []
         for worker in workers:
             try:
-                check_memory(spec, plan, MemoryProfile(worker["memory_profile"]), worker["memory_budget"])
+                check_memory(spec, plan, MemoryProfile(worker.memory_profile), worker.memory_budget)
                 return
             except MemoryLimitError as error:
                 refusals.append(str(error))
@@ -122,7 +122,7 @@ class TaskService:
         task_event("cancel_requested", task_id, key=key_id, was=record.status)
         return self.store.get_by_id(record.id)
 
-    def deliveries(self, record: TaskRecord) -> list[dict]:
+    def deliveries(self, record: TaskRecord) -> list[DeliveryStatus]:
         """The webhook and upload deliveries of a task's results, with their state."""
         return self.store.deliveries_of(record.id)
 

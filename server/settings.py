@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +24,13 @@ class Settings(BaseSettings):
     """Base of the videoURLs handed to clients; default http://HOST:PORT."""
     data_dir: Path = DEFAULT_DATA_DIR
     """SQLite task store, media files, uploaded images, the generated API key."""
+    database_url: str | None = None
+    """The task store: `postgresql://USER:PASSWORD@HOST:PORT/DB` for several hosts sharing one queue; default the SQLite
+    file in the data folder (`store_url`)."""
+    node_id: str | None = None
+    """This server's name among the hosts sharing a store: it prefixes its worker ids, and at start-up it requeues only
+    the tasks its own previous workers held. Default HOSTNAME-HASH, HASH from the data folder's path (stable across
+    restarts); set it when hostnames change at each start (containers) or processes share a host and data folder."""
     weights_dir: Path = DEFAULT_WEIGHTS_DIR
     demo: bool = False
     """Serve tiny random weights (forced when no CUDA GPU is present)."""
@@ -139,3 +148,14 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.data_dir / "tasks.sqlite3"
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.database}"
+
+    @property
+    def node(self) -> str:
+        if self.node_id:
+            return self.node_id
+        folder = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:8]
+        return f"{socket.gethostname()}-{folder}"

@@ -43,11 +43,14 @@ class WorkerPool:
         return [worker_id for worker_id, _ in self._processes.values()]
 
     def start(self) -> None:
+        requeued = self.store.requeue_node(self.settings.max_attempts, self.settings.node)
+        if requeued:
+            log.warning("requeued %d task(s) left running by this node's previous workers", len(requeued))
         for slot in range(len(self.devices)):
             self._spawn(slot)
 
     def _spawn(self, slot: int) -> None:
-        worker_id = f"worker{slot}-{uuid.uuid4().hex[:8]}"
+        worker_id = f"{self.settings.node}/worker{slot}-{uuid.uuid4().hex[:8]}"  # requeue_node finds it by the prefix
         process = self._context.Process(
             target=worker_main,
             args=(worker_id, self.settings.model_dump_json(), self.devices[slot], os.getpid()),

@@ -37,11 +37,12 @@ from ltx_runtime.weights import WeightsError
 from .jobs import ErrorKind, Job
 from .logs import job_fields, setup_logging, task_event
 from .settings import Settings
-from .tasks import LeaseLost, SQLiteTaskStore, TaskRecord, TaskStore
+from .tasks import LeaseLost, TaskRecord, TaskStore, open_store
 
 log = logging.getLogger("ltx_runtime.worker")
 PRELOAD_MODEL = "lightricks:2@1"
-IDLE_POLL_SECONDS = 0.2
+IDLE_POLL_SECONDS = 5.0
+"""The longest an idle worker waits before it looks for work again, when no wake-up came (the store's wait_for_work)."""
 
 
 class TaskReleased(Exception):
@@ -56,7 +57,7 @@ class Worker:
     def __init__(self, worker_id: str, settings: Settings, device: str | None):
         self.worker_id = worker_id
         self.settings = settings
-        self.store: TaskStore = SQLiteTaskStore(settings.database)
+        self.store: TaskStore = open_store(settings.store_url)
         import torch
 
         self.engine = Engine(
@@ -84,7 +85,7 @@ class Worker:
         while True:
             task = self.store.claim(self.worker_id, self.settings.lease_seconds)
             if task is None:
-                time.sleep(IDLE_POLL_SECONDS)
+                self.store.wait_for_work(IDLE_POLL_SECONDS)
                 continue
             self.run(task)
 
@@ -247,9 +248,8 @@ class Worker:
         return round(gpu_seconds * self.settings.price_per_gpu_hour / 3600, 6)
 
     def _renew_lease(self, task_id: int, done: threading.Event) -> None:
-        store = SQLiteTaskStore(self.settings.database)  # a connection of this thread's own
         while not done.wait(self.settings.lease_seconds / 3):
-            store.renew_lease(task_id, self.worker_id, self.settings.lease_seconds)
+            self.store.renew_lease(task_id, self.worker_id, self.settings.lease_seconds)
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:

@@ -14,6 +14,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from postgres_harness import server_store_url
+
 API_KEY = "test-key-alpha"
 OTHER_KEY = "test-key-beta"
 
@@ -37,6 +39,9 @@ class ServerProcess:
             "LTX_TINY_DIR": str(tiny_root),  # the session's tiny weights, instead of building them again
             **env,
         }
+        if "LTX_DATABASE_URL" not in self.env and (url := server_store_url(data_dir)):
+            self.env["LTX_DATABASE_URL"] = url  # LTX_TEST_STORE=postgres
+        self.store_url = self.env.get("LTX_DATABASE_URL") or f"sqlite:///{data_dir / 'tasks.sqlite3'}"
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
 

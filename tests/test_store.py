@@ -1,17 +1,39 @@
-"""The SQLite task store on its own: claims, leases, requeues, exactly-once results, media expiry."""
+"""The task store contract: every case runs against both backends, SQLite (a file) and Postgres (a real server started
+for the session, tests/postgres_harness.py): claims, leases on the database's clock, requeues, exactly-once results,
+deliveries, sessions, media expiry, migrations, wake-ups."""
 
+import sqlite3
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
+from postgres_harness import shared_server
 
 from server.loops import remove_expired_media
 from server.settings import Settings
-from server.tasks import DuplicateTask, LeaseLost, SQLiteTaskStore
+from server.tasks import DeliveryStatus, DuplicateTask, LeaseLost, WorkerRecord, open_store
+
+BACKENDS = ["sqlite", "postgres"]
+SCHEMA_VERSION = 2
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
 
 
 @pytest.fixture
-def store(tmp_path):
-    return SQLiteTaskStore(tmp_path / "tasks.sqlite3")
+def store_url(backend, tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'tasks.sqlite3'}" if backend == "sqlite" else shared_server().fresh_database()
+
+
+@pytest.fixture
+def store(store_url):
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
 
 
 def submit(store, task_uuid, key="k", seeds=(1,)):
@@ -48,7 +70,7 @@ def test_expired_lease_requeues_and_the_old_worker_cannot_complete(store):
     store.finish(again.id, "w2")
     done = store.get("k", "a")
     assert done.status == "succeeded" and [r.file_name for r in done.results] == ["x.mp4", "y.mp4"]
-    assert [d["kind"] for d in store.deliveries_of(done.id)] == ["webhook"]
+    assert store.deliveries_of(done.id) == [DeliveryStatus(1, "webhook", "http://h/x", "pending", 0, None, None)]
 
 
 def test_a_task_that_keeps_killing_workers_fails(store):
@@ -114,18 +136,204 @@ def test_a_session_is_sent_what_finished_once_and_within_its_window(store):
     assert [r.reported for r in pending.results] == [True, False]
 
 
-def test_a_store_written_before_sessions_and_cancel_is_upgraded(tmp_path):
-    import sqlite3
+def test_get_reads_a_task_and_its_results_in_one_query(store, monkeypatch):
+    task = submit(store, "a", seeds=(1, 2, 3))
+    queries = []
+    real_run = store._run
+    monkeypatch.setattr(store, "_run", lambda sql, args=(): queries.append(sql) or real_run(sql, args))
+    record = store.get("k", "a")
+    assert len(queries) == 1 and [r.video_uuid for r in record.results] == [r.video_uuid for r in task.results]
+    assert [(r.index, r.seed, r.status) for r in record.results] == [(0, 1, "processing"), (1, 2, "processing"),
+                                                                     (2, 3, "processing")]  # fmt: skip
 
-    from server.tasks import ADDED_COLUMNS
 
+CLAIMER = """
+import sys, time
+from pathlib import Path
+from server.tasks import open_store
+store = open_store(sys.argv[1])
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.01)
+while (task := store.claim(sys.argv[2], 30)) is not None:
+    print(task.id, flush=True)
+"""
+
+
+def test_concurrent_claimers_never_share_a_task(store, store_url, tmp_path):
+    """Four processes with two threads each claim from one store at once: every task goes to exactly one of them."""
+    tasks = [submit(store, f"t{i}").id for i in range(60)]
+    go = tmp_path / "go"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", CLAIMER, store_url, f"p{i}", str(go)], stdout=subprocess.PIPE, text=True)
+        for i in range(4)
+    ]
+    claimed_here: list[int] = []
+
+    def claim_in_thread(worker_id: str) -> None:
+        thread_store = open_store(store_url)
+        while not go.exists():
+            time.sleep(0.01)
+        while (task := thread_store.claim(worker_id, 30)) is not None:
+            claimed_here.append(task.id)
+        thread_store.close()
+
+    threads = [threading.Thread(target=claim_in_thread, args=(f"t{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3)  # the processes have imported the store and wait for the signal
+    go.touch()
+    for thread in threads:
+        thread.join(60)
+    claimed = claimed_here + [int(line) for p in processes for line in p.communicate(timeout=60)[0].split()]
+    assert all(p.returncode == 0 for p in processes)
+    assert sorted(claimed) == tasks  # each task once: none twice, none lost
+    assert store.status_counts() == {"running": 60}
+
+
+def test_leases_run_on_the_database_clock(store, monkeypatch):
+    """A host whose clock is an hour ahead neither expires other workers' leases early nor renews its own wrongly."""
+    first, second = submit(store, "a"), submit(store, "b")
+    store.claim("node1/w1", lease_seconds=30)
+    store.claim("node1/w2", lease_seconds=0.2)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+    assert store.requeue_expired(max_attempts=3) == []  # by this host's clock both leases ended long ago
+    time.sleep(0.3)
+    assert store.requeue_expired(max_attempts=3) == [second.id]  # the database's clock: only the short one ended
+    assert store.renew_lease(first.id, "node1/w1", lease_seconds=0.2) and not store.renew_lease(second.id, "node1/w2", 30)
+    time.sleep(0.3)
+    assert store.requeue_expired(max_attempts=3) == [first.id]
+
+
+def test_start_up_requeues_only_this_nodes_tasks(store):
+    tasks = {name: submit(store, name) for name in ("mine", "other", "prefix", "mine-too")}
+    for worker in ("gpu-1/worker0-aa", "gpu-2/worker0-bb", "gpu-10/worker0-cc", "gpu-1/worker1-dd"):
+        store.claim(worker, 30)
+    assert store.requeue_node(max_attempts=3, node="gpu-1") == [tasks["mine"].id, tasks["mine-too"].id]
+    assert [store.get("k", name).status for name in tasks] == ["queued", "running", "running", "queued"]
+
+
+def test_a_queued_task_wakes_an_idle_worker(store, store_url, backend, say):
+    """The worker's idle loop (claim, else wait_for_work with a 10 s safety poll) takes a new task well within 1 s:
+    SQLite by its short poll, Postgres by the NOTIFY it waits on, without polling."""
+    worker = open_store(store_url)
+    waits, claimed = [], []
+
+    def idle_loop() -> None:
+        while (task := worker.claim("node/worker0", 30)) is None:
+            worker.wait_for_work(10)
+            waits.append(time.perf_counter())
+        claimed.append((task.task_uuid, time.perf_counter()))
+
+    thread = threading.Thread(target=idle_loop)
+    thread.start()
+    time.sleep(1)
+    submitted = time.perf_counter()
+    submit(store, "a")
+    thread.join(15)
+    worker.close()
+    latency = claimed[0][1] - submitted
+    say(f"{backend}: claimed {latency * 1000:.0f} ms after the submit, {len(waits)} waits")
+    assert claimed[0][0] == "a" and latency < 1.0
+    if backend == "postgres":
+        assert len(waits) <= 2  # the first wait only starts listening; the second ends with the notification
+
+
+def test_each_delivery_is_claimed_by_one_node_and_a_dead_senders_come_back(store):
+    task = submit(store, "a", seeds=range(10))
+    store.claim("w", 30)
+    for index in range(10):
+        hooks = [("webhook", f"http://h/{index}"), ("upload", f"http://h/up/{index}")]
+        store.complete_result(task.id, "w", index, f"{index}.mp4", 1.0, 0.0, time.time() + 60, hooks)
+    taken: dict[str, list[int]] = {}
+
+    def take(node: str) -> None:
+        node_store = open_store_like(store)
+        taken[node] = [delivery.id for delivery in node_store.take_deliveries(node, lease_seconds=60)]
+        taken[node] += [delivery.id for delivery in node_store.take_deliveries(node, lease_seconds=60)]
+        node_store.close()
+
+    threads = [threading.Thread(target=take, args=(f"node{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    every = sorted(i for ids in taken.values() for i in ids)
+    assert len(every) == 20 and len(set(every)) == 20
+    assert {d.state for d in store.deliveries_of(task.id)} == {"sending"}
+
+    dead, alive = [node for node, ids in taken.items() if ids][:1] + ["node9"]
+    store.release_deliveries("some-other-node")  # another node's start-up leaves them alone
+    assert store.take_deliveries(alive, lease_seconds=60) == []
+    store.release_deliveries(dead)  # the dead node restarts: it sends its own again at once
+    assert sorted(d.id for d in store.take_deliveries(dead, lease_seconds=0.1)) == sorted(taken[dead])
+    time.sleep(0.3)  # it died again; its lease runs out and another node takes them
+    assert sorted(d.id for d in store.take_deliveries(alive, lease_seconds=60)) == sorted(taken[dead])
+    store.finish_delivery(taken[dead][0], True, 1, 200, None)
+    assert store.deliveries_of(task.id)[taken[dead][0] - 1].state == "delivered"
+
+
+def open_store_like(store):
+    """Another connection to the same store, as another node would have."""
+    return open_store(f"sqlite:///{store.path}" if hasattr(store, "path") else store.url)
+
+
+def test_workers_are_typed_records(store):
+    store.worker_state("gpu-1/worker0-aa", 42, "ready", "cuda:0 weights", "resident", 131 * 1024**3)
+    store.worker_state("gpu-1/worker1-bb", 43, "starting")
+    ready, starting = store.workers()
+    assert isinstance(ready, WorkerRecord) and ready.updated_at > 0
+    assert (ready.worker_id, ready.pid, ready.state, ready.memory_profile, ready.memory_budget) == (
+        "gpu-1/worker0-aa", 42, "ready", "resident", 131 * 1024**3)  # fmt: skip
+    assert (starting.state, starting.memory_budget) == ("starting", None)
+
+
+def test_the_schema_is_versioned_and_a_newer_one_is_refused(store, store_url):
+    assert store.schema_version() == SCHEMA_VERSION
+    submit(store, "a")
+    again = open_store(store_url)  # opening again migrates nothing and keeps the tasks
+    assert again.schema_version() == SCHEMA_VERSION and again.get("k", "a") is not None
+    again._run("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    again.close()
+    with pytest.raises(RuntimeError, match="newer than this ltx-runtime"):
+        open_store(store_url)
+
+
+# The first release's schema, before versioning and before the columns added since (sessions, replay, stages, previews,
+# memory reports): a file written by it must still open.
+FIRST_RELEASE_SCHEMA = """
+CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, key_id TEXT NOT NULL, task_uuid TEXT NOT NULL,
+    task_type TEXT NOT NULL, request TEXT NOT NULL, job TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_expires REAL, error_code TEXT, error_message TEXT,
+    created_at REAL NOT NULL, started_at REAL, finished_at REAL, UNIQUE (key_id, task_uuid));
+CREATE INDEX tasks_by_status ON tasks (status, id);
+CREATE TABLE results (task_id INTEGER NOT NULL REFERENCES tasks (id), idx INTEGER NOT NULL,
+    video_uuid TEXT NOT NULL UNIQUE, seed INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'processing',
+    progress INTEGER NOT NULL DEFAULT 0, file_name TEXT, gpu_seconds REAL, cost REAL, expires_at REAL,
+    PRIMARY KEY (task_id, idx));
+CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER NOT NULL REFERENCES tasks (id),
+    idx INTEGER NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, last_status INTEGER, last_error TEXT, UNIQUE (task_id, idx, kind));
+CREATE TABLE images (image_uuid TEXT PRIMARY KEY, key_id TEXT NOT NULL, file_name TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE workers (worker_id TEXT PRIMARY KEY, pid INTEGER, state TEXT NOT NULL, detail TEXT, updated_at REAL NOT NULL);
+INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, attempts, lease_owner, lease_expires, created_at)
+    VALUES ('k', 'old', 'videoInference', '{}', '{}', 'running', 1, 'worker0-1234abcd', 0, 1.0);
+INSERT INTO results (task_id, idx, video_uuid, seed) VALUES (1, 0, 'v-old', 7);
+INSERT INTO deliveries (task_id, idx, kind, url, state) VALUES (1, 0, 'webhook', 'http://h/old', 'sending');
+"""
+
+
+def test_a_first_release_sqlite_file_is_migrated(tmp_path):
     path = tmp_path / "old.sqlite3"
-    SQLiteTaskStore(path)
-    with sqlite3.connect(path) as db:  # take the store back to the first release's columns
-        db.execute("DROP INDEX tasks_by_session")
-        for table, column, _ in ADDED_COLUMNS:
-            db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        assert "session_uuid" not in {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
-    store = SQLiteTaskStore(path)
-    task = store.submit("k", "a", "videoInference", {}, {}, [1], session_uuid="s")
-    assert store.get("k", "a").session_uuid == "s" and store.cancel(task.id) == "queued"
+    with sqlite3.connect(path) as db:
+        db.executescript(FIRST_RELEASE_SCHEMA)
+    store = open_store(f"sqlite:///{path}")
+    assert store.schema_version() == SCHEMA_VERSION
+    old = store.get("k", "old")
+    assert (old.status, old.session_uuid, old.reported, old.results[0].seed, old.results[0].stage) == (
+        "running", None, False, 7, None)  # fmt: skip
+    assert store.requeue_expired(max_attempts=3) == [old.id]  # its lease (in the old process's clock) ran out
+    # a delivery left 'sending' by a process older than delivery leases has no claim: any node may take it
+    assert [d.url for d in store.take_deliveries("gpu-1", 60)] == ["http://h/old"]
+    task = store.submit("k", "new", "videoInference", {}, {}, [1], session_uuid="s")
+    assert store.get("k", "new").session_uuid == "s" and store.cancel(task.id) == "queued"
