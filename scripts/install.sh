@@ -72,5 +72,15 @@ if [[ -n "$extras" ]]; then
         $as_root apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium
     fi
+
+    # The task store tests run every case on a real PostgreSQL server too, started by the tests in a temp folder
+    # (tests/postgres_harness.py); Debian's package brings initdb and pg_ctl.
+    if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then
+        step "installing Debian's postgresql (the task store tests on Postgres)"
+        as_root=""
+        [[ "$(id -u)" -ne 0 ]] && as_root="sudo"
+        $as_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq postgresql
+    fi
 fi
 echo "installed: $(.venv/bin/ltx-runtime --help >/dev/null && echo ltx-runtime) with torch $(.venv/bin/python -c 'import torch; print(torch.__version__)'); pip's output is in $log"

@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTERS = ("runware", "runcomfy")
 BELOW_THE_ADAPTERS = ["jobs.py", "service.py", "tasks.py", "worker.py", "supervisor.py", "loops.py", "delivery.py",
-                      "operations.py", "bodies.py", "settings.py", "auth.py", "netguard.py"]
+                      "operations.py", "bodies.py", "settings.py", "auth.py", "netguard.py", "store_sql.py",
+                      "store_sqlite.py", "store_postgres.py"]
+STORE_BACKENDS = ("server.store_sql", "server.store_sqlite", "server.store_postgres")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -47,3 +49,10 @@ def test_the_library_never_imports_the_server():
         # cli.py's `serve` command is the one door from the library to the server (a lazy import inside it).
         if path.name != "cli.py":
             assert not any(name.startswith("server") for name in imported_modules(path)), path
+
+
+def test_only_the_store_names_a_backend():
+    """Everything else gets a TaskStore from open_store(url) (server/tasks.py), whatever the backend."""
+    for path in (ROOT / "server").rglob("*.py"):
+        if path.name not in ("tasks.py", "store_sql.py", "store_sqlite.py", "store_postgres.py"):
+            assert not any(name.startswith(STORE_BACKENDS) for name in imported_modules(path)), path

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import probe
-from server.tasks import SQLiteTaskStore
+from server.tasks import open_store
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, download
 
 SEED_PROMPT = (
@@ -123,7 +123,7 @@ def test_image_to_video_and_pro_extensions(client, tmp_path):
 
 
 def test_cancel_a_queued_and_a_running_request(server, client):
-    store = SQLiteTaskStore(server.data_dir / "tasks.sqlite3")
+    store = open_store(server.store_url)
     # One worker: the first request runs (long enough to be caught mid-way), the second waits behind it.
     running = submit_ok(client, TINY_FAST, {"prompt": "a long clip", "duration": 6, "resolution": "512x288"})
     queued = submit_ok(client, TINY_FAST, {"prompt": "a queued clip", "duration": 6, "resolution": "512x288"})

@@ -17,7 +17,7 @@ from conftest import probe
 from server.runware.service import RunwareService, Session
 from server.service import TaskService
 from server.settings import Settings
-from server.tasks import SQLiteTaskStore
+from server.tasks import open_store
 from server_harness import ServerProcess, download, video_task
 from test_server_inputs_delivery import receiver  # noqa: F401 - the module's recording HTTP server, a fixture
 from test_server_runcomfy import TINY_FAST, RunComfyClient
@@ -164,7 +164,7 @@ def test_without_classifier_weights_a_task_asking_for_a_check_is_refused_at_subm
 def test_required_checks_without_the_classifier_refuse_every_task(tmp_path):
     """In-process: the same admission check, with LTX_REQUIRE_SAFETY set and no classifier installed."""
     settings = Settings(data_dir=tmp_path, demo=True, require_safety="fast", safety_weights=tmp_path / "absent")
-    store = SQLiteTaskStore(settings.database)
+    store = open_store(settings.store_url)
     service = RunwareService(TaskService(settings, store), keys=None, demo=True)
     task = video_task()  # asks for no check
     reply = asyncio.run(service.handle([task], Session(key_id="key")))
