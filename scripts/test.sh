@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Install everything the tests need into .venv, then run the whole suite.
+# Install everything the tests need into .venv, run the whole suite, then the quick server layer again on Postgres.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
 echo "==> running the tests: pytest $* (the whole suite: about 26 minutes on 2 busy cores; -m 'not slow' is the 4-minute quick layer)"
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+# The store contract suite (tests/test_store.py) runs on both backends above; here every quick server test runs once
+# more with each test server on a fresh Postgres database (LTX_TEST_STORE=postgres, tests/postgres_harness.py).
+echo "==> the quick server tests again on the Postgres task store: LTX_TEST_STORE=postgres pytest -m 'not slow' tests/test_server*.py tests/test_delivery.py"
+LTX_TEST_STORE=postgres exec .venv/bin/python -m pytest -m "not slow" tests/test_server*.py tests/test_delivery.py

@@ -7,7 +7,6 @@ responsive while a clip renders.
 from __future__ import annotations
 
 import asyncio
-import logging
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
@@ -26,8 +25,6 @@ from .service import TaskService
 from .settings import Settings
 from .supervisor import WorkerPool
 from .tasks import open_store
-
-log = logging.getLogger("ltx_runtime.server")
 
 
 def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:

@@ -2,8 +2,8 @@
 
 A backend supplies its connections (`_run` outside a transaction, `_transaction` for several statements at once), its
 dialect (`NOW`: the database clock in Unix seconds; `SKIP_LOCKED` and `FOR_UPDATE`: row locks, empty on SQLite whose
-write transactions lock the whole file; `RESULTS_JSON`: rows as a JSON array in text), its schema migrations, and how a worker
-waits for work. Statements are written with `?` placeholders.
+write transactions lock the whole file; `RESULTS_JSON`: rows as a JSON array in text), its schema migrations, and how
+a worker waits for work. Statements are written with `?` placeholders.
 
 Every timestamp the store writes itself (leases above all) comes from the database's clock, so that hosts whose clocks
 disagree still agree on when a lease ran out. Reads of a task bring its results in the same query (a JSON aggregate),
@@ -101,7 +101,8 @@ class SqlTaskStore:
     def _select_tasks(self, where: str) -> str:
         """A task query that brings each task's results along as a JSON array (one query per read)."""
         results = self.RESULTS_JSON.format(fields=", ".join(f"'{column}', r.{column}" for column in RESULT_COLUMNS))
-        return f"SELECT t.*, (SELECT {results} FROM results r WHERE r.task_id = t.id) AS results_json FROM tasks t WHERE {where}"
+        return (f"SELECT t.*, (SELECT {results} FROM results r WHERE r.task_id = t.id) AS results_json"
+                f" FROM tasks t WHERE {where}")  # fmt: skip
 
     def _tasks(self, where: str, args: tuple = (), db: Statements | None = None) -> list[TaskRecord]:
         sql = self._select_tasks(where)
@@ -168,7 +169,7 @@ class SqlTaskStore:
 
     # -- the server's writes --------------------------------------------------------------------------------------
 
-    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status="queued", session_uuid=None) -> TaskRecord:
+    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status="queued", session_uuid=None):
         with self._transaction() as db:
             try:
                 (row,) = db.run(
@@ -210,7 +211,8 @@ class SqlTaskStore:
     def mark_reported(self, task_id: int, indexes: list[int]) -> None:
         """These results (and the task's failure, if it has failed) have been sent to the task's session."""
         with self._transaction() as db:
-            db.run_many("UPDATE results SET reported = 1 WHERE task_id = ? AND idx = ?", [(task_id, i) for i in indexes])
+            db.run_many("UPDATE results SET reported = 1 WHERE task_id = ? AND idx = ?",
+                        [(task_id, index) for index in indexes])  # fmt: skip
             db.run("UPDATE tasks SET reported = 1 WHERE id = ? AND status IN ('failed', 'cancelled')", (task_id,))
 
     def forget_file(self, video_uuid: str) -> None:
@@ -354,8 +356,8 @@ class SqlTaskStore:
 
     def release_deliveries(self, owner: str) -> None:
         """At a node's start-up: what it was sending when it stopped is sent again at once (receivers dedupe by id)."""
-        self._run("UPDATE deliveries SET state = 'pending', claimed_by = NULL WHERE state = 'sending' AND claimed_by = ?",
-                  (owner,))  # fmt: skip
+        self._run("UPDATE deliveries SET state = 'pending', claimed_by = NULL"
+                  " WHERE state = 'sending' AND claimed_by = ?", (owner,))  # fmt: skip
 
     def deliveries_of(self, task_id: int) -> list[DeliveryStatus]:
         rows = self._run("SELECT * FROM deliveries WHERE task_id = ? ORDER BY id", (task_id,))

@@ -337,3 +337,15 @@ def test_a_first_release_sqlite_file_is_migrated(tmp_path):
     assert [d.url for d in store.take_deliveries("gpu-1", 60)] == ["http://h/old"]
     task = store.submit("k", "new", "videoInference", {}, {}, [1], session_uuid="s")
     assert store.get("k", "new").session_uuid == "s" and store.cancel(task.id) == "queued"
+
+
+def test_settings_pick_the_store_and_name_the_node(tmp_path, monkeypatch):
+    settings = Settings(data_dir=tmp_path)
+    assert settings.store_url == f"sqlite:///{tmp_path}/tasks.sqlite3" and settings.node == Settings(data_dir=tmp_path).node
+    assert settings.node != Settings(data_dir=tmp_path / "other").node  # another data folder on this host: another node
+    assert open_store(settings.store_url).schema_version() == SCHEMA_VERSION and settings.database.is_file()
+    monkeypatch.setenv("LTX_DATABASE_URL", "postgresql://ltx@db.internal/ltx")
+    monkeypatch.setenv("LTX_NODE_ID", "gpu-host-7")
+    assert (Settings().store_url, Settings().node) == ("postgresql://ltx@db.internal/ltx", "gpu-host-7")
+    with pytest.raises(ValueError, match="use sqlite:///PATH or postgresql://"):
+        open_store("mysql://db/ltx")

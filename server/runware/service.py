@@ -223,8 +223,8 @@ class RunwareService:
             # What the worker generates, with defaults and image-derived sizes filled in.
             "generation": {key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
             "deliveries": [
-                {key: getattr(delivery, key) for key in ("kind", "url", "state", "attempts", "last_status", "last_error")}
-                for delivery in self.tasks.deliveries(record)
+                {key: getattr(d, key) for key in ("kind", "url", "state", "attempts", "last_status", "last_error")}
+                for d in self.tasks.deliveries(record)
             ],
         }
 
