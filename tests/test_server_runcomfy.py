@@ -128,8 +128,9 @@ def test_cancel_a_queued_and_a_running_request(server, client):
     running = submit_ok(client, TINY_FAST, {"prompt": "a long clip", "duration": 6, "resolution": "512x288"})
     queued = submit_ok(client, TINY_FAST, {"prompt": "a queued clip", "duration": 6, "resolution": "512x288"})
     after = submit_ok(client, TINY_FAST, {"prompt": "the next clip", "duration": 1, "resolution": "64x64"})
-    status = client.status(queued)
+    status = client.status(after)  # `queued` waits ahead of it (and `running` too until the worker claims it)
     assert status["status"] == "in_queue" and status["queue_position"] >= 1
+    assert client.status(queued)["status"] == "in_queue"
 
     cancelled = client.cancel(queued)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
