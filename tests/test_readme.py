@@ -101,7 +101,7 @@ def test_a_tasks_whole_life_is_in_the_log(new_user):
     assert events == ["accepted", "started", *["progress"] * len(STAGE_ORDER), "result", "finished"], lines
     assert [re.search(r" stage=(\w+)", line).group(1) for line in lines if " task progress " in line] == STAGE_ORDER
     accepted, started, *_, result, finished = lines
-    assert " server " in accepted and re.search(r" worker\d", started)  # both processes, one format
+    assert " server " in accepted and re.search(r"/worker\d", started)  # both processes, one format
     for line in (accepted, started, finished):
         assert re.search(r" key=[0-9a-f]{16} model=ltx-runtime:tiny@1 size=256x144 duration=2 fps=25 ", line), line
     assert re.search(r" seconds=[\d.]+ ", finished) and re.search(r" bytes=\d+ ", result)

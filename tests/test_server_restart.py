@@ -42,7 +42,7 @@ def test_tasks_survive_a_killed_server(tiny_root, tmp_path, say):
         assert item["status"] == "processing" and item["progress"] > 0, item  # running, not finished
         video_uuids = [first.post([{"taskType": "getResponse", "taskUUID": t["taskUUID"]}])[1]["data"][0]["videoUUID"]
                        for t in tasks]
-        worker_pids = [int(pid) for pid in re.findall(r"started worker\S+ \(pid (\d+)\)", first.log())]
+        worker_pids = [int(pid) for pid in re.findall(r"started \S+/worker\S+ \(pid (\d+)\)", first.log())]
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(10)
     finally:
