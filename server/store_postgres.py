@@ -132,7 +132,11 @@ class PostgresTaskStore(SqlTaskStore):
             name="ltx-task-store",
         )  # fmt: skip
         self._listener: psycopg.Connection | None = None
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._pool.close()
+            raise
 
     def _run(self, sql: str, args: tuple | list = ()) -> list[dict[str, Any]]:
         with self._pool.connection() as connection:
