@@ -43,6 +43,7 @@ class WorkerPool:
         return [worker_id for worker_id, _ in self._processes.values()]
 
     def start(self) -> None:
+        self._remove_scratch("*")  # encodes cut short when the previous server's workers died
         for slot in range(len(self.devices)):
             self._spawn(slot)
 
@@ -65,6 +66,7 @@ class WorkerPool:
                 if process.is_alive():
                     continue
                 requeued = self.store.requeue_owned(self.settings.max_attempts, worker_id)
+                self._remove_scratch(worker_id)
                 self.store.worker_state(worker_id, process.pid or 0, "stopped", f"exit code {process.exitcode}")
                 log.warning("%s exited with %s; requeued tasks %s", worker_id, process.exitcode, requeued)
                 delay = RESTART_BACKOFF_SECONDS[min(self._failures[slot], len(RESTART_BACKOFF_SECONDS) - 1)]
@@ -73,6 +75,11 @@ class WorkerPool:
                 asyncio.get_running_loop().call_later(delay, self._spawn, slot)
             self.store.requeue_expired(self.settings.max_attempts)
             await asyncio.sleep(1)
+
+    def _remove_scratch(self, worker_id: str) -> None:
+        """Remove the scratch files of a worker's unfinished encodes (every worker's for "*")."""
+        for partial in self.settings.scratch_dir.glob(f"{worker_id}-*.partial"):
+            partial.unlink(missing_ok=True)
 
     def stop(self) -> None:
         for _, process in self._processes.values():

@@ -131,6 +131,8 @@ class ResultRecord:
     gpu_seconds: float | None
     cost: float | None
     reported: bool = False
+    expires_at: float | None = None
+    """When the result's file is deleted (its ttl); None until it is finished."""
     preview: dict | None = None
     """The latest live preview while denoising: {"image": a PNG data URI, "step": stage-1 steps done, "steps": stage-1
     steps} (ltx_runtime/preview.py)."""
@@ -544,6 +546,7 @@ class SQLiteTaskStore:
             gpu_seconds=row["gpu_seconds"],
             cost=row["cost"],
             reported=bool(row["reported"]),
+            expires_at=row["expires_at"],
             preview=json.loads(row["preview"]) if row["preview"] else None,
         )
 
