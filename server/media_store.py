@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from .settings import Settings
 
-NAME = re.compile(r"^(media|images)/[0-9A-Za-z][0-9A-Za-z._-]*$")
+NAME = re.compile(r"(media|images)/[0-9A-Za-z][0-9A-Za-z._-]*")
 MULTIPART_BYTES = 8 * 1024 * 1024
 """Files above this size are uploaded to S3 in parts of this size (boto3's default; S3's smallest part is 5 MiB)."""
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
@@ -44,7 +44,7 @@ def image_key(file_name: str) -> str:
 
 def check_name(name: str) -> str:
     """Refuse anything but a plain file name under media/ or images/ (no path traversal, nothing else in the root)."""
-    if not NAME.match(name) or ".." in name:
+    if not NAME.fullmatch(name) or ".." in name:
         raise ValueError(f"not a media store name: {name!r}")
     return name
 
