@@ -3,6 +3,8 @@ against a real S3 API server (moto in server mode, its own process on a loopback
 
 from __future__ import annotations
 
+import base64
+import http.client
 import os
 import time
 import urllib.request
@@ -12,11 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
+from conftest import probe
 from server.loops import remove_expired_media
 from server.media_store import LocalMediaStore, MediaNotFound, S3MediaStore, image_key, media_key, open_media
 from server.settings import Settings
 from server.tasks import SQLiteTaskStore
 from s3_server import CREDENTIALS, MotoServer
+from server_harness import ServerProcess, download, video_task
+from test_server_inputs_delivery import Receiver
 
 MIB = 1024 * 1024
 
@@ -150,3 +155,71 @@ def test_expiry_deletes_the_objects(s3, tmp_path):
     assert remove_expired_media(media, tasks, time.time()) == [record.results[0].video_uuid]
     assert keys_in(s3, bucket) == [f"x/media/{names[1]}"]
     assert tasks.result_by_video(record.results[0].video_uuid)[0].file_name is None
+
+
+def get_without_redirect(url: str) -> tuple[int, str | None]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=30)
+    connection.request("GET", parts.path)
+    response = connection.getresponse()
+    connection.close()
+    return response.status, response.getheader("Location")
+
+
+@pytest.mark.slow  # a server of its own, two clips and a 60 s ttl (the shortest the contract allows) to run out
+def test_a_server_keeps_its_media_in_s3(s3, tiny_root, tmp_path):
+    bucket = new_bucket(s3)
+    receiver = Receiver()  # the uploadEndpoint, and the image
+    data_dir = tmp_path / "data"
+    server = ServerProcess(
+        data_dir, tiny_root, LTX_MEDIA_URL=f"s3://{bucket}/ltx", LTX_S3_ENDPOINT_URL=s3.endpoint,
+        LTX_OUTBOUND_ALLOW_HOSTS="127.0.0.1", **CREDENTIALS,
+    ).start()  # fmt: skip
+    try:
+        submitted = time.time()
+        expiring = video_task(ttl=60, uploadEndpoint=receiver.url("/upload.mp4"),
+                              providerSettings={"lightricks": {"generateAudio": True}})  # fmt: skip
+        assert server.post([expiring])[0] == 200
+        image = "data:image/jpeg;base64," + base64.b64encode(receiver.image).decode()
+        image_uuid = server.post([{"taskType": "imageUpload", "taskUUID": str(uuid.uuid4()), "image": image}])[1][
+            "data"][0]["imageUUID"]  # fmt: skip
+        assert f"ltx/images/{image_uuid}" in keys_in(s3, bucket)
+
+        (item,) = server.wait_for_results(expiring["taskUUID"])
+        name = f"{item['videoUUID']}.mp4"
+        url = urlsplit(item["videoURL"])  # presigned for what is left of the ttl
+        assert f"{url.scheme}://{url.netloc}{url.path}" == f"{s3.endpoint}/{bucket}/ltx/media/{name}"
+        assert 0 < int(parse_qs(url.query)["X-Amz-Expires"][0]) <= 60
+        path, content_type = download(item["videoURL"], tmp_path / "clip.mp4")
+        info = probe(path)
+        assert content_type == "video/mp4" and (info.width, info.height, info.frames, info.fps) == (128, 72, 8, 8)
+        assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 24000, 2)
+        assert [key for key in keys_in(s3, bucket) if "/media/" in key] == [f"ltx/media/{name}"]  # exactly once
+        (put,) = receiver.wait_for("PUT", "/upload.mp4")  # the upload delivery read the object back from S3
+        assert put["body"] == path.read_bytes() and put["headers"]["Content-Type"] == "video/mp4"
+        status, location = get_without_redirect(f"{server.base}/media/{name}")
+        assert status == 307 and location.startswith(f"{s3.endpoint}/{bucket}/ltx/media/{name}?")
+
+        first_frame = video_task(width=160, height=88, duration=1, fps=9, inputs={"frameImages": [image_uuid]})
+        assert server.post([first_frame])[0] == 200
+        (framed,) = server.wait_for_results(first_frame["taskUUID"])
+        info = probe(download(framed["videoURL"], tmp_path / "framed.mp4")[0])
+        assert (info.width, info.height, info.frames, info.fps) == (160, 88, 9, 9)
+        status, location = get_without_redirect(f"{server.base}/images/{image_uuid}")
+        assert status == 307
+        with urllib.request.urlopen(location) as response:
+            assert response.read() == receiver.image and response.headers["Content-Type"] == "image/jpeg"
+        assert [key for key in keys_in(s3, bucket) if "/images/frame-" in key]  # the worker read its copy from S3
+        # Nothing stays on the server's disk: no scratch file, no media or images folder.
+        assert not any((data_dir / "scratch").iterdir())
+        assert not (data_dir / "media").exists() and not (data_dir / "images").exists()
+
+        while f"ltx/media/{name}" in keys_in(s3, bucket) and time.time() < submitted + 120:
+            time.sleep(1)
+        gone_after = time.time() - submitted
+        assert 60 <= gone_after < 120  # the cleanup loop deleted it once the ttl had passed, not before
+        assert get_without_redirect(f"{server.base}/media/{name}")[0] == 404
+        assert [key for key in keys_in(s3, bucket) if "/media/" in key] == [f"ltx/media/{framed['videoUUID']}.mp4"]
+    finally:
+        server.stop()
+        receiver.http.shutdown()
