@@ -167,7 +167,7 @@ def get_without_redirect(url: str) -> tuple[int, str | None]:
 
 
 @pytest.mark.slow  # a server of its own, two clips and a 60 s ttl (the shortest the contract allows) to run out
-def test_a_server_keeps_its_media_in_s3(s3, tiny_root, tmp_path):
+def test_a_server_keeps_its_media_in_s3(s3, tiny_root, tmp_path, say):
     bucket = new_bucket(s3)
     receiver = Receiver()  # the uploadEndpoint, and the image
     data_dir = tmp_path / "data"
@@ -214,6 +214,7 @@ def test_a_server_keeps_its_media_in_s3(s3, tiny_root, tmp_path):
         assert not any((data_dir / "scratch").iterdir())
         assert not (data_dir / "media").exists() and not (data_dir / "images").exists()
 
+        say(f"waiting for the cleanup loop to delete the first clip, {submitted + 60 - time.time():.0f} s to its ttl")
         while f"ltx/media/{name}" in keys_in(s3, bucket) and time.time() < submitted + 120:
             time.sleep(1)
         gone_after = time.time() - submitted
