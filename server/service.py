@@ -1,8 +1,8 @@
 """The task service: what every contract adapter does with a job, in the runtime's own terms.
 
 It submits (idempotent per API key and task id), admits (GPU memory, per-key limits), reads, lists, cancels and
-prepares tasks (fetching first-frame image URLs), keeps uploaded images in the media store, and finds the results a resuming session has
-not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire format, and imports no adapter.
+prepares tasks (fetching first-frame image URLs), keeps uploaded images in the media store, and finds the results a
+resuming session has not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire format, and imports no adapter.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     """Comma-separated hosts, addresses or CIDR networks that image URLs, webhooks and uploads may reach even though
     they are not public (e.g. an internal S3 gateway). Everything non-global is refused otherwise."""
 
-    media_url: str | None = Field(None, pattern=r"^s3://[^/?#]+(/[^?#]*)?$")
-    """Where results and first-frame images are kept: unset, the data folder (served at /media and /images);
+    media_url: str | None = Field(None, pattern=r"^(s3://[^/?#]+(/[^?#]*)?)?$")
+    """Where results and first-frame images are kept: unset (or empty), the data folder (served at /media and /images);
     s3://bucket/prefix, an S3 bucket (videoURLs are presigned GET URLs valid for the task's ttl)."""
     s3_endpoint_url: str | None = None
     """The S3-compatible server of media_url (MinIO, Ceph...); unset, AWS S3. Credentials: boto3's usual sources."""

@@ -51,7 +51,8 @@ def keys_in(s3: MotoServer, bucket: str) -> list[str]:
 def store(request, tmp_path):
     if request.param == "local":
         return LocalMediaStore(tmp_path / "data", "http://media.example:8000")
-    return S3MediaStore(new_bucket(request.getfixturevalue("s3")), "some/prefix", request.getfixturevalue("s3").endpoint)
+    s3 = request.getfixturevalue("s3")
+    return S3MediaStore(new_bucket(s3), "some/prefix", s3.endpoint)
 
 
 def test_put_read_exists_delete(store, tmp_path):
