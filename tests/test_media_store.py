@@ -211,6 +211,19 @@ def test_a_server_keeps_its_media_in_s3(s3, tiny_root, tmp_path, say):
         with urllib.request.urlopen(location) as response:
             assert response.read() == receiver.image and response.headers["Content-Type"] == "image/jpeg"
         assert [key for key in keys_in(s3, bucket) if "/images/frame-" in key]  # the worker read its copy from S3
+
+        cancelled, after = video_task(width=512, height=288, duration=4, fps=25), video_task()
+        assert server.post([cancelled, after])[0] == 200
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            (running,) = server.post([{"taskType": "getResponse", "taskUUID": cancelled["taskUUID"]}])[1]["data"]
+            if running["progress"] > 0:  # the worker has it
+                break
+            time.sleep(0.2)
+        assert server.post([{"taskType": "cancelTask", "taskUUID": cancelled["taskUUID"]}])[0] == 200
+        (later,) = server.wait_for_results(after["taskUUID"])  # one worker: it has left the cancelled task
+        media_objects = [key for key in keys_in(s3, bucket) if "/media/" in key]
+        assert f"ltx/media/{running['videoUUID']}.mp4" not in media_objects and len(media_objects) == 3
         # Nothing stays on the server's disk: no scratch file, no media or images folder.
         assert not any((data_dir / "scratch").iterdir())
         assert not (data_dir / "media").exists() and not (data_dir / "images").exists()
@@ -221,7 +234,8 @@ def test_a_server_keeps_its_media_in_s3(s3, tiny_root, tmp_path, say):
         gone_after = time.time() - submitted
         assert 60 <= gone_after < 120  # the cleanup loop deleted it once the ttl had passed, not before
         assert get_without_redirect(f"{server.base}/media/{name}")[0] == 404
-        assert [key for key in keys_in(s3, bucket) if "/media/" in key] == [f"ltx/media/{framed['videoUUID']}.mp4"]
+        kept = sorted(f"ltx/media/{item['videoUUID']}.mp4" for item in (framed, later))
+        assert [key for key in keys_in(s3, bucket) if "/media/" in key] == kept
     finally:
         server.stop()
         receiver.http.shutdown()
