@@ -2,7 +2,8 @@
 
 It submits (idempotent per API key and task id), admits (GPU memory, per-key limits), reads, lists, cancels and
 prepares tasks (fetching first-frame image URLs), keeps uploaded images in the media store, and finds the results a
-resuming session has not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire format, and imports no adapter.
+resuming session has not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire format, and imports
+no adapter.
 """
 
 from __future__ import annotations
