@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from .auth import ApiKeys
 from .loops import cleanup_loop, delivery_loop, prepare_loop
+from .media_store import open_media
 from .netguard import GuardedClient, GuardSettings
 from .operations import operations_router
 from .playground import playground_router, static_files
@@ -29,7 +30,8 @@ from .tasks import open_store
 
 def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
     store = open_store(settings.store_url)
-    tasks = TaskService(settings, store)
+    media = open_media(settings)
+    tasks = TaskService(settings, store, media)
     runware = RunwareService(tasks, keys, demo=settings.demo)
     runcomfy = RunComfyService(tasks, demo=settings.demo)
     pool = WorkerPool(settings, store)
@@ -42,8 +44,8 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
         outbound = GuardedClient(GuardSettings(allow_hosts=settings.allow_hosts))
         loops = [
             asyncio.create_task(pool.watch()),
-            asyncio.create_task(delivery_loop(settings, store, webhook_bodies, outbound)),
-            asyncio.create_task(cleanup_loop(settings, store)),
+            asyncio.create_task(delivery_loop(settings, store, media, webhook_bodies, outbound)),
+            asyncio.create_task(cleanup_loop(media, store)),
             asyncio.create_task(prepare_loop(store, tasks, outbound)),
         ]
         try:
@@ -61,7 +63,7 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
     app = FastAPI(title="ltx-runtime", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(runware_router(runware, keys, settings.max_body_bytes))
     app.include_router(runcomfy_router(runcomfy, keys, settings.max_body_bytes))
-    app.include_router(operations_router(settings, store, pool))
+    app.include_router(operations_router(settings, store, pool, media))
     app.include_router(playground_router(settings.demo))
     app.mount("/playground/static", static_files(), name="playground")
     app.state.store = store

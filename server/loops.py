@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from ltx_runtime.media import OutputFormat
 
-from .delivery import deliver_upload, deliver_webhook
+from .delivery import DeliveryOutcome, deliver_upload, deliver_webhook
 from .jobs import Job
 from .logs import task_event
+from .media_store import MediaNotFound, MediaStore, media_key
 from .service import TaskService
 from .settings import Settings
 from .tasks import ResultRecord, TaskRecord, TaskStore
@@ -41,7 +43,9 @@ async def prepare_loop(store: TaskStore, service: TaskService, client) -> None:
         await asyncio.sleep(0.2)
 
 
-async def delivery_loop(settings: Settings, store: TaskStore, webhook_bodies: dict[str, WebhookBody], client) -> None:
+async def delivery_loop(
+    settings: Settings, store: TaskStore, media: MediaStore, webhook_bodies: dict[str, WebhookBody], client
+) -> None:
     """Send each finished result to its webhookURL / uploadEndpoint; the outcome never changes the task's result."""
 
     async def deliver(delivery) -> None:
@@ -53,9 +57,8 @@ async def delivery_loop(settings: Settings, store: TaskStore, webhook_bodies: di
                 message_id=f"msg_{result.video_uuid.replace('-', '')}",  # the same id if a restart re-sends it
             )  # fmt: skip
         else:
-            path = settings.media_dir / result.file_name
             content_type = OutputFormat(Job.from_dict(record.job).output_format).content_type
-            outcome = await deliver_upload(client, delivery.url, path, content_type)
+            outcome = await upload_from_store(settings, media, client, delivery.url, result.file_name, content_type)
         store.finish_delivery(delivery.id, outcome.delivered, outcome.attempts, outcome.last_status, outcome.last_error)
         task_event("delivered" if outcome.delivered else "delivery_failed", record.task_uuid,
                    level=logging.INFO if outcome.delivered else logging.WARNING, kind=delivery.kind,
@@ -71,16 +74,33 @@ async def delivery_loop(settings: Settings, store: TaskStore, webhook_bodies: di
         await asyncio.sleep(0.25)
 
 
-def remove_expired_media(settings: Settings, store: TaskStore, now: float) -> list[str]:
+async def upload_from_store(
+    settings: Settings, media: MediaStore, client, url: str, file_name: str | None, content_type: str
+) -> DeliveryOutcome:
+    """PUT a result to an uploadEndpoint from a local copy (the local store's own file, linked; S3's, downloaded)."""
+    if file_name is None:
+        return DeliveryOutcome(False, 0, None, "cannot upload: the result's ttl has passed")
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    copy = settings.scratch_dir / f"upload-{uuid.uuid4()}-{file_name}"
+    try:
+        await asyncio.to_thread(media.download, media_key(file_name), copy)
+        return await deliver_upload(client, url, copy, content_type)
+    except MediaNotFound:
+        return DeliveryOutcome(False, 0, None, f"cannot upload {file_name}: not in the media store")
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def remove_expired_media(media: MediaStore, store: TaskStore, now: float) -> list[str]:
     """Delete the result files whose ttl has passed; returns their videoUUIDs."""
     expired = store.expired_files(now)
     for video_uuid, file_name in expired:
-        (settings.media_dir / file_name).unlink(missing_ok=True)
+        media.delete(media_key(file_name))
         store.forget_file(video_uuid)
     return [video_uuid for video_uuid, _ in expired]
 
 
-async def cleanup_loop(settings: Settings, store: TaskStore) -> None:
+async def cleanup_loop(media: MediaStore, store: TaskStore) -> None:
     while True:
-        remove_expired_media(settings, store, time.time())
+        await asyncio.to_thread(remove_expired_media, media, store, time.time())
         await asyncio.sleep(5)

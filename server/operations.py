@@ -1,42 +1,62 @@
-"""Operational routes, the same for every contract: result media, uploaded images, health and metrics."""
+"""Operational routes, the same for every contract: result media, uploaded images, health and metrics.
+
+With the local media store `/media/...` and `/images/...` stream the files. With S3 they answer 307 with a presigned
+URL of the object (valid for the rest of the result's ttl, or `IMAGE_URL_SECONDS`): the bytes go from the bucket to
+the client and never through this server, which stays free for the API, and range requests and caching are S3's. The
+videoURLs handed out are presigned already; these routes serve links made before the switch, and the playground.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 
 from ltx_runtime.media import OutputFormat
 
+from .media_store import LocalMediaStore, MediaStore, image_key, media_key
 from .service import UUID_PATTERN, image_content_type
 from .settings import Settings
 from .supervisor import WorkerPool
 from .tasks import TaskStore
 
 MEDIA_NAME = re.compile(r"^([0-9a-f-]{36})\.(mp4|webm|mov)$")
+IMAGE_URL_SECONDS = 600
+"""How long the presigned URL an /images redirect points to is valid (the client follows it at once)."""
 DEMO_WARNING = "DEMO MODE: tiny random weights; every video is noise. Set up real weights and a CUDA GPU for real output."
 
 
-def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) -> APIRouter:
+def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool, media: MediaStore) -> APIRouter:
     router = APIRouter()
 
     @router.get("/media/{name}")
-    async def media(name: str):
-        match = MEDIA_NAME.match(name)
+    async def media_file(name: str):
+        match = MEDIA_NAME.match(name)  # checked before the name reaches the store
         found = store.result_by_video(match.group(1)) if match else None
-        if found is None or found[0].file_name != name or not (settings.media_dir / name).is_file():
-            return _not_found("mediaNotFound", "no such video (or its ttl has passed)")
-        return FileResponse(settings.media_dir / name, media_type=OutputFormat(match.group(2)).content_type)
+        gone = _not_found("mediaNotFound", "no such video (or its ttl has passed)")
+        if found is None or found[0].file_name != name:
+            return gone
+        if isinstance(media, LocalMediaStore):
+            path = media.path(media_key(name))
+            return FileResponse(path, media_type=OutputFormat(match.group(2)).content_type) if path.is_file() else gone
+        return RedirectResponse(media.url(media_key(name), found[1] - time.time()), status_code=307)
 
     @router.get("/images/{image_uuid}")
     async def image(image_uuid: str):
-        path = settings.images_dir / image_uuid
-        if not UUID_PATTERN.match(image_uuid) or not path.is_file():
-            return _not_found("imageNotFound", "no such image")
-        return FileResponse(path, media_type=image_content_type(path.read_bytes()))
+        missing = _not_found("imageNotFound", "no such image")
+        if not UUID_PATTERN.match(image_uuid):  # checked before the name reaches the store
+            return missing
+        if isinstance(media, LocalMediaStore):
+            path = media.path(image_key(image_uuid))
+            return FileResponse(path, media_type=image_content_type(path.read_bytes())) if path.is_file() else missing
+        if not await asyncio.to_thread(media.exists, image_key(image_uuid)):
+            return missing
+        return RedirectResponse(media.url(image_key(image_uuid), IMAGE_URL_SECONDS), status_code=307)
 
     @router.get("/health/live")
     async def live() -> dict:

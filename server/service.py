@@ -1,12 +1,14 @@
 """The task service: what every contract adapter does with a job, in the runtime's own terms.
 
 It submits (idempotent per API key and task id), admits (GPU memory, per-key limits), reads, lists, cancels and
-prepares tasks (fetching first-frame image URLs), keeps uploaded images, and finds the results a resuming session has
-not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire format, and imports no adapter.
+prepares tasks (fetching first-frame image URLs), keeps uploaded images in the media store, and finds the results a
+resuming session has not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire format, and imports
+no adapter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -23,9 +25,10 @@ from ltx_runtime.safety import SafetyMode, SafetyRequest, missing_files
 
 from .jobs import ErrorKind, Job, TaskError
 from .logs import job_fields, task_event
+from .media_store import MediaNotFound, MediaStore, image_key, media_key
 from .netguard import BlockedURLError, FetchError
 from .settings import Settings
-from .tasks import DeliveryStatus, DuplicateTask, TaskRecord, TaskStore
+from .tasks import DeliveryStatus, DuplicateTask, ResultRecord, TaskRecord, TaskStore
 
 log = logging.getLogger("ltx_runtime.server")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -33,9 +36,10 @@ UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
 
 
 class TaskService:
-    def __init__(self, settings: Settings, store: TaskStore):
+    def __init__(self, settings: Settings, store: TaskStore, media: MediaStore):
         self.settings = settings
         self.store = store
+        self.media = media
 
     # -- submit and admit ---------------------------------------------------------------------------------------
 
@@ -143,16 +147,18 @@ class TaskService:
             file_name = self.store.image_file(key_id, reference)
             if file_name is None:
                 raise TaskError(ErrorKind.INVALID_IMAGE, f"no uploaded image {reference} for this API key", "image")
-            return (self.settings.images_dir / file_name).read_bytes()
+            try:
+                return self.media.read_bytes(image_key(file_name))
+            except MediaNotFound:
+                raise TaskError(ErrorKind.INVALID_IMAGE, f"the uploaded image {reference} is gone", "image") from None
         return decode_image_data(reference, self.settings.max_image_bytes)
 
     def attach_image(self, job: Job, data: bytes) -> None:
-        """Check an image, keep it in the images folder and point the job at it; LTX-2.3 without a size takes the
+        """Check an image, keep it in the media store and point the job at it; LTX-2.3 without a size takes the
         1080p size of the image's orientation."""
         width, height = check_image(data, self.settings.max_image_pixels)
         file_name = f"frame-{uuid.uuid4()}"
-        self.settings.images_dir.mkdir(parents=True, exist_ok=True)
-        (self.settings.images_dir / file_name).write_bytes(data)
+        self.media.put_bytes(image_key(file_name), data, image_content_type(data))
         job.frame_image_file = file_name
         if job.width is None:
             job.width, job.height = (1080, 1920) if height > width else (1920, 1080)
@@ -162,8 +168,7 @@ class TaskService:
         data = decode_image_data(image, self.settings.max_image_bytes)
         check_image(data, self.settings.max_image_pixels)
         image_uuid = str(uuid.uuid4())
-        self.settings.images_dir.mkdir(parents=True, exist_ok=True)
-        (self.settings.images_dir / image_uuid).write_bytes(data)
+        self.media.put_bytes(image_key(image_uuid), data, image_content_type(data))
         self.store.put_image(key_id, image_uuid, image_uuid)
         return image_uuid
 
@@ -172,7 +177,7 @@ class TaskService:
         job = Job.from_dict(record.job)
         try:
             data, _ = await client.get_bytes(job.frame_image)
-            self.attach_image(job, data)
+            await asyncio.to_thread(self.attach_image, job, data)  # an S3 put must not hold up the event loop
         except TaskError as error:
             self._fail_preparing(record, f"the first-frame image: {error.message}")
         except (BlockedURLError, FetchError) as error:
@@ -188,8 +193,11 @@ class TaskService:
 
     # -- URLs of what the server hosts --------------------------------------------------------------------------
 
-    def media_url(self, file_name: str | None) -> str:
-        return f"{self.settings.base_url}/media/{file_name}"
+    def media_url(self, result: ResultRecord) -> str | None:
+        """Where a finished result can be downloaded until its ttl passes (None once it has)."""
+        if result.file_name is None:
+            return None
+        return self.media.url(media_key(result.file_name), (result.expires_at or 0) - time.time())
 
     def image_url(self, image_uuid: str) -> str:
         return f"{self.settings.base_url}/images/{image_uuid}"

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     """Comma-separated hosts, addresses or CIDR networks that image URLs, webhooks and uploads may reach even though
     they are not public (e.g. an internal S3 gateway). Everything non-global is refused otherwise."""
 
+    media_url: str | None = Field(None, pattern=r"^(s3://[^/?#]+(/[^?#]*)?)?$")
+    """Where results and first-frame images are kept: unset (or empty), the data folder (served at /media and /images);
+    s3://bucket/prefix, an S3 bucket (videoURLs are presigned GET URLs valid for the task's ttl)."""
+    s3_endpoint_url: str | None = None
+    """The S3-compatible server of media_url (MinIO, Ceph...); unset, AWS S3. Credentials: boto3's usual sources."""
     media_ttl_seconds: int = Field(86400, ge=60)
     """How long results stay downloadable when a task gives no ttl."""
     price_per_gpu_hour: float = 2.5
@@ -129,6 +134,11 @@ class Settings(BaseSettings):
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Where workers encode before the file is put in the media store; emptied when the worker pool starts."""
+        return self.data_dir / "scratch"
 
     @property
     def tiny_safety_checker(self) -> bool:

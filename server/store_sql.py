@@ -30,7 +30,7 @@ from .tasks import (
 )
 
 RESULT_COLUMNS = ("idx", "video_uuid", "seed", "status", "progress", "stage", "file_name", "gpu_seconds", "cost",
-                  "reported", "preview")  # fmt: skip
+                  "reported", "expires_at", "preview")  # fmt: skip
 DELIVERY_BATCH = 50
 """The most deliveries one node claims at a time."""
 
@@ -418,6 +418,7 @@ def _result_record(row: dict[str, Any]) -> ResultRecord:
         gpu_seconds=row["gpu_seconds"],
         cost=row["cost"],
         reported=bool(row["reported"]),
+        expires_at=row["expires_at"],
         preview=json.loads(row["preview"]) if row["preview"] else None,
     )
 

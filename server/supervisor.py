@@ -14,7 +14,7 @@ import uuid
 
 from .settings import Settings
 from .tasks import TaskStore
-from .worker import worker_main
+from .worker import scratch_file, worker_main
 
 log = logging.getLogger(__name__)
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
@@ -46,6 +46,7 @@ class WorkerPool:
         requeued = self.store.requeue_node(self.settings.max_attempts, self.settings.node)
         if requeued:
             log.warning("requeued %d task(s) left running by this node's previous workers", len(requeued))
+        self._remove_scratch("*")  # encodes cut short when this node's previous workers died
         for slot in range(len(self.devices)):
             self._spawn(slot)
 
@@ -68,6 +69,7 @@ class WorkerPool:
                 if process.is_alive():
                     continue
                 requeued = self.store.requeue_owned(self.settings.max_attempts, worker_id)
+                self._remove_scratch(worker_id)
                 self.store.worker_state(worker_id, process.pid or 0, "stopped", f"exit code {process.exitcode}")
                 log.warning("%s exited with %s; requeued tasks %s", worker_id, process.exitcode, requeued)
                 delay = RESTART_BACKOFF_SECONDS[min(self._failures[slot], len(RESTART_BACKOFF_SECONDS) - 1)]
@@ -76,6 +78,11 @@ class WorkerPool:
                 asyncio.get_running_loop().call_later(delay, self._spawn, slot)
             self.store.requeue_expired(self.settings.max_attempts)
             await asyncio.sleep(1)
+
+    def _remove_scratch(self, worker_id: str) -> None:
+        """Remove the scratch files of a worker's unfinished encodes (every worker's for "*")."""
+        for partial in self.settings.scratch_dir.glob(scratch_file(self.settings, worker_id, "*").name):
+            partial.unlink(missing_ok=True)
 
     def stop(self) -> None:
         for _, process in self._processes.values():

@@ -53,6 +53,8 @@ class ResultRecord:
     gpu_seconds: float | None
     cost: float | None
     reported: bool = False
+    expires_at: float | None = None
+    """When the result's file is deleted (its ttl); None until it is finished."""
     preview: dict | None = None
     """The latest live preview while denoising: {"image": a PNG data URI, "step": stage-1 steps done, "steps": stage-1
     steps} (ltx_runtime/preview.py)."""

@@ -1,11 +1,12 @@
 """The GPU worker: a spawned child process that owns one device, keeps the engine resident and runs tasks.
 
-It claims the oldest queued task from the store, renews its lease while it works, reports per-step progress, writes
-each result's file into the media folder and records it (with its deliveries) in one transaction. Bad tasks fail
-with an `ErrorKind` and the worker carries on; a cancelled task stops at its next denoising step (the progress
-callback sees that the worker no longer holds it), leaves no file behind, and the worker takes the next task; if the
-worker itself dies, the lease runs out (or the supervisor notices) and the task runs again elsewhere. A worker whose
-parent dies exits, so that no orphan keeps working on a task that a restarted server has put back in the queue.
+It claims the oldest queued task from the store, renews its lease while it works, reports per-step progress, encodes
+each result into a scratch file, puts it in the media store (`server/media_store.py`) and only then records it (with
+its deliveries) in one transaction. Bad tasks fail with an `ErrorKind` and the worker carries on; a cancelled task
+stops at its next denoising step (the progress callback sees that the worker no longer holds it), leaves no file or
+object behind, and the worker takes the next task; if the worker itself dies, the lease runs out (or the supervisor
+notices) and the task runs again elsewhere. A worker whose parent dies exits, so that no orphan keeps working on a task
+that a restarted server has put back in the queue.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
@@ -36,6 +38,7 @@ from ltx_runtime.weights import WeightsError
 
 from .jobs import ErrorKind, Job
 from .logs import job_fields, setup_logging, task_event
+from .media_store import image_key, media_key, open_media
 from .settings import Settings
 from .tasks import LeaseLost, TaskRecord, TaskStore, open_store
 
@@ -53,11 +56,18 @@ def result_file_name(video_uuid: str, output_format: str) -> str:
     return f"{video_uuid}.{OutputFormat(output_format).value}"
 
 
+def scratch_file(settings: Settings, worker_id: str, file_name: str) -> Path:
+    """Where a worker encodes a result before putting it in the media store: named after the worker (without its node
+    prefix), so that the supervisor can remove what a dead worker left ("*" for every worker)."""
+    return settings.scratch_dir / f"{worker_id.rsplit('/', 1)[-1]}-{file_name}.partial"
+
+
 class Worker:
     def __init__(self, worker_id: str, settings: Settings, device: str | None):
         self.worker_id = worker_id
         self.settings = settings
         self.store: TaskStore = open_store(settings.store_url)
+        self.media = open_media(settings)
         import torch
 
         self.engine = Engine(
@@ -178,7 +188,7 @@ class Worker:
 
     def _check_input_image(self, job: Job) -> None:
         """checkInputs: the first-frame image as sent, before any generation."""
-        pixels = image_pixels((self.settings.images_dir / job.frame_image_file).read_bytes())
+        pixels = image_pixels(self.media.read_bytes(image_key(job.frame_image_file)))
         if self.safety_checker().flags(pixels[None]).any():
             raise ContentFlagged(
                 "the content safety check flagged the first-frame image (inputs.frameImages); nothing was generated"
@@ -198,12 +208,11 @@ class Worker:
             seed=seed,
             output_format=OutputFormat(job.output_format),
             quality=job.quality,
-            image=(self.settings.images_dir / job.frame_image_file).read_bytes() if job.frame_image_file else None,
+            image=self.media.read_bytes(image_key(job.frame_image_file)) if job.frame_image_file else None,
         )
-        media_dir = self.settings.media_dir
-        media_dir.mkdir(parents=True, exist_ok=True)
         file_name = result_file_name(video_uuid, job.output_format)
-        partial = media_dir / f".{file_name}.partial"
+        scratch = scratch_file(self.settings, self.worker_id, file_name)
+        scratch.parent.mkdir(parents=True, exist_ok=True)
         screen = None
         if safety_mode is not SafetyMode.NONE:
             screen = FrameScreen(self.safety_checker().flags, safety_mode, round(job.duration * job.fps), job.fps)
@@ -214,19 +223,18 @@ class Worker:
             self.store.set_preview(task.id, index, {"image": image, "step": step, "steps": steps})
 
         started = time.perf_counter()
-        # generate() removes `partial` if it raises (a flagged frame included)
-        self.engine.generate(request, partial, progress=report, frame_observer=screen, preview=preview)
-        gpu_seconds = time.perf_counter() - started
-        tracker("uploading", 0.0)
-        if screen is not None:
-            log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,
-                     screen.seconds)  # fmt: skip
         try:
+            self.engine.generate(request, scratch, progress=report, frame_observer=screen, preview=preview)
+            gpu_seconds = time.perf_counter() - started
+            tracker("uploading", 0.0)
+            if screen is not None:
+                log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,
+                         screen.seconds)  # fmt: skip
             self._check_held(task)  # cancelled while the video was decoded and encoded
-        except TaskReleased:
-            partial.unlink(missing_ok=True)
-            raise
-        partial.rename(media_dir / file_name)
+            size = scratch.stat().st_size
+            self.media.put_file(media_key(file_name), scratch, OutputFormat(job.output_format).content_type)
+        finally:
+            scratch.unlink(missing_ok=True)
         ttl = job.ttl or self.settings.media_ttl_seconds
         try:
             self.store.complete_result(
@@ -235,11 +243,11 @@ class Worker:
             )  # fmt: skip
         except LeaseLost:
             if self.store.get_by_id(task.id).status == "cancelled":  # else a retry elsewhere owns this file name
-                (media_dir / file_name).unlink(missing_ok=True)
+                self.media.delete(media_key(file_name))
             raise
         stage_seconds = tracker.seconds()
         self.stage_times.learn(*shape, stage_seconds)
-        task_event("result", task.task_uuid, videoUUID=video_uuid, seed=seed, bytes=(media_dir / file_name).stat().st_size,
+        task_event("result", task.task_uuid, videoUUID=video_uuid, seed=seed, bytes=size,
                    seconds=gpu_seconds, stages=",".join(f"{stage}:{spent:.2f}" for stage, spent in stage_seconds.items()))  # fmt: skip
 
     def _cost(self, job: Job, gpu_seconds: float) -> float:

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import probe
+from server.media_store import open_media
 from server.runware.service import RunwareService, Session
 from server.service import TaskService
 from server.settings import Settings
@@ -165,7 +166,7 @@ def test_required_checks_without_the_classifier_refuse_every_task(tmp_path):
     """In-process: the same admission check, with LTX_REQUIRE_SAFETY set and no classifier installed."""
     settings = Settings(data_dir=tmp_path, demo=True, require_safety="fast", safety_weights=tmp_path / "absent")
     store = open_store(settings.store_url)
-    service = RunwareService(TaskService(settings, store), keys=None, demo=True)
+    service = RunwareService(TaskService(settings, store, open_media(settings)), keys=None, demo=True)
     task = video_task()  # asks for no check
     reply = asyncio.run(service.handle([task], Session(key_id="key")))
     (error,) = reply.errors

@@ -12,6 +12,7 @@ import pytest
 from postgres_harness import shared_server
 
 from server.loops import remove_expired_media
+from server.media_store import open_media
 from server.settings import Settings
 from server.tasks import DeliveryStatus, DuplicateTask, LeaseLost, WorkerRecord, open_store
 
@@ -92,7 +93,7 @@ def test_expired_media_is_deleted(tmp_path, store):
         name = f"{task.results[index].video_uuid}.mp4"
         (settings.media_dir / name).write_bytes(b"video")
         store.complete_result(task.id, "w", index, name, 1.0, 0.0, time.time() + ttl, [])
-    assert remove_expired_media(settings, store, time.time()) == [task.results[0].video_uuid]
+    assert remove_expired_media(open_media(settings), store, time.time()) == [task.results[0].video_uuid]
     assert sorted(p.name for p in settings.media_dir.iterdir()) == [f"{task.results[1].video_uuid}.mp4"]
     assert store.result_by_video(task.results[0].video_uuid)[0].file_name is None
 

@@ -56,7 +56,7 @@ class RunComfyService:
         if record.status != "succeeded":
             return self.status(key_id, request_id)
         (result,) = record.results
-        return {"request_id": request_id, "status": "completed", "output": {"video": self.tasks.media_url(result.file_name)}}
+        return {"request_id": request_id, "status": "completed", "output": {"video": self.tasks.media_url(result)}}
 
     def cancel(self, key_id: str, request_id: str) -> dict[str, Any]:
         """Cancels a queued request and, beyond RunComfy, a running one (it stops within one denoising step)."""

@@ -195,7 +195,7 @@ class RunwareService:
 
     def result_item(self, record: TaskRecord, result: ResultRecord) -> dict[str, Any]:
         """A finished result as getResponse, session replay and webhooks report it."""
-        item = _item(record, result, status="success", videoURL=self.tasks.media_url(result.file_name), seed=result.seed)
+        item = _item(record, result, status="success", videoURL=self.tasks.media_url(result), seed=result.seed)
         if SafetyRequest.from_dict(record.job.get("safety")).mode is not SafetyMode.NONE:
             item["NSFWContent"] = False  # checked, and not flagged: a flagged result never gets this far
         if record.request.get("includeCost") is True:
@@ -257,7 +257,7 @@ class RunwareService:
             "seconds": record.finished_at - record.started_at if record.finished_at and record.started_at else None,
             "results": [
                 {"videoUUID": r.video_uuid, "status": r.status, "seed": r.seed, "cost": r.cost,
-                 "videoURL": self.tasks.media_url(r.file_name) if r.file_name else None}
+                 "videoURL": self.tasks.media_url(r)}
                 for r in record.results
             ],  # fmt: skip
         }
