@@ -18,7 +18,7 @@ from conftest import probe
 from server.loops import remove_expired_media
 from server.media_store import LocalMediaStore, MediaNotFound, S3MediaStore, image_key, media_key, open_media
 from server.settings import Settings
-from server.tasks import SQLiteTaskStore
+from server.tasks import open_store
 from s3_server import CREDENTIALS, MotoServer
 from server_harness import ServerProcess, download, video_task
 from test_server_inputs_delivery import Receiver
@@ -146,7 +146,7 @@ def test_expiry_deletes_the_objects(s3, tmp_path):
     """The cleanup loop's step on S3: expired results' objects go, the others stay, the store forgets the file."""
     bucket = new_bucket(s3)
     media = S3MediaStore(bucket, "x", s3.endpoint)
-    tasks = SQLiteTaskStore(tmp_path / "tasks.sqlite3")
+    tasks = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
     record = tasks.submit("k", str(uuid.uuid4()), "videoInference", {}, {}, [1, 2])
     tasks.claim("w", 30)
     names = [f"{result.video_uuid}.mp4" for result in record.results]
