@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """The task store: `postgresql://USER:PASSWORD@HOST:PORT/DB` for several hosts sharing one queue; default the SQLite
     file in the data folder (`store_url`)."""
-    node_id: str | None = None
+    node_id: str | None = Field(None, pattern=r"^[^/]+$")
     """This server's name among the hosts sharing a store: it prefixes its worker ids, and at start-up it requeues only
     the tasks its own previous workers held. Default HOSTNAME-HASH, HASH from the data folder's path (stable across
     restarts); set it when hostnames change at each start (containers) or processes share a host and data folder."""

@@ -348,5 +348,7 @@ def test_settings_pick_the_store_and_name_the_node(tmp_path, monkeypatch):
     monkeypatch.setenv("LTX_DATABASE_URL", "postgresql://ltx@db.internal/ltx")
     monkeypatch.setenv("LTX_NODE_ID", "gpu-host-7")
     assert (Settings().store_url, Settings().node) == ("postgresql://ltx@db.internal/ltx", "gpu-host-7")
+    with pytest.raises(ValueError, match="node_id"):
+        Settings(node_id="gpu/1")  # "/" separates the node from the worker in worker ids
     with pytest.raises(ValueError, match="use sqlite:///PATH or postgresql://"):
         open_store("mysql://db/ltx")
