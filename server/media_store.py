@@ -191,16 +191,8 @@ def _is_missing(error) -> bool:
     return error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """`s3://bucket/prefix` to (bucket, prefix); raises ValueError for anything else."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f"LTX_MEDIA_URL must be s3://bucket/prefix (or unset for the data folder), not {url!r}")
-    return parts.netloc, parts.path.strip("/")
-
-
 def open_media(settings: Settings) -> MediaStore:
     if not settings.media_url:
         return LocalMediaStore(settings.data_dir, settings.base_url)
-    bucket, prefix = parse_s3_url(settings.media_url)
-    return S3MediaStore(bucket, prefix, settings.s3_endpoint_url)
+    url = urlsplit(settings.media_url)  # s3://bucket/prefix, as Settings checked
+    return S3MediaStore(url.netloc, url.path, settings.s3_endpoint_url)
