@@ -25,7 +25,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
 
     @router.get("/media/{name}")
     async def media(name: str):
-        match = MEDIA_NAME.match(name)
+        match = MEDIA_NAME.fullmatch(name)
         found = store.result_by_video(match.group(1)) if match else None
         if found is None or found[0].file_name != name or not (settings.media_dir / name).is_file():
             return _not_found("mediaNotFound", "no such video (or its ttl has passed)")
@@ -34,7 +34,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
     @router.get("/images/{image_uuid}")
     async def image(image_uuid: str):
         path = settings.images_dir / image_uuid
-        if not UUID_PATTERN.match(image_uuid) or not path.is_file():
+        if not UUID_PATTERN.fullmatch(image_uuid) or not path.is_file():
             return _not_found("imageNotFound", "no such image")
         return FileResponse(path, media_type=image_content_type(path.read_bytes()))
 

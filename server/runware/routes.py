@@ -3,29 +3,43 @@ parse JSON, call `RunwareService.handle` and write `{"data": [...]}` / `{"errors
 
 from __future__ import annotations
 
-import json
+import asyncio
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from ..auth import ApiKeys
-from ..bodies import BodyTooLarge, read_body
+from ..bodies import BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
+from ..limits import TokenBucket
 from .protocol import ContractError, Reply
-from .service import INVALID_KEY_MESSAGE, RunwareService, Session
+from .service import INVALID_KEY_MESSAGE, MAX_TASKS_PER_REQUEST, RunwareService, Session
+
+POLICY_VIOLATION = 1008  # the WebSocket close code for a client that broke a limit
 
 
-def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) -> APIRouter:
+@dataclass(frozen=True)
+class SocketLimits:
+    auth_seconds: float
+    idle_seconds: float
+    messages_per_second: float
+    messages_burst: int
+
+
+def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimits, limits: SocketLimits) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1")
     async def rest(request: Request) -> JSONResponse:
         session = Session()
         try:
-            tasks = json.loads(await read_body(request, max_body_bytes))
+            tasks = parse_json(await read_body(request, body_limits))
         except BodyTooLarge as error:
-            return _reply(Reply(errors=[ContractError("invalidRequestBody", str(error), status=413)]))
-        except ValueError:
-            return _reply(Reply(errors=[ContractError("invalidRequestBody", "the body is not valid JSON", parameter="body")]))
+            return _reply(Reply(errors=[ContractError("invalidRequestBody", str(error), parameter="body", status=413)]))
+        except BodyTimeout as error:
+            return _reply(Reply(errors=[ContractError("requestBodyTimeout", str(error), parameter="body", status=408)]))
+        except InvalidJSON as error:
+            return _reply(Reply(errors=[ContractError("invalidRequestBody", str(error), parameter="body")]))
         authorization = request.headers.get("authorization", "")
         if authorization:
             scheme, _, key = authorization.partition(" ")
@@ -40,17 +54,28 @@ def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) 
     async def websocket(socket: WebSocket) -> None:
         await socket.accept()
         session = Session(websocket=True)
+        frames = TokenBucket(limits.messages_per_second, limits.messages_burst)
         try:
             while True:
-                text = await socket.receive_text()
-                try:
-                    tasks = json.loads(text)
-                except ValueError:
-                    error = ContractError("invalidRequestBody", "the frame is not valid JSON", parameter="body")
+                message = await _next_message(socket, session, limits)
+                if message is None:
+                    return
+                if not frames.take():
+                    rate = f"{limits.messages_per_second:g} per second (burst {limits.messages_burst})"
+                    await _close(socket, ContractError("rateLimitExceeded", f"more than {rate} frames on this connection; closing it"))
+                    return
+                if message.get("text") is None:
+                    error = ContractError("invalidRequestBody", "binary frames are not accepted: send JSON text", parameter="body")
                     await socket.send_json(Reply(errors=[error]).body())
                     continue
+                try:
+                    tasks = parse_json(message["text"])
+                except InvalidJSON as error:
+                    message_text = str(error).replace("the body", "the frame")
+                    await socket.send_json(Reply(errors=[ContractError("invalidRequestBody", message_text, parameter="body")]).body())
+                    continue
                 tasks = [tasks] if isinstance(tasks, dict) else tasks
-                if not isinstance(tasks, list) or not tasks:
+                if not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_TASKS_PER_REQUEST:
                     await socket.send_json((await service.handle(tasks, session)).body())
                     continue
                 # One frame per task: the auth reply must come first and alone, and a pong in a frame of its own.
@@ -64,6 +89,31 @@ def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) 
             pass
 
     return router
+
+
+async def _next_message(socket: WebSocket, session: Session, limits: SocketLimits) -> dict | None:
+    """The next frame; None once the client has gone, or after closing a socket that stayed silent too long (no
+    authentication within ws_auth_seconds, then nothing for ws_idle_seconds)."""
+    authenticated = session.key_id is not None
+    seconds = limits.idle_seconds if authenticated else limits.auth_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            message = await socket.receive()
+    except TimeoutError:
+        if authenticated:
+            await _close(socket, ContractError("connectionIdle", f"nothing received for {seconds:g} s; closing"), 1000)
+        else:
+            await _close(socket, ContractError(
+                "authenticationTimeout", f"no authentication task within {seconds:g} s of connecting; closing",
+                parameter="apiKey", task_type="authentication",
+            ))  # fmt: skip
+        return None
+    return None if message["type"] == "websocket.disconnect" else message
+
+
+async def _close(socket: WebSocket, error: ContractError, code: int = POLICY_VIOLATION) -> None:
+    await socket.send_json(Reply(errors=[error]).body())
+    await socket.close(code, error.code)
 
 
 def _resumes_a_session(task, reply: Reply) -> bool:
