@@ -89,13 +89,13 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
 
 
 def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int]:
-    if aspect_ratio not in ASPECT_RATIOS:
+    if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:  # a list here was a TypeError
         allowed = ", ".join(ASPECT_RATIOS)
         raise invalid_parameter("aspect_ratio", f"aspect_ratio must be one of {allowed}, got {shown(aspect_ratio)}")
     free = FREE_SIZE.match(resolution) if isinstance(resolution, str) and isinstance(spec.sizes, SizeRange) else None
     if free:
         width, height = int(free.group(1)), int(free.group(2))
-    elif resolution in RESOLUTIONS:
+    elif isinstance(resolution, str) and resolution in RESOLUTIONS:
         across, down = ASPECT_RATIOS[aspect_ratio]
         height = RESOLUTIONS[resolution]
         width = height * across // down
