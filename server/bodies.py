@@ -24,6 +24,11 @@ class BodyLimits:
     """The time the whole body may take to arrive once the headers are in."""
 
 
+CLOSE_CONNECTION = {"Connection": "close"}
+"""Headers of a refusal sent before the whole body was read: the rest of it is never read, so the connection closes
+(otherwise it stays open, fed by the slow client)."""
+
+
 class BodyTooLarge(Exception):
     def __init__(self, limit: int):
         super().__init__(f"the request body is larger than {limit} bytes")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ..auth import ApiKeys
-from ..bodies import BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
+from ..bodies import CLOSE_CONNECTION, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
 from ..limits import RateLimiter
 from .protocol import RunComfyError, account_error, invalid_parameter
 from .service import RunComfyService
@@ -72,4 +72,5 @@ def _answer(read) -> JSONResponse:
 
 
 def _error(error: RunComfyError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status)
+    headers = CLOSE_CONNECTION if error.status in (408, 413) else None  # the body was not read to its end
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)

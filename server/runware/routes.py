@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from ..auth import ApiKeys
-from ..bodies import BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
+from ..bodies import CLOSE_CONNECTION, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
 from ..limits import TokenBucket
 from .protocol import ContractError, Reply
 from .service import INVALID_KEY_MESSAGE, MAX_TASKS_PER_REQUEST, RunwareService, Session
@@ -35,9 +35,11 @@ def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimi
         try:
             tasks = parse_json(await read_body(request, body_limits))
         except BodyTooLarge as error:
-            return _reply(Reply(errors=[ContractError("invalidRequestBody", str(error), parameter="body", status=413)]))
+            error = ContractError("invalidRequestBody", str(error), parameter="body", status=413)
+            return _reply(Reply(errors=[error]), CLOSE_CONNECTION)
         except BodyTimeout as error:
-            return _reply(Reply(errors=[ContractError("requestBodyTimeout", str(error), parameter="body", status=408)]))
+            error = ContractError("requestBodyTimeout", str(error), parameter="body", status=408)
+            return _reply(Reply(errors=[error]), CLOSE_CONNECTION)
         except InvalidJSON as error:
             return _reply(Reply(errors=[ContractError("invalidRequestBody", str(error), parameter="body")]))
         authorization = request.headers.get("authorization", "")
@@ -123,5 +125,5 @@ def _resumes_a_session(task, reply: Reply) -> bool:
     )  # fmt: skip
 
 
-def _reply(reply: Reply) -> JSONResponse:
-    return JSONResponse(reply.body(), status_code=reply.http_status)
+def _reply(reply: Reply, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(reply.body(), status_code=reply.http_status, headers=headers)
