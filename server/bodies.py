@@ -61,9 +61,9 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
     return bytes(body)
 
 
-def parse_json(data: bytes | str) -> Any:
+def parse_json(data: bytes | str, what: str = "the body") -> Any:
     """Strict JSON: no NaN or Infinity, no duplicate keys, no lone surrogates, at most MAX_DEPTH levels, integers
-    of at most MAX_DIGITS digits. Anything else raises InvalidJSON."""
+    of at most MAX_DIGITS digits. Anything else raises InvalidJSON (`what` names the data in its message)."""
     try:
         value = json.loads(data, object_pairs_hook=_object, parse_constant=_constant, parse_float=_float,
                            parse_int=_int)  # fmt: skip
@@ -72,7 +72,7 @@ def parse_json(data: bytes | str) -> Any:
     except InvalidJSON:
         raise
     except ValueError:  # includes UnicodeDecodeError
-        raise InvalidJSON("the body is not valid JSON") from None
+        raise InvalidJSON(f"{what} is not valid JSON") from None
     _check_strings_and_depth(value)
     return value
 

@@ -4,6 +4,7 @@ parse JSON, call `RunwareService.handle` and write `{"data": [...]}` / `{"errors
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
@@ -57,9 +58,10 @@ def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimi
         await socket.accept()
         session = Session(websocket=True)
         frames = TokenBucket(limits.messages_per_second, limits.messages_burst)
+        auth_deadline = time.monotonic() + limits.auth_seconds
         try:
             while True:
-                message = await _next_message(socket, session, limits)
+                message = await _next_message(socket, session, limits, auth_deadline)
                 if message is None:
                     return
                 if not frames.take():
@@ -71,10 +73,9 @@ def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimi
                     await socket.send_json(Reply(errors=[error]).body())
                     continue
                 try:
-                    tasks = parse_json(message["text"])
+                    tasks = parse_json(message["text"], "the frame")
                 except InvalidJSON as error:
-                    message_text = str(error).replace("the body", "the frame")
-                    await socket.send_json(Reply(errors=[ContractError("invalidRequestBody", message_text, parameter="body")]).body())
+                    await socket.send_json(Reply(errors=[ContractError("invalidRequestBody", str(error), parameter="body")]).body())
                     continue
                 tasks = [tasks] if isinstance(tasks, dict) else tasks
                 if not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_TASKS_PER_REQUEST:
@@ -93,20 +94,20 @@ def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimi
     return router
 
 
-async def _next_message(socket: WebSocket, session: Session, limits: SocketLimits) -> dict | None:
-    """The next frame; None once the client has gone, or after closing a socket that stayed silent too long (no
-    authentication within ws_auth_seconds, then nothing for ws_idle_seconds)."""
+async def _next_message(socket: WebSocket, session: Session, limits: SocketLimits, auth_deadline: float) -> dict | None:
+    """The next frame; None once the client has gone, or after closing a socket that took too long: no successful
+    authentication by `auth_deadline` (whatever else it sent), then nothing for `limits.idle_seconds`."""
     authenticated = session.key_id is not None
-    seconds = limits.idle_seconds if authenticated else limits.auth_seconds
     try:
-        async with asyncio.timeout(seconds):
+        async with asyncio.timeout(limits.idle_seconds if authenticated else auth_deadline - time.monotonic()):
             message = await socket.receive()
     except TimeoutError:
         if authenticated:
-            await _close(socket, ContractError("connectionIdle", f"nothing received for {seconds:g} s; closing"), 1000)
+            idle = f"nothing received for {limits.idle_seconds:g} s; closing"
+            await _close(socket, ContractError("connectionIdle", idle), 1000)
         else:
             await _close(socket, ContractError(
-                "authenticationTimeout", f"no authentication task within {seconds:g} s of connecting; closing",
+                "authenticationTimeout", f"no authentication within {limits.auth_seconds:g} s of connecting; closing",
                 parameter="apiKey", task_type="authentication",
             ))  # fmt: skip
         return None
