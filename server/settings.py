@@ -49,10 +49,10 @@ class Settings(BaseSettings):
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     max_pending_per_key: int = 20
-    rate_limit_per_second: float = Field(20.0, ge=0)
+    rate_limit_per_second: float = Field(50.0, ge=0)
     """Tasks (any taskType, over REST and WebSocket) and RunComfy requests one API key may send per second, on
     average; 0 turns the limit off. Over it: Runware rateLimitExceeded / RunComfy 429001, HTTP 429."""
-    rate_limit_burst: int = Field(100, ge=1)
+    rate_limit_burst: int = Field(200, ge=1)
     """How many tasks a key may send at once above that rate (the token bucket's size)."""
     body_timeout_seconds: float = Field(60.0, gt=0)
     """A request body must arrive within this time once its headers are in (slow-body / slowloris defence)."""
