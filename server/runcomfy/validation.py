@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from ltx_runtime.catalog import ModelSpec, SizeRange, get_model
 from ltx_runtime.request import MAX_SEED
 
-from ..jobs import Job, job_seeds
 from ..bodies import parameter_name, shown
+from ..jobs import Job, job_seeds
 from .protocol import invalid_parameter, unknown_model
 
 # Model path (owner/family/variant) -> catalog id; the demo stand-ins are offered in demo mode only.

@@ -66,16 +66,15 @@ def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimi
                     return
                 if not frames.take():
                     rate = f"{limits.messages_per_second:g} per second (burst {limits.messages_burst})"
-                    await _close(socket, ContractError("rateLimitExceeded", f"more than {rate} frames on this connection; closing it"))
+                    await _close(socket, ContractError("rateLimitExceeded", f"more than {rate} frames; closing"))
                     return
                 if message.get("text") is None:
-                    error = ContractError("invalidRequestBody", "binary frames are not accepted: send JSON text", parameter="body")
-                    await socket.send_json(Reply(errors=[error]).body())
+                    await _send_error(socket, "binary frames are not accepted: send JSON text")
                     continue
                 try:
                     tasks = parse_json(message["text"], "the frame")
                 except InvalidJSON as error:
-                    await socket.send_json(Reply(errors=[ContractError("invalidRequestBody", str(error), parameter="body")]).body())
+                    await _send_error(socket, str(error))
                     continue
                 tasks = [tasks] if isinstance(tasks, dict) else tasks
                 if not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_TASKS_PER_REQUEST:
@@ -112,6 +111,11 @@ async def _next_message(socket: WebSocket, session: Session, limits: SocketLimit
             ))  # fmt: skip
         return None
     return None if message["type"] == "websocket.disconnect" else message
+
+
+async def _send_error(socket: WebSocket, message: str) -> None:
+    """A frame that could not be read as tasks; the socket stays open."""
+    await socket.send_json(Reply(errors=[ContractError("invalidRequestBody", message, parameter="body")]).body())
 
 
 async def _close(socket: WebSocket, error: ContractError, code: int = POLICY_VIOLATION) -> None:
