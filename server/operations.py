@@ -36,7 +36,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool, me
 
     @router.get("/media/{name}")
     async def media_file(name: str):
-        match = MEDIA_NAME.match(name)  # checked before the name reaches the store
+        match = MEDIA_NAME.fullmatch(name)  # checked before the name reaches the store
         found = store.result_by_video(match.group(1)) if match else None
         gone = _not_found("mediaNotFound", "no such video (or its ttl has passed)")
         if found is None or found[0].file_name != name:
@@ -49,7 +49,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool, me
     @router.get("/images/{image_uuid}")
     async def image(image_uuid: str):
         missing = _not_found("imageNotFound", "no such image")
-        if not UUID_PATTERN.match(image_uuid):  # checked before the name reaches the store
+        if not UUID_PATTERN.fullmatch(image_uuid):  # checked before the name reaches the store
             return missing
         if isinstance(media, LocalMediaStore):
             path = media.path(image_key(image_uuid))

@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     max_pending_per_key: int = 20
+    rate_limit_per_second: float = Field(50.0, ge=0)
+    """Tasks (any taskType, over REST and WebSocket) and RunComfy requests one API key may send per second, on
+    average; 0 turns the limit off. Over it: Runware rateLimitExceeded / RunComfy 429001, HTTP 429."""
+    rate_limit_burst: int = Field(200, ge=1)
+    """How many tasks a key may send at once above that rate (the token bucket's size)."""
+    body_timeout_seconds: float = Field(60.0, gt=0)
+    """A request body must arrive within this time once its headers are in (slow-body / slowloris defence)."""
+    ws_auth_timeout_seconds: float = Field(10.0, gt=0)
+    """A Runware WebSocket that has not authenticated within this time is sent an error and closed."""
+    ws_idle_seconds: float = Field(300.0, gt=0)
+    """An authenticated WebSocket that sends nothing for this long is closed (Runware: 120 s; clients ping sooner)."""
+    ws_messages_per_second: float = Field(20.0, gt=0)
+    ws_messages_burst: int = Field(100, ge=1)
+    """Frames one WebSocket may send per second on average, with this burst; a flood is answered with an error and
+    the connection is closed."""
     session_replay_seconds: int = Field(600, ge=0)
     """How long a finished result is kept for a Runware WebSocket session to resume (connectionSessionUUID) and
     receive it; Runware documents 120 s."""

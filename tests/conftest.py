@@ -96,3 +96,13 @@ def say(request):
             reporter.write_line(f"\n[{request.node.name}] {message}")
 
     return write
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long fuzz run is deselected unless the marker expression asks for it (-m fuzz_long)."""
+    if "fuzz_long" in (config.getoption("markexpr") or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("fuzz_long")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("fuzz_long")]

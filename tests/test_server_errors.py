@@ -124,8 +124,8 @@ OTHER_CASES = [
     ("imageUpload over the pixel limit", [{"taskType": "imageUpload", "taskUUID": U, "image": huge_png()}], 400, "invalidImage", "image"),
     ("unknown taskType", [{"taskType": "imageInference", "taskUUID": U}], 400, "invalidTaskType", "taskType"),
     ("missing taskType", [{"taskUUID": U}], 400, "missingTaskType", "taskType"),
-    ("task not an object", [42], 400, "invalidRequestBody", None),
-    ("body not an array", {"taskType": "ping"}, 400, "invalidRequestBody", None),
+    ("task not an object", [42], 400, "invalidRequestBody", "body"),
+    ("body not an array", {"taskType": "ping"}, 400, "invalidRequestBody", "body"),
 ]
 
 

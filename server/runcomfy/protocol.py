@@ -2,15 +2,16 @@
 
 Codes from docs.runcomfy.com/model-apis/error-codes: 400001 InvalidResourceIdentifier, 403001 PermissionDeniedError,
 404001 ResourceNotFound, 400002 InsufficientResources, 400004 UserAccountError. RunComfy does not publish its error body
-or codes for a bad parameter, a full queue, a failed run or a content check; this server's choices (400003, 429001,
-409001, 422001, 500001, 500002, 503001) follow the same pattern and are documented in the README. Every error is `{"error": {code, name, message,
-parameter?}}`.
+or codes for a bad parameter, a full queue, a failed run or a content check; this server's choices (400003, 408001,
+429001, 409001, 422001, 500001, 500002, 503001; 405001 in server/http_errors.py) follow the same pattern and are
+documented in the README. Every error is `{"error": {code, name, message, parameter?}}`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..bodies import shown
 from ..jobs import ErrorKind, TaskError
 
 # The task service's error kinds as (code, name, HTTP status).
@@ -67,12 +68,13 @@ def invalid_parameter(parameter: str, message: str) -> RunComfyError:
 
 def unknown_model(path: str, offered: list[str]) -> RunComfyError:
     return RunComfyError(
-        400001, "InvalidResourceIdentifier", f"unknown model {path!r}; this server offers {', '.join(offered)}", 400
+        400001, "InvalidResourceIdentifier", f"unknown model {shown(path)}; this server offers {', '.join(offered)}", 400,
+        "model",
     )
 
 
 def account_error(message: str) -> RunComfyError:
-    return RunComfyError(400004, "UserAccountError", message, 401)
+    return RunComfyError(400004, "UserAccountError", message, 401, "Authorization")
 
 
 def from_task_error(error: TaskError, parameter: str | None = None) -> RunComfyError:

@@ -4,18 +4,17 @@ takes `Authorization: Bearer <key>` (the server's API keys)."""
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ..auth import ApiKeys
-from ..bodies import BodyTooLarge, read_body
+from ..bodies import CLOSE_CONNECTION, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
+from ..limits import RateLimiter
 from .protocol import RunComfyError, account_error, invalid_parameter
 from .service import RunComfyService
 
 
-def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int) -> APIRouter:
+def runcomfy_router(service: RunComfyService, keys: ApiKeys, body_limits: BodyLimits, limiter: RateLimiter) -> APIRouter:
     router = APIRouter()
 
     def key_of(request: Request) -> str:
@@ -25,6 +24,9 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int
         key_id = keys.identify(token.strip())
         if key_id is None:
             raise account_error("invalid API key")
+        refusal = limiter.refusal(key_id)
+        if refusal:
+            raise RunComfyError(429001, "TooManyRequests", refusal, 429, "Authorization")
         return key_id
 
     @router.post("/v1/models/{owner}/{family}/{variant}/{mode}")
@@ -32,11 +34,13 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int
         try:
             key_id = key_of(request)
             try:
-                body = json.loads(await read_body(request, max_body_bytes))
+                body = parse_json(await read_body(request, body_limits))
             except BodyTooLarge as error:
                 raise RunComfyError(400003, "InvalidParameter", str(error), 413, "body") from None
-            except ValueError:
-                raise invalid_parameter("body", "the body is not valid JSON") from None
+            except BodyTimeout as error:
+                raise RunComfyError(408001, "RequestTimeout", str(error), 408, "body") from None
+            except InvalidJSON as error:
+                raise invalid_parameter("body", str(error)) from None
             return JSONResponse(service.submit(key_id, f"{owner}/{family}/{variant}", mode, body))
         except RunComfyError as error:
             return _error(error)
@@ -68,4 +72,5 @@ def _answer(read) -> JSONResponse:
 
 
 def _error(error: RunComfyError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status)
+    headers = CLOSE_CONNECTION if error.status in (408, 413) else None  # the body was not read to its end
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)

@@ -28,7 +28,9 @@ class RunComfyService:
         try:
             self.tasks.submit(key_id, request_id, TASK_TYPE, request, job)
         except TaskError as error:
-            parameter = {ErrorKind.INVALID_IMAGE: "image_url", ErrorKind.TOO_LARGE: "resolution"}.get(error.kind)
+            parameter = {
+                ErrorKind.INVALID_IMAGE: "image_url", ErrorKind.TOO_LARGE: "resolution", ErrorKind.QUEUE_FULL: "Authorization",
+            }.get(error.kind)  # fmt: skip
             raise from_task_error(error, parameter) from None
         return {"request_id": request_id, **self._urls(request_id)}
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from ltx_runtime.catalog import ModelSpec, SizeRange, get_model
 from ltx_runtime.request import MAX_SEED
 
+from ..bodies import parameter_name, shown
 from ..jobs import Job, job_seeds
 from .protocol import invalid_parameter, unknown_model
 
@@ -49,7 +50,8 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
     for key in body:
         if key not in allowed:
             known = ", ".join(sorted(allowed))
-            raise invalid_parameter(key, f"{key} is not a parameter of {mode} (parameters: {known})")
+            name = parameter_name(key)
+            raise invalid_parameter(name, f"{name} is not a parameter of {mode} (parameters: {known})")
 
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not 2 <= len(prompt) <= 10000:
@@ -58,20 +60,20 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
     width, height = _size(values["resolution"], values["aspect_ratio"], spec)
     fps = values["fps"]
     if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
-        raise invalid_parameter("fps", f"fps must be one of {', '.join(map(str, spec.fps_values))}, got {fps!r}")
+        raise invalid_parameter("fps", f"fps must be one of {', '.join(map(str, spec.fps_values))}, got {shown(fps)}")
     duration = values["duration"]
     if isinstance(duration, bool) or not isinstance(duration, int) or duration not in spec.all_durations():
         allowed_durations = ", ".join(map(str, spec.all_durations()))
-        raise invalid_parameter("duration", f"duration must be one of {allowed_durations} seconds, got {duration!r}")
+        raise invalid_parameter("duration", f"duration must be one of {allowed_durations} seconds, got {shown(duration)}")
     problem = spec.duration_error(width, height, duration, fps)
     if problem:
         raise invalid_parameter("duration", problem)
     audio = values["generate_audio"]
     if not isinstance(audio, bool):
-        raise invalid_parameter("generate_audio", f"generate_audio must be true or false, got {audio!r}")
+        raise invalid_parameter("generate_audio", f"generate_audio must be true or false, got {shown(audio)}")
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
-        raise invalid_parameter("seed", f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+        raise invalid_parameter("seed", f"seed must be an integer from 0 to {MAX_SEED}, got {shown(seed)}")
 
     return Job(
         model=spec.id,
@@ -87,20 +89,20 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
 
 
 def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int]:
-    if aspect_ratio not in ASPECT_RATIOS:
+    if not isinstance(aspect_ratio, str) or aspect_ratio not in ASPECT_RATIOS:  # a list here was a TypeError
         allowed = ", ".join(ASPECT_RATIOS)
-        raise invalid_parameter("aspect_ratio", f"aspect_ratio must be one of {allowed}, got {aspect_ratio!r}")
+        raise invalid_parameter("aspect_ratio", f"aspect_ratio must be one of {allowed}, got {shown(aspect_ratio)}")
     free = FREE_SIZE.match(resolution) if isinstance(resolution, str) and isinstance(spec.sizes, SizeRange) else None
     if free:
         width, height = int(free.group(1)), int(free.group(2))
-    elif resolution in RESOLUTIONS:
+    elif isinstance(resolution, str) and resolution in RESOLUTIONS:
         across, down = ASPECT_RATIOS[aspect_ratio]
         height = RESOLUTIONS[resolution]
         width = height * across // down
     else:
         extra = ' or "WIDTHxHEIGHT" for this demo model' if isinstance(spec.sizes, SizeRange) else ""
         allowed = ", ".join(RESOLUTIONS) + extra
-        raise invalid_parameter("resolution", f"resolution must be one of {allowed}, got {resolution!r}")
+        raise invalid_parameter("resolution", f"resolution must be one of {allowed}, got {shown(resolution)}")
     if not spec.allows_size(width, height):
         raise invalid_parameter("resolution", f"{width}x{height} is not a size of this model: {spec.describe_sizes()}")
     return width, height

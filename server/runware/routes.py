@@ -3,29 +3,46 @@ parse JSON, call `RunwareService.handle` and write `{"data": [...]}` / `{"errors
 
 from __future__ import annotations
 
-import json
+import asyncio
+import time
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from ..auth import ApiKeys
-from ..bodies import BodyTooLarge, read_body
+from ..bodies import CLOSE_CONNECTION, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
+from ..limits import TokenBucket
 from .protocol import ContractError, Reply
-from .service import INVALID_KEY_MESSAGE, RunwareService, Session
+from .service import INVALID_KEY_MESSAGE, MAX_TASKS_PER_REQUEST, RunwareService, Session
+
+POLICY_VIOLATION = 1008  # the WebSocket close code for a client that broke a limit
 
 
-def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) -> APIRouter:
+@dataclass(frozen=True)
+class SocketLimits:
+    auth_seconds: float
+    idle_seconds: float
+    messages_per_second: float
+    messages_burst: int
+
+
+def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimits, limits: SocketLimits) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1")
     async def rest(request: Request) -> JSONResponse:
         session = Session()
         try:
-            tasks = json.loads(await read_body(request, max_body_bytes))
+            tasks = parse_json(await read_body(request, body_limits))
         except BodyTooLarge as error:
-            return _reply(Reply(errors=[ContractError("invalidRequestBody", str(error), status=413)]))
-        except ValueError:
-            return _reply(Reply(errors=[ContractError("invalidRequestBody", "the body is not valid JSON", parameter="body")]))
+            error = ContractError("invalidRequestBody", str(error), parameter="body", status=413)
+            return _reply(Reply(errors=[error]), CLOSE_CONNECTION)
+        except BodyTimeout as error:
+            error = ContractError("requestBodyTimeout", str(error), parameter="body", status=408)
+            return _reply(Reply(errors=[error]), CLOSE_CONNECTION)
+        except InvalidJSON as error:
+            return _reply(Reply(errors=[ContractError("invalidRequestBody", str(error), parameter="body")]))
         authorization = request.headers.get("authorization", "")
         if authorization:
             scheme, _, key = authorization.partition(" ")
@@ -40,17 +57,27 @@ def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) 
     async def websocket(socket: WebSocket) -> None:
         await socket.accept()
         session = Session(websocket=True)
+        frames = TokenBucket(limits.messages_per_second, limits.messages_burst)
+        auth_deadline = time.monotonic() + limits.auth_seconds
         try:
             while True:
-                text = await socket.receive_text()
+                message = await _next_message(socket, session, limits, auth_deadline)
+                if message is None:
+                    return
+                if not frames.take():
+                    rate = f"{limits.messages_per_second:g} per second (burst {limits.messages_burst})"
+                    await _close(socket, ContractError("rateLimitExceeded", f"more than {rate} frames; closing"))
+                    return
+                if message.get("text") is None:
+                    await _send_error(socket, "binary frames are not accepted: send JSON text")
+                    continue
                 try:
-                    tasks = json.loads(text)
-                except ValueError:
-                    error = ContractError("invalidRequestBody", "the frame is not valid JSON", parameter="body")
-                    await socket.send_json(Reply(errors=[error]).body())
+                    tasks = parse_json(message["text"], "the frame")
+                except InvalidJSON as error:
+                    await _send_error(socket, str(error))
                     continue
                 tasks = [tasks] if isinstance(tasks, dict) else tasks
-                if not isinstance(tasks, list) or not tasks:
+                if not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_TASKS_PER_REQUEST:
                     await socket.send_json((await service.handle(tasks, session)).body())
                     continue
                 # One frame per task: the auth reply must come first and alone, and a pong in a frame of its own.
@@ -66,6 +93,36 @@ def runware_router(service: RunwareService, keys: ApiKeys, max_body_bytes: int) 
     return router
 
 
+async def _next_message(socket: WebSocket, session: Session, limits: SocketLimits, auth_deadline: float) -> dict | None:
+    """The next frame; None once the client has gone, or after closing a socket that took too long: no successful
+    authentication by `auth_deadline` (whatever else it sent), then nothing for `limits.idle_seconds`."""
+    authenticated = session.key_id is not None
+    try:
+        async with asyncio.timeout(limits.idle_seconds if authenticated else auth_deadline - time.monotonic()):
+            message = await socket.receive()
+    except TimeoutError:
+        if authenticated:
+            idle = f"nothing received for {limits.idle_seconds:g} s; closing"
+            await _close(socket, ContractError("connectionIdle", idle), 1000)
+        else:
+            await _close(socket, ContractError(
+                "authenticationTimeout", f"no authentication within {limits.auth_seconds:g} s of connecting; closing",
+                parameter="apiKey", task_type="authentication",
+            ))  # fmt: skip
+        return None
+    return None if message["type"] == "websocket.disconnect" else message
+
+
+async def _send_error(socket: WebSocket, message: str) -> None:
+    """A frame that could not be read as tasks; the socket stays open."""
+    await socket.send_json(Reply(errors=[ContractError("invalidRequestBody", message, parameter="body")]).body())
+
+
+async def _close(socket: WebSocket, error: ContractError, code: int = POLICY_VIOLATION) -> None:
+    await socket.send_json(Reply(errors=[error]).body())
+    await socket.close(code, error.code)
+
+
 def _resumes_a_session(task, reply: Reply) -> bool:
     return (
         isinstance(task, dict) and task.get("taskType") == "authentication"
@@ -73,5 +130,5 @@ def _resumes_a_session(task, reply: Reply) -> bool:
     )  # fmt: skip
 
 
-def _reply(reply: Reply) -> JSONResponse:
-    return JSONResponse(reply.body(), status_code=reply.http_status)
+def _reply(reply: Reply, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(reply.body(), status_code=reply.http_status, headers=headers)

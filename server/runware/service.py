@@ -9,9 +9,11 @@ from typing import Any
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
 from ..auth import ApiKeys
+from ..limits import RateLimiter
 from ..jobs import ErrorKind, TaskError
 from ..service import TaskService, not_found_message
 from ..tasks import ResultRecord, TaskRecord
+from ..bodies import shown
 from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import validate_video_inference
@@ -21,6 +23,8 @@ TASK_TYPES = (
     "authentication", "ping", VIDEO_INFERENCE, "getResponse", "cancelTask", "imageUpload", "getTaskDetails", "listTasks"
 )  # fmt: skip
 LIST_LIMIT_MAX = 50
+MAX_TASKS_PER_REQUEST = 100
+"""Tasks in one REST body or WebSocket frame; the SDKs send one or two."""
 
 
 @dataclass
@@ -35,18 +39,22 @@ class Session:
 
 
 class RunwareService:
-    def __init__(self, tasks: TaskService, keys: ApiKeys, demo: bool):
+    def __init__(self, tasks: TaskService, keys: ApiKeys, demo: bool, limiter: RateLimiter | None = None):
         self.tasks = tasks
         self.keys = keys
         self.demo = demo
+        self.limiter = limiter or RateLimiter(0, 1)  # none given: no limit
 
     async def handle(self, tasks: Any, session: Session) -> Reply:
         reply = Reply()
         if not isinstance(tasks, list):
-            reply.errors.append(ContractError("invalidRequestBody", "the body must be a JSON array of task objects"))
+            reply.errors.append(_body_error("the body must be a JSON array of task objects"))
             return reply
         if not tasks:
-            reply.errors.append(ContractError("invalidRequestBody", "the task array is empty: send at least one task"))
+            reply.errors.append(_body_error("the task array is empty: send at least one task"))
+            return reply
+        if len(tasks) > MAX_TASKS_PER_REQUEST:
+            reply.errors.append(_body_error(f"{len(tasks)} tasks in one request; at most {MAX_TASKS_PER_REQUEST}"))
             return reply
         for task in tasks:
             try:
@@ -61,7 +69,7 @@ class RunwareService:
 
     async def _handle_one(self, task: Any, session: Session) -> Reply:
         if not isinstance(task, dict):
-            raise ContractError("invalidRequestBody", "each task must be a JSON object")
+            raise _body_error("each task must be a JSON object")
         task_type = task.get("taskType")
         if task_type == "authentication":
             return Reply(data=[self._authenticate(task, session)])
@@ -72,6 +80,9 @@ class RunwareService:
                 "missingApiKey", "authenticate first: an Authorization: Bearer header or an authentication task",
                 parameter="apiKey", status=401,
             )  # fmt: skip
+        refusal = self.limiter.refusal(session.key_id)
+        if refusal:
+            raise ContractError("rateLimitExceeded", refusal, parameter="apiKey", status=429)
         if task_type == "ping":
             return Reply(data=[{"taskType": "ping", "pong": True}])
         if task_type == VIDEO_INFERENCE:
@@ -87,7 +98,7 @@ class RunwareService:
         if task_type == "listTasks":
             return Reply(data=[self._list_tasks(task, session)])
         raise ContractError(
-            "invalidTaskType", f"unknown taskType {task_type!r}; this server handles {', '.join(TASK_TYPES)}",
+            "invalidTaskType", f"unknown taskType {shown(task_type)}; this server handles {', '.join(TASK_TYPES)}",
             parameter="taskType",
         )  # fmt: skip
 
@@ -127,7 +138,9 @@ class RunwareService:
                 session_uuid=session.connection_uuid if session.websocket else None,
             )  # fmt: skip
         except TaskError as error:
-            parameter = {ErrorKind.INVALID_IMAGE: "inputs.frameImages", ErrorKind.DUPLICATE: "taskUUID"}.get(error.kind)
+            parameter = {
+                ErrorKind.INVALID_IMAGE: "inputs.frameImages", ErrorKind.DUPLICATE: "taskUUID", ErrorKind.QUEUE_FULL: "apiKey",
+            }.get(error.kind)  # fmt: skip
             raise contract_error(error, parameter) from None
         # The ack carries nothing else: the Python SDK treats a videoUUID or a status here as finished results.
         return {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
@@ -286,6 +299,10 @@ class RunwareService:
 
 def _item(record: TaskRecord, result: ResultRecord, **fields: Any) -> dict[str, Any]:
     return {"taskType": record.task_type, "taskUUID": record.task_uuid, "videoUUID": result.video_uuid, **fields}
+
+
+def _body_error(message: str) -> ContractError:
+    return ContractError("invalidRequestBody", message, parameter="body")
 
 
 def _string(value: Any) -> str | None:

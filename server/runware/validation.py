@@ -18,6 +18,7 @@ from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputF
 from ltx_runtime.request import MAX_SEED, SafetyMode, SafetyRequest
 
 from ..jobs import Job, job_seeds
+from ..bodies import parameter_name, shown
 from .protocol import ContractError
 
 TASK_TYPE = "videoInference"
@@ -62,23 +63,23 @@ class _Checker:
         return self.fail("unsupportedParameter", parameter, message)
 
     def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
-        value = self.task.get(name, default)
-        if value is None:
-            return None
+        value = self.task.get(name)
+        if value is None:  # absent or null: the default (null numberResults once reached job_seeds as None)
+            return default
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.invalid(name, f"{name} must be an integer from {low} to {high}, got {value!r}")
+            raise self.invalid(name, f"{name} must be an integer from {low} to {high}, got {shown(value)}")
         return value
 
     def boolean(self, container: dict[str, Any], name: str, parameter: str, default: bool) -> bool:
         value = container.get(name, default)
         if not isinstance(value, bool):
-            raise self.invalid(parameter, f"{parameter} must be true or false, got {value!r}")
+            raise self.invalid(parameter, f"{parameter} must be true or false, got {shown(value)}")
         return value
 
     def only_keys(self, container: dict[str, Any], allowed: set[str], prefix: str) -> None:
         for key in container:
             if key not in allowed:
-                where = f"{prefix}.{key}" if prefix else key
+                where = f"{prefix}.{parameter_name(key)}" if prefix else parameter_name(key)
                 raise self.unsupported(where, f"{where} is not a parameter of this model")
 
     def object(self, name: str, parameter: str, container: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     try:
         uuid.UUID(check.task_uuid)
     except ValueError:
-        raise check.invalid("taskUUID", f"taskUUID must be a UUID, got {check.task_uuid!r}") from None
+        raise check.invalid("taskUUID", f"taskUUID must be a UUID, got {shown(check.task_uuid)}") from None
 
     model_id = task.get("model")
     if model_id is None:
@@ -112,7 +113,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     spec = MODELS.get(model_id) if isinstance(model_id, str) else None
     if spec is None or (spec.demo_only and not demo):
         offered = ", ".join(m.id for m in MODELS.values() if demo or not m.demo_only)
-        raise check.invalid("model", f"unknown model {model_id!r}; this server offers {offered}")
+        raise check.invalid("model", f"unknown model {shown(model_id)}; this server offers {offered}")
 
     if "frameImages" in task:
         raise check.unsupported("frameImages", "frameImages must be nested under inputs (inputs.frameImages)")
@@ -129,7 +130,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     width, height = _size(check, task, spec, frame_image is not None)
     fps = task.get("fps", spec.default_fps)
     if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
-        raise check.invalid("fps", f"{spec.id} takes fps {spec.describe_fps()}, got {fps!r}")
+        raise check.invalid("fps", f"{spec.id} takes fps {spec.describe_fps()}, got {shown(fps)}")
     duration = _duration(check, task, spec, width, height, fps)
 
     number_results = check.integer("numberResults", 1, 1, MAX_RESULTS)
@@ -138,7 +139,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         raise check.invalid("outputType", "outputType must be URL for video models")
     output_format = task.get("outputFormat", "MP4")
     if not isinstance(output_format, str) or output_format.upper() not in {"MP4", "WEBM", "MOV"}:
-        raise check.invalid("outputFormat", f"outputFormat must be MP4, WEBM or MOV, got {output_format!r}")
+        raise check.invalid("outputFormat", f"outputFormat must be MP4, WEBM or MOV, got {shown(output_format)}")
     quality = check.integer("outputQuality", QUALITY_DEFAULT, QUALITY_MIN, QUALITY_MAX)
     ttl = check.integer("ttl", None, MIN_TTL, 2**31 - 1)
     if task.get("deliveryMethod", "async") != "async":
@@ -179,7 +180,7 @@ def _size(check: _Checker, task: dict, spec: ModelSpec, has_image: bool) -> tupl
             other = "height" if name == "width" else "width"
             raise check.missing(name, f"{name} must be given together with {other}")
         if isinstance(value, bool) or not isinstance(value, int):
-            raise check.invalid(name, f"{name} must be an integer, got {value!r}")
+            raise check.invalid(name, f"{name} must be an integer, got {shown(value)}")
     if not spec.allows_size(width, height):
         raise check.fail(
             "unsupportedDimensions", "width", f"{width}x{height} is not a size of {spec.id}; allowed: {spec.describe_sizes()}"
@@ -191,7 +192,7 @@ def _duration(check: _Checker, task: dict, spec: ModelSpec, width: int | None, h
     duration = task.get("duration", spec.default_duration)
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration not in spec.all_durations():
         allowed = ", ".join(map(str, spec.all_durations()))
-        raise check.invalid("duration", f"{spec.id} takes durations of {allowed} seconds, got {duration!r}")
+        raise check.invalid("duration", f"{spec.id} takes durations of {allowed} seconds, got {shown(duration)}")
     # A size still to come from the image (LTX-2.3) is 1080p either way, which has every duration.
     problem = spec.duration_error(width or 1920, height or 1080, duration, fps)
     if problem:
