@@ -171,7 +171,7 @@ class TaskStore(Protocol):
     # the server's side
     def submit(self, key_id: str, task_uuid: str, task_type: str, request: dict, job: dict, seeds: list[int],
                status: str = "queued", session_uuid: str | None = None) -> TaskRecord: ...
-    def preparing(self) -> list[TaskRecord]: ...
+    def take_preparing(self, owner: str, lease_seconds: float) -> list[TaskRecord]: ...
     def prepared(self, task_id: int, job: dict) -> None: ...
     def get(self, key_id: str, task_uuid: str) -> TaskRecord | None: ...
     def get_by_id(self, task_id: int) -> TaskRecord: ...
@@ -183,6 +183,7 @@ class TaskStore(Protocol):
     def result_by_video(self, video_uuid: str) -> tuple[ResultRecord, float | None] | None: ...
     def pending_count(self, key_id: str | None = None) -> int: ...
     def status_counts(self) -> dict[str, int]: ...
+    def oldest_queued_at(self) -> float | None: ...
     def finished_durations(self) -> tuple[int, float]: ...
     def expired_files(self, now: float) -> list[tuple[str, str]]: ...
     def forget_file(self, video_uuid: str) -> None: ...
@@ -204,6 +205,7 @@ class TaskStore(Protocol):
     def worker_state(self, worker_id: str, pid: int, state: str, detail: str = "",
                      memory_profile: str | None = None, memory_budget: int | None = None) -> None: ...
     def workers(self) -> list[dict[str, Any]]: ...
+    def touch_workers(self, worker_ids: list[str]) -> None: ...
     # the delivery outbox
     def take_deliveries(self) -> list[DeliveryRecord]: ...
     def finish_delivery(self, delivery_id: int, delivered: bool, attempts: int, status: int | None, error: str | None) -> None: ...
@@ -315,14 +317,24 @@ class SQLiteTaskStore:
         row = self._connection().execute("SELECT * FROM results WHERE video_uuid = ?", (video_uuid,)).fetchone()
         return None if row is None else (self._result(row), row["expires_at"])
 
-    def preparing(self) -> list[TaskRecord]:
-        rows = self._connection().execute("SELECT * FROM tasks WHERE status = 'preparing' ORDER BY id").fetchall()
-        return [self._record(row) for row in rows]
+    def take_preparing(self, owner: str, lease_seconds: float) -> list[TaskRecord]:
+        """Claim the tasks waiting for their first-frame image that no API node is fetching (or whose fetcher's lease
+        ran out), so that with several API nodes one fetches each."""
+        now = time.time()
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE tasks SET lease_owner = ?, lease_expires = ? WHERE status = 'preparing'"
+                " AND (lease_owner IS NULL OR lease_expires < ?) RETURNING *",
+                (owner, now + lease_seconds, now),
+            ).fetchall()
+        return [self._record(row) for row in sorted(rows, key=lambda row: row["id"])]
 
     def prepared(self, task_id: int, job: dict) -> None:
         """The task's inputs are local now: store its final job and queue it."""
         self._connection().execute(
-            "UPDATE tasks SET job = ?, status = 'queued' WHERE id = ? AND status = 'preparing'", (json.dumps(job), task_id)
+            "UPDATE tasks SET job = ?, status = 'queued', lease_owner = NULL, lease_expires = NULL"
+            " WHERE id = ? AND status = 'preparing'",
+            (json.dumps(job), task_id),
         )
 
     def pending_count(self, key_id=None) -> int:
@@ -335,6 +347,10 @@ class SQLiteTaskStore:
     def status_counts(self) -> dict[str, int]:
         rows = self._connection().execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
         return {row[0]: row[1] for row in rows}
+
+    def oldest_queued_at(self) -> float | None:
+        """When the longest-waiting queued task was submitted (how far behind the workers are)."""
+        return self._connection().execute("SELECT MIN(created_at) FROM tasks WHERE status = 'queued'").fetchone()[0]
 
     def finished_durations(self) -> tuple[int, float]:
         """(count, total seconds from first claim to finish) over finished tasks."""
@@ -505,6 +521,12 @@ class SQLiteTaskStore:
 
     def workers(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._connection().execute("SELECT * FROM workers ORDER BY worker_id")]
+
+    def touch_workers(self, worker_ids: list[str]) -> None:
+        """The supervisor's heartbeat for its live workers: a row not touched for a while belongs to a dead host."""
+        self._connection().executemany(
+            "UPDATE workers SET updated_at = ? WHERE worker_id = ?", [(time.time(), worker_id) for worker_id in worker_ids]
+        )
 
     # -- rows to records ------------------------------------------------------------------------------------------
 
