@@ -1,0 +1,160 @@
+"""The fleet, first form: two `--role api` servers and two `--role worker` nodes, separate processes sharing one task
+store and one media location. 30 tasks from three clients spread over both API nodes; one worker node and one API
+node are SIGKILLed mid-task (the API node is restarted, the worker node is not). Every task ends with exactly one
+result, readable from either API node, and its file is in the media location exactly once, with nothing else there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from conftest import probe
+from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, free_port, video_task
+
+pytestmark = pytest.mark.slow  # four servers and 30 clips on 2 CPU cores: about two minutes
+
+TASKS_PER_CLIENT = 10
+CLIENT_KEYS = (API_KEY, OTHER_KEY, API_KEY)  # three clients, two of them with the same key
+
+
+@dataclass
+class FleetStorage:
+    env: dict[str, str]
+    """The settings that point every node at the shared task store and media location."""
+    media_names: Callable[[], list[str]]
+    """Every object in the media location, as the fleet left it."""
+
+
+@pytest.fixture
+def fleet_storage(tmp_path) -> FleetStorage:
+    """The one store and media location of the fleet: on this single host, the SQLite file and the media folder of
+    one shared data folder. For the multi-host backends, return instead env {LTX_DATABASE_URL: the test's Postgres,
+    LTX_MEDIA_URL: s3://bucket/prefix, LTX_S3_ENDPOINT_URL: the test's S3 server} and a media_names that lists the
+    bucket's keys under the prefix; nothing else in this file names the storage."""
+    shared = tmp_path / "shared"
+    return FleetStorage({"LTX_DATA_DIR": str(shared)}, lambda: sorted(path.name for path in (shared / "media").iterdir()))
+
+
+def task_events(node: ServerProcess, event: str) -> list[dict]:
+    events = []
+    for line in node.log().splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("event") == event:
+                events.append(entry)
+    return events
+
+
+def get_response(node: ServerProcess, task_uuid: str, key: str) -> dict:
+    status, body = node.post([{"taskType": "getResponse", "taskUUID": task_uuid}], key=key)
+    assert status == 200, body
+    return body
+
+
+def test_two_api_nodes_and_two_worker_nodes_survive_a_killed_node_of_each(tiny_root, tmp_path, fleet_storage, say):
+    say("a fleet of 2 API and 2 worker processes, 30 tiny clips, one node of each kind killed (about two minutes)")
+    common = {
+        **fleet_storage.env,
+        "LTX_LOG_FORMAT": "json",
+        "LTX_LEASE_SECONDS": "5",  # a killed worker node's task goes back to the queue 5 s later
+        "LTX_MAX_PENDING_PER_KEY": "50",
+        "LTX_WORKERS": "1",
+    }
+    api_ports = [free_port(), free_port()]
+    # The videoURLs name one base for the whole fleet (a load balancer's in production; the second API node here).
+    common["LTX_PUBLIC_URL"] = f"http://127.0.0.1:{api_ports[1]}"
+    apis = [ServerProcess(tmp_path / f"api{i}", tiny_root, port, LTX_ROLE="api", **common)
+            for i, port in enumerate(api_ports, 1)]  # fmt: skip
+    workers = [ServerProcess(tmp_path / f"worker{i}", tiny_root, LTX_ROLE="worker", **common) for i in (1, 2)]
+    nodes = apis + workers
+    try:
+        started_at = time.time()
+        with ThreadPoolExecutor(len(nodes)) as starting:
+            list(starting.map(lambda node: node.start(), nodes))
+        say(f"fleet ready after {time.time() - started_at:.0f} s")
+        for api in apis:  # an API node serves no worker of its own but sees the fleet's
+            ready = json.loads(urllib.request.urlopen(api.base + "/health/ready", timeout=10).read())
+            assert ready["role"] == "api" and sum(w["state"] == "ready" for w in ready["workers"]) == 2, ready
+        for worker in workers:  # a worker node serves no API
+            assert worker.post([video_task()])[0] == 404
+
+        submitted: dict[str, tuple[str, ServerProcess]] = {}  # taskUUID -> (key, the API node that accepted it)
+        lock = threading.Lock()
+
+        def client(key: str, first_node: int) -> None:
+            for node in itertools.islice(itertools.cycle(apis[first_node:] + apis[:first_node]), TASKS_PER_CLIENT):
+                task = video_task(width=64, height=64, duration=1, fps=8)
+                status, body = node.post([task], key=key)
+                assert status == 200, body
+                with lock:
+                    submitted[task["taskUUID"]] = (key, node)
+
+        with ThreadPoolExecutor(len(CLIENT_KEYS)) as clients:
+            list(clients.map(client, CLIENT_KEYS, range(len(CLIENT_KEYS))))
+        assert len(submitted) == 30 and {node.port for _, node in submitted.values()} == {a.port for a in apis}
+
+        # Kill the first worker node, supervisor and worker at once as when its host dies, once it has finished a few
+        # tasks and while it generates another (started, not finished).
+        killed_worker, killed_api = workers[0], apis[0]
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            started = [e["taskUUID"] for e in task_events(killed_worker, "started")]
+            finished = {e["taskUUID"] for e in task_events(killed_worker, "finished")}
+            interrupted = [uuid for uuid in started if uuid not in finished]
+            if len(finished) >= 3 and interrupted:
+                break
+            time.sleep(0.05)
+        assert interrupted, killed_worker.log()[-3000:]
+        os.killpg(killed_worker.process.pid, signal.SIGKILL)  # its own session: the supervisor and its worker
+        killed_worker.process.wait(10)
+        say(f"killed worker node 1 after {time.time() - started_at:.0f} s, mid-task {interrupted[-1]}")
+
+        # Kill the first API node while tasks it accepted are still unfinished; they stay readable from the other.
+        unfinished = [
+            (uuid, key) for uuid, (key, node) in submitted.items()
+            if node is killed_api and get_response(apis[1], uuid, key)["data"][0]["status"] == "processing"
+        ]  # fmt: skip
+        assert unfinished
+        killed_api.process.send_signal(signal.SIGKILL)
+        killed_api.process.wait(10)
+        restarted_api = ServerProcess(killed_api.data_dir, tiny_root, port=killed_api.port, LTX_ROLE="api", **common)
+        apis[0] = restarted_api.start()
+        nodes = apis + workers
+
+        say(f"killed and restarted API node 1 after {time.time() - started_at:.0f} s")
+        results = {uuid: apis[1].wait_for_results(uuid, key=key, timeout=240) for uuid, (key, _) in submitted.items()}
+
+        say(f"30 tasks done after {time.time() - started_at:.0f} s")
+        video_files = []
+        for task_uuid, (key, _) in submitted.items():
+            (item,) = results[task_uuid]  # exactly one result per requested video
+            assert item["status"] == "success" and item["taskUUID"] == task_uuid
+            for api in apis:  # the same result from either node, its file downloadable from either
+                assert get_response(api, task_uuid, key)["data"] == [item]
+                file_name = item["videoURL"].rsplit("/", 1)[1]
+                path, content_type = download(f"{api.base}/media/{file_name}", tmp_path / f"{api.port}-{file_name}")
+                assert content_type == "video/mp4"
+            clip = probe(path)
+            assert (clip.width, clip.height, clip.frames) == (64, 64, 8)  # 1 s at 8 fps
+            video_files.append(file_name)
+        assert fleet_storage.media_names() == sorted(video_files)  # each once; no partial or orphan files
+
+        # The interrupted task ran again on the surviving worker node, as its second attempt.
+        retried = {e["taskUUID"]: e["attempt"] for e in task_events(workers[1], "started")}
+        assert retried.get(interrupted[-1]) == 2, interrupted
+        assert len(set(video_files)) == 30
+    finally:
+        for node in nodes:
+            node.stop()
