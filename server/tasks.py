@@ -525,7 +525,7 @@ class SQLiteTaskStore:
     def touch_workers(self, worker_ids: list[str]) -> None:
         """The supervisor's heartbeat for its live workers: a row not touched for a while belongs to a dead host."""
         self._connection().executemany(
-            "UPDATE workers SET updated_at = ? WHERE worker_id = ?", [(time.time(), worker_id) for worker_id in worker_ids]
+            "UPDATE workers SET updated_at = ? WHERE worker_id = ?", [(time.time(), worker) for worker in worker_ids]
         )
 
     # -- rows to records ------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import pytest
 from conftest import probe
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, free_port, video_task
 
-pytestmark = pytest.mark.slow  # four servers and 30 clips on 2 CPU cores: about two minutes
+pytestmark = pytest.mark.slow  # four servers and 30 clips: 4 min 15 s on the busy 2-core machine
 
 TASKS_PER_CLIENT = 10
 CLIENT_KEYS = (API_KEY, OTHER_KEY, API_KEY)  # three clients, two of them with the same key
@@ -64,7 +64,7 @@ def get_response(node: ServerProcess, task_uuid: str, key: str) -> dict:
 
 
 def test_two_api_nodes_and_two_worker_nodes_survive_a_killed_node_of_each(tiny_root, tmp_path, fleet_storage, say):
-    say("a fleet of 2 API and 2 worker processes, 30 tiny clips, one node of each kind killed (about two minutes)")
+    say("a fleet of 2 API and 2 worker processes, 30 tiny clips, one node of each kind killed (about 4 min on 2 cores)")
     common = {
         **fleet_storage.env,
         "LTX_LOG_FORMAT": "json",
