@@ -1,7 +1,8 @@
 """The fleet, first form: two `--role api` servers and two `--role worker` nodes, separate processes sharing one task
-store and one media location. 30 tasks from three clients spread over both API nodes; one worker node and one API
-node are SIGKILLed mid-task (the API node is restarted, the worker node is not). Every task ends with exactly one
-result, readable from either API node, and its file is in the media location exactly once, with nothing else there.
+store and one media location. 30 tasks (36 videos) from three clients spread over both API nodes; one worker node and
+one API node are SIGKILLed mid-task (the API node is restarted, the worker node is not). Every task ends with exactly
+one result per requested video, readable from either API node, and each file is in the media location exactly once,
+with nothing else there.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Callable
 import pytest
 
 from conftest import probe
-from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, free_port, video_task
+from server.supervisor import WORKER_STALE_SECONDS
+from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, free_port, prometheus_values, video_task
 
 pytestmark = pytest.mark.slow  # four servers and 30 clips: 4 min 15 s on the busy 2-core machine
 
@@ -44,7 +46,8 @@ def fleet_storage(tmp_path) -> FleetStorage:
     LTX_MEDIA_URL: s3://bucket/prefix, LTX_S3_ENDPOINT_URL: the test's S3 server} and a media_names that lists the
     bucket's keys under the prefix; nothing else in this file names the storage."""
     shared = tmp_path / "shared"
-    return FleetStorage({"LTX_DATA_DIR": str(shared)}, lambda: sorted(path.name for path in (shared / "media").iterdir()))
+    media = shared / "media"
+    return FleetStorage({"LTX_DATA_DIR": str(shared)}, lambda: sorted(file.name for file in media.iterdir()))
 
 
 def task_events(node: ServerProcess, event: str) -> list[dict]:
@@ -87,23 +90,27 @@ def test_two_api_nodes_and_two_worker_nodes_survive_a_killed_node_of_each(tiny_r
         for api in apis:  # an API node serves no worker of its own but sees the fleet's
             ready = json.loads(urllib.request.urlopen(api.base + "/health/ready", timeout=10).read())
             assert ready["role"] == "api" and sum(w["state"] == "ready" for w in ready["workers"]) == 2, ready
-        for worker in workers:  # a worker node serves no API
+        for worker in workers:  # a worker node reports its own worker, and serves no API
+            ready = json.loads(urllib.request.urlopen(worker.base + "/health/ready", timeout=10).read())
+            assert ready["role"] == "worker" and [w["state"] for w in ready["workers"]] == ["ready"], ready
             assert worker.post([video_task()])[0] == 404
 
-        submitted: dict[str, tuple[str, ServerProcess]] = {}  # taskUUID -> (key, the API node that accepted it)
+        submitted: dict[str, tuple[str, ServerProcess, int]] = {}  # taskUUID -> (key, API node, videos asked)
         lock = threading.Lock()
 
         def client(key: str, first_node: int) -> None:
-            for node in itertools.islice(itertools.cycle(apis[first_node:] + apis[:first_node]), TASKS_PER_CLIENT):
-                task = video_task(width=64, height=64, duration=1, fps=8)
+            nodes_in_turn = itertools.cycle(apis[first_node:] + apis[:first_node])
+            for number, node in enumerate(itertools.islice(nodes_in_turn, TASKS_PER_CLIENT)):
+                videos = 2 if number % 5 == 0 else 1
+                task = video_task(width=64, height=64, duration=1, fps=8, numberResults=videos)
                 status, body = node.post([task], key=key)
                 assert status == 200, body
                 with lock:
-                    submitted[task["taskUUID"]] = (key, node)
+                    submitted[task["taskUUID"]] = (key, node, videos)
 
         with ThreadPoolExecutor(len(CLIENT_KEYS)) as clients:
             list(clients.map(client, CLIENT_KEYS, range(len(CLIENT_KEYS))))
-        assert len(submitted) == 30 and {node.port for _, node in submitted.values()} == {a.port for a in apis}
+        assert len(submitted) == 30 and {node.port for _, node, _ in submitted.values()} == {a.port for a in apis}
 
         # Kill the first worker node, supervisor and worker at once as when its host dies, once it has finished a few
         # tasks and while it generates another (started, not finished).
@@ -123,7 +130,7 @@ def test_two_api_nodes_and_two_worker_nodes_survive_a_killed_node_of_each(tiny_r
 
         # Kill the first API node while tasks it accepted are still unfinished; they stay readable from the other.
         unfinished = [
-            (uuid, key) for uuid, (key, node) in submitted.items()
+            (uuid, key) for uuid, (key, node, _) in submitted.items()
             if node is killed_api and get_response(apis[1], uuid, key)["data"][0]["status"] == "processing"
         ]  # fmt: skip
         assert unfinished
@@ -134,27 +141,41 @@ def test_two_api_nodes_and_two_worker_nodes_survive_a_killed_node_of_each(tiny_r
         nodes = apis + workers
 
         say(f"killed and restarted API node 1 after {time.time() - started_at:.0f} s")
-        results = {uuid: apis[1].wait_for_results(uuid, key=key, timeout=240) for uuid, (key, _) in submitted.items()}
+        results = {uuid: apis[1].wait_for_results(uuid, key=key, timeout=240) for uuid, (key, *_) in submitted.items()}
 
         say(f"30 tasks done after {time.time() - started_at:.0f} s")
         video_files = []
-        for task_uuid, (key, _) in submitted.items():
-            (item,) = results[task_uuid]  # exactly one result per requested video
-            assert item["status"] == "success" and item["taskUUID"] == task_uuid
-            for api in apis:  # the same result from either node, its file downloadable from either
-                assert get_response(api, task_uuid, key)["data"] == [item]
+        for task_uuid, (key, _, videos) in submitted.items():
+            items = results[task_uuid]  # exactly one result per requested video
+            assert len(items) == videos and len({item["videoUUID"] for item in items}) == videos
+            for api in apis:  # the same results from either node
+                assert get_response(api, task_uuid, key)["data"] == items
+            for item in items:
+                assert item["status"] == "success" and item["taskUUID"] == task_uuid
                 file_name = item["videoURL"].rsplit("/", 1)[1]
-                path, content_type = download(f"{api.base}/media/{file_name}", tmp_path / f"{api.port}-{file_name}")
-                assert content_type == "video/mp4"
-            clip = probe(path)
-            assert (clip.width, clip.height, clip.frames) == (64, 64, 8)  # 1 s at 8 fps
-            video_files.append(file_name)
+                for api in apis:  # each file downloadable from either node
+                    path, content_type = download(f"{api.base}/media/{file_name}", tmp_path / f"{api.port}-{file_name}")
+                    assert content_type == "video/mp4"
+                clip = probe(path)
+                assert (clip.width, clip.height, clip.frames) == (64, 64, 8)  # 1 s at 8 fps
+                video_files.append(file_name)
+        assert len(video_files) == 36
         assert fleet_storage.media_names() == sorted(video_files)  # each once; no partial or orphan files
 
         # The interrupted task ran again on the surviving worker node, as its second attempt.
         retried = {e["taskUUID"]: e["attempt"] for e in task_events(workers[1], "started")}
         assert retried.get(interrupted[-1]) == 2, interrupted
-        assert len(set(video_files)) == 30
+
+        # The metrics an autoscaler reads: an empty queue, and once its row goes stale, one live worker, not two.
+        deadline = time.time() + WORKER_STALE_SECONDS + 15
+        while time.time() < deadline:
+            metrics = prometheus_values(urllib.request.urlopen(apis[0].base + "/metrics", timeout=10).read().decode())
+            if metrics['ltx_workers{state="ready"}'] == 1:
+                break
+            time.sleep(1)
+        assert metrics['ltx_workers{state="ready"}'] == 1
+        assert metrics["ltx_tasks_queued"] == 0 and metrics["ltx_oldest_queued_seconds"] == 0
+        assert metrics['ltx_tasks_finished_total{outcome="succeeded"}'] == 30
     finally:
         for node in nodes:
             node.stop()

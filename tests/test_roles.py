@@ -18,6 +18,7 @@ from server.operations import live_workers
 from server.settings import Settings
 from server.supervisor import WORKER_STALE_SECONDS
 from server.tasks import SQLiteTaskStore
+from server_harness import prometheus_values
 
 KEY = "roles-key"
 
@@ -74,8 +75,7 @@ def test_metrics_give_an_autoscaler_queue_depth_age_and_live_workers(tmp_path):
     store.worker_state("w-ready", 1, "ready")
     store.worker_state("w-starting", 2, "starting")
     store.worker_state("w-stopped", 3, "stopped", "exit code -9")
-    metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-               for line in call(app, "GET", "/metrics").text.splitlines() if line and not line.startswith("#")}  # fmt: skip
+    metrics = prometheus_values(call(app, "GET", "/metrics").text)
     assert metrics["ltx_tasks_queued"] == 2
     assert 42 <= metrics["ltx_oldest_queued_seconds"] < 60
     assert metrics['ltx_workers{state="ready"}'] == 1 and metrics['ltx_workers{state="starting"}'] == 1
