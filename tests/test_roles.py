@@ -14,6 +14,7 @@ import pytest
 
 from server.app import create_app
 from server.auth import ApiKeys
+from server.loops import lease_loop
 from server.operations import live_workers
 from server.settings import Settings
 from server.supervisor import WORKER_STALE_SECONDS
@@ -104,6 +105,23 @@ def test_one_api_node_fetches_each_first_frame_image_until_its_claim_runs_out(tm
     assert node_a.get_by_id(claimed.id).status == "queued"
     time.sleep(0.01)
     assert node_a.take_preparing("api-a", lease_seconds=60) == [] and node_b.claim("worker", 30).id == claimed.id
+
+
+def test_an_api_node_requeues_the_task_of_a_worker_whose_lease_ran_out(tmp_path):
+    settings = Settings(role="api", data_dir=tmp_path, max_attempts=3)
+    store = SQLiteTaskStore(settings.database)
+    task = submit(store, "on-a-dead-host")
+    assert store.claim("gone-host-worker0", lease_seconds=0.2).id == task.id
+
+    async def run_briefly() -> None:
+        loop = asyncio.create_task(lease_loop(settings, store))
+        await asyncio.sleep(1.5)
+        loop.cancel()
+
+    asyncio.run(run_briefly())
+    requeued = store.get_by_id(task.id)
+    assert requeued.status == "queued" and requeued.attempts == 1
+    assert store.claim("live-worker0", 30).id == task.id
 
 
 def test_an_api_node_starts_without_importing_torch(tmp_path):
