@@ -112,13 +112,16 @@ def serve(
     public_url: Optional[str] = typer.Option(None, help="Base of the video URLs given to clients (default: http://HOST:PORT; env LTX_PUBLIC_URL)."),
     demo: bool = typer.Option(False, "--demo", help="Serve tiny random weights (automatic when no CUDA GPU is present)."),
     log_format: Optional[str] = typer.Option(None, "--log-format", help="text (default) or json: one JSON object per line, for log shippers (env LTX_LOG_FORMAT)."),
+    role: Optional[str] = typer.Option(None, "--role", help="all (default): API and GPU workers on one box; api: the API, media and deliveries, no workers (no GPU needed); worker: the GPU workers only, with /health and /metrics on the port. A fleet's nodes share one task store and media location (env LTX_ROLE)."),
 ) -> None:
     """Run the Runware-compatible server: REST and WebSocket videoInference on /v1. Settings: LTX_* variables."""
     from server.main import serve as run_server  # the server imports the library, never the other way round
 
     if log_format not in (None, "text", "json"):
         _fail("--log-format: choose text or json", code=2)
-    run_server(host=host, port=port, public_url=public_url, demo=demo, log_format=log_format)
+    if role not in (None, "all", "api", "worker"):
+        _fail("--role: choose all, api or worker", code=2)
+    run_server(host=host, port=port, public_url=public_url, demo=demo, log_format=log_format, role=role)
 
 
 @app.command("models")

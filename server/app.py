@@ -1,7 +1,9 @@
 """The HTTP application, assembled: each contract's router, the operational routes and the background loops.
 
 Generation happens in the worker processes; this process only reads and writes the task store, so it stays
-responsive while a clip renders.
+responsive while a clip renders. The role (settings.role) picks the parts: `all` runs everything on one box; `api`
+the contracts, media, and the loops (first-frame images, deliveries, media expiry, expired leases) without workers;
+`worker` the worker pool and its watch loop, with only the health and metrics routes.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from .auth import ApiKeys
 from .bodies import BodyLimits
 from .http_errors import install_error_handlers
 from .limits import RateLimiter
-from .loops import cleanup_loop, delivery_loop, prepare_loop
+from .loops import cleanup_loop, delivery_loop, lease_loop, prepare_loop
 from .media_store import open_media
 from .netguard import GuardedClient, GuardSettings
-from .operations import operations_router
+from .operations import health_router, media_router
 from .playground import playground_router, static_files
 from .runcomfy.routes import runcomfy_router
 from .runcomfy.service import RunComfyService
@@ -31,50 +33,62 @@ from .supervisor import WorkerPool
 from .tasks import open_store
 
 
-def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
+def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
+    """`keys`: the API keys an API node checks (None on a worker node, which serves no contract)."""
     store = open_store(settings.store_url)
+    serves_api = settings.role != "worker"
+    pool = WorkerPool(settings, store) if settings.role != "api" else None
     media = open_media(settings)
     tasks = TaskService(settings, store, media)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    runware = RunwareService(tasks, keys, demo=settings.demo, limiter=limiter)
-    runcomfy = RunComfyService(tasks, demo=settings.demo)
-    pool = WorkerPool(settings, store)
-    webhook_bodies = {RUNWARE_VIDEO_TASK: runware.webhook_body}
+    runware = RunwareService(tasks, keys, demo=settings.demo, limiter=limiter) if serves_api else None
+    webhook_bodies = {RUNWARE_VIDEO_TASK: runware.webhook_body} if serves_api else {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store.release_deliveries(settings.node)
-        pool.start()
-        outbound = GuardedClient(GuardSettings(allow_hosts=settings.allow_hosts))
-        loops = [
-            asyncio.create_task(pool.watch()),
-            asyncio.create_task(delivery_loop(settings, store, media, webhook_bodies, outbound)),
-            asyncio.create_task(cleanup_loop(media, store)),
-            asyncio.create_task(prepare_loop(store, tasks, outbound)),
-        ]
+        loops = []
+        if pool is not None:
+            pool.start()  # requeues what this node's previous workers held
+            loops.append(pool.watch())
+        outbound = GuardedClient(GuardSettings(allow_hosts=settings.allow_hosts)) if serves_api else None
+        if outbound is not None:
+            store.release_claims(settings.node)  # what this node was sending or fetching when it stopped
+            loops += [
+                delivery_loop(settings, store, media, webhook_bodies, outbound),
+                cleanup_loop(media, store),
+                prepare_loop(store, tasks, outbound, settings.node),
+            ]
+        if pool is None:
+            loops.append(lease_loop(settings, store))
+        running = [asyncio.create_task(loop) for loop in loops]
         try:
             yield
         finally:
-            for loop in loops:
+            for loop in running:
                 loop.cancel()
-            for loop in loops:
+            for loop in running:
                 with suppress(asyncio.CancelledError):
                     await loop
-            await outbound.aclose()
-            pool.stop()
+            if outbound is not None:
+                await outbound.aclose()
+            if pool is not None:
+                pool.stop()
             store.close()
 
     app = FastAPI(title="ltx-runtime", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    body_limits = BodyLimits(settings.max_body_bytes, settings.body_timeout_seconds)
-    socket_limits = SocketLimits(
-        settings.ws_auth_timeout_seconds, settings.ws_idle_seconds, settings.ws_messages_per_second,
-        settings.ws_messages_burst,
-    )  # fmt: skip
-    app.include_router(runware_router(runware, keys, body_limits, socket_limits))
-    app.include_router(runcomfy_router(runcomfy, keys, body_limits, limiter))
-    app.include_router(operations_router(settings, store, pool, media))
-    app.include_router(playground_router(settings.demo))
-    app.mount("/playground/static", static_files(), name="playground")
+    if serves_api:
+        body_limits = BodyLimits(settings.max_body_bytes, settings.body_timeout_seconds)
+        socket_limits = SocketLimits(
+            settings.ws_auth_timeout_seconds, settings.ws_idle_seconds, settings.ws_messages_per_second,
+            settings.ws_messages_burst,
+        )  # fmt: skip
+        app.include_router(runware_router(runware, keys, body_limits, socket_limits))
+        runcomfy = RunComfyService(tasks, demo=settings.demo)
+        app.include_router(runcomfy_router(runcomfy, keys, body_limits, limiter))
+        app.include_router(media_router(settings, store, media))
+        app.include_router(playground_router(settings.demo))
+        app.mount("/playground/static", static_files(), name="playground")
+    app.include_router(health_router(settings, store, pool))
     install_error_handlers(app)
     app.state.store = store
     app.state.pool = pool

@@ -1,6 +1,7 @@
-"""The server's background loops: first-frame image fetching, result deliveries, media expiry.
+"""The server's background loops: first-frame image fetching, result deliveries, media expiry, expired leases.
 
-Each reads its work from the task store (the source of truth), so a restart resumes where the last process stopped.
+Each reads its work from the task store (the source of truth), so a restart resumes where the last process stopped;
+with several API nodes each piece of work is claimed in the store, so one node does it.
 The webhook body is the contract's business: each adapter registers a function per task type that builds it.
 """
 
@@ -32,11 +33,13 @@ WebhookBody = Callable[[TaskRecord, ResultRecord], dict]
 """Builds the JSON body of one result's webhook, in the contract the task came in by."""
 
 
-async def prepare_loop(store: TaskStore, service: TaskService, client) -> None:
-    """Fetch the first-frame image URLs of new tasks, a few at a time, and queue the tasks."""
+async def prepare_loop(store: TaskStore, service: TaskService, client, node: str) -> None:
+    """Fetch the first-frame image URLs of new tasks, a few at a time, and queue the tasks. Each task is claimed for
+    twice the fetch's deadline, so that another API node takes it over only if this one died."""
+    lease_seconds = 2 * client.settings.total_timeout
     fetching: dict[int, asyncio.Task] = {}
     while True:
-        for record in store.preparing():
+        for record in store.take_preparing(node, lease_seconds):
             if record.id not in fetching:
                 fetching[record.id] = asyncio.create_task(service.prepare(record, client))
                 fetching[record.id].add_done_callback(lambda _, task_id=record.id: fetching.pop(task_id, None))
@@ -104,3 +107,13 @@ async def cleanup_loop(media: MediaStore, store: TaskStore) -> None:
     while True:
         await asyncio.to_thread(remove_expired_media, media, store, time.time())
         await asyncio.sleep(5)
+
+
+async def lease_loop(settings: Settings, store: TaskStore) -> None:
+    """On an API node (no worker pool of its own to watch): running tasks whose lease ran out, because their worker
+    or its whole host died, go back to the queue. Any node that sees an expired lease first requeues it."""
+    while True:
+        requeued = store.requeue_expired(settings.max_attempts)
+        if requeued:
+            log.warning("requeued task(s) %s: their worker's lease ran out", requeued)
+        await asyncio.sleep(1)

@@ -1,4 +1,8 @@
-"""`ltx-runtime serve`: settings, API keys, demo-mode decision and the uvicorn server."""
+"""`ltx-runtime serve`: settings, API keys, demo-mode decision and the uvicorn server.
+
+An API node (role api) makes no demo-mode decision of its own (it has no GPU to look for and never imports torch at
+start-up): it is in demo mode when told so (--demo, LTX_DEMO), as its demo workers should be.
+"""
 
 from __future__ import annotations
 
@@ -21,22 +25,25 @@ def serve(
     public_url: str | None = None,
     demo: bool = False,
     log_format: str | None = None,
+    role: str | None = None,
 ) -> None:
-    options = (("host", host), ("port", port), ("public_url", public_url), ("log_format", log_format))
+    options = (("host", host), ("port", port), ("public_url", public_url), ("log_format", log_format), ("role", role))
     overrides = {name: value for name, value in options if value}
     settings = Settings(**overrides, **({"demo": True} if demo else {}))
     setup_logging(settings.log_level, settings.log_format)
-    import torch
+    if settings.role != "api" and not settings.demo:
+        import torch
 
-    if not settings.demo and not torch.cuda.is_available():
-        log.warning("no CUDA GPU found: switching to demo mode")
-        settings = settings.model_copy(update={"demo": True})
+        if not torch.cuda.is_available():
+            log.warning("no CUDA GPU found: switching to demo mode")
+            settings = settings.model_copy(update={"demo": True})
     if settings.demo:
         banner = "!" * len(DEMO_WARNING)
         log.warning("%s\n%s\n%s", banner, DEMO_WARNING, banner)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log.info("role: %s", settings.role)
     uvicorn.run(
-        create_app(settings, api_keys(settings)),
+        create_app(settings, api_keys(settings) if settings.role != "worker" else None),
         host=settings.host,
         port=settings.port,
         ws_max_size=settings.max_body_bytes,

@@ -196,3 +196,9 @@ def open_media(settings: Settings) -> MediaStore:
         return LocalMediaStore(settings.data_dir, settings.base_url)
     url = urlsplit(settings.media_url)  # s3://bucket/prefix, as Settings checked
     return S3MediaStore(url.netloc, url.path, settings.s3_endpoint_url)
+
+
+def scratch_file(settings: Settings, worker_id: str, file_name: str) -> Path:
+    """Where a worker encodes a result before putting it in the media store: named after the worker (without its node
+    prefix), so that the supervisor can remove what a dead worker left ("*" for every worker)."""
+    return settings.scratch_dir / f"{worker_id.rsplit('/', 1)[-1]}-{file_name}.partial"

@@ -1,14 +1,21 @@
-"""Operational routes, the same for every contract: result media, uploaded images, health and metrics.
+"""Operational routes, the same for every contract: result media and uploaded images (API nodes), health and metrics
+(every node).
 
 With the local media store `/media/...` and `/images/...` stream the files. With S3 they answer 307 with a presigned
 URL of the object (valid for the rest of the result's ttl, or `IMAGE_URL_SECONDS`): the bytes go from the bucket to
 the client and never through this server, which stays free for the API, and range requests and caching are S3's. The
 videoURLs handed out are presigned already; these routes serve links made before the switch, and the playground.
+
+Readiness depends on the node's role. A node with a worker pool (role all or worker) is ready once one of its own
+workers has loaded its model. An API node is ready when the task store answers: it can accept tasks then, and they
+wait in the queue until a worker takes them (a fleet that scales its workers from zero must keep accepting); the
+body lists the workers the fleet has, and `/metrics` gives an autoscaler the queue depth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 
@@ -22,8 +29,10 @@ from ltx_runtime.media import OutputFormat
 from .media_store import LocalMediaStore, MediaStore, image_key, media_key
 from .service import UUID_PATTERN, image_content_type
 from .settings import Settings
-from .supervisor import WorkerPool
-from .tasks import TaskStore
+from .supervisor import WORKER_STALE_SECONDS, WorkerPool
+from .tasks import TaskStore, WorkerRecord
+
+log = logging.getLogger("ltx_runtime.server")
 
 MEDIA_NAME = re.compile(r"^([0-9a-f-]{36})\.(mp4|webm|mov)$")
 IMAGE_URL_SECONDS = 600
@@ -31,7 +40,7 @@ IMAGE_URL_SECONDS = 600
 DEMO_WARNING = "DEMO MODE: tiny random weights; every video is noise. Set up real weights and a CUDA GPU for real output."
 
 
-def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool, media: MediaStore) -> APIRouter:
+def media_router(settings: Settings, store: TaskStore, media: MediaStore) -> APIRouter:
     router = APIRouter()
 
     @router.get("/media/{name}")
@@ -58,16 +67,33 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool, me
             return missing
         return RedirectResponse(media.url(image_key(image_uuid), IMAGE_URL_SECONDS), status_code=307)
 
+    return router
+
+
+def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None) -> APIRouter:
+    """Liveness, readiness (see the module's docstring) and Prometheus metrics; `pool` is None on an API node."""
+    router = APIRouter()
+
     @router.get("/health/live")
     async def live() -> dict:
         return {"status": "live"}
 
     @router.get("/health/ready")
     async def ready() -> JSONResponse:
-        workers = [w for w in store.workers() if w.worker_id in pool.worker_ids]
-        is_ready = any(w.state == "ready" for w in workers)
+        try:
+            known = store.workers()
+        except Exception as error:  # noqa: BLE001 - a store that does not answer is the one thing to report
+            log.warning("readiness: the task store did not answer: %s", error)
+            return JSONResponse({"status": "store unavailable", "role": settings.role}, status_code=503)
+        if pool is None:
+            workers = live_workers(known, time.time())
+            is_ready = True
+        else:
+            workers = [w for w in known if w.worker_id in pool.worker_ids]
+            is_ready = any(w.state == "ready" for w in workers)
         body = {
             "status": "ready" if is_ready else "starting",
+            "role": settings.role,
             "demo": settings.demo,
             "workers": [
                 {"worker_id": w.worker_id, "state": w.state, "detail": w.detail, "memory_profile": w.memory_profile,
@@ -112,4 +138,17 @@ class _StoreCollector:
             "ltx_task_duration_seconds", "Seconds from first claim to finish of finished tasks",
             count_value=count, sum_value=total,
         )  # fmt: skip
-        yield from (queued, running, finished, durations)
+        oldest = self.store.oldest_queued_at()
+        waiting = GaugeMetricFamily("ltx_oldest_queued_seconds", "How long the longest-waiting queued task has waited")
+        waiting.add_metric([], max(0.0, time.time() - oldest) if oldest is not None else 0.0)
+        workers = GaugeMetricFamily("ltx_workers", "Workers of the whole fleet with a live supervisor, by state",
+                                    labels=["state"])  # fmt: skip
+        states = [worker.state for worker in live_workers(self.store.workers(), time.time())]
+        for state in ("starting", "ready", "failed"):
+            workers.add_metric([state], states.count(state))
+        yield from (queued, running, finished, durations, waiting, workers)
+
+
+def live_workers(workers: list[WorkerRecord], now: float) -> list[WorkerRecord]:
+    """The worker rows whose supervisor touched them recently (stopped workers left out)."""
+    return [w for w in workers if w.state != "stopped" and now - w.updated_at < WORKER_STALE_SECONDS]

@@ -18,10 +18,8 @@ import time
 import uuid
 
 from ltx_runtime.catalog import get_model
-from ltx_runtime.engine import MemoryLimitError, check_memory
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.memory import MemoryProfile
-from ltx_runtime.safety import SafetyMode, SafetyRequest, missing_files
+from ltx_runtime.request import SafetyMode, SafetyRequest
 
 from .jobs import ErrorKind, Job, TaskError
 from .logs import job_fields, task_event
@@ -74,6 +72,8 @@ class TaskService:
         job.safety = safety.to_dict()
         if not safety.active or self.settings.tiny_safety_checker:
             return
+        from ltx_runtime.safety import missing_files  # torch: an API node imports it only when a check is asked
+
         missing = missing_files(self.settings.safety_folder)
         if missing:
             log.error("content classifier missing in %s: %s", self.settings.safety_folder, ", ".join(missing))
@@ -92,6 +92,9 @@ class TaskService:
         workers = [worker for worker in self.store.workers() if worker.state == "ready"]
         if job.width is None or not workers or any(worker.memory_budget is None for worker in workers):
             return
+        from ltx_runtime.engine import MemoryLimitError, check_memory  # torch: not at an API node's start-up
+        from ltx_runtime.memory import MemoryProfile
+
         spec = get_model(job.model)
         plan = plan_generation(job.width, job.height, job.duration, job.fps, spec.audio_sample_rate)
         refusals = []

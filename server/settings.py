@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     cost_mode: Literal["measured", "hosted"] = "measured"
     """measured: GPU seconds x price_per_gpu_hour; hosted: the hosted API's list price for the clip."""
 
+    role: Literal["all", "api", "worker"] = "all"
+    """all: one box (API, loops and GPU workers in one server); api: accept, validate, serve reads, media and
+    deliveries, no GPU workers; worker: the GPU worker pool only, with a health and metrics listener on the port.
+    Every node of a fleet shares one task store and one media location."""
     workers: int | None = None
     """Worker processes; default one per CUDA GPU, or one on the CPU."""
     lease_seconds: float = 30.0

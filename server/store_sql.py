@@ -120,8 +120,18 @@ class SqlTaskStore:
         return self._tasks("t.key_id = ? AND t.task_type = ? ORDER BY t.id DESC LIMIT ? OFFSET ?",
                            (key_id, task_type, limit, offset))  # fmt: skip
 
-    def preparing(self) -> list[TaskRecord]:
-        return self._tasks("t.status = 'preparing' ORDER BY t.id")
+    def take_preparing(self, owner: str, lease_seconds: float) -> list[TaskRecord]:
+        """Claim the tasks waiting for their first-frame image that no API node is fetching (or whose fetcher's lease
+        ran out), so that with several API nodes one fetches each."""
+        with self._transaction() as db:
+            claimed = db.run(
+                f"UPDATE tasks SET lease_owner = ?, lease_expires = {self.NOW} + ? WHERE id IN (SELECT id FROM tasks"
+                f" WHERE status = 'preparing' AND (lease_owner IS NULL OR lease_expires < {self.NOW}){self.SKIP_LOCKED})"
+                " RETURNING id",
+                (owner, lease_seconds),
+            )
+            ids = tuple(row["id"] for row in claimed)
+            return self._tasks(f"t.id IN ({', '.join('?' * len(ids))}) ORDER BY t.id", ids, db) if ids else []
 
     def unreported(self, key_id: str, session_uuid: str, finished_since: float) -> list[TaskRecord]:
         """Tasks of this session with a finished result or an outcome not yet sent to it, oldest first; results
@@ -152,6 +162,10 @@ class SqlTaskStore:
 
     def status_counts(self) -> dict[str, int]:
         return {row["status"]: row["n"] for row in self._run("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")}
+
+    def oldest_queued_at(self) -> float | None:
+        """When the longest-waiting queued task was submitted (how far behind the workers are)."""
+        return self._run("SELECT MIN(created_at) AS t FROM tasks WHERE status = 'queued'")[0]["t"]
 
     def finished_durations(self) -> tuple[int, float]:
         """(count, total seconds from first claim to finish) over finished tasks."""
@@ -190,8 +204,8 @@ class SqlTaskStore:
     def prepared(self, task_id: int, job: dict) -> None:
         """The task's inputs are local now: store its final job and queue it."""
         with self._transaction() as db:
-            if db.run("UPDATE tasks SET job = ?, status = 'queued' WHERE id = ? AND status = 'preparing' RETURNING id",
-                      (json.dumps(job), task_id)):  # fmt: skip
+            if db.run("UPDATE tasks SET job = ?, status = 'queued', lease_owner = NULL, lease_expires = NULL"
+                      " WHERE id = ? AND status = 'preparing' RETURNING id", (json.dumps(job), task_id)):  # fmt: skip
                 self._work_queued(db)
 
     def cancel(self, task_id: int) -> str | None:
@@ -354,10 +368,14 @@ class SqlTaskStore:
             ("delivered" if delivered else "failed", attempts, status, error, delivery_id),
         )
 
-    def release_deliveries(self, owner: str) -> None:
-        """At a node's start-up: what it was sending when it stopped is sent again at once (receivers dedupe by id)."""
-        self._run("UPDATE deliveries SET state = 'pending', claimed_by = NULL"
-                  " WHERE state = 'sending' AND claimed_by = ?", (owner,))  # fmt: skip
+    def release_claims(self, owner: str) -> None:
+        """At a node's start-up: what it was sending when it stopped is sent again at once (receivers dedupe by id),
+        and the first-frame images it was fetching are fetched again."""
+        with self._transaction() as db:
+            db.run("UPDATE deliveries SET state = 'pending', claimed_by = NULL"
+                   " WHERE state = 'sending' AND claimed_by = ?", (owner,))  # fmt: skip
+            db.run("UPDATE tasks SET lease_owner = NULL, lease_expires = NULL"
+                   " WHERE status = 'preparing' AND lease_owner = ?", (owner,))  # fmt: skip
 
     def deliveries_of(self, task_id: int) -> list[DeliveryStatus]:
         rows = self._run("SELECT * FROM deliveries WHERE task_id = ? ORDER BY id", (task_id,))
@@ -379,6 +397,11 @@ class SqlTaskStore:
 
     def workers(self) -> list[WorkerRecord]:
         return [WorkerRecord(**row) for row in self._run("SELECT * FROM workers ORDER BY worker_id")]
+
+    def touch_workers(self, worker_ids: list[str]) -> None:
+        """The supervisor's heartbeat for its live workers: a row not touched for a while belongs to a dead host."""
+        with self._transaction() as db:
+            db.run_many(f"UPDATE workers SET updated_at = {self.NOW} WHERE worker_id = ?", [(w,) for w in worker_ids])
 
 
 # -- rows to records --------------------------------------------------------------------------------------------------

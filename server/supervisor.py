@@ -1,7 +1,9 @@
 """Starts one worker process per GPU (one on the CPU in demo mode), watches them, and restarts the ones that die.
 
 Workers are spawned, not forked (CUDA cannot be forked). When a worker dies, its running task goes straight back to
-the queue (leases cover the cases this process cannot see, such as another host's worker).
+the queue (leases cover the cases this process cannot see, such as another host's worker). The supervisor touches its
+live workers' rows in the store every few seconds, so that the fleet can tell a live worker from the row of a host
+that died.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import time
 import uuid
 
+from .media_store import scratch_file
 from .settings import Settings
 from .tasks import TaskStore
-from .worker import scratch_file, worker_main
 
 log = logging.getLogger(__name__)
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
+HEARTBEAT_SECONDS = 5
+WORKER_STALE_SECONDS = 6 * HEARTBEAT_SECONDS
+"""A worker row not touched for this long belongs to a supervisor (a host) that is gone."""
 
 
 def worker_devices(settings: Settings) -> list[str | None]:
@@ -51,6 +57,8 @@ class WorkerPool:
             self._spawn(slot)
 
     def _spawn(self, slot: int) -> None:
+        from .worker import worker_main  # the engine and torch: only where workers run, not on an API node
+
         worker_id = f"{self.settings.node}/worker{slot}-{uuid.uuid4().hex[:8]}"  # requeue_node finds it by the prefix
         process = self._context.Process(
             target=worker_main,
@@ -63,7 +71,9 @@ class WorkerPool:
         log.info("started %s (pid %s) on %s", worker_id, process.pid, self.devices[slot] or "cpu")
 
     async def watch(self) -> None:
-        """Requeue the tasks of dead workers and expired leases; restart dead workers with a growing back-off."""
+        """Requeue the tasks of dead workers and expired leases; restart dead workers with a growing back-off; touch
+        the live workers' rows."""
+        last_heartbeat = 0.0
         while True:
             for slot, (worker_id, process) in list(self._processes.items()):
                 if process.is_alive():
@@ -77,6 +87,9 @@ class WorkerPool:
                 del self._processes[slot]
                 asyncio.get_running_loop().call_later(delay, self._spawn, slot)
             self.store.requeue_expired(self.settings.max_attempts)
+            if time.monotonic() - last_heartbeat >= HEARTBEAT_SECONDS:
+                self.store.touch_workers(self.worker_ids)
+                last_heartbeat = time.monotonic()
             await asyncio.sleep(1)
 
     def _remove_scratch(self, worker_id: str) -> None:

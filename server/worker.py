@@ -17,7 +17,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
@@ -38,7 +37,7 @@ from ltx_runtime.weights import WeightsError
 
 from .jobs import ErrorKind, Job
 from .logs import job_fields, setup_logging, task_event
-from .media_store import image_key, media_key, open_media
+from .media_store import image_key, media_key, open_media, scratch_file
 from .settings import Settings
 from .tasks import LeaseLost, TaskRecord, TaskStore, open_store
 
@@ -54,12 +53,6 @@ class TaskReleased(Exception):
 
 def result_file_name(video_uuid: str, output_format: str) -> str:
     return f"{video_uuid}.{OutputFormat(output_format).value}"
-
-
-def scratch_file(settings: Settings, worker_id: str, file_name: str) -> Path:
-    """Where a worker encodes a result before putting it in the media store: named after the worker (without its node
-    prefix), so that the supervisor can remove what a dead worker left ("*" for every worker)."""
-    return settings.scratch_dir / f"{worker_id.rsplit('/', 1)[-1]}-{file_name}.partial"
 
 
 class Worker:

@@ -125,3 +125,8 @@ def download(url: str, path: Path) -> tuple[Path, str]:
     with urllib.request.urlopen(url, timeout=30) as response:
         path.write_bytes(response.read())
         return path, response.headers["Content-Type"]
+
+
+def prometheus_values(text: str) -> dict[str, float]:
+    """A /metrics page as {'name{labels}': value}."""
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] not in "#"}

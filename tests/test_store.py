@@ -264,9 +264,9 @@ def test_each_delivery_is_claimed_by_one_node_and_a_dead_senders_come_back(store
     assert {d.state for d in store.deliveries_of(task.id)} == {"sending"}
 
     dead, alive = [node for node, ids in taken.items() if ids][:1] + ["node9"]
-    store.release_deliveries("some-other-node")  # another node's start-up leaves them alone
+    store.release_claims("some-other-node")  # another node's start-up leaves them alone
     assert store.take_deliveries(alive, lease_seconds=60) == []
-    store.release_deliveries(dead)  # the dead node restarts: it sends its own again at once
+    store.release_claims(dead)  # the dead node restarts: it sends its own again at once
     assert sorted(d.id for d in store.take_deliveries(dead, lease_seconds=0.1)) == sorted(taken[dead])
     time.sleep(0.3)  # it died again; its lease runs out and another node takes them
     assert sorted(d.id for d in store.take_deliveries(alive, lease_seconds=60)) == sorted(taken[dead])
@@ -277,6 +277,23 @@ def test_each_delivery_is_claimed_by_one_node_and_a_dead_senders_come_back(store
 def open_store_like(store):
     """Another connection to the same store, as another node would have."""
     return open_store(f"sqlite:///{store.path}" if hasattr(store, "path") else store.url)
+
+
+def test_one_api_node_fetches_each_first_frame_image_until_its_claim_runs_out(store):
+    node_a, node_b = store, open_store_like(store)
+    node_a.submit("k", "with-image-url", "videoInference", {}, {}, [1], status="preparing")
+    submit(node_a, "ready-to-run")
+    (claimed,) = node_a.take_preparing("api-a", lease_seconds=0.5)
+    assert claimed.task_uuid == "with-image-url"
+    assert node_b.take_preparing("api-b", lease_seconds=0.5) == []  # node a is fetching it
+    time.sleep(0.6)  # node a died while fetching: its claim runs out and node b takes the task over
+    assert [task.task_uuid for task in node_b.take_preparing("api-b", lease_seconds=60)] == ["with-image-url"]
+    node_b.release_claims("api-b")  # node b restarts: what it was fetching is free again at once
+    assert [task.task_uuid for task in node_a.take_preparing("api-a", lease_seconds=60)] == ["with-image-url"]
+    node_b.prepared(claimed.id, claimed.job)
+    assert node_a.get_by_id(claimed.id).status == "queued"
+    time.sleep(0.01)
+    assert node_a.take_preparing("api-a", lease_seconds=60) == [] and node_b.claim("worker", 30).id == claimed.id
 
 
 def test_workers_are_typed_records(store):
