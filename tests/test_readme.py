@@ -26,7 +26,7 @@ from server_harness import ServerProcess
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 BLOCK = re.compile(r"<!-- readme-test(?:: (?P<variant>[\w-]+))? -->\n```(?P<language>\w+)\n(?P<code>.*?)\n```", re.S)
 FIRST_VIDEO_SECONDS = 60
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) (server|worker\d+-[0-9a-f]{8}) \S+: ")
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) (server|\S+/worker\d+-[0-9a-f]{8}) \S+: ")
 STAGE_ORDER = ["text_encoding", "stage_1", "upsampling", "stage_2", "decoding", "encoding", "uploading"]
 
 
