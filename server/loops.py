@@ -1,6 +1,7 @@
 """The server's background loops: first-frame image fetching, result deliveries, media expiry.
 
 Each reads its work from the task store (the source of truth), so a restart resumes where the last process stopped.
+They call the synchronous store in a thread (`asyncio.to_thread`), never on the event loop the API answers from.
 The webhook body is the contract's business: each adapter registers a function per task type that builds it.
 """
 
@@ -30,7 +31,7 @@ async def prepare_loop(store: TaskStore, service: TaskService, client) -> None:
     """Fetch the first-frame image URLs of new tasks, a few at a time, and queue the tasks."""
     fetching: dict[int, asyncio.Task] = {}
     while True:
-        for record in store.preparing():
+        for record in await asyncio.to_thread(store.preparing):
             if record.id not in fetching:
                 fetching[record.id] = asyncio.create_task(service.prepare(record, client))
                 fetching[record.id].add_done_callback(lambda _, task_id=record.id: fetching.pop(task_id, None))
@@ -41,7 +42,7 @@ async def delivery_loop(settings: Settings, store: TaskStore, webhook_bodies: di
     """Send each finished result to its webhookURL / uploadEndpoint; the outcome never changes the task's result."""
 
     async def deliver(delivery) -> None:
-        record = store.get_by_id(delivery.task_id)
+        record = await asyncio.to_thread(store.get_by_id, delivery.task_id)
         result = record.results[delivery.index]
         if delivery.kind == "webhook":
             outcome = await deliver_webhook(
@@ -52,7 +53,10 @@ async def delivery_loop(settings: Settings, store: TaskStore, webhook_bodies: di
             path = settings.media_dir / result.file_name
             content_type = OutputFormat(Job.from_dict(record.job).output_format).content_type
             outcome = await deliver_upload(client, delivery.url, path, content_type)
-        store.finish_delivery(delivery.id, outcome.delivered, outcome.attempts, outcome.last_status, outcome.last_error)
+        await asyncio.to_thread(
+            store.finish_delivery, delivery.id, outcome.delivered, outcome.attempts, outcome.last_status,
+            outcome.last_error,
+        )  # fmt: skip
         task_event("delivered" if outcome.delivered else "delivery_failed", record.task_uuid,
                    level=logging.INFO if outcome.delivered else logging.WARNING, kind=delivery.kind,
                    videoUUID=result.video_uuid, attempts=outcome.attempts, status=outcome.last_status,
@@ -60,7 +64,7 @@ async def delivery_loop(settings: Settings, store: TaskStore, webhook_bodies: di
 
     running: set[asyncio.Task] = set()
     while True:
-        for delivery in store.take_deliveries():
+        for delivery in await asyncio.to_thread(store.take_deliveries):
             job = asyncio.create_task(deliver(delivery))
             running.add(job)
             job.add_done_callback(running.discard)
@@ -78,5 +82,5 @@ def remove_expired_media(settings: Settings, store: TaskStore, now: float) -> li
 
 async def cleanup_loop(settings: Settings, store: TaskStore) -> None:
     while True:
-        remove_expired_media(settings, store, time.time())
+        await asyncio.to_thread(remove_expired_media, settings, store, time.time())
         await asyncio.sleep(5)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from starlette.concurrency import run_in_threadpool
 
 from ltx_runtime.media import OutputFormat
 
@@ -26,7 +27,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
     @router.get("/media/{name}")
     async def media(name: str):
         match = MEDIA_NAME.match(name)
-        found = store.result_by_video(match.group(1)) if match else None
+        found = await run_in_threadpool(store.result_by_video, match.group(1)) if match else None
         if found is None or found[0].file_name != name or not (settings.media_dir / name).is_file():
             return _not_found("mediaNotFound", "no such video (or its ttl has passed)")
         return FileResponse(settings.media_dir / name, media_type=OutputFormat(match.group(2)).content_type)
@@ -44,7 +45,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
 
     @router.get("/health/ready")
     async def ready() -> JSONResponse:
-        workers = [w for w in store.workers() if w["worker_id"] in pool.worker_ids]
+        workers = [w for w in await run_in_threadpool(store.workers) if w["worker_id"] in pool.worker_ids]
         is_ready = any(w["state"] == "ready" for w in workers)
         body = {
             "status": "ready" if is_ready else "starting",
@@ -62,7 +63,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
 
     @router.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(await run_in_threadpool(generate_latest, registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
 

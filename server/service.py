@@ -7,6 +7,7 @@ not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire forma
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -172,12 +173,17 @@ class TaskService:
         job = Job.from_dict(record.job)
         try:
             data, _ = await client.get_bytes(job.frame_image)
+        except (BlockedURLError, FetchError) as error:
+            # Say what happened, never what the remote host answered.
+            await asyncio.to_thread(self._fail_preparing, record, f"the first-frame image could not be fetched: {error}")
+        else:
+            await asyncio.to_thread(self._attach_fetched, record, job, data)  # the store, off the event loop
+
+    def _attach_fetched(self, record: TaskRecord, job: Job, data: bytes) -> None:
+        try:
             self.attach_image(job, data)
         except TaskError as error:
             self._fail_preparing(record, f"the first-frame image: {error.message}")
-        except (BlockedURLError, FetchError) as error:
-            # Say what happened, never what the remote host answered.
-            self._fail_preparing(record, f"the first-frame image could not be fetched: {error}")
         else:
             self.store.prepared(record.id, job.to_dict())
 

@@ -64,14 +64,16 @@ class WorkerPool:
             for slot, (worker_id, process) in list(self._processes.items()):
                 if process.is_alive():
                     continue
-                requeued = self.store.requeue_owned(self.settings.max_attempts, worker_id)
-                self.store.worker_state(worker_id, process.pid or 0, "stopped", f"exit code {process.exitcode}")
+                requeued = await asyncio.to_thread(self.store.requeue_owned, self.settings.max_attempts, worker_id)
+                await asyncio.to_thread(
+                    self.store.worker_state, worker_id, process.pid or 0, "stopped", f"exit code {process.exitcode}"
+                )
                 log.warning("%s exited with %s; requeued tasks %s", worker_id, process.exitcode, requeued)
                 delay = RESTART_BACKOFF_SECONDS[min(self._failures[slot], len(RESTART_BACKOFF_SECONDS) - 1)]
                 self._failures[slot] += 1
                 del self._processes[slot]
                 asyncio.get_running_loop().call_later(delay, self._spawn, slot)
-            self.store.requeue_expired(self.settings.max_attempts)
+            await asyncio.to_thread(self.store.requeue_expired, self.settings.max_attempts)
             await asyncio.sleep(1)
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from ..auth import ApiKeys
 from ..bodies import BodyTooLarge, read_body
@@ -37,32 +38,33 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int
                 raise RunComfyError(400003, "InvalidParameter", str(error), 413, "body") from None
             except ValueError:
                 raise invalid_parameter("body", "the body is not valid JSON") from None
-            return JSONResponse(service.submit(key_id, f"{owner}/{family}/{variant}", mode, body))
+            return JSONResponse(await run_in_threadpool(service.submit, key_id, f"{owner}/{family}/{variant}", mode, body))
         except RunComfyError as error:
             return _error(error)
 
     @router.get("/v1/requests")
     async def recent(request: Request, limit: int = 20) -> JSONResponse:
-        return _answer(lambda: service.recent(key_of(request), max(1, min(limit, 100))))
+        return await _answer(lambda: service.recent(key_of(request), max(1, min(limit, 100))))
 
     @router.get("/v1/requests/{request_id}/status")
     async def status(request_id: str, request: Request) -> JSONResponse:
-        return _answer(lambda: service.status(key_of(request), request_id))
+        return await _answer(lambda: service.status(key_of(request), request_id))
 
     @router.get("/v1/requests/{request_id}/result")
     async def result(request_id: str, request: Request) -> JSONResponse:
-        return _answer(lambda: service.result(key_of(request), request_id))
+        return await _answer(lambda: service.result(key_of(request), request_id))
 
     @router.post("/v1/requests/{request_id}/cancel")
     async def cancel(request_id: str, request: Request) -> JSONResponse:
-        return _answer(lambda: service.cancel(key_of(request), request_id))
+        return await _answer(lambda: service.cancel(key_of(request), request_id))
 
     return router
 
 
-def _answer(read) -> JSONResponse:
+async def _answer(read) -> JSONResponse:
+    """`read` runs in the thread pool: the store is synchronous and must not stall the event loop."""
     try:
-        return JSONResponse(read())
+        return JSONResponse(await run_in_threadpool(read))
     except RunComfyError as error:
         return _error(error)
 

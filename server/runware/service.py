@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
 from ..auth import ApiKeys
@@ -41,6 +43,8 @@ class RunwareService:
         self.demo = demo
 
     async def handle(self, tasks: Any, session: Session) -> Reply:
+        """Each task runs in the thread pool: the store is synchronous, and a wait on it (SQLite's write lock, a
+        Postgres round trip) must not stall the event loop and every other client with it."""
         reply = Reply()
         if not isinstance(tasks, list):
             reply.errors.append(ContractError("invalidRequestBody", "the body must be a JSON array of task objects"))
@@ -50,7 +54,7 @@ class RunwareService:
             return reply
         for task in tasks:
             try:
-                reply.extend(await self._handle_one(task, session))
+                reply.extend(await run_in_threadpool(self._handle_one, task, session))
             except ContractError as error:
                 if isinstance(task, dict):
                     error.task_type = error.task_type or _string(task.get("taskType"))
@@ -59,7 +63,7 @@ class RunwareService:
                 reply.errors.append(error)
         return reply
 
-    async def _handle_one(self, task: Any, session: Session) -> Reply:
+    def _handle_one(self, task: Any, session: Session) -> Reply:
         if not isinstance(task, dict):
             raise ContractError("invalidRequestBody", "each task must be a JSON object")
         task_type = task.get("taskType")
@@ -104,9 +108,12 @@ class RunwareService:
             return {"taskType": "authentication", "connectionSessionUUID": session.connection_uuid}
         return {"taskType": "authentication"}
 
-    def replay(self, session: Session) -> list[Reply]:
+    async def replay(self, session: Session) -> list[Reply]:
         """What finished for this WebSocket session while no connection had it (one frame per task), each result
         once: sent after the authentication reply when a client resumes its connectionSessionUUID."""
+        return await run_in_threadpool(self._replay, session)
+
+    def _replay(self, session: Session) -> list[Reply]:
         frames = []
         for record in self.tasks.unreported(session.key_id, session.connection_uuid):
             if record.status in ("failed", "cancelled"):
