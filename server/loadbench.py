@@ -114,8 +114,8 @@ async def submit_phase(client: httpx.AsyncClient, options: LoadOptions) -> tuple
 
 async def poll_phase(client: httpx.AsyncClient, options: LoadOptions, acked: list[tuple[str, str]]) -> dict:
     """Each poller asks on a fixed schedule for `seconds` (every `interval` from its start); a poll that comes back
-    late is followed at once by the next one, so a slow server serves less than the `pollers / interval` per second
-    asked for. The served rate counts the polls answered, over `seconds`."""
+    late is followed at once by the next one, so a slow server serves fewer than the `pollers / interval` polls per
+    second asked for. The served rate counts the polls sent within `seconds` and answered, over `seconds`."""
     latencies: list[float] = []
     errors: list[str] = []
 
@@ -135,8 +135,8 @@ async def poll_phase(client: httpx.AsyncClient, options: LoadOptions, acked: lis
                 latencies.append(seconds)
                 if body.get("errors") and body["errors"][0].get("code") != "taskFailed":
                     errors.append(body["errors"][0].get("code", "?"))
-            next_poll += options.interval
-            await asyncio.sleep(max(0.0, next_poll - time.perf_counter()))
+            next_poll = max(next_poll + options.interval, time.perf_counter())
+            await asyncio.sleep(next_poll - time.perf_counter())
 
     await asyncio.gather(*(one_poller(n) for n in range(options.pollers)))
     return {
