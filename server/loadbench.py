@@ -171,15 +171,31 @@ async def lost_tasks(client: httpx.AsyncClient, acked: list[tuple[str, str]]) ->
     return lost
 
 
-async def run_load(options: LoadOptions, url: str) -> dict:
+async def run_load(options: LoadOptions, url: str, server_pid: int | None = None) -> dict:
+    """The three phases. With the API process's pid (a server it started), each phase also reports the CPU time that
+    process spent per request: a figure that moves far less than latency when other work shares the CPUs."""
     limits = httpx.Limits(max_connections=options.clients + options.pollers, max_keepalive_connections=None)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+        cpu_before = process_cpu_seconds(server_pid)
         submit, acked = await submit_phase(client, options)
         if not acked:
             raise LoadBenchError(f"no task was acked: {submit['error_samples']}")
+        cpu_between = process_cpu_seconds(server_pid)
         poll = await poll_phase(client, options, acked)
+        cpu_after = process_cpu_seconds(server_pid)
         lost = await lost_tasks(client, acked)
+    if server_pid is not None:
+        submit["server_cpu_ms_per_request"] = round((cpu_between - cpu_before) * 1000 / max(1, submit["sent"]), 2)
+        poll["server_cpu_ms_per_request"] = round((cpu_after - cpu_between) * 1000 / max(1, poll["served"]), 2)
     return {"submit": submit, "poll": poll, "lost": len(lost), "lost_samples": lost[:5]}
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU seconds of one process (Linux /proc), 0 without a pid."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -189,7 +205,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def started_server(options: LoadOptions, data_dir: Path) -> Iterator[str]:
+def started_server(options: LoadOptions, data_dir: Path) -> Iterator[tuple[str, int]]:
     """`ltx-runtime serve --demo` on a loopback port, ready (its worker loaded); stopped on the way out."""
     port = _free_port()
     env = {
@@ -219,7 +235,7 @@ def started_server(options: LoadOptions, data_dir: Path) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -240,9 +256,10 @@ def run_loadbench(options: LoadOptions, command: str = "") -> dict:
         result["server"] = {"url": options.url, "started": False}
         result.update(asyncio.run(run_load(options, options.url)))
     else:
-        with tempfile.TemporaryDirectory(prefix="ltx-loadbench-") as data_dir, started_server(options, Path(data_dir)) as url:
-            result["server"] = {"url": url, "started": True, "database_url": options.database_url or "sqlite (default)"}
-            result.update(asyncio.run(run_load(options, url)))
+        with tempfile.TemporaryDirectory(prefix="ltx-loadbench-") as data_dir:
+            with started_server(options, Path(data_dir)) as (url, pid):
+                result["server"] = {"url": url, "started": True, "database_url": options.database_url or "sqlite (default)"}
+                result.update(asyncio.run(run_load(options, url, pid)))
     result["machine_after"] = machine()
     return result
 
@@ -252,7 +269,10 @@ def render(result: dict) -> str:
 
     def figures(phase: dict) -> str:
         latency = phase["latency"]
-        return f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms"
+        cpu = phase.get("server_cpu_ms_per_request")
+        return f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms" + (
+            f"; server CPU {cpu} ms/request" if cpu is not None else ""
+        )
 
     return "\n".join([
         f"server {result['server']['url']} (load average before {result['machine_before']['load_average']}, "
