@@ -1,7 +1,8 @@
 """The server's background loops: first-frame image fetching, result deliveries, media expiry.
 
 Each reads its work from the task store (the source of truth), so a restart resumes where the last process stopped.
-They call the synchronous store in a thread (`asyncio.to_thread`), never on the event loop the API answers from.
+They call the synchronous store in a thread (`asyncio.to_thread`: its own pool, apart from the requests' threads),
+never on the event loop the API answers from.
 The webhook body is the contract's business: each adapter registers a function per task type that builds it.
 """
 

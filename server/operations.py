@@ -8,7 +8,6 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
-from starlette.concurrency import run_in_threadpool
 
 from ltx_runtime.media import OutputFormat
 
@@ -16,6 +15,7 @@ from .service import UUID_PATTERN, image_content_type
 from .settings import Settings
 from .supervisor import WorkerPool
 from .tasks import TaskStore
+from .threads import in_thread
 
 MEDIA_NAME = re.compile(r"^([0-9a-f-]{36})\.(mp4|webm|mov)$")
 DEMO_WARNING = "DEMO MODE: tiny random weights; every video is noise. Set up real weights and a CUDA GPU for real output."
@@ -27,7 +27,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
     @router.get("/media/{name}")
     async def media(name: str):
         match = MEDIA_NAME.match(name)
-        found = await run_in_threadpool(store.result_by_video, match.group(1)) if match else None
+        found = await in_thread(store.result_by_video, match.group(1)) if match else None
         if found is None or found[0].file_name != name or not (settings.media_dir / name).is_file():
             return _not_found("mediaNotFound", "no such video (or its ttl has passed)")
         return FileResponse(settings.media_dir / name, media_type=OutputFormat(match.group(2)).content_type)
@@ -45,7 +45,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
 
     @router.get("/health/ready")
     async def ready() -> JSONResponse:
-        workers = [w for w in await run_in_threadpool(store.workers) if w["worker_id"] in pool.worker_ids]
+        workers = [w for w in await in_thread(store.workers) if w["worker_id"] in pool.worker_ids]
         is_ready = any(w["state"] == "ready" for w in workers)
         body = {
             "status": "ready" if is_ready else "starting",
@@ -63,7 +63,7 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
 
     @router.get("/metrics")
     async def metrics() -> Response:
-        return Response(await run_in_threadpool(generate_latest, registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(await in_thread(generate_latest, registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
 

@@ -39,6 +39,9 @@ from .logs import job_fields, setup_logging, task_event
 from .settings import Settings
 from .tasks import LeaseLost, SQLiteTaskStore, TaskRecord, TaskStore
 
+CPU_WORKER_NICENESS = 10
+"""Added to a CPU worker's niceness: its threads (and torch's, started after) yield the cores to the API."""
+
 log = logging.getLogger("ltx_runtime.worker")
 PRELOAD_MODEL = "lightricks:2@1"
 IDLE_POLL_SECONDS = 0.2
@@ -268,4 +271,7 @@ def worker_main(worker_id: str, settings_json: str, device: str | None, parent_p
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    if device is None:
+        # A CPU worker shares the cores with the API process; the API answers first (docs/performance.md).
+        os.nice(CPU_WORKER_NICENESS)
     Worker(worker_id, settings, device).serve_forever()

@@ -8,12 +8,12 @@ import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from ..auth import ApiKeys
 from ..bodies import BodyTooLarge, read_body
 from .protocol import RunComfyError, account_error, invalid_parameter
 from .service import RunComfyService
+from ..threads import in_thread
 
 
 def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int) -> APIRouter:
@@ -38,7 +38,7 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int
                 raise RunComfyError(400003, "InvalidParameter", str(error), 413, "body") from None
             except ValueError:
                 raise invalid_parameter("body", "the body is not valid JSON") from None
-            return JSONResponse(await run_in_threadpool(service.submit, key_id, f"{owner}/{family}/{variant}", mode, body))
+            return JSONResponse(await in_thread(service.submit, key_id, f"{owner}/{family}/{variant}", mode, body))
         except RunComfyError as error:
             return _error(error)
 
@@ -64,7 +64,7 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int
 async def _answer(read) -> JSONResponse:
     """`read` runs in the thread pool: the store is synchronous and must not stall the event loop."""
     try:
-        return JSONResponse(await run_in_threadpool(read))
+        return JSONResponse(await in_thread(read))
     except RunComfyError as error:
         return _error(error)
 

@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
@@ -17,6 +16,7 @@ from ..tasks import ResultRecord, TaskRecord
 from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import validate_video_inference
+from ..threads import in_thread
 
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
 TASK_TYPES = (
@@ -54,7 +54,7 @@ class RunwareService:
             return reply
         for task in tasks:
             try:
-                reply.extend(await run_in_threadpool(self._handle_one, task, session))
+                reply.extend(await in_thread(self._handle_one, task, session))
             except ContractError as error:
                 if isinstance(task, dict):
                     error.task_type = error.task_type or _string(task.get("taskType"))
@@ -111,7 +111,7 @@ class RunwareService:
     async def replay(self, session: Session) -> list[Reply]:
         """What finished for this WebSocket session while no connection had it (one frame per task), each result
         once: sent after the authentication reply when a client resumes its connectionSessionUUID."""
-        return await run_in_threadpool(self._replay, session)
+        return await in_thread(self._replay, session)
 
     def _replay(self, session: Session) -> list[Reply]:
         frames = []
