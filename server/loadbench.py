@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -210,7 +211,7 @@ def started_server(options: LoadOptions, data_dir: Path) -> Iterator[tuple[str, 
     port = _free_port()
     env = {
         **os.environ, "LTX_DATA_DIR": str(data_dir), "LTX_PORT": str(port), "LTX_X264_PRESET": "ultrafast",
-        "LTX_MAX_PENDING_PER_KEY": str(max(options.tasks, 20)), "LTX_LOG_LEVEL": "WARNING",
+        "LTX_MAX_PENDING_PER_KEY": str(max(options.tasks, 20)),
     }  # fmt: skip
     env.pop("LTX_API_KEYS", None)  # demo mode with no key configured: each client's own key is accepted
     if options.database_url:
@@ -313,6 +314,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[LoadOptions, Path | No
 
 def main(argv: list[str] | None = None) -> int:
     options, json_path = parse_options(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # stop the server it started on the way out
     try:
         result = run_loadbench(options, command=shlex.join(["python", "-m", "server.loadbench", *(argv or sys.argv[1:])]))
     except LoadBenchError as error:
