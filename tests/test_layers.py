@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTERS = ("runware", "runcomfy")
 BELOW_THE_ADAPTERS = ["jobs.py", "service.py", "tasks.py", "worker.py", "supervisor.py", "loops.py", "delivery.py",
-                      "operations.py", "bodies.py", "settings.py", "auth.py", "netguard.py"]
+                      "operations.py", "bodies.py", "settings.py", "auth.py", "netguard.py", "threads.py"]
 
 
 def imported_modules(path: Path) -> set[str]:
