@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from ..auth import ApiKeys
 from ..bodies import BodyTooLarge, read_body
+from ..threads import in_thread
 from .protocol import RunComfyError, account_error, invalid_parameter
 from .service import RunComfyService
-from ..threads import in_thread
 
 
 def runcomfy_router(service: RunComfyService, keys: ApiKeys, max_body_bytes: int) -> APIRouter:

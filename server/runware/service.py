@@ -6,17 +6,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
 from ..auth import ApiKeys
 from ..jobs import ErrorKind, TaskError
 from ..service import TaskService, not_found_message
 from ..tasks import ResultRecord, TaskRecord
+from ..threads import in_thread
 from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import validate_video_inference
-from ..threads import in_thread
 
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
 TASK_TYPES = (
