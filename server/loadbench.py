@@ -157,7 +157,8 @@ async def lost_tasks(client: httpx.AsyncClient, acked: list[tuple[str, str]]) ->
     lost: list[str] = []
 
     async def check(key: str, task_uuids: list[str]) -> None:
-        _, body = await _post(client, key, [{"taskType": "getResponse", "taskUUID": task_uuid} for task_uuid in task_uuids])
+        polls = [{"taskType": "getResponse", "taskUUID": task_uuid} for task_uuid in task_uuids]
+        _, body = await _post(client, key, polls)
         found = {item["taskUUID"] for item in body.get("data", [])}
         found |= {error.get("taskUUID") for error in body.get("errors", []) if error.get("code") == "taskFailed"}
         lost.extend(task_uuid for task_uuid in task_uuids if task_uuid not in found)
@@ -259,7 +260,8 @@ def run_loadbench(options: LoadOptions, command: str = "") -> dict:
     else:
         with tempfile.TemporaryDirectory(prefix="ltx-loadbench-") as data_dir:
             with started_server(options, Path(data_dir)) as (url, pid):
-                result["server"] = {"url": url, "started": True, "database_url": options.database_url or "sqlite (default)"}
+                store = options.database_url or "sqlite (default)"
+                result["server"] = {"url": url, "started": True, "database_url": store}
                 result.update(asyncio.run(run_load(options, url, pid)))
     result["machine_after"] = machine()
     return result
@@ -291,17 +293,24 @@ def parse_options(argv: list[str] | None = None) -> tuple[LoadOptions, Path | No
     parser = argparse.ArgumentParser(
         prog="python -m server.loadbench",
         description="Load benchmark of the Runware API: submission acks, then getResponse pollers, then a check that "
-        "no acked task is lost. Starts `ltx-runtime serve --demo` (tiny weights, one CPU worker) unless --url is given.",
+        "no acked task is lost. Starts `ltx-runtime serve --demo` (tiny weights, one CPU worker) unless --url is "
+        "given.",
     )  # fmt: skip
-    parser.add_argument("--url", help="Target a running server (e.g. http://127.0.0.1:8000) instead of starting one.")
-    parser.add_argument("--clients", type=int, default=defaults.clients, help="Submitting clients, all at once (default %(default)s).")
-    parser.add_argument("--tasks", type=int, default=defaults.tasks, help="videoInference tasks per client, one after the other (default %(default)s).")
-    parser.add_argument("--pollers", type=int, default=defaults.pollers, help="getResponse pollers (default %(default)s).")
-    parser.add_argument("--interval", type=float, default=defaults.interval, help="Seconds between one poller's polls (default %(default)s).")
-    parser.add_argument("--seconds", type=float, default=defaults.seconds, help="How long the pollers poll (default %(default)s).")
-    parser.add_argument("--api-key", default=defaults.api_key, help="Client n uses the key <API_KEY>-<n> (default %(default)s); a demo server with no LTX_API_KEYS accepts any key.")
-    parser.add_argument("--database-url", help="The task store of the server it starts (passed as LTX_DATABASE_URL), e.g. postgresql://...; default: the server's SQLite file.")
-    parser.add_argument("--json", type=Path, dest="json_path", help="Write every figure as JSON here.")
+    add = parser.add_argument
+    add("--url", help="Target a running server (e.g. http://127.0.0.1:8000) instead of starting one.")
+    add("--clients", type=int, default=defaults.clients, help="Submitting clients, all at once (default %(default)s).")
+    add("--tasks", type=int, default=defaults.tasks,
+        help="videoInference tasks per client, one after the other (default %(default)s).")
+    add("--pollers", type=int, default=defaults.pollers, help="getResponse pollers (default %(default)s).")
+    add("--interval", type=float, default=defaults.interval,
+        help="Seconds between one poller's polls (default %(default)s).")
+    add("--seconds", type=float, default=defaults.seconds, help="How long the pollers poll (default %(default)s).")
+    add("--api-key", default=defaults.api_key,
+        help="Client n uses the key <API_KEY>-<n> (default %(default)s); a demo server with no LTX_API_KEYS accepts "
+        "any key.")
+    add("--database-url", help="The task store of the server it starts (passed as LTX_DATABASE_URL), e.g. "
+        "postgresql://...; default: the server's SQLite file.")
+    add("--json", type=Path, dest="json_path", metavar="PATH", help="Write every figure as JSON here.")
     arguments = parser.parse_args(argv)
     for name in ("clients", "tasks", "pollers"):
         if getattr(arguments, name) < 1:
@@ -316,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     options, json_path = parse_options(argv)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # stop the server it started on the way out
     try:
-        result = run_loadbench(options, command=shlex.join(["python", "-m", "server.loadbench", *(argv or sys.argv[1:])]))
+        command = shlex.join(["python", "-m", "server.loadbench", *(argv or sys.argv[1:])])
+        result = run_loadbench(options, command=command)
     except LoadBenchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

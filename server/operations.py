@@ -63,7 +63,8 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
 
     @router.get("/metrics")
     async def metrics() -> Response:
-        return Response(await in_thread(generate_latest, registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+        body = await in_thread(generate_latest, registry)  # the collector reads the store
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
 

@@ -175,7 +175,8 @@ class TaskService:
             data, _ = await client.get_bytes(job.frame_image)
         except (BlockedURLError, FetchError) as error:
             # Say what happened, never what the remote host answered.
-            await asyncio.to_thread(self._fail_preparing, record, f"the first-frame image could not be fetched: {error}")
+            message = f"the first-frame image could not be fetched: {error}"
+            await asyncio.to_thread(self._fail_preparing, record, message)
         else:
             await asyncio.to_thread(self._attach_fetched, record, job, data)  # the store, off the event loop
 
