@@ -84,7 +84,7 @@ def test_a_store_waiting_for_its_write_lock_does_not_stall_other_requests(tiny_r
             replies: list = []
             submitting = threading.Thread(target=lambda: replies.append(server.post([blocked])))
             submitting.start()
-            time.sleep(1.0)  # the submission is now waiting for the lock
+            time.sleep(2.0)  # the submission is now waiting for the lock
             assert submitting.is_alive(), f"the submission did not wait for the write lock: {replies}"
             seconds, status, body = _timed_get(server.base + "/health/live")
             assert status == 200 and json.loads(body) == {"status": "live"}
