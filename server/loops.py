@@ -2,6 +2,8 @@
 
 Each reads its work from the task store (the source of truth), so a restart resumes where the last process stopped;
 with several API nodes each piece of work is claimed in the store, so one node does it.
+They call the synchronous store in a thread (`asyncio.to_thread`: its own pool, apart from the requests' threads),
+never on the event loop the API answers from.
 The webhook body is the contract's business: each adapter registers a function per task type that builds it.
 """
 
@@ -39,7 +41,7 @@ async def prepare_loop(store: TaskStore, service: TaskService, client, node: str
     lease_seconds = 2 * client.settings.total_timeout
     fetching: dict[int, asyncio.Task] = {}
     while True:
-        for record in store.take_preparing(node, lease_seconds):
+        for record in await asyncio.to_thread(store.take_preparing, node, lease_seconds):
             if record.id not in fetching:
                 fetching[record.id] = asyncio.create_task(service.prepare(record, client))
                 fetching[record.id].add_done_callback(lambda _, task_id=record.id: fetching.pop(task_id, None))
@@ -52,7 +54,7 @@ async def delivery_loop(
     """Send each finished result to its webhookURL / uploadEndpoint; the outcome never changes the task's result."""
 
     async def deliver(delivery) -> None:
-        record = store.get_by_id(delivery.task_id)
+        record = await asyncio.to_thread(store.get_by_id, delivery.task_id)
         result = record.results[delivery.index]
         if delivery.kind == "webhook":
             outcome = await deliver_webhook(
@@ -62,7 +64,10 @@ async def delivery_loop(
         else:
             content_type = OutputFormat(Job.from_dict(record.job).output_format).content_type
             outcome = await upload_from_store(settings, media, client, delivery.url, result.file_name, content_type)
-        store.finish_delivery(delivery.id, outcome.delivered, outcome.attempts, outcome.last_status, outcome.last_error)
+        await asyncio.to_thread(
+            store.finish_delivery, delivery.id, outcome.delivered, outcome.attempts, outcome.last_status,
+            outcome.last_error,
+        )  # fmt: skip
         task_event("delivered" if outcome.delivered else "delivery_failed", record.task_uuid,
                    level=logging.INFO if outcome.delivered else logging.WARNING, kind=delivery.kind,
                    videoUUID=result.video_uuid, attempts=outcome.attempts, status=outcome.last_status,
@@ -70,7 +75,7 @@ async def delivery_loop(
 
     running: set[asyncio.Task] = set()
     while True:
-        for delivery in store.take_deliveries(settings.node, DELIVERY_LEASE_SECONDS):
+        for delivery in await asyncio.to_thread(store.take_deliveries, settings.node, DELIVERY_LEASE_SECONDS):
             job = asyncio.create_task(deliver(delivery))
             running.add(job)
             job.add_done_callback(running.discard)

@@ -31,6 +31,7 @@ from .service import UUID_PATTERN, image_content_type
 from .settings import Settings
 from .supervisor import WORKER_STALE_SECONDS, WorkerPool
 from .tasks import TaskStore, WorkerRecord
+from .threads import in_thread
 
 log = logging.getLogger("ltx_runtime.server")
 
@@ -46,7 +47,7 @@ def media_router(settings: Settings, store: TaskStore, media: MediaStore) -> API
     @router.get("/media/{name}")
     async def media_file(name: str):
         match = MEDIA_NAME.fullmatch(name)  # checked before the name reaches the store
-        found = store.result_by_video(match.group(1)) if match else None
+        found = await in_thread(store.result_by_video, match.group(1)) if match else None
         gone = _not_found("mediaNotFound", "no such video (or its ttl has passed)")
         if found is None or found[0].file_name != name:
             return gone
@@ -81,7 +82,7 @@ def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None)
     @router.get("/health/ready")
     async def ready() -> JSONResponse:
         try:
-            known = store.workers()
+            known = await in_thread(store.workers)
         except Exception as error:  # noqa: BLE001 - a store that does not answer is the one thing to report
             log.warning("readiness: the task store did not answer: %s", error)
             return JSONResponse({"status": "store unavailable", "role": settings.role}, status_code=503)
@@ -109,7 +110,8 @@ def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None)
 
     @router.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+        body = await in_thread(generate_latest, registry)  # the collector reads the store
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
 

@@ -180,12 +180,18 @@ class TaskService:
         job = Job.from_dict(record.job)
         try:
             data, _ = await client.get_bytes(job.frame_image)
-            await asyncio.to_thread(self.attach_image, job, data)  # an S3 put must not hold up the event loop
-        except TaskError as error:
-            self._fail_preparing(record, f"the first-frame image: {error.message}")
         except (BlockedURLError, FetchError) as error:
             # Say what happened, never what the remote host answered.
-            self._fail_preparing(record, f"the first-frame image could not be fetched: {error}")
+            message = f"the first-frame image could not be fetched: {error}"
+            await asyncio.to_thread(self._fail_preparing, record, message)
+        else:
+            await asyncio.to_thread(self._attach_fetched, record, job, data)  # the store, off the event loop
+
+    def _attach_fetched(self, record: TaskRecord, job: Job, data: bytes) -> None:
+        try:
+            self.attach_image(job, data)
+        except TaskError as error:
+            self._fail_preparing(record, f"the first-frame image: {error.message}")
         else:
             self.store.prepared(record.id, job.to_dict())
 

@@ -78,17 +78,19 @@ class WorkerPool:
             for slot, (worker_id, process) in list(self._processes.items()):
                 if process.is_alive():
                     continue
-                requeued = self.store.requeue_owned(self.settings.max_attempts, worker_id)
+                requeued = await asyncio.to_thread(self.store.requeue_owned, self.settings.max_attempts, worker_id)
                 self._remove_scratch(worker_id)
-                self.store.worker_state(worker_id, process.pid or 0, "stopped", f"exit code {process.exitcode}")
+                await asyncio.to_thread(
+                    self.store.worker_state, worker_id, process.pid or 0, "stopped", f"exit code {process.exitcode}"
+                )
                 log.warning("%s exited with %s; requeued tasks %s", worker_id, process.exitcode, requeued)
                 delay = RESTART_BACKOFF_SECONDS[min(self._failures[slot], len(RESTART_BACKOFF_SECONDS) - 1)]
                 self._failures[slot] += 1
                 del self._processes[slot]
                 asyncio.get_running_loop().call_later(delay, self._spawn, slot)
-            self.store.requeue_expired(self.settings.max_attempts)
+            await asyncio.to_thread(self.store.requeue_expired, self.settings.max_attempts)
             if time.monotonic() - last_heartbeat >= HEARTBEAT_SECONDS:
-                self.store.touch_workers(self.worker_ids)
+                await asyncio.to_thread(self.store.touch_workers, self.worker_ids)
                 last_heartbeat = time.monotonic()
             await asyncio.sleep(1)
 

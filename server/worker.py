@@ -41,6 +41,9 @@ from .media_store import image_key, media_key, open_media, scratch_file
 from .settings import Settings
 from .tasks import LeaseLost, TaskRecord, TaskStore, open_store
 
+CPU_WORKER_NICENESS = 10
+"""Added to a CPU worker's niceness: its threads (and torch's, started after) yield the cores to the API."""
+
 log = logging.getLogger("ltx_runtime.worker")
 PRELOAD_MODEL = "lightricks:2@1"
 IDLE_POLL_SECONDS = 5.0
@@ -269,4 +272,7 @@ def worker_main(worker_id: str, settings_json: str, device: str | None, parent_p
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    if device is None:
+        # A CPU worker shares the cores with the API process; the API answers first (docs/performance.md).
+        os.nice(CPU_WORKER_NICENESS)
     Worker(worker_id, settings, device).serve_forever()

@@ -11,8 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTERS = ("runware", "runcomfy")
 BELOW_THE_ADAPTERS = ["jobs.py", "service.py", "tasks.py", "worker.py", "supervisor.py", "loops.py", "delivery.py",
-                      "operations.py", "bodies.py", "settings.py", "auth.py", "netguard.py", "limits.py", "store_sql.py",
-                      "store_sqlite.py", "store_postgres.py"]
+                      "operations.py", "bodies.py", "settings.py", "auth.py", "netguard.py", "limits.py", "threads.py",
+                      "store_sql.py", "store_sqlite.py", "store_postgres.py"]
 STORE_BACKENDS = ("server.store_sql", "server.store_sqlite", "server.store_postgres")
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from ..auth import ApiKeys
 from ..bodies import CLOSE_CONNECTION, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
 from ..limits import RateLimiter
+from ..threads import in_thread
 from .protocol import RunComfyError, account_error, invalid_parameter
 from .service import RunComfyService
 
@@ -41,32 +42,33 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, body_limits: BodyLi
                 raise RunComfyError(408001, "RequestTimeout", str(error), 408, "body") from None
             except InvalidJSON as error:
                 raise invalid_parameter("body", str(error)) from None
-            return JSONResponse(service.submit(key_id, f"{owner}/{family}/{variant}", mode, body))
+            return JSONResponse(await in_thread(service.submit, key_id, f"{owner}/{family}/{variant}", mode, body))
         except RunComfyError as error:
             return _error(error)
 
     @router.get("/v1/requests")
     async def recent(request: Request, limit: int = 20) -> JSONResponse:
-        return _answer(lambda: service.recent(key_of(request), max(1, min(limit, 100))))
+        return await _answer(lambda: service.recent(key_of(request), max(1, min(limit, 100))))
 
     @router.get("/v1/requests/{request_id}/status")
     async def status(request_id: str, request: Request) -> JSONResponse:
-        return _answer(lambda: service.status(key_of(request), request_id))
+        return await _answer(lambda: service.status(key_of(request), request_id))
 
     @router.get("/v1/requests/{request_id}/result")
     async def result(request_id: str, request: Request) -> JSONResponse:
-        return _answer(lambda: service.result(key_of(request), request_id))
+        return await _answer(lambda: service.result(key_of(request), request_id))
 
     @router.post("/v1/requests/{request_id}/cancel")
     async def cancel(request_id: str, request: Request) -> JSONResponse:
-        return _answer(lambda: service.cancel(key_of(request), request_id))
+        return await _answer(lambda: service.cancel(key_of(request), request_id))
 
     return router
 
 
-def _answer(read) -> JSONResponse:
+async def _answer(read) -> JSONResponse:
+    """`read` runs in the thread pool: the store is synchronous and must not stall the event loop."""
     try:
-        return JSONResponse(read())
+        return JSONResponse(await in_thread(read))
     except RunComfyError as error:
         return _error(error)
 

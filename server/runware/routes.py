@@ -85,7 +85,7 @@ def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimi
                     reply = await service.handle([task], session)
                     await socket.send_json(reply.body())
                     if _resumes_a_session(task, reply):
-                        for frame in service.replay(session):
+                        for frame in await service.replay(session):
                             await socket.send_json(frame.body())
         except WebSocketDisconnect:
             pass

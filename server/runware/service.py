@@ -14,6 +14,7 @@ from ..jobs import ErrorKind, TaskError
 from ..service import TaskService, not_found_message
 from ..tasks import ResultRecord, TaskRecord
 from ..bodies import shown
+from ..threads import in_thread
 from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import validate_video_inference
@@ -46,6 +47,8 @@ class RunwareService:
         self.limiter = limiter or RateLimiter(0, 1)  # none given: no limit
 
     async def handle(self, tasks: Any, session: Session) -> Reply:
+        """Each task runs in the thread pool: the store is synchronous, and a wait on it (SQLite's write lock, a
+        Postgres round trip) must not stall the event loop and every other client with it."""
         reply = Reply()
         if not isinstance(tasks, list):
             reply.errors.append(_body_error("the body must be a JSON array of task objects"))
@@ -58,7 +61,7 @@ class RunwareService:
             return reply
         for task in tasks:
             try:
-                reply.extend(await self._handle_one(task, session))
+                reply.extend(await in_thread(self._handle_one, task, session))
             except ContractError as error:
                 if isinstance(task, dict):
                     error.task_type = error.task_type or _string(task.get("taskType"))
@@ -67,7 +70,7 @@ class RunwareService:
                 reply.errors.append(error)
         return reply
 
-    async def _handle_one(self, task: Any, session: Session) -> Reply:
+    def _handle_one(self, task: Any, session: Session) -> Reply:
         if not isinstance(task, dict):
             raise _body_error("each task must be a JSON object")
         task_type = task.get("taskType")
@@ -115,9 +118,12 @@ class RunwareService:
             return {"taskType": "authentication", "connectionSessionUUID": session.connection_uuid}
         return {"taskType": "authentication"}
 
-    def replay(self, session: Session) -> list[Reply]:
+    async def replay(self, session: Session) -> list[Reply]:
         """What finished for this WebSocket session while no connection had it (one frame per task), each result
         once: sent after the authentication reply when a client resumes its connectionSessionUUID."""
+        return await in_thread(self._replay, session)
+
+    def _replay(self, session: Session) -> list[Reply]:
         frames = []
         for record in self.tasks.unreported(session.key_id, session.connection_uuid):
             if record.status in ("failed", "cancelled"):
