@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 
@@ -39,17 +40,19 @@ class RateLimiter:
         self.per_second = per_second
         self.burst = burst
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._lock = threading.Lock()  # the Runware tasks run in a thread pool (server/threads.py)
 
     def refusal(self, key_id: str) -> str | None:
         """None when the key may go on; else a message saying the limit and when to retry."""
         if not self.per_second:
             return None
-        bucket = self._buckets.pop(key_id, None) or TokenBucket(self.per_second, self.burst)
-        self._buckets[key_id] = bucket
-        if len(self._buckets) > MAX_TRACKED_KEYS:
-            self._buckets.popitem(last=False)
-        if bucket.take():
-            return None
+        with self._lock:
+            bucket = self._buckets.pop(key_id, None) or TokenBucket(self.per_second, self.burst)
+            self._buckets[key_id] = bucket
+            if len(self._buckets) > MAX_TRACKED_KEYS:
+                self._buckets.popitem(last=False)
+            if bucket.take():
+                return None
         return (
             f"this API key sent more than {self.per_second:g} tasks per second (burst {self.burst}); "
             f"retry in {bucket.wait_seconds():.2f} s"
