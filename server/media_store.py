@@ -124,7 +124,7 @@ class S3MediaStore:
     """A bucket (and key prefix) of S3 or an S3-compatible server, through boto3; thread-safe."""
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-                 multipart_bytes: int = MULTIPART_BYTES):  # fmt: skip
+                 multipart_bytes: int = MULTIPART_BYTES, public_endpoint_url: str | None = None):  # fmt: skip
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
@@ -133,9 +133,12 @@ class S3MediaStore:
         self.prefix = prefix.strip("/")
         # Path-style addressing for S3-compatible servers, whose buckets are rarely DNS names; SigV4 for presigning.
         addressing = {"addressing_style": "path"} if endpoint_url else {}
-        self.client = boto3.client(
-            "s3", endpoint_url=endpoint_url, config=Config(signature_version="s3v4", s3=addressing)
-        )
+        config = Config(signature_version="s3v4", s3=addressing)
+        self.client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
+        # Presigned URLs name the address clients reach the server at, which may not be the one this host uses (a
+        # MinIO container's service name); signing needs no connection to it.
+        self.signer = (boto3.client("s3", endpoint_url=public_endpoint_url, config=config) if public_endpoint_url
+                       else self.client)  # fmt: skip
         self.transfer = TransferConfig(multipart_threshold=multipart_bytes, multipart_chunksize=multipart_bytes)
 
     def key(self, name: str) -> str:
@@ -167,7 +170,7 @@ class S3MediaStore:
             raise
 
     def url(self, name: str, ttl_seconds: float) -> str:
-        return self.client.generate_presigned_url(
+        return self.signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self.key(name)},
             ExpiresIn=max(1, min(MAX_PRESIGN_SECONDS, int(ttl_seconds))),
         )  # fmt: skip
@@ -195,7 +198,8 @@ def open_media(settings: Settings) -> MediaStore:
     if not settings.media_url:
         return LocalMediaStore(settings.data_dir, settings.base_url)
     url = urlsplit(settings.media_url)  # s3://bucket/prefix, as Settings checked
-    return S3MediaStore(url.netloc, url.path, settings.s3_endpoint_url)
+    return S3MediaStore(url.netloc, url.path, settings.s3_endpoint_url,
+                        public_endpoint_url=settings.s3_public_endpoint_url)  # fmt: skip
 
 
 def scratch_file(settings: Settings, worker_id: str, file_name: str) -> Path:

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     s3://bucket/prefix, an S3 bucket (videoURLs are presigned GET URLs valid for the task's ttl)."""
     s3_endpoint_url: str | None = None
     """The S3-compatible server of media_url (MinIO, Ceph...); unset, AWS S3. Credentials: boto3's usual sources."""
+    s3_public_endpoint_url: str | None = None
+    """The address clients download presigned videoURLs from, when it is not s3_endpoint_url (e.g. the servers reach
+    MinIO as http://minio:9000, clients as https://media.example.com); default s3_endpoint_url."""
     media_ttl_seconds: int = Field(86400, ge=60)
     """How long results stay downloadable when a task gives no ttl."""
     price_per_gpu_hour: float = 2.5

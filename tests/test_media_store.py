@@ -137,6 +137,16 @@ def test_open_media_reads_the_settings(s3, tmp_path):
     remote = open_media(Settings(data_dir=tmp_path, media_url=f"s3://{bucket}/runs/one/", s3_endpoint_url=s3.endpoint))
     remote.put_bytes(media_key("a.mp4"), b"x", "video/mp4")
     assert keys_in(s3, bucket) == ["runs/one/media/a.mp4"]
+    # Clients reach the server at another address than the servers do (here localhost, not 127.0.0.1): videoURLs
+    # name the public one and download from it.
+    public = s3.endpoint.replace("127.0.0.1", "localhost")
+    settings = Settings(data_dir=tmp_path, media_url=f"s3://{bucket}/runs/one", s3_endpoint_url=s3.endpoint,
+                        s3_public_endpoint_url=public)  # fmt: skip
+    behind_a_name = open_media(settings)
+    url = behind_a_name.url(media_key("a.mp4"), 60)
+    assert url.startswith(f"{public}/{bucket}/runs/one/media/a.mp4?")
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == b"x"
     for wrong in ("http://bucket/x", "s3://", "/srv/media", "s3://bucket?x=1"):
         with pytest.raises(ValidationError, match="media_url"):
             Settings(media_url=wrong)
