@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
@@ -28,6 +29,8 @@ from .supervisor import WorkerPool
 from .tasks import SQLiteTaskStore
 
 log = logging.getLogger("ltx_runtime.server")
+DELIVERY_FLUSH_SECONDS = 10
+"""How long a draining server waits for the deliveries of what finished (the rest go out after the next start)."""
 
 
 def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
@@ -36,6 +39,17 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
     runware = RunwareService(tasks, keys, demo=settings.demo)
     runcomfy = RunComfyService(tasks, demo=settings.demo)
     pool = WorkerPool(settings, store)
+
+    async def drain() -> None:
+        """SIGTERM: refuse new tasks (readiness 503 too), let running generations finish within the grace period,
+        requeue what is left, and flush pending deliveries for a while."""
+        tasks.draining = True
+        await pool.drain(settings.shutdown_grace_seconds)
+        deadline = time.monotonic() + DELIVERY_FLUSH_SECONDS
+        while store.unsent_deliveries() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        log.warning("drained; %d delivery(ies) left unsent for the next start", store.unsent_deliveries())
+
     webhook_bodies = {RUNWARE_VIDEO_TASK: runware.webhook_body}
 
     @asynccontextmanager
@@ -71,4 +85,5 @@ def create_app(settings: Settings, keys: ApiKeys) -> FastAPI:
     app.mount("/playground/static", static_files(), name="playground")
     app.state.store = store
     app.state.pool = pool
+    app.state.drain = drain
     return app

@@ -45,9 +45,17 @@ def operations_router(settings: Settings, store: TaskStore, pool: WorkerPool) ->
     @router.get("/health/ready")
     async def ready() -> JSONResponse:
         workers = [w for w in store.workers() if w["worker_id"] in pool.worker_ids]
-        is_ready = any(w["state"] == "ready" for w in workers)
+        is_ready = any(w["state"] == "ready" for w in workers) and not pool.draining
+        if pool.draining:
+            status = "draining"
+        elif is_ready:
+            status = "ready"
+        elif workers and all(w["state"] == "failed" for w in workers):
+            status = "failed"  # every worker failed to start; the details say why
+        else:
+            status = "starting"
         body = {
-            "status": "ready" if is_ready else "starting",
+            "status": status,
             "demo": settings.demo,
             "workers": [
                 {k: w[k] for k in ("worker_id", "state", "detail", "memory_profile", "memory_budget")} for w in workers

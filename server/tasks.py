@@ -201,6 +201,7 @@ class TaskStore(Protocol):
     def requeue_expired(self, max_attempts: int) -> list[int]: ...
     def requeue_owned(self, max_attempts: int, owner: str) -> list[int]: ...
     def requeue_all_running(self, max_attempts: int) -> list[int]: ...
+    def release_owned(self, owner: str) -> list[int]: ...
     def worker_state(self, worker_id: str, pid: int, state: str, detail: str = "",
                      memory_profile: str | None = None, memory_budget: int | None = None) -> None: ...
     def workers(self) -> list[dict[str, Any]]: ...
@@ -208,6 +209,7 @@ class TaskStore(Protocol):
     def take_deliveries(self) -> list[DeliveryRecord]: ...
     def finish_delivery(self, delivery_id: int, delivered: bool, attempts: int, status: int | None, error: str | None) -> None: ...
     def reset_interrupted_deliveries(self) -> None: ...
+    def unsent_deliveries(self) -> int: ...
     def deliveries_of(self, task_id: int) -> list[dict[str, Any]]: ...
 
 
@@ -452,6 +454,17 @@ class SQLiteTaskStore:
         """At start-up on a single box every running task is an orphan of the previous process."""
         return self._requeue("1 = 1", (), max_attempts)
 
+    def release_owned(self, owner: str) -> list[int]:
+        """The running tasks of a worker stopped on purpose (a shutdown) go back to the queue; that attempt does not
+        count towards max_attempts."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE tasks SET status = 'queued', lease_owner = NULL, attempts = MAX(attempts - 1, 0)"
+                " WHERE status = 'running' AND lease_owner = ? RETURNING id",
+                (owner,),
+            ).fetchall()
+        return [row["id"] for row in rows]
+
     def _requeue(self, condition: str, args: tuple, max_attempts: int) -> list[int]:
         # A task that has already used max_attempts fails instead: something in it kills workers.
         with self._transaction() as db:
@@ -485,6 +498,11 @@ class SQLiteTaskStore:
     def reset_interrupted_deliveries(self) -> None:
         """Deliveries that were being sent when the process stopped are sent again (receivers dedupe by id)."""
         self._connection().execute("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
+
+    def unsent_deliveries(self) -> int:
+        """How many deliveries are waiting or being sent (a draining server waits for them, for a while)."""
+        query = "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+        return self._connection().execute(query).fetchone()[0]
 
     def deliveries_of(self, task_id: int) -> list[dict[str, Any]]:
         rows = self._connection().execute("SELECT * FROM deliveries WHERE task_id = ? ORDER BY id", (task_id,))

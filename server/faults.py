@@ -1,0 +1,36 @@
+"""A test aid: a fault injected into a worker at one stage of a generation, inert unless LTX_TEST_FAULT is set.
+
+LTX_TEST_FAULT="ACTION:STAGE[:ATTEMPTS]" acts at the first progress report of STAGE (a name of
+ltx_runtime.progress.STAGES) in the task's first ATTEMPTS attempts (default: every attempt):
+- kill: the worker SIGKILLs itself (a crash at that stage);
+- hang: the worker loops forever without reporting progress (stuck inside a kernel, as far as anyone can tell);
+- pause: the worker sleeps 5 s, then carries on (time for a test to act, e.g. to kill the worker's ffmpeg).
+The fault-injection tests (tests/test_faults.py) set it; nothing else should.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+PAUSE_SECONDS = 5.0
+
+
+def inject_fault(stage: str, attempt: int) -> None:
+    """Called by the worker at the first report of each stage of each attempt."""
+    spec = os.environ.get("LTX_TEST_FAULT")
+    if not spec:
+        return
+    action, fault_stage, *attempts = spec.split(":")
+    if fault_stage != stage or (attempts and attempt > int(attempts[0])):
+        return
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "hang":
+        while True:
+            time.sleep(0.1)
+    elif action == "pause":
+        time.sleep(PAUSE_SECONDS)
+    else:
+        raise ValueError(f"LTX_TEST_FAULT: unknown action {action!r}")
