@@ -3,13 +3,15 @@
 LTX_TEST_FAULT="ACTION:STAGE[:ATTEMPTS]" acts at the first progress report of STAGE (a name of
 ltx_runtime.progress.STAGES) in the task's first ATTEMPTS attempts (default: every attempt):
 - kill: the worker SIGKILLs itself (a crash at that stage);
-- hang: the worker loops forever without reporting progress (stuck inside a kernel, as far as anyone can tell);
+- hang: the worker loops forever without reporting progress and ignores SIGTERM (as a thread stuck inside a CUDA
+  kernel would);
 - pause: the worker sleeps 5 s, then carries on (time for a test to act, e.g. to kill the worker's ffmpeg).
 The fault-injection tests (tests/test_faults.py) set it; nothing else should.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -25,9 +27,11 @@ def inject_fault(stage: str, attempt: int) -> None:
     action, fault_stage, *attempts = spec.split(":")
     if fault_stage != stage or (attempts and attempt > int(attempts[0])):
         return
+    logging.getLogger(__name__).warning("test fault: %s at %s (attempt %d)", action, stage, attempt)
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "hang":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         while True:
             time.sleep(0.1)
     elif action == "pause":
