@@ -198,7 +198,7 @@ class Worker:
             self.activity.value = time.time()
             if stage not in stages_reported:
                 stages_reported.add(stage)
-                inject_fault(stage, task.attempts)
+                inject_fault(stage, task.attempts, task.task_uuid)
             self._check_held(task)
             tracker(stage, fraction)
 
@@ -259,7 +259,7 @@ class Worker:
         self.engine.generate(request, partial, progress=report, frame_observer=screen, preview=preview)
         gpu_seconds = time.perf_counter() - started
         tracker("uploading", 0.0)
-        inject_fault("uploading", task.attempts)  # the complete file is still the partial one
+        inject_fault("uploading", task.attempts, task.task_uuid)  # the complete file is still the partial one
         if screen is not None:
             log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,
                      screen.seconds)  # fmt: skip

@@ -144,11 +144,10 @@ def test_a_task_that_kills_every_worker_fails_after_max_attempts(tiny_root, tmp_
 def test_the_watchdog_kills_a_hung_worker_and_requeues_its_task(tiny_root, tmp_path):
     data_dir = tmp_path / "data"
     watchdog = 15  # above the longest silence of a healthy tiny generation on 2 busy cores (text encoding: ~5 s)
-    server = ServerProcess(
-        data_dir, tiny_root, LTX_TEST_FAULT="hang:stage_1:1", LTX_WATCHDOG_SECONDS=str(watchdog)
-    ).start()
+    hung, following = tiny_task(), tiny_task()
+    server = ServerProcess(data_dir, tiny_root, LTX_TEST_FAULT="hang:stage_1:1", LTX_TEST_FAULT_TASK=hung["taskUUID"],
+                           LTX_WATCHDOG_SECONDS=str(watchdog)).start()  # fmt: skip
     try:
-        hung, following = tiny_task(), tiny_task()
         assert server.post([hung])[0] == 200
         wait_for_log(server, "test fault: hang at stage_1")
         hang_started = time.time()
