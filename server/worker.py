@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import multiprocessing
 import signal
 import sys
 import threading
@@ -76,12 +75,13 @@ def storage_full(error: BaseException) -> bool:
 
 
 class Worker:
-    def __init__(self, worker_id: str, settings: Settings, device: str | None, activity=None, draining=None):
+    def __init__(self, worker_id: str, settings: Settings, device: str | None, activity, draining):
         self.worker_id = worker_id
         self.settings = settings
-        self.activity = activity if activity is not None else multiprocessing.Value("d", 0.0, lock=False)
-        """Time of the running task's last progress report; 0.0 while idle (read by the supervisor's watchdog)."""
-        self.draining = draining if draining is not None else multiprocessing.Event()
+        self.activity = activity
+        """A shared double: the time of the running task's last progress report, 0.0 while idle (the watchdog)."""
+        self.draining = draining
+        """A shared event: set, the worker finishes its task and takes no other."""
         self.store: TaskStore = SQLiteTaskStore(settings.database)
         import torch
 

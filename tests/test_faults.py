@@ -23,6 +23,7 @@ import pytest
 from conftest import probe
 from ltx_runtime.progress import STAGES
 from server_harness import ServerProcess, video_task
+from test_server_inputs_delivery import receiver  # noqa: F401 - the recording HTTP server, a fixture
 
 CLIP = {"width": 128, "height": 72, "duration": 1, "fps": 8}
 
@@ -171,11 +172,12 @@ def test_the_watchdog_kills_a_hung_worker_and_requeues_its_task(tiny_root, tmp_p
 # -- graceful shutdown --------------------------------------------------------------------------------------------
 
 
-def test_sigterm_drains_lets_the_running_task_finish_and_exits_0(tiny_root, tmp_path):
+def test_sigterm_drains_lets_the_running_task_finish_and_exits_0(tiny_root, tmp_path, receiver):
     data_dir = tmp_path / "data"
     # The pause holds the task in its decode for 5 s, so that SIGTERM lands while it runs.
-    server = ServerProcess(data_dir, tiny_root, LTX_TEST_FAULT="pause:decoding").start()
-    task = tiny_task()
+    server = ServerProcess(data_dir, tiny_root, LTX_TEST_FAULT="pause:decoding",
+                           LTX_OUTBOUND_ALLOW_HOSTS="127.0.0.1").start()  # fmt: skip
+    task = tiny_task(webhookURL=receiver.url("/drained"))
     assert server.post([task])[0] == 200
     wait_for_log(server, "test fault: pause at decoding")
     server.process.send_signal(signal.SIGTERM)
@@ -190,6 +192,10 @@ def test_sigterm_drains_lets_the_running_task_finish_and_exits_0(tiny_root, tmp_
     assert f"task finished taskUUID={task['taskUUID']}" in log
     store = sqlite3.connect(data_dir / "tasks.sqlite3")
     assert store.execute("SELECT status, attempts FROM tasks").fetchall() == [("succeeded", 1)]
+    # The finished task's webhook went out before the process exited.
+    assert store.execute("SELECT state FROM deliveries").fetchall() == [("delivered",)]
+    (hook,) = [request for request in receiver.requests if request["path"] == "/drained"]
+    assert json.loads(hook["body"])["taskUUID"] == task["taskUUID"]
 
 
 def test_at_the_end_of_the_grace_period_the_running_task_is_requeued_without_an_attempt(tiny_root, tmp_path):
