@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from contextlib import suppress
 
 import uvicorn
 
@@ -46,7 +47,8 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
     )
-    DrainingServer(config).run()
+    with suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once stopped (uvicorn.run swallows it too)
+        DrainingServer(config).run()
 
 
 class DrainingServer(uvicorn.Server):

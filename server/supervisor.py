@@ -166,8 +166,9 @@ class WorkerPool:
             self.store.worker_state(worker.worker_id, worker.process.pid or 0, "failed", detail)
         else:
             self.store.worker_state(worker.worker_id, worker.process.pid or 0, "stopped", f"exit code {exit_code}")
-        log.warning("%s exited with %s; %s %d task(s)", worker.worker_id, exit_code,
-                    "requeued" if requeue else "released", len(task_ids))  # fmt: skip
+        level = logging.WARNING if requeue or task_ids else logging.INFO  # a clean stop of an idle worker is routine
+        log.log(level, "%s exited with %s; %s %d task(s)", worker.worker_id, exit_code,
+                "requeued" if requeue else "released", len(task_ids))  # fmt: skip
 
     def _state_of(self, worker_id: str) -> dict | None:
         return next((w for w in self.store.workers() if w["worker_id"] == worker_id), None)
