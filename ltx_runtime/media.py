@@ -21,7 +21,9 @@ x264 CRF from 40 (quality 20) to 12 (quality 99), VP9 CRF from 50 to 15. Quality
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from enum import Enum
@@ -123,9 +125,20 @@ def encode_clip(
             raise
 
 
+def _die_with_parent() -> None:
+    """In the ffmpeg child (Linux): SIGKILL it when the process that feeds it dies, so that a killed worker leaves no
+    encoder finishing a partial file behind its back."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _run_ffmpeg(command: list[str], frames: Iterable[np.ndarray], frame_shape: tuple[int, int, int]) -> None:
     stderr = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=stderr)
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stderr=stderr, preexec_fn=_die_with_parent if sys.platform == "linux" else None
+    )
     try:
         for chunk in frames:
             if chunk.dtype != np.uint8 or chunk.shape[1:] != frame_shape:

@@ -9,6 +9,8 @@ the contracts, media, and the loops (first-frame images, deliveries, media expir
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
@@ -32,6 +34,10 @@ from .settings import Settings
 from .supervisor import WorkerPool
 from .tasks import open_store
 
+log = logging.getLogger("ltx_runtime.server")
+DELIVERY_FLUSH_SECONDS = 10
+"""How long a draining server waits for the deliveries of what finished (the rest go out after the next start)."""
+
 
 def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
     """`keys`: the API keys an API node checks (None on a worker node, which serves no contract)."""
@@ -43,6 +49,19 @@ def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     runware = RunwareService(tasks, keys, demo=settings.demo, limiter=limiter) if serves_api else None
     webhook_bodies = {RUNWARE_VIDEO_TASK: runware.webhook_body} if serves_api else {}
+
+    async def drain() -> None:
+        """SIGTERM: refuse new tasks (readiness 503 too), let running generations finish within the grace period,
+        requeue what is left, and flush pending deliveries for a while."""
+        tasks.draining = True
+        if pool is not None:
+            await pool.drain(settings.shutdown_grace_seconds)
+        if serves_api:
+            deadline = time.monotonic() + DELIVERY_FLUSH_SECONDS
+            while await asyncio.to_thread(store.unsent_deliveries) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            unsent = await asyncio.to_thread(store.unsent_deliveries)
+            log.warning("drained; %d delivery(ies) left unsent, for the next start or another node", unsent)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -88,8 +107,10 @@ def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
         app.include_router(media_router(settings, store, media))
         app.include_router(playground_router(settings.demo))
         app.mount("/playground/static", static_files(), name="playground")
-    app.include_router(health_router(settings, store, pool))
+    app.include_router(health_router(settings, store, pool, lambda: tasks.draining))
     install_error_handlers(app)
     app.state.store = store
     app.state.pool = pool
+    app.state.drain = drain
+    app.state.drain = drain
     return app

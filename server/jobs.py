@@ -105,7 +105,11 @@ class ErrorKind(str, Enum):
     """The content check flagged the first-frame image or the output; nothing is served."""
     GENERATION_FAILED = "generation_failed"
     WORKER_LOST = "worker_lost"
-    """The worker died while running the task, max_attempts times."""
+    """The worker died (or hung, and its supervisor killed it) while running the task, max_attempts times."""
+    STORAGE_FULL = "storage_full"
+    """The disk the videos are written to is full; the task failed and nothing of it is served."""
+    SHUTTING_DOWN = "shutting_down"
+    """The server is draining before it stops and takes no new tasks; retry on another instance or later."""
 
     @classmethod
     def of(cls, value: str | None) -> "ErrorKind":

@@ -6,7 +6,10 @@ start-up): it is in demo mode when told so (--demo, LTX_DEMO), as its demo worke
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from contextlib import suppress
 
 import uvicorn
 
@@ -42,7 +45,7 @@ def serve(
         log.warning("%s\n%s\n%s", banner, DEMO_WARNING, banner)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log.info("role: %s", settings.role)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, api_keys(settings) if settings.role != "worker" else None),
         host=settings.host,
         port=settings.port,
@@ -51,6 +54,44 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
     )
+    with suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once stopped (uvicorn.run swallows it too)
+        DrainingServer(config).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn with a graceful SIGTERM: the app drains first (`app.state.drain`: no new tasks, readiness 503, running
+    generations finish within the grace period) while uvicorn still answers, then uvicorn stops as usual and the
+    process exits 0. A second SIGTERM ends the drain at once. Ctrl-C (SIGINT) stops at once, as before."""
+
+    def __init__(self, config: uvicorn.Config):
+        super().__init__(config)
+        self._sigterms = 0
+        self._draining: asyncio.Task | None = None
+
+    def handle_exit(self, sig: int, frame) -> None:
+        if sig != signal.SIGTERM:
+            return super().handle_exit(sig, frame)
+        self._sigterms += 1
+        loop = asyncio.get_running_loop()
+        if self._sigterms == 1:
+            log.warning("SIGTERM: draining (a second SIGTERM stops at once)")
+            loop.call_soon_threadsafe(self._start_draining)
+        else:
+            log.warning("second SIGTERM: stopping now")
+            pool = self.config.app.state.pool
+            if pool is None:  # an API node: only deliveries to wait for
+                self.should_exit = True
+            else:
+                loop.call_soon_threadsafe(pool.stop_now)
+
+    def _start_draining(self) -> None:
+        self._draining = asyncio.create_task(self._drain_then_exit())  # kept: the loop holds tasks weakly
+
+    async def _drain_then_exit(self) -> None:
+        try:
+            await self.config.app.state.drain()
+        finally:
+            self.should_exit = True
 
 
 def api_keys(settings: Settings) -> ApiKeys:

@@ -14,6 +14,7 @@ guard (`server/netguard.py`), which would refuse a private or loopback S3 server
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -86,14 +87,29 @@ class LocalMediaStore:
     def put_file(self, name: str, local_path: Path, content_type: str) -> None:
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(local_path, target)  # atomic: a reader sees the whole file or none
+        try:
+            os.replace(local_path, target)  # atomic: a reader sees the whole file or none
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            self._write(target, lambda partial: shutil.copyfile(local_path, partial))  # media on another disk
 
     def put_bytes(self, name: str, data: bytes, content_type: str) -> None:
         target = self.path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
+        self._write(target, lambda partial: partial.write_bytes(data))
+
+    @staticmethod
+    def _write(target: Path, write) -> None:
+        """Write a hidden partial file beside `target`, then rename it into place; a failed write (a full disk)
+        leaves nothing behind."""
         partial = target.with_name(f".{target.name}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        try:
+            write(partial)
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
     def read_bytes(self, name: str) -> bytes:
         try:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -71,8 +72,10 @@ def media_router(settings: Settings, store: TaskStore, media: MediaStore) -> API
     return router
 
 
-def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None) -> APIRouter:
-    """Liveness, readiness (see the module's docstring) and Prometheus metrics; `pool` is None on an API node."""
+def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None,
+                  draining: Callable[[], bool]) -> APIRouter:  # fmt: skip
+    """Liveness, readiness (see the module's docstring; 503 "draining" once a SIGTERM has started the drain) and
+    Prometheus metrics; `pool` is None on an API node."""
     router = APIRouter()
 
     @router.get("/health/live")
@@ -92,8 +95,16 @@ def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None)
         else:
             workers = [w for w in known if w.worker_id in pool.worker_ids]
             is_ready = any(w.state == "ready" for w in workers)
+        if draining():
+            status, is_ready = "draining", False
+        elif is_ready:
+            status = "ready"
+        elif workers and all(w.state == "failed" for w in workers):
+            status = "failed"  # every worker failed to start; the details say why
+        else:
+            status = "starting"
         body = {
-            "status": "ready" if is_ready else "starting",
+            "status": status,
             "role": settings.role,
             "demo": settings.demo,
             "workers": [

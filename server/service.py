@@ -38,6 +38,8 @@ class TaskService:
         self.settings = settings
         self.store = store
         self.media = media
+        self.draining = False
+        """Set when the server starts draining before it stops: new tasks are refused."""
 
     # -- submit and admit ---------------------------------------------------------------------------------------
 
@@ -46,6 +48,10 @@ class TaskService:
     ) -> TaskRecord:
         """Admit and queue a job. Local images (an imageUUID, a data URI, base64) are checked now; an image URL is
         fetched after the reply (status "preparing", see `prepare`), so a slow host never delays it."""
+        if self.draining:
+            raise TaskError(
+                ErrorKind.SHUTTING_DOWN, "the server is shutting down and takes no new tasks; retry on another instance"
+            )
         if job.frame_image is not None and job.image_url is None:
             self.attach_image(job, self._local_image(key_id, job.frame_image))
         self._check_safety(job)

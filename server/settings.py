@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     """Worker processes; default one per CUDA GPU, or one on the CPU."""
     lease_seconds: float = 30.0
     max_attempts: int = 3
+    watchdog_seconds: float = Field(600.0, gt=0)
+    """Hang watchdog: a worker whose running task reports no progress (a denoising step, a decoded chunk, the
+    encoder's end) for this long is killed and its task requeued (an attempt). Loading a model inside a task counts;
+    the worker's first load at start does not. Generous by default: a real first step can take minutes."""
+    shutdown_grace_seconds: float = Field(300.0, ge=0)
+    """On SIGTERM: how long running generations may finish before they are stopped and requeued."""
     max_body_bytes: int = 20 * 1024 * 1024
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096

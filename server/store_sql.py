@@ -324,6 +324,20 @@ class SqlTaskStore:
         prefix = f"{node}/"
         return self._requeue("substr(lease_owner, 1, CAST(? AS INTEGER)) = ?", (len(prefix), prefix), max_attempts)
 
+    def release_owned(self, owner: str) -> list[int]:
+        """The running tasks of a worker stopped on purpose (a shutdown) go back to the queue; that attempt does not
+        count towards max_attempts."""
+        with self._transaction() as db:
+            rows = db.run(
+                "UPDATE tasks SET status = 'queued', lease_owner = NULL,"
+                " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
+                " WHERE status = 'running' AND lease_owner = ? RETURNING id",
+                (owner,),
+            )
+            if rows:
+                self._work_queued(db)
+        return sorted(row["id"] for row in rows)
+
     def _requeue(self, condition: str, args: tuple, max_attempts: int) -> list[int]:
         # A task that has already used max_attempts fails instead: something in it kills workers. Each UPDATE checks
         # `status = 'running'` again on the row it changes, so a task another node requeued and a worker claimed
@@ -376,6 +390,10 @@ class SqlTaskStore:
                    " WHERE state = 'sending' AND claimed_by = ?", (owner,))  # fmt: skip
             db.run("UPDATE tasks SET lease_owner = NULL, lease_expires = NULL"
                    " WHERE status = 'preparing' AND lease_owner = ?", (owner,))  # fmt: skip
+
+    def unsent_deliveries(self) -> int:
+        """How many deliveries are waiting or being sent (a draining server waits for them, for a while)."""
+        return self._run("SELECT COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'sending')")[0]["n"]
 
     def deliveries_of(self, task_id: int) -> list[DeliveryStatus]:
         rows = self._run("SELECT * FROM deliveries WHERE task_id = ? ORDER BY id", (task_id,))

@@ -7,10 +7,16 @@ stops at its next denoising step (the progress callback sees that the worker no 
 object behind, and the worker takes the next task; if the worker itself dies, the lease runs out (or the supervisor
 notices) and the task runs again elsewhere. A worker whose parent dies exits, so that no orphan keeps working on a task
 that a restarted server has put back in the queue.
+
+Hang watchdog: every progress report (a denoising step, a decoded chunk, the encoder's end) stamps `activity`, a
+value shared with the supervisor (0 while idle). The lease is renewed only while the last stamp is younger than
+`watchdog_seconds`, and the supervisor kills a worker whose stamp is older, so a worker stuck forever (inside CUDA,
+say) loses its task instead of holding it. A draining worker (`draining` set) finishes its task and claims no other.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -21,7 +27,7 @@ import time
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
 from ltx_runtime.memory import MemoryProfile, free_cached_memory
-from ltx_runtime.media import OutputFormat
+from ltx_runtime.media import EncodingError, OutputFormat
 from ltx_runtime.progress import JobProgress, StageCallback, StageTimes
 from ltx_runtime.request import GenerationRequest, RequestError, SafetyMode, SafetyRequest
 from ltx_runtime.safety import (
@@ -35,6 +41,7 @@ from ltx_runtime.safety import (
 )
 from ltx_runtime.weights import WeightsError
 
+from .faults import inject_fault
 from .jobs import ErrorKind, Job
 from .logs import job_fields, setup_logging, task_event
 from .media_store import image_key, media_key, open_media, scratch_file
@@ -58,10 +65,23 @@ def result_file_name(video_uuid: str, output_format: str) -> str:
     return f"{video_uuid}.{OutputFormat(output_format).value}"
 
 
+def storage_full(error: BaseException) -> bool:
+    """Whether writing the result failed because its disk is full (ffmpeg says so on its stderr)."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    return isinstance(error, EncodingError) and any(
+        message in str(error) for message in ("No space left on device", "Disk quota exceeded", "File too large")
+    )
+
+
 class Worker:
-    def __init__(self, worker_id: str, settings: Settings, device: str | None):
+    def __init__(self, worker_id: str, settings: Settings, device: str | None, activity, draining):
         self.worker_id = worker_id
         self.settings = settings
+        self.activity = activity
+        """A shared double: the time of the running task's last progress report, 0.0 while idle (the watchdog)."""
+        self.draining = draining
+        """A shared event: set, the worker finishes its task and takes no other."""
         self.store: TaskStore = open_store(settings.store_url)
         self.media = open_media(settings)
         import torch
@@ -88,12 +108,17 @@ class Worker:
         detail = f"{self.engine.device} {'tiny demo weights' if self.engine.uses_tiny_weights else 'weights'}"
         profile = self.engine.memory_profile.value
         self.store.worker_state(self.worker_id, os.getpid(), "ready", detail, profile, self.engine.memory_budget)
-        while True:
+        while not self.draining.is_set():
             task = self.store.claim(self.worker_id, self.settings.lease_seconds)
             if task is None:
                 self.store.wait_for_work(IDLE_POLL_SECONDS)
                 continue
-            self.run(task)
+            self.activity.value = time.time()
+            try:
+                self.run(task)
+            finally:
+                self.activity.value = 0.0
+        log.info("worker %s drained: it takes no more tasks", self.worker_id)
 
     def run(self, task: TaskRecord) -> None:
         job = Job.from_dict(task.job)
@@ -131,8 +156,14 @@ class Worker:
         except WeightsError as error:
             self._fail(task, started, ErrorKind.MODEL_UNAVAILABLE, str(error))
         except Exception as error:  # noqa: BLE001 - one task's failure must not end the worker
-            log.exception("task %s failed", task.task_uuid)
-            self._fail(task, started, ErrorKind.GENERATION_FAILED, f"generation failed: {type(error).__name__}")
+            if storage_full(error):  # this task fails; the next one may find room
+                message = "no space left on the disk to write or store the video; nothing was served"
+                self._fail(task, started, ErrorKind.STORAGE_FULL, message)
+            elif isinstance(error, EncodingError):  # ffmpeg crashed or was killed
+                self._fail(task, started, ErrorKind.GENERATION_FAILED, f"the video encoder failed: {error}")
+            else:
+                log.exception("task %s failed", task.task_uuid)
+                self._fail(task, started, ErrorKind.GENERATION_FAILED, f"generation failed: {type(error).__name__}")
         finally:
             done.set()
             if not finished:
@@ -152,8 +183,9 @@ class Worker:
     ) -> tuple[JobProgress, StageCallback]:
         """The engine's progress callback: stage reports become the result's percentage and stage in the store, and a
         log line when a stage starts; every report (each denoising step, each decoded chunk) first checks that this
-        worker still holds the task, so a cancelled one stops within one step."""
+        worker still holds the task, so a cancelled one stops within one step, and feeds the hang watchdog."""
         stages_logged = set()
+        stages_reported = set()
 
         def on_change(stage: str, percent: int) -> None:
             self.store.set_progress(task.id, index, percent, stage)
@@ -164,6 +196,10 @@ class Worker:
         tracker = JobProgress(predicted, on_change)
 
         def report(stage: str, fraction: float) -> None:
+            self.activity.value = time.time()
+            if stage not in stages_reported:
+                stages_reported.add(stage)
+                inject_fault(stage, task.attempts, task.task_uuid)
             self._check_held(task)
             tracker(stage, fraction)
 
@@ -223,6 +259,7 @@ class Worker:
             self.engine.generate(request, scratch, progress=report, frame_observer=screen, preview=preview)
             gpu_seconds = time.perf_counter() - started
             tracker("uploading", 0.0)
+            inject_fault("uploading", task.attempts, task.task_uuid)  # the complete file is still the scratch one
             if screen is not None:
                 log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,
                          screen.seconds)  # fmt: skip
@@ -252,8 +289,10 @@ class Worker:
         return round(gpu_seconds * self.settings.price_per_gpu_hour / 3600, 6)
 
     def _renew_lease(self, task_id: int, done: threading.Event) -> None:
+        """Renews the lease while the generation makes progress; a stuck one lets it run out (the hang watchdog)."""
         while not done.wait(self.settings.lease_seconds / 3):
-            self.store.renew_lease(task_id, self.worker_id, self.settings.lease_seconds)
+            if time.time() - self.activity.value < self.settings.watchdog_seconds:
+                self.store.renew_lease(task_id, self.worker_id, self.settings.lease_seconds)
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
@@ -263,8 +302,8 @@ def _exit_when_orphaned(parent_pid: int) -> None:
         time.sleep(0.5)
 
 
-def worker_main(worker_id: str, settings_json: str, device: str | None, parent_pid: int) -> None:
-    """Entry point of a spawned worker process."""
+def worker_main(worker_id: str, settings_json: str, device: str | None, parent_pid: int, activity, draining) -> None:
+    """Entry point of a spawned worker process; `activity` and `draining` are shared with the supervisor."""
     settings = Settings.model_validate_json(settings_json)
     setup_logging(settings.log_level, settings.log_format, worker_id)
     # Ctrl-C reaches the whole process group: the server stops its workers itself. A SIGTERM ends the worker through
@@ -275,4 +314,4 @@ def worker_main(worker_id: str, settings_json: str, device: str | None, parent_p
     if device is None:
         # A CPU worker shares the cores with the API process; the API answers first (docs/performance.md).
         os.nice(CPU_WORKER_NICENESS)
-    Worker(worker_id, settings, device).serve_forever()
+    Worker(worker_id, settings, device, activity, draining).serve_forever()

@@ -49,7 +49,8 @@ class ServerProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 120) -> "ServerProcess":
+    def start(self, timeout: float = 120, until: str = "/health/ready") -> "ServerProcess":
+        """Start the server and wait until `until` answers 200 (/health/live: serving, even with no worker ready)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
@@ -61,7 +62,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.base + "/health/ready", timeout=2) as response:
+                with urllib.request.urlopen(self.base + until, timeout=2) as response:
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, ConnectionError, OSError):

@@ -31,6 +31,8 @@ ERROR_CODES: dict[ErrorKind, tuple[str, int]] = {
     ErrorKind.CONTENT_FLAGGED: ("nsfwContentDetected", 400),  # a code the official SDKs' error maps know
     ErrorKind.GENERATION_FAILED: ("inferenceError", 500),
     ErrorKind.WORKER_LOST: ("inferenceError", 500),
+    ErrorKind.STORAGE_FULL: ("storageFull", 507),
+    ErrorKind.SHUTTING_DOWN: ("serviceUnavailable", 503),
 }
 
 
