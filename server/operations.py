@@ -30,8 +30,8 @@ from ltx_runtime.media import OutputFormat
 from .media_store import LocalMediaStore, MediaStore, image_key, media_key
 from .service import UUID_PATTERN, image_content_type
 from .settings import Settings
-from .supervisor import WORKER_STALE_SECONDS, WorkerPool
-from .tasks import TaskStore, WorkerRecord
+from .supervisor import WorkerPool
+from .tasks import TaskStore, live_workers
 from .threads import in_thread
 
 log = logging.getLogger("ltx_runtime.server")
@@ -160,8 +160,3 @@ class _StoreCollector:
         for state in ("starting", "ready", "failed"):
             workers.add_metric([state], states.count(state))
         yield from (queued, running, finished, durations, waiting, workers)
-
-
-def live_workers(workers: list[WorkerRecord], now: float) -> list[WorkerRecord]:
-    """The worker rows whose supervisor touched them recently (stopped workers left out)."""
-    return [w for w in workers if w.state != "stopped" and now - w.updated_at < WORKER_STALE_SECONDS]

@@ -26,7 +26,7 @@ from .logs import job_fields, task_event
 from .media_store import MediaNotFound, MediaStore, image_key, media_key
 from .netguard import BlockedURLError, FetchError
 from .settings import Settings
-from .tasks import DeliveryStatus, DuplicateTask, ResultRecord, TaskRecord, TaskStore
+from .tasks import DeliveryStatus, DuplicateTask, ResultRecord, TaskRecord, TaskStore, live_workers
 
 log = logging.getLogger("ltx_runtime.server")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -95,7 +95,7 @@ class TaskService:
     def _check_memory(self, job: Job) -> None:
         """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have
         reported (and for a size still to be taken from an image URL), each worker checks before it starts."""
-        workers = [worker for worker in self.store.workers() if worker.state == "ready"]
+        workers = [worker for worker in live_workers(self.store.workers(), time.time()) if worker.state == "ready"]
         if job.width is None or not workers or any(worker.memory_budget is None for worker in workers):
             return
         from ltx_runtime.engine import MemoryLimitError, check_memory  # torch: not at an API node's start-up

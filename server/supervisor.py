@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from .logs import task_event
 from .media_store import scratch_file
 from .settings import Settings
-from .tasks import TaskStore, WorkerRecord
+from .tasks import WORKER_HEARTBEAT_SECONDS, TaskStore, WorkerRecord
 
 log = logging.getLogger(__name__)
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
@@ -30,9 +30,6 @@ STABLE_SECONDS = 120
 """A worker that ran this long before it died restarts without back-off (the back-off is for crash loops)."""
 STOP_GRACE_SECONDS = 5
 """Between the SIGTERM and the SIGKILL of a worker that has to go."""
-HEARTBEAT_SECONDS = 5
-WORKER_STALE_SECONDS = 6 * HEARTBEAT_SECONDS
-"""A worker row not touched for this long belongs to a supervisor (a host) that is gone."""
 
 
 def worker_devices(settings: Settings) -> list[str | None]:
@@ -125,7 +122,7 @@ class WorkerPool:
                 await asyncio.to_thread(self._bury, worker, True)  # the store, off the event loop
                 self._restart_later(slot, worker)
             await asyncio.to_thread(self.store.requeue_expired, self.settings.max_attempts)
-            if time.monotonic() - last_heartbeat >= HEARTBEAT_SECONDS:
+            if time.monotonic() - last_heartbeat >= WORKER_HEARTBEAT_SECONDS:
                 await asyncio.to_thread(self.store.touch_workers, self.worker_ids)
                 last_heartbeat = time.monotonic()
             await asyncio.sleep(1)

@@ -117,6 +117,12 @@ class WorkerRecord:
     memory_budget: int | None                      # GPU bytes a request may plan to use; None: no limit
 
 
+WORKER_HEARTBEAT_SECONDS = 5
+"""How often a supervisor touches its live workers' rows (`TaskStore.touch_workers`)."""
+WORKER_STALE_SECONDS = 6 * WORKER_HEARTBEAT_SECONDS
+"""A worker row not touched for this long belongs to a supervisor (a host) that is gone."""
+
+
 class TaskStore(Protocol):
     """What the server and the workers need from a task store (open_store picks the backend)."""
 
@@ -182,3 +188,8 @@ def open_store(url: str) -> TaskStore:
 
         return PostgresTaskStore(url)
     raise ValueError(f"unsupported task store URL {url.split('://')[0]}://...: use sqlite:///PATH or postgresql://...")
+
+
+def live_workers(workers: list[WorkerRecord], now: float) -> list[WorkerRecord]:
+    """The worker rows whose supervisor touched them recently (stopped workers left out)."""
+    return [w for w in workers if w.state != "stopped" and now - w.updated_at < WORKER_STALE_SECONDS]

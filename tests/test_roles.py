@@ -15,10 +15,8 @@ import pytest
 from server.app import create_app
 from server.auth import ApiKeys
 from server.loops import lease_loop
-from server.operations import live_workers
 from server.settings import Settings
-from server.supervisor import WORKER_STALE_SECONDS
-from server.tasks import TaskStore, WorkerRecord, open_store
+from server.tasks import WORKER_STALE_SECONDS, TaskStore, WorkerRecord, live_workers, open_store
 from server_harness import prometheus_values
 
 KEY = "roles-key"
