@@ -7,6 +7,7 @@ import base64
 import http.client
 import io
 import json
+import select
 import socket
 import threading
 import time
@@ -160,6 +161,8 @@ def trickle(server, path: str, key: str) -> tuple[float, bytes]:
 
     def drip():
         while not stop.wait(1.0):
+            if select.select([raw], [], [], 0)[0]:  # the answer has come: a byte sent after the server closed
+                return  # would bring back a reset that can discard the answer before it is read
             try:
                 raw.sendall(b" ")
             except OSError:

@@ -80,7 +80,7 @@ def check_clip(path: Path) -> None:
 
 
 def worker_pids(server: ServerProcess) -> list[int]:
-    return [int(pid) for pid in re.findall(r"started worker\S+ \(pid (\d+)\)", server.log())]
+    return [int(pid) for pid in re.findall(r"started \S+/worker\S+ \(pid (\d+)\)", server.log())]
 
 
 def children(pid: int) -> list[tuple[int, str]]:
