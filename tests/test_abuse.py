@@ -7,7 +7,6 @@ import base64
 import http.client
 import io
 import json
-import select
 import socket
 import threading
 import time
@@ -160,9 +159,10 @@ def trickle(server, path: str, key: str) -> tuple[float, bytes]:
     stop = threading.Event()
 
     def drip():
-        while not stop.wait(1.0):
-            if select.select([raw], [], [], 0)[0]:  # the answer has come: a byte sent after the server closed
-                return  # would bring back a reset that can discard the answer before it is read
+        # One byte a second, never more than 0.5 s apart, until half a second before the deadline: the server must cut
+        # the body for its total time, not for a silence. (A byte still in flight when the server closes would bring
+        # back a reset that can discard its answer before the test reads it.)
+        while not stop.wait(1.0) and time.monotonic() - started < BODY_SECONDS - 0.5:
             try:
                 raw.sendall(b" ")
             except OSError:
