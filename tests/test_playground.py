@@ -92,16 +92,17 @@ def test_generate_watch_play_and_find_in_history(page, server):
     progress_values, previews = set(), set()
     card = page.locator("#running .result").first
     for _ in range(600):
-        value = card.locator("progress").evaluate("bar => bar.value")
+        # One snapshot of the card: the preview image is replaced by the video when the clip is done.
+        value, source, done = card.evaluate(
+            "card => [card.querySelector('progress')?.value, card.querySelector('img.preview')?.getAttribute('src'),"
+            " card.querySelector('video') !== null]"
+        )
         progress_values.add(value)
-        preview = card.locator("img.preview")
-        if preview.count():
-            source = preview.get_attribute("src")
-            if source:
-                previews.add(source)
-                if len(previews) == 2:
-                    page.screenshot(path=ARTIFACTS / "2-generating.png")
-        if card.locator("video").count():
+        if source:
+            previews.add(source)
+            if len(previews) == 2:
+                page.screenshot(path=ARTIFACTS / "2-generating.png")
+        if done:
             break
         page.wait_for_timeout(100)
     assert len([v for v in progress_values if 0 < v < 100]) >= 2, progress_values
