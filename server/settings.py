@@ -156,14 +156,6 @@ class Settings(BaseSettings):
         return tuple(host.strip() for host in self.outbound_allow_hosts.split(",") if host.strip())
 
     @property
-    def media_dir(self) -> Path:
-        return self.data_dir / "media"
-
-    @property
-    def images_dir(self) -> Path:
-        return self.data_dir / "images"
-
-    @property
     def scratch_dir(self) -> Path:
         """Where workers encode before the file is put in the media store; emptied when the worker pool starts."""
         return self.data_dir / "scratch"

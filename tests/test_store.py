@@ -12,7 +12,7 @@ import pytest
 from postgres_harness import shared_server
 
 from server.loops import remove_expired_media
-from server.media_store import open_media
+from server.media_store import media_key, open_media
 from server.settings import Settings
 from server.tasks import DeliveryStatus, DuplicateTask, LeaseLost, WorkerRecord, open_store
 
@@ -85,16 +85,15 @@ def test_a_task_that_keeps_killing_workers_fails(store):
 
 
 def test_expired_media_is_deleted(tmp_path, store):
-    settings = Settings(data_dir=tmp_path)
-    settings.media_dir.mkdir()
+    media = open_media(Settings(data_dir=tmp_path))
     task = submit(store, "a", seeds=(1, 2))
     store.claim("w", 30)
     for index, ttl in ((0, -1), (1, 3600)):
         name = f"{task.results[index].video_uuid}.mp4"
-        (settings.media_dir / name).write_bytes(b"video")
+        media.put_bytes(media_key(name), b"video", "video/mp4")
         store.complete_result(task.id, "w", index, name, 1.0, 0.0, time.time() + ttl, [])
-    assert remove_expired_media(open_media(settings), store, time.time()) == [task.results[0].video_uuid]
-    assert sorted(p.name for p in settings.media_dir.iterdir()) == [f"{task.results[1].video_uuid}.mp4"]
+    assert remove_expired_media(media, store, time.time()) == [task.results[0].video_uuid]
+    assert sorted(p.name for p in (tmp_path / "media").iterdir()) == [f"{task.results[1].video_uuid}.mp4"]
     assert store.result_by_video(task.results[0].video_uuid)[0].file_name is None
 
 
