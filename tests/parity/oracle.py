@@ -126,7 +126,8 @@ class RecordingNoiser:
         noise = torch.randn(*latent_state.latent.shape, dtype=latent_state.latent.dtype, generator=self.noiser.generator)
         self.drawn.append(noise)
         scaled_mask = latent_state.denoise_mask * noise_scale
-        return replace(latent_state, latent=noise * scaled_mask + latent_state.latent * (1 - scaled_mask))
+        latent = noise * scaled_mask + latent_state.latent * (1 - scaled_mask)
+        return replace(latent_state, latent=latent.to(latent_state.latent.dtype))
 
 
 @contextmanager
@@ -350,7 +351,8 @@ def main() -> None:
     outputs = {}
     with torch.inference_mode():
         for task in tasks:
-            mine = {key.split(".", 1)[1]: value for key, value in inputs.items() if key.startswith(task + ".")}
+            mine = {key.split(".", 1)[1]: value.to(DTYPE) if value.is_floating_point() else value
+                    for key, value in inputs.items() if key.startswith(task + ".")}  # fmt: skip
             outputs.update({f"{task}.{key}": value for key, value in TASKS[task](Path(root), mine).items()})
     save_file({key: value.contiguous() for key, value in outputs.items()}, target)
 
