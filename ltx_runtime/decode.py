@@ -1,16 +1,17 @@
 """Latents to pixels and samples, a chunk at a time.
 
 A whole clip as float32 is far too big to hold (8 s of 1080p is 5 GB, 10 s of 4K at 50 fps 50 GB), so the video VAE
-decodes overlapping temporal tiles and each finished chunk is cropped, turned into uint8 and handed on at once. The
-tiling is diffusers' own temporal tiling (`AutoencoderKLLTX2Video._temporal_tiled_decode`: tiles of
-`tile_sample_min_num_frames`, a stride of `tile_sample_stride_num_frames`, linear blending over the overlap),
-restructured as a generator so that only two tiles are alive at a time. Spatial tiling applies inside each tile
-through `vae.decode`.
+decodes overlapping temporal tiles and each finished chunk is cropped, turned into uint8 and handed on at once, with
+only two tiles alive at a time. The temporal tiles are ltx-core's (`split_temporal_latents` / `split_temporal_causal`,
+identical in 1.0.0 and v1.2.0): every tile after the first starts one latent frame early, whose decoded frame (the
+causal decoder's single first frame) gets weight 0, and the tiles are blended by linear ramps over their overlap
+(`temporal_tiles`). Spatial tiling applies inside each tile through diffusers' `vae.decode`, which blends its own way
+(docs/fidelity.md).
 
-Tile sizes are the official ones (ltx-pipelines utils/helpers.py, conv VAE): temporal tiles of 80 frames overlapping
-by 24 (speed.py sets them on the VAE), spatial tiles of 768 px along the long side and the same share of the short
-side, overlapping by 64 px (`official_tiling`). Diffusers blends overlaps linearly, the same trapezoid the official
-decoder uses.
+Tile sizes are v1.2.0's (ltx-pipelines utils/helpers.py `tiling_config_for_vae`, conv VAE): temporal tiles of 80
+frames overlapping by 24 (speed.py sets them on the VAE), spatial tiles of 768 px along the long side and the same
+share of the short side, overlapping by 64 px (`official_tiling`). ltx-core 1.0.0's `TilingConfig.default()` was
+512 px / 64 frames.
 """
 
 from __future__ import annotations
@@ -66,23 +67,29 @@ def official_tiling(vae, height: int, width: int, long_side: int = SPATIAL_TILE_
 class TemporalTile:
     latent_start: int
     latent_end: int
+    blend: int
+    """Decoded frames at the start of this tile that overlap the previous one (0 for the first tile)."""
     keep: int
     """Decoded frames this tile contributes to the output (after blending with the previous tile)."""
 
 
-def temporal_tiles(latent_frames: int, tile_frames: int, stride_frames: int, compression: int) -> list[TemporalTile]:
-    """The tiles diffusers' temporal tiled decode uses for `latent_frames` latent frames (sample-frame parameters)."""
-    tile_latents = tile_frames // compression
-    stride_latents = stride_frames // compression
+def temporal_tiles(latent_frames: int, tile_frames: int, overlap_frames: int, compression: int) -> list[TemporalTile]:
+    """ltx-core's causal temporal tiles for `latent_frames` latent frames (tile and overlap in frames): tiles of
+    `tile_frames // compression` latents, the later ones starting one latent early; each tile overlaps the previous
+    one by `overlap_frames + 1` decoded frames."""
+    size, overlap = tile_frames // compression, overlap_frames // compression
     total = (latent_frames - 1) * compression + 1
-    tiles, emitted = [], 0
-    for start in range(0, latent_frames, stride_latents):
-        keep = min(stride_frames + (1 if start == 0 else 0), total - emitted)
-        if keep <= 0:
-            break
-        tiles.append(TemporalTile(start, min(start + tile_latents + 1, latent_frames), keep))
-        emitted += keep
-    return tiles
+    if latent_frames <= size:
+        return [TemporalTile(0, latent_frames, 0, total)]
+    count = (latent_frames + size - 2 * overlap - 1) // (size - overlap)
+    starts = [0] + [index * (size - overlap) - 1 for index in range(1, count)]
+    ends = [start + size + (1 if index else 0) for index, start in enumerate(starts[:-1])] + [latent_frames]
+    first_frames = [start * compression for start in starts]  # where each tile's first decoded frame belongs
+    keeps = [following - first for first, following in zip(first_frames, first_frames[1:] + [total])]
+    return [
+        TemporalTile(start, end, 0 if index == 0 else overlap * compression + 1, keep)
+        for index, (start, end, keep) in enumerate(zip(starts, ends, keeps))
+    ]
 
 
 @contextmanager
@@ -103,17 +110,20 @@ def decode_video_chunks(vae, latents: torch.Tensor, timings: dict[str, float] | 
     if vae.config.timestep_conditioning:
         # As the pipeline does with its default decode_timestep of 0.0 (which also means no decode noise).
         timestep = torch.zeros(latents.shape[0], device=latents.device, dtype=latents.dtype)
-    blend = vae.tile_sample_min_num_frames - vae.tile_sample_stride_num_frames
+    overlap = vae.tile_sample_min_num_frames - vae.tile_sample_stride_num_frames
+    tiles = temporal_tiles(latents.shape[2], vae.tile_sample_min_num_frames, overlap, vae.temporal_compression_ratio)
     previous = None
-    tiles = temporal_tiles(
-        latents.shape[2], vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames, vae.temporal_compression_ratio
-    )
     for tile in tiles:
         # Inference mode around the work only, never around a yield, so it cannot leak into the consumer.
         with torch.inference_mode(), _clocked(timings, "vae_decode", latents.device):
             decoded = vae.decode(latents[:, :, tile.latent_start : tile.latent_end], timestep, return_dict=False)[0]
-            if tile.latent_start > 0:
-                decoded = vae.blend_t(previous, decoded[:, :, :-1], blend)
+            if tile.blend:
+                # ltx-core's complementary trapezoid masks: the new tile's weight rises as k / blend over the
+                # overlap, from 0 on its first frame (the previous tile's last blend frames)
+                weight = torch.arange(tile.blend, device=decoded.device, dtype=decoded.dtype) / tile.blend
+                weight = weight.view(1, 1, -1, 1, 1)
+                shared = previous[:, :, previous.shape[2] - tile.blend :]
+                decoded[:, :, : tile.blend] = shared * (1 - weight) + decoded[:, :, : tile.blend] * weight
         previous = decoded
         yield decoded[:, :, : tile.keep]
 

@@ -128,16 +128,36 @@ def tiny_upsampler_config() -> dict:
 
 
 def _vae_block_layout(blocks: list, compress_prefix: str) -> tuple[list[int], list[str]]:
-    """(res_x layer counts, compression kinds) of an official encoder or decoder block list."""
-    layers, kinds = [], []
+    """(res_x layer counts, compression kinds) of an official encoder or decoder block list in running order: one
+    count per gap around the compressions (before the first, between two, after the last; 0 where a gap has no
+    res_x block), which is how diffusers builds a VAE (a down block's res layers and downsampler, then the mid block;
+    the mid block, then each up block's upsampler and res layers)."""
+    layers, kinds, pending = [], [], None
     for name, params in blocks:
         if name == "res_x":
-            layers.append(params if isinstance(params, int) else params["num_layers"])
+            if pending is not None:
+                raise ValueError("video VAE blocks: two res_x blocks in a row have no diffusers equivalent")
+            pending = params if isinstance(params, int) else params["num_layers"]
         elif name.startswith(compress_prefix):
+            layers.append(pending or 0)
             kinds.append(name.removeprefix(compress_prefix).removesuffix("_res"))
+            pending = None
         else:
             raise ValueError(f"video VAE block {name!r} has no diffusers equivalent")
-    return layers, kinds
+    return [*layers, pending or 0], kinds
+
+
+def _official_block_indices(gap_layers) -> tuple[list[int | None], list[int]]:
+    """Where the official block list (running order) keeps each gap's res_x block (None where the gap has none) and
+    each compression, from the res layer count of every gap (`_vae_block_layout`)."""
+    res_blocks, compressions, index = [], [], 0
+    for gap, layers in enumerate(gap_layers):
+        res_blocks.append(index if layers else None)
+        index += 1 if layers else 0
+        if gap < len(gap_layers) - 1:
+            compressions.append(index)
+            index += 1
+    return res_blocks, compressions
 
 
 def diffusers_configs(config: dict, gemma_layers: int) -> dict[str, dict]:
@@ -313,25 +333,27 @@ def _video_vae_to_official(key: str, config: dict) -> list[str]:
     half, rest = key.split(".", 1)
     rest = rest.replace("resnets.", "res_blocks.")
     if half == "encoder":
-        # official down_blocks alternate res_x and compression: diffusers down_blocks.i -> 2i, its downsampler -> 2i+1
+        # diffusers down_blocks.i: gap i's res_x, then compression i; its mid block: the last gap's res_x
+        res_blocks, compressions = _official_block_indices(config["layers_per_block"])
         match = re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.(.*)", rest)
         if match:
-            return [f"encoder.down_blocks.{2 * int(match[1]) + 1}.{match[2]}"]
+            return [f"encoder.down_blocks.{compressions[int(match[1])]}.{match[2]}"]
         match = re.match(r"down_blocks\.(\d+)\.(.*)", rest)
         if match:
-            return [f"encoder.down_blocks.{2 * int(match[1])}.{match[2]}"]
+            return [f"encoder.down_blocks.{res_blocks[int(match[1])]}.{match[2]}"]
         if rest.startswith("mid_block."):
-            return [f"encoder.down_blocks.{2 * len(config['block_out_channels'])}.{rest.removeprefix('mid_block.')}"]
+            return [f"encoder.down_blocks.{res_blocks[-1]}.{rest.removeprefix('mid_block.')}"]
         return [f"encoder.{rest}"]
-    # decoder: mid_block -> up_blocks.0; diffusers up_blocks.i's upsampler -> 2i+1, its res blocks -> 2i+2
+    # decoder (running order): the mid block is gap 0's res_x; diffusers up_blocks.i: compression i, then gap i+1's
+    res_blocks, compressions = _official_block_indices(list(reversed(config["decoder_layers_per_block"])))
     if rest.startswith("mid_block."):
-        return [f"decoder.up_blocks.0.{rest.removeprefix('mid_block.')}"]
+        return [f"decoder.up_blocks.{res_blocks[0]}.{rest.removeprefix('mid_block.')}"]
     match = re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.(.*)", rest)
     if match:
-        return [f"decoder.up_blocks.{2 * int(match[1]) + 1}.{match[2]}"]
+        return [f"decoder.up_blocks.{compressions[int(match[1])]}.{match[2]}"]
     match = re.match(r"up_blocks\.(\d+)\.(.*)", rest)
     if match:
-        return [f"decoder.up_blocks.{2 * int(match[1]) + 2}.{match[2]}"]
+        return [f"decoder.up_blocks.{res_blocks[int(match[1]) + 1]}.{match[2]}"]
     return [f"decoder.{rest}"]
 
 
@@ -373,15 +395,27 @@ def to_official(component: str, state_dict: dict[str, torch.Tensor], config: dic
     return official
 
 
+_SHARED_STATISTICS = re.compile(r"^(vae|audio_vae)\.(?:encoder|decoder)\.per_channel_statistics\.")
+
+
+def _stored_name(names: list[str], stored: set[str]) -> str | None:
+    """The first of a tensor's official names that the file holds. A VAE's latent statistics may also be kept once for
+    both halves, as `vae.per_channel_statistics.*` / `audio_vae.per_channel_statistics.*` (Lightricks' released files;
+    ltx-core's key filters and diffusers' checkpoint detection accept both namings)."""
+    candidates = [*names, *(_SHARED_STATISTICS.sub(r"\1.per_channel_statistics.", name) for name in names)]
+    return next((name for name in candidates if name in stored), None)
+
+
 def _from_official(component: str, module: torch.nn.Module, checkpoint, config: dict | None = None) -> None:
     """Fill `module` (a diffusers component built from the checkpoint's config) from `checkpoint`: every one of its
     parameters and buffers must be there under its official name, with its shape."""
-    own = module.state_dict()
+    own, stored = module.state_dict(), set(checkpoint.keys())
     state, missing = {}, []
-    for key, official_names in ((key, to_official(component, {key: None}, config)) for key in own):
-        name = next(iter(official_names))
-        if name not in checkpoint.keys():
-            missing.append(name)
+    for key in own:
+        names = to_official(component, {key: None}, config)
+        name = _stored_name(list(names), stored)
+        if name is None:
+            missing.append(next(iter(names)))
             continue
         state[key] = checkpoint.get_tensor(name)
     if missing:

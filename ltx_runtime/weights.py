@@ -247,7 +247,9 @@ def load_components(folder: Path, spec: ModelSpec, dtype, lock: dict[str, LockEn
             upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder / "latent_upsampler", dtype=dtype, local_files_only=True)
             if (folder / LORA_FOLDER).is_dir():
                 _load_distilled_lora(pipeline, _one_lora_file(folder / LORA_FOLDER))
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
+    except WeightsError:
+        raise
+    except Exception as error:  # whatever a malformed file trips over, the caller gets this loader's error
         raise WeightsError(f"cannot load the weights in {folder}: {type(error).__name__}: {error}") from error
     components = Components(folder=folder, pipeline=pipeline, latent_upsampler=upsampler)
     check_components(components, spec)

@@ -19,12 +19,12 @@ COMBINATIONS = [
     for (width, height), duration, fps in itertools.product(spec.sizes, spec.durations, spec.fps_values)
 ]
 # diffusers' default temporal tiles for the LTX-2 video VAE, in output frames
-TILE_FRAMES, TILE_STRIDE = 16, 8
+TILE_FRAMES, TILE_OVERLAP = 16, 8
 
 
 def decoder_chunks(plan):
     """Chunks shaped as decode.decode_video_chunks yields them for this plan (values irrelevant)."""
-    tiles = temporal_tiles(plan.latent_frames, TILE_FRAMES, TILE_STRIDE, compression=8)
+    tiles = temporal_tiles(plan.latent_frames, TILE_FRAMES, TILE_OVERLAP, compression=8)
     base = torch.zeros(1, 3, 1, 1, 1)
     return [base.expand(1, 3, tile.keep, plan.gen_height, plan.gen_width) for tile in tiles]
 

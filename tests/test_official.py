@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import subprocess
 import sys
 
@@ -90,3 +93,89 @@ def test_an_ltx23_folder_loads_with_the_bandwidth_extension_vocoder_in_float32(t
     assert pipeline.transformer.dtype == torch.bfloat16
     assert pipeline.transformer.config.gated_attn and not pipeline.transformer.config.use_prompt_embeddings
     assert lora.name == "ltx-2.3-22b-distilled-lora-384-1.1.safetensors"
+
+
+def rewrite_checkpoints(root, rewrite) -> None:
+    """Rewrite both main checkpoints of an official-layout folder: `rewrite(tensors, config)` edits them in place."""
+    from safetensors.torch import load_file, save_file
+
+    for path in (root / official.CHECKPOINTS).glob("*.safetensors"):
+        with safe_open(str(path), "pt") as file:
+            config = json.loads(file.metadata()["config"])
+        tensors = load_file(str(path))
+        rewrite(tensors, config)
+        save_file(tensors, str(path), metadata={"config": json.dumps(config)})
+
+
+def test_statistics_stored_once_per_vae_load(official_root, tmp_path):
+    """Lightricks' released files keep each VAE's latent statistics once, as `vae.per_channel_statistics.*` and
+    `audio_vae.per_channel_statistics.*` (what ltx-core's key filters and diffusers' checkpoint detection look for);
+    ltx-core also accepts them inside each half, as `build_tiny_official` writes them. Both load, to the same values.
+    Until #26 the shared naming raised KeyError."""
+    root = tmp_path / "shared-statistics"
+    shutil.copytree(official_root, root)
+
+    def share_statistics(tensors, config):
+        for key in [key for key in tensors if ".per_channel_statistics." in key]:
+            vae, half, rest = key.split(".", 2)
+            value = tensors.pop(key)
+            if half == "encoder":
+                tensors[f"{vae}.{rest}"] = value
+
+    rewrite_checkpoints(root, share_statistics)
+    (checkpoint,) = (root / official.CHECKPOINTS).glob("*-distilled.safetensors")
+    with safe_open(str(checkpoint), "pt") as file:
+        keys = set(file.keys())
+    assert {"vae.per_channel_statistics.mean-of-means", "audio_vae.per_channel_statistics.std-of-means"} <= keys
+    assert not any(".encoder.per_channel_statistics." in key or ".decoder.per_channel_statistics." in key for key in keys)
+    shared, _, _ = official.load_official(root, dev=False, dtype=torch.float32)
+    halves, _, _ = official.load_official(official_root, dev=False, dtype=torch.float32)
+    for vae in ("vae", "audio_vae"):
+        for name in ("latents_mean", "latents_std"):
+            mine, theirs = getattr(getattr(shared, vae), name), getattr(getattr(halves, vae), name)
+            assert torch.equal(mine, theirs) and mine.abs().sum() > 0, (vae, name)
+
+
+def test_a_video_vae_whose_blocks_do_not_alternate_keeps_the_official_block_numbers(tmp_path, monkeypatch):
+    """ltx-core numbers a VAE's blocks in its config's order. An encoder with two compressions in a row (no res_x
+    between them) has no res blocks at that place: diffusers gets a down block of 0 layers, and every official name
+    keeps its block's index. Until #26 the key map assumed res_x and compressions alternate."""
+    config = official.tiny_official_config
+
+    def with_two_compressions_in_a_row(architecture, gemma_hidden):
+        values = config(architecture, gemma_hidden)
+        blocks = values["vae"]["encoder_blocks"]
+        values["vae"]["encoder_blocks"] = [block for index, block in enumerate(blocks) if index != 2]  # a res_x
+        return values
+
+    monkeypatch.setattr(official, "tiny_official_config", with_two_compressions_in_a_row)
+    root = official.build_tiny_official(tmp_path / "ltx-2")
+    (checkpoint,) = (root / official.CHECKPOINTS).glob("*-distilled.safetensors")
+    with safe_open(str(checkpoint), "pt") as file:
+        blocks = json.loads(file.metadata()["config"])["vae"]["encoder_blocks"]
+        stored = {}
+        for key in file.keys():
+            match = re.match(r"vae\.encoder\.down_blocks\.(\d+)\.(\w+)", key)
+            if match:
+                stored.setdefault(int(match[1]), set()).add(match[2])
+    assert [name for name, _ in blocks][:3] == ["res_x", "compress_space_res", "compress_time_res"]
+    assert sorted(stored) == list(range(len(blocks)))
+    for index, (name, _) in enumerate(blocks):
+        assert ("res_blocks" in stored[index]) == (name == "res_x"), (index, name, stored[index])
+    pipeline, _, _ = official.load_official(root, dev=False, dtype=torch.float32)
+    assert pipeline.vae.config.layers_per_block == (1, 0, 1, 1, 1)
+    with torch.inference_mode():
+        latents = pipeline.vae.encode(torch.zeros(1, 3, 9, 64, 64)).latent_dist.mode()
+    assert latents.shape == (1, 128, 2, 2, 2)
+
+
+def test_any_load_failure_is_the_loaders_error(official_root, tmp_path):
+    """A checkpoint whose config is malformed in a way nothing checks for (an empty list where the positional
+    embedding's extents belong: IndexError) is refused with the loader's error naming the folder, not a traceback."""
+    from ltx_runtime.weights import load_components
+
+    root = tmp_path / "malformed"
+    shutil.copytree(official_root, root)
+    rewrite_checkpoints(root, lambda tensors, config: config["transformer"].update(positional_embedding_max_pos=[]))
+    with pytest.raises(WeightsError, match=f"cannot load the weights in {root}: IndexError"):
+        load_components(root, get_model("ltx-runtime:tiny@1"), torch.float32)

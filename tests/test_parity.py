@@ -15,11 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from ltx_runtime import decode, official, speed
+from ltx_runtime import decode, official, recipes, speed
 from ltx_runtime.catalog import Recipe, get_model
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.recipes import CROSS_TIMESTEP, fast, guided
@@ -37,7 +38,8 @@ for a few dozen layers and still fails on any wrong weight, key or formula."""
 
 ARCHITECTURES = ("ltx-2", "ltx-2.3")
 ORACLE_TASKS = {
-    "ltx-2": ["upsampler", "vae_decode", "audio_decode", "schedules", "text", "transformer", "fast", "pro"],
+    "ltx-2": ["upsampler", "vae_decode", "tiled_decode", "audio_decode", "schedules", "text", "transformer", "fast",
+              "image_to_video", "image_to_video_v1_2", "pro"],  # fmt: skip
     # no Fast recipe runs LTX-2.3; its video VAE and upsampler are the same tiny layout as LTX-2's
     "ltx-2.3": ["audio_decode", "text", "transformer", "pro"],
 }
@@ -74,14 +76,22 @@ def _random(*shape: int, seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
+FIRST_FRAME = {"stage_1": _random(1, 3, 1, 32, 64, seed=5).clamp(-1, 1),
+               "stage_2": _random(1, 3, 1, 64, 128, seed=6).clamp(-1, 1)}  # fmt: skip
 INPUTS = {
     "upsampler.latent": _random(1, 128, 3, 2, 4, seed=1),
     "vae_decode.latent": _random(1, 128, 3, 2, 4, seed=2),
+    "tiled_decode.latent": _random(1, 128, 24, 2, 3, seed=7),
+    "tiled_decode.wide_latent": _random(1, 128, 12, 4, 6, seed=8),
     "audio_decode.latent": _random(1, 8, 17, 16, seed=3),
     "pro.negative_prompt": torch.tensor(list(NEGATIVE_PROMPT.encode()), dtype=torch.uint8),
+    **{f"{task}.{stage}": pixels.clone() for task in ("image_to_video", "image_to_video_v1_2")
+       for stage, pixels in FIRST_FRAME.items()},  # fmt: skip
 }
-"""Each task's inputs: 64x128 pixels and 17 frames (latents 3x2x4), 17 audio latent frames (0.68 s); the recipes run
-at 128x64, 17 frames, 25 fps with the prompt of tests/parity/oracle.py."""
+"""Each task's inputs: 64x128 pixels and 17 frames (latents 3x2x4), 17 audio latent frames (0.68 s); the tiled decode
+185 frames of 64x96 (latents 24x2x3: three temporal tiles of 80 frames) and 89 frames of 128x192 (latents 12x4x6);
+the first frame (random pixels at the stage-1 and the full size); the recipes run at 128x64, 17 frames, 25 fps with
+the prompt of tests/parity/oracle.py."""
 PROMPT = "a cat over the ocean"
 PRO_STEPS, PRO_STG_BLOCK = 2, 1
 """As tests/parity/oracle.py: the guided recipe with 2 stage-1 steps (the 40-step schedule is compared on its own) and
@@ -135,6 +145,46 @@ def test_the_video_decoder_matches(architecture, ours, theirs):
     frames = (((decoded + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).to(torch.uint8)
     # uint8 truncation can flip a value sitting on an integer boundary by one step, nothing more
     assert max_difference(frames, theirs["frames"]) <= 1
+
+
+def raw_video_latents(vae, latent: torch.Tensor) -> torch.Tensor:
+    """ltx-core's normalised latents as the diffusers VAE takes them (the pipeline un-normalises before decoding)."""
+    return latent * vae.latents_std.view(1, -1, 1, 1, 1) + vae.latents_mean.view(1, -1, 1, 1, 1)
+
+
+@on("ltx-2")
+@pytest.mark.parametrize("tile_frames", [80, 64])
+def test_a_clip_of_several_temporal_tiles_decodes_as_officially(architecture, ours, theirs, tile_frames):
+    """185 frames in three (80-frame tiles, v1.2.0) or five (64, 1.0.0's default) temporal tiles overlapping by 24
+    frames: the engine's streamed decode against ltx-core's `tiled_decode`. Until #26 every later tile was one frame
+    late (it dropped its last frame instead of its first) and the tiles were diffusers', not ltx-core's."""
+    vae = ours[0].vae
+    vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = tile_frames, tile_frames - 24
+    with torch.inference_mode():
+        raw = raw_video_latents(vae, INPUTS["tiled_decode.latent"])
+        decoded = torch.cat(list(decode.decode_video_chunks(vae, raw)), 2)
+    assert decoded.shape == (1, 3, 185, 64, 96)
+    assert max_difference(decoded, theirs["tiled_decode"][f"frames_{tile_frames}"]) < FLOAT32_TOLERANCE
+
+
+@on("ltx-2")
+def test_spatial_tiles_are_placed_and_blended_differently_from_the_official_ones(architecture, ours, theirs):
+    """A known divergence (docs/fidelity.md): 89 frames of 128x192 px in spatial tiles of 128 px along the long side
+    overlapping by 64 (ltx-core's sizes, set by `official_tiling`) with 80-frame temporal tiles. Inside each temporal
+    tile the engine tiles spatially with diffusers' `tiled_decode`: a tile at every stride (4 rows of 96 px here,
+    ltx-core 2), each blended over the overlap with a ramp from 0 and cropped to the stride, where ltx-core blends
+    its tiles with trapezoid masks. Asserted to differ, so that this test is turned into a parity test the day the
+    engine tiles spatially as ltx-core does."""
+    vae = ours[0].vae
+    vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = 80, 56
+    with torch.inference_mode(), decode.official_tiling(vae, 128, 192, long_side=128):
+        raw = raw_video_latents(vae, INPUTS["tiled_decode.wide_latent"])
+        decoded = torch.cat(list(decode.decode_video_chunks(vae, raw)), 2)
+    official = theirs["tiled_decode"]["spatial_128"]
+    to_uint8 = lambda video: (((video + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).to(torch.uint8)  # noqa: E731
+    steps = (to_uint8(decoded).int() - to_uint8(official).int()).abs().float()
+    print(f"uint8: mean {steps.mean().item():.3g} steps, {(steps > 0).float().mean().item():.3g} of values differ")
+    assert max_difference(decoded, official) > 0.1
 
 
 @on(*ARCHITECTURES)
@@ -194,12 +244,13 @@ def test_the_text_path_matches(ours, theirs):
 def test_one_transformer_forward_matches_plain_and_with_stg(architecture, ours, theirs):
     """The velocity of video and audio tokens at sigma 0.7 (the contexts the official connectors produced), with no
     perturbation and with STG (video and audio self-attention skipped in one block), called as diffusers' LTX-2
-    pipeline calls the transformer (timestep = 1000 sigma; the recipes' use_cross_timestep of the architecture)."""
+    pipeline calls the transformer (timestep = 1000 sigma; the recipes' cross-attention timesteps, which in
+    text-to-video equal 1.0.0's)."""
     transformer, official_run = ours[0].transformer, theirs["transformer"]
     frames, height, width, audio_frames = 3, 2, 4, official_run["audio_tokens"].shape[1]
     timestep = torch.tensor([0.7 * 1000.0])
     mask = torch.ones(1, official_run["video_context"].shape[1])
-    with torch.inference_mode():
+    with torch.inference_mode(), recipes.cross_attention_gates(transformer):
         video_coords = transformer.rope.prepare_video_coords(1, frames, height, width, torch.device("cpu"), fps=25.0)
         audio_coords = transformer.audio_rope.prepare_audio_coords(1, audio_frames, torch.device("cpu"))
         for name, blocks in (("plain", None), ("stg", [PRO_STG_BLOCK])):
@@ -210,7 +261,7 @@ def test_one_transformer_forward_matches_plain_and_with_stg(architecture, ours, 
                 encoder_attention_mask=mask, audio_encoder_attention_mask=mask, num_frames=frames, height=height,
                 width=width, fps=25.0, audio_num_frames=audio_frames, video_coords=video_coords,
                 audio_coords=audio_coords, isolate_modalities=False, spatio_temporal_guidance_blocks=blocks,
-                perturbation_mask=None, use_cross_timestep=CROSS_TIMESTEP[architecture], return_dict=False,
+                perturbation_mask=None, use_cross_timestep=CROSS_TIMESTEP, return_dict=False,
             )  # fmt: skip
             assert max_difference(video, official_run[f"{name}_video"]) < FLOAT32_TOLERANCE
             assert max_difference(audio, official_run[f"{name}_audio"]) < FLOAT32_TOLERANCE
@@ -222,10 +273,11 @@ def test_one_transformer_forward_matches_plain_and_with_stg(architecture, ours, 
 
 
 def inject_noise(monkeypatch, drawn: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Make diffusers' LTX-2 pipeline draw, in order, the noise the official run drew. Both draw in the same order
+    """Make diffusers' LTX-2 pipelines (text- and image-to-video) draw, in order, the noise the official run drew. Both draw in the same order
     (stage-1 video, stage-1 audio, stage-2 video, stage-2 audio); ltx-core keeps noise as tokens [B, T, C], diffusers
     asks for [B, C, F, H, W] / [B, C, L, M] before packing them into the same token order, or for tokens directly."""
-    import diffusers.pipelines.ltx2.pipeline_ltx2 as pipeline_module
+    import diffusers.pipelines.ltx2.pipeline_ltx2 as text_to_video
+    import diffusers.pipelines.ltx2.pipeline_ltx2_image2video as image_to_video
 
     queue = list(drawn)
 
@@ -240,19 +292,32 @@ def inject_noise(monkeypatch, drawn: list[torch.Tensor]) -> list[torch.Tensor]:
         assert tokens.shape == tuple(shape)
         return tokens.contiguous().to(dtype)
 
-    monkeypatch.setattr(pipeline_module, "randn_tensor", from_queue)
+    for module in (text_to_video, image_to_video):
+        monkeypatch.setattr(module, "randn_tensor", from_queue)
     return queue
 
 
-def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id: str):
-    """Our recipe for `model_id` on the official files, from the official run's noise; (components, plan, output)."""
+def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id: str, first_frame: bool = False,
+               dtype: torch.dtype = torch.float32):  # fmt: skip
+    """Our recipe for `model_id` on the official files, from the official run's noise; (components, plan, output).
+    `first_frame`: image-to-video, with the first frame the official encoder encoded at each stage's size (the
+    recipes' own encoding is bypassed: this compares the denoising)."""
     spec = get_model(model_id)
-    components = load_components(official_root, spec, torch.float32)
+    components = load_components(official_root, spec, dtype)
     speed.apply(components, speed.SpeedOptions.plain(), torch.device("cpu"))  # as the engine: VAE tiles, no cache
     queue = inject_noise(monkeypatch, [theirs[f"noise_{index}"] for index in range(4)])
     plan = plan_generation(128, 64, 17 / 25, 25, spec.audio_sample_rate)
+    image = None
+    if first_frame:
+        vae = components.pipeline.vae
+        encoded = {(plan.stage1_width, plan.stage1_height): theirs["image_latent_stage_1"],
+                   (plan.gen_width, plan.gen_height): theirs["image_latent_stage_2"]}  # fmt: skip
+        monkeypatch.setattr(recipes, "encode_first_frame",
+                            lambda pipe, pixels, width, height: raw_video_latents(vae, encoded[width, height]))  # fmt: skip
+        image = np.zeros((plan.gen_height, plan.gen_width, 3), np.uint8)  # stands for the encoded frame
     recipe = fast.run if spec.recipe == Recipe.FAST else guided.run
-    output = recipe(components, spec, plan, PROMPT, torch.Generator().manual_seed(0), lambda done, total: None)
+    output = recipe(components, spec, plan, PROMPT, torch.Generator().manual_seed(0), lambda done, total: None,
+                    image=image)  # fmt: skip
     assert queue == [], "every official noise tensor was used"
     return components, plan, output
 
@@ -293,6 +358,32 @@ def test_the_fast_recipe_end_to_end_matches(fast_run, theirs):
     assert max_difference(video, theirs["fast"]["video"]) < FLOAT32_TOLERANCE
     assert max_difference(audio, theirs["fast"]["audio"]) < FLOAT32_TOLERANCE  # Fast keeps stage-2 audio
     check_waveform(waveform(components, plan, output), theirs["fast"]["waveform"])
+
+
+@on("ltx-2")
+def test_image_to_video_matches_both_official_releases(monkeypatch, architecture, official_root, theirs):
+    """DistilledPipeline with a first frame (latent frame 0 replaced by the encoded image and kept clean, at both
+    stages). The recipe follows v1.2.0's cross-attention timesteps (recipes.CROSS_TIMESTEP, cross_attention_gates):
+    equal to ltx-core 1.0.0 running v1.2.0's rule (oracle `v1_2_cross_attention_timesteps`). With diffusers'
+    use_cross_timestep=True (the other modality's sigma for scale, shift and gate) it is 1.0.0's rule, and equal to
+    1.0.0 itself. The two rules differ on the clean first frame's tokens, and so does the result."""
+    with monkeypatch.context() as patch:
+        components, _, output = run_recipe(patch, official_root, theirs["image_to_video_v1_2"], "ltx-runtime:tiny@1",
+                                           first_frame=True)  # fmt: skip
+    v1_2_video, v1_2_audio = normalised(components, output)
+    assert max_difference(v1_2_video, theirs["image_to_video_v1_2"]["video"]) < FLOAT32_TOLERANCE
+    assert max_difference(v1_2_audio, theirs["image_to_video_v1_2"]["audio"]) < FLOAT32_TOLERANCE
+
+    monkeypatch.setattr(fast, "CROSS_TIMESTEP", True)  # 1.0.0's rule
+    components, _, output = run_recipe(monkeypatch, official_root, theirs["image_to_video"], "ltx-runtime:tiny@1",
+                                       first_frame=True)  # fmt: skip
+    video, audio = normalised(components, output)
+    assert max_difference(video, theirs["image_to_video"]["video"]) < FLOAT32_TOLERANCE
+    assert max_difference(audio, theirs["image_to_video"]["audio"]) < FLOAT32_TOLERANCE
+    # what following v1.2.0 costs in parity with 1.0.0 (docs/fidelity.md)
+    assert max_difference(v1_2_video, theirs["image_to_video"]["video"]) > 10 * FLOAT32_TOLERANCE
+    print("audio:")
+    max_difference(v1_2_audio, theirs["image_to_video"]["audio"])
 
 
 GUIDED_TOLERANCE = 1e-3

@@ -1,5 +1,5 @@
 """The recipes against Lightricks' official pipelines (ltx2-models.md section 2a): the guided stage-1 schedule at
-every hosted size, STG on LTX-2.0, stage-1 audio in the guided recipes, `use_cross_timestep` by architecture and
+every hosted size, STG on LTX-2.0, stage-1 audio in the guided recipes, v1.2.0's cross-attention timesteps and
 the current negative prompt. Each test fails on the recipes as they were before these fixes."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
@@ -162,12 +163,12 @@ def recipe_run_details(engine, model, monkeypatch) -> dict:
     return details
 
 
-@pytest.mark.parametrize("model, cross_timestep", [(TINY_PRO, False), (TINY_LTX23, True)])
-def test_guided_recipes_keep_stage_1_audio(engine, monkeypatch, model, cross_timestep):
+@pytest.mark.parametrize("model", [TINY_PRO, TINY_LTX23])
+def test_guided_recipes_keep_stage_1_audio(engine, monkeypatch, model):
     details = recipe_run_details(engine, model, monkeypatch)
     torch.testing.assert_close(details["audio"], details["stage_1_audio"], rtol=0, atol=0)
     assert not torch.allclose(details["audio"], details["stage_2_audio"])  # stage 2 did change its copy
-    assert details["cross_timestep"] == {cross_timestep}  # LTX-2.0: per-token timesteps; LTX-2.3: cross timesteps
+    assert details["cross_timestep"] == {False}  # own timesteps for the scale and shift (v1.2.0, every architecture)
     assert details["negative_prompts"] == [guided.NEGATIVE_PROMPT]
 
 
@@ -176,6 +177,39 @@ def test_fast_keeps_stage_2_audio_and_per_token_timesteps(engine, monkeypatch):
     torch.testing.assert_close(details["audio"], details["stage_2_audio"], rtol=0, atol=0)
     assert not torch.allclose(details["audio"], details["stage_1_audio"])
     assert details["cross_timestep"] == {False} and details["negative_prompts"] == [None]
+
+
+@pytest.mark.parametrize("model", [TINY_FAST, TINY_LTX23])
+def test_image_to_video_cross_attention_follows_v1_2_0(engine, model):
+    """ltx-core v1.2.0 (Lightricks/LTX-2 400fd31, transformer_args.py `_prepare_cross_attention_timestep`) modulates
+    the audio-video cross-attention of the video tokens with their own per-token timesteps (0 on the clean first
+    frame) and gates it with the audio's sigma (one value per batch element). Until #26 LTX-2.0 gated with the
+    per-token timesteps (diffusers' use_cross_timestep=False) and LTX-2.3 modulated with the sigma (True)."""
+    spec, components = get_model(model), engine.load(model)
+    transformer = components.pipeline.transformer
+    inputs = {"scale_shift": [], "gate": []}
+    handles = [
+        getattr(transformer, module).register_forward_hook(lambda _, args, output, name=name: inputs[name].append(args[0]))
+        for name, module in (("scale_shift", "av_cross_attn_video_scale_shift"), ("gate", "av_cross_attn_video_a2v_gate"))
+    ]  # fmt: skip
+    plan = plan_generation(64, 64, 1, 9, spec.audio_sample_rate)  # stage 1: 1 x 1 latent pixels, 2 latent frames
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    module = fast if spec.recipe is Recipe.FAST else guided
+    try:
+        module.run(components, spec, plan, "a lighthouse", torch.Generator().manual_seed(5), lambda done, total: None,
+                   image=image)  # fmt: skip
+    finally:
+        for handle in handles:
+            handle.remove()
+    factor = transformer.config.cross_attn_timestep_scale_multiplier / transformer.config.timestep_scale_multiplier
+    first_call_tokens = 2  # stage 1, batch element 0: the image's latent frame, then one generated frame
+    scale_shift, gate = inputs["scale_shift"][0], inputs["gate"][0]
+    assert scale_shift.numel() == gate.numel() * first_call_tokens
+    assert scale_shift[0] == 0 and scale_shift[1] > 0  # the image's tokens are clean
+    assert len(inputs["gate"]) == len(inputs["scale_shift"]) > 2
+    for scale_shift, gate in zip(inputs["scale_shift"], inputs["gate"]):  # every pass of both stages
+        assert gate.numel() < scale_shift.numel()
+        torch.testing.assert_close(gate, torch.full_like(gate, scale_shift.max().item() * factor))
 
 
 def test_the_negative_prompt_is_the_current_official_text():

@@ -88,9 +88,47 @@ class PromptCache:
         return embeddings
 
 
-CROSS_TIMESTEP = {"ltx-2": False, "ltx-2.3": True}
-"""diffusers' `use_cross_timestep` per architecture: LTX-2.3 gives each modality's audio-video cross-attention the
-other modality's sigma; LTX-2.0 was trained with per-token timesteps there (ltx2-models.md section 2a, item 6)."""
+CROSS_TIMESTEP = False
+"""diffusers' `use_cross_timestep` for every recipe: the audio-video cross-attention's scale and shift come from each
+modality's own (per-token) timesteps; `cross_attention_gates` then gives the gates the other modality's sigma. That
+pair is ltx-core v1.2.0's rule for every architecture (Lightricks/LTX-2 400fd31, transformer_args.py
+`_prepare_cross_attention_timestep`); diffusers' switch takes both from one source (False: own timesteps, LTX-2.0's legacy; True: the other
+modality's sigma, which is what ltx-core 1.0.0 does). The three agree in text-to-video, where every token's timestep is
+the sigma; in image-to-video the clean first frame's tokens (timestep 0) tell them apart (docs/fidelity.md)."""
+
+
+@contextmanager
+def cross_attention_gates(transformer):
+    """For the duration, the transformer's audio-to-video and video-to-audio cross-attention gates are computed from
+    the other modality's sigma (the `audio_sigma` / `sigma` the pipelines pass), as ltx-core v1.2.0 does, whatever
+    timesteps diffusers hands them. With `use_cross_timestep=False` (CROSS_TIMESTEP) that is v1.2.0's rule."""
+    config = transformer.config
+    gate_factor = config.cross_attn_timestep_scale_multiplier / config.timestep_scale_multiplier
+    sigmas = {}
+
+    def remember_sigmas(module, args, kwargs):
+        sigmas["video"] = kwargs.get("sigma")
+        sigmas["audio"] = kwargs.get("audio_sigma") if kwargs.get("audio_sigma") is not None else sigmas["video"]
+
+    def gate_from(modality):
+        def replace_input(module, args, kwargs):
+            if sigmas.get(modality) is None:
+                return None  # called without sigmas: diffusers' own input stands
+            return (sigmas[modality].flatten() * gate_factor, *args[1:]), kwargs
+
+        return replace_input
+
+    handles = [
+        transformer.register_forward_pre_hook(remember_sigmas, with_kwargs=True),
+        transformer.av_cross_attn_video_a2v_gate.register_forward_pre_hook(gate_from("audio"), with_kwargs=True),
+        transformer.av_cross_attn_audio_v2a_gate.register_forward_pre_hook(gate_from("video"), with_kwargs=True),
+    ]
+    try:
+        yield transformer
+    finally:
+        for handle in handles:
+            handle.remove()
+
 
 IMAGE_ROTATION = {3: 180, 6: 270, 8: 90}
 """EXIF orientation -> degrees of counter-clockwise rotation; the only orientations the official decoder applies

@@ -29,6 +29,7 @@ from . import (
     RecipeOutput,
     StageClock,
     StepCallback,
+    cross_attention_gates,
     pipelines_for,
     stage_1_first_frame,
     step_reporter,
@@ -53,9 +54,8 @@ def run(
 ) -> RecipeOutput:
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
-    cross_timestep = CROSS_TIMESTEP[spec.architecture]
 
-    with torch.inference_mode():
+    with torch.inference_mode(), cross_attention_gates(denoise.transformer):
         prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, prompt)
         clock.lap("text_encoding")
         if after_encoding:
@@ -74,7 +74,7 @@ def run(
             output_type="latent",
             return_dict=False,
             callback_on_step_end=step_reporter(on_step, 0, TOTAL_STEPS, on_latents),
-            use_cross_timestep=cross_timestep,
+            use_cross_timestep=CROSS_TIMESTEP,
             **GUIDANCE_OFF,
             **stage_1_first_frame(denoise, image, plan),
         )
@@ -83,7 +83,7 @@ def run(
         video_latents, audio_latents = upsample_and_refine(
             denoise, upsample, plan, video_latents, audio_latents, image, clock,
             prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,
-            callback_on_step_end=step_reporter(on_step, STAGE_1_STEPS, TOTAL_STEPS), use_cross_timestep=cross_timestep,
+            callback_on_step_end=step_reporter(on_step, STAGE_1_STEPS, TOTAL_STEPS), use_cross_timestep=CROSS_TIMESTEP,
         )  # fmt: skip
 
     return RecipeOutput(video_latents=video_latents, audio_latents=audio_latents, timings=clock.timings)

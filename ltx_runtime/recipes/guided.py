@@ -31,6 +31,7 @@ from . import (
     RecipeOutput,
     StageClock,
     StepCallback,
+    cross_attention_gates,
     pipelines_for,
     stage_1_first_frame,
     step_reporter,
@@ -126,9 +127,8 @@ def run(
     total = total_steps(spec.recipe)
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
-    cross_timestep = CROSS_TIMESTEP[spec.architecture]
 
-    with torch.inference_mode():
+    with torch.inference_mode(), cross_attention_gates(denoise.transformer):
         prompt_embeds, prompt_mask, negative_embeds, negative_mask = components.prompt_cache.encode(
             denoise, prompt, NEGATIVE_PROMPT
         )
@@ -152,7 +152,7 @@ def run(
             output_type="latent",
             return_dict=False,
             callback_on_step_end=step_reporter(on_step, 0, total, on_latents),
-            use_cross_timestep=cross_timestep,
+            use_cross_timestep=CROSS_TIMESTEP,
             **params.guidance(),
             **stage_1_first_frame(denoise, image, plan),
         )
@@ -164,7 +164,7 @@ def run(
             video_latents, _ = upsample_and_refine(
                 denoise, upsample, plan, video_latents, audio_latents, image, clock,
                 prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,
-                callback_on_step_end=step_reporter(on_step, params.steps, total), use_cross_timestep=cross_timestep,
+                callback_on_step_end=step_reporter(on_step, params.steps, total), use_cross_timestep=CROSS_TIMESTEP,
             )  # fmt: skip
         finally:
             denoise.disable_lora()

@@ -12,8 +12,11 @@ config is replaced by the tiny Gemma folder's config.json.
 
 import importlib.machinery
 import json
+import os
 import sys
 import types
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 torchaudio = types.ModuleType("torchaudio")
@@ -24,7 +27,9 @@ import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 torch.cuda.synchronize = lambda *args, **kwargs: None
-DTYPE = torch.float32  # the weights are bf16 values; computing in float32 keeps both sides' rounding out of the way
+DTYPE = getattr(torch, os.environ.get("LTX_ORACLE_DTYPE", "float32"))
+"""float32: the weights are bf16 values, and computing in float32 keeps both sides' rounding out of the way.
+scripts/bf16_parity.py sets bfloat16, the official pipelines' own dtype."""
 
 
 def use_tiny_gemma(gemma: Path) -> None:
@@ -67,6 +72,25 @@ def vae_decode(root, inputs):
     return {"decoded": decoded, "frames": frames}
 
 
+def tiled_decode(root, inputs):
+    """ltx-core's tiled decode (`decode_video`, float frames before the uint8 conversion) of a clip of several
+    temporal tiles at v1.2.0's temporal tiles (80 frames / 24), 1.0.0's default ones (64 / 24), and with spatial
+    tiles as well (128 px along the long side, overlapping by 64, plus 80 / 24 frames)."""
+    from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
+
+    decoder = ledger(root).video_decoder()
+    frames_80 = TemporalTilingConfig(tile_size_in_frames=80, tile_overlap_in_frames=24)
+    frames_64 = TemporalTilingConfig(tile_size_in_frames=64, tile_overlap_in_frames=24)
+    spatial_128 = SpatialTilingConfig(tile_size_in_pixels=128, tile_overlap_in_pixels=64)
+    runs = {
+        "frames_80": (inputs["latent"], TilingConfig(temporal_config=frames_80)),
+        "frames_64": (inputs["latent"], TilingConfig(temporal_config=frames_64)),
+        "spatial_128": (inputs["wide_latent"], TilingConfig(spatial_config=spatial_128, temporal_config=frames_80)),
+    }
+    return {name: torch.cat(list(decoder.tiled_decode(latent, tiling)), dim=2)
+            for name, (latent, tiling) in runs.items()}  # fmt: skip
+
+
 def audio_decode(root, inputs):
     """The audio decoder on normalised latents [B, C, T, mel], then the vocoder."""
     models = ledger(root)
@@ -99,26 +123,52 @@ class RecordingNoiser:
         self.drawn: list[torch.Tensor] = []
 
     def __call__(self, latent_state, noise_scale: float = 1.0):
-        from dataclasses import replace
-
         noise = torch.randn(*latent_state.latent.shape, dtype=latent_state.latent.dtype, generator=self.noiser.generator)
         self.drawn.append(noise)
         scaled_mask = latent_state.denoise_mask * noise_scale
-        return replace(latent_state, latent=noise * scaled_mask + latent_state.latent * (1 - scaled_mask))
+        latent = noise * scaled_mask + latent_state.latent * (1 - scaled_mask)
+        return replace(latent_state, latent=latent.to(latent_state.latent.dtype))
 
 
-def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_prompt: str = "",
+@contextmanager
+def v1_2_cross_attention_timesteps():
+    """ltx-core v1.2.0's audio-video cross-attention timesteps (Lightricks/LTX-2 400fd31, transformer_args.py
+    `_prepare_cross_attention_timestep`) on 1.0.0's transformer: the scale and shift from the modality's own
+    per-token timesteps; the gate, as in 1.0.0, from the other modality's sigma (1.0.0 takes both from that sigma)."""
+    from ltx_core.model.transformer.transformer_args import MultiModalTransformerArgsPreprocessor as Preprocessor
+
+    original = Preprocessor.prepare
+
+    def prepare(self, modality, cross_modality=None):
+        args = original(self, modality, cross_modality)
+        if cross_modality is None:
+            return args
+        multiplier = self.simple_preprocessor.timestep_scale_multiplier
+        scale_shift, _ = self.cross_scale_shift_adaln((modality.timesteps * multiplier).flatten(),
+                                                      hidden_dtype=modality.latent.dtype)  # fmt: skip
+        return replace(args, cross_scale_shift_timestep=scale_shift.view(args.x.shape[0], -1, scale_shift.shape[-1]))
+
+    Preprocessor.prepare = prepare
+    try:
+        yield
+    finally:
+        Preprocessor.prepare = original
+
+
+def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_prompt: str = "", images=None,
               prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17, fps=25.0):
     """DistilledPipeline.__call__ (guided False) or TI2VidTwoStagesPipeline.__call__ (guided True: `steps` stage-1
     steps on LTX2Scheduler's schedule with LTX_2_PARAMS' guidance, STG on `stg_block`; stage 2 with the distilled
     LoRA) of ltx-pipelines 1.0.0, step for step, in float32 instead of their hard-coded bf16 (so that the comparison
     measures implementation differences, not bf16 rounding), with the noise recorded. Outputs the stage-1 and final
-    latents (normalised), the decoded frames and the waveforms of both the final and the stage-1 audio."""
-    from dataclasses import replace
-
+    latents (normalised), the decoded frames and the waveforms of both the final and the stage-1 audio. `images`:
+    first-frame pixels [1, 3, 1, H, W] in [-1, 1] at the stage-1 and the full size ({"stage_1": .., "stage_2": ..}),
+    encoded by the official encoder and conditioned on as ltx-pipelines does (`VideoConditionByLatentIndex` at latent
+    frame 0, strength 1); their latents are output too."""
     from ltx_core.components.diffusion_steps import EulerDiffusionStep
     from ltx_core.components.guiders import create_multimodal_guider_factory
     from ltx_core.components.schedulers import LTX2Scheduler
+    from ltx_core.conditioning import VideoConditionByLatentIndex
     from ltx_core.loader import LoraPathStrengthAndSDOps
     from ltx_core.loader.sd_ops import LTXV_LORA_COMFY_RENAMING_MAP
     from ltx_core.model.audio_vae import decode_audio
@@ -142,6 +192,12 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
     contexts = encode_prompts([prompt, negative_prompt] if guided else [prompt], models)
     positive = contexts[0]
     transformer, video_encoder = models.transformer(), models.video_encoder()
+    image_latents = {stage: video_encoder(pixels) for stage, pixels in (images or {}).items()}
+
+    def conditionings(stage):
+        if stage not in image_latents:
+            return []
+        return [VideoConditionByLatentIndex(latent=image_latents[stage], strength=1.0, latent_idx=0)]
 
     def loop_with(denoise):
         def loop(sigmas, video_state, audio_state, stepper):
@@ -170,7 +226,7 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
 
     shape_1 = VideoPixelShape(batch=1, frames=frames, width=width // 2, height=height // 2, fps=fps)
     video_1, audio_1 = denoise_audio_video(
-        output_shape=shape_1, conditionings=[], noiser=noiser, sigmas=sigmas_1, stepper=stepper,
+        output_shape=shape_1, conditionings=conditionings("stage_1"), noiser=noiser, sigmas=sigmas_1, stepper=stepper,
         denoising_loop_fn=stage_1_loop, components=components, dtype=DTYPE, device=device,
     )  # fmt: skip
     upscaled = upsample_video(latent=video_1.latent[:1], video_encoder=video_encoder,
@@ -184,15 +240,16 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
     sigmas_2 = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES)
     shape_2 = VideoPixelShape(batch=1, frames=frames, width=width, height=height, fps=fps)
     video_2, audio_2 = denoise_audio_video(
-        output_shape=shape_2, conditionings=[], noiser=noiser, sigmas=sigmas_2, stepper=stepper,
+        output_shape=shape_2, conditionings=conditionings("stage_2"), noiser=noiser, sigmas=sigmas_2, stepper=stepper,
         denoising_loop_fn=plain(transformer), components=components, dtype=DTYPE, device=device,
         noise_scale=sigmas_2[0], initial_video_latent=upscaled, initial_audio_latent=audio_1.latent,
     )  # fmt: skip
-    # The official CLI decodes with TilingConfig.default() (768 px / 80 frames): one tile at these sizes.
+    # ltx-pipelines 1.0.0's CLI decodes with TilingConfig.default() (512 px / 64 frames): one tile at these sizes.
     tiling = TilingConfig.default()
     frames_out = torch.cat(list(decode_video(video_2.latent, models.video_decoder(), tiling, None)))
     audio_decoder, vocoder = models.audio_decoder(), models.vocoder()
     outputs = {f"noise_{index}": noise for index, noise in enumerate(noiser.drawn)}
+    outputs.update({f"image_latent_{stage}": latent for stage, latent in image_latents.items()})
     outputs.update(
         video_context=positive.video_encoding, audio_context=positive.audio_encoding, stage_1_video=video_1.latent,
         stage_1_audio=audio_1.latent, upsampled=upscaled, video=video_2.latent, audio=audio_2.latent,
@@ -204,6 +261,17 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
 
 def fast(root, inputs):
     return two_stage(root, guided=False)
+
+
+def image_to_video(root, inputs):
+    """DistilledPipeline with a first-frame image, as in 1.0.0."""
+    return two_stage(root, guided=False, images=inputs)
+
+
+def image_to_video_v1_2(root, inputs):
+    """The same with v1.2.0's cross-attention timesteps."""
+    with v1_2_cross_attention_timesteps():
+        return two_stage(root, guided=False, images=inputs)
 
 
 PRO_STEPS, PRO_STG_BLOCK = 2, 1
@@ -273,7 +341,8 @@ def text(root, inputs, prompt="a cat over the ocean"):
             "video_context": output.video_encoding, "audio_context": output.audio_encoding}  # fmt: skip
 
 
-TASKS = {task.__name__: task for task in (upsampler, vae_decode, audio_decode, schedules, fast, pro, transformer, text)}
+TASKS = {task.__name__: task for task in (upsampler, vae_decode, tiled_decode, audio_decode, schedules, fast,
+                                          image_to_video, image_to_video_v1_2, pro, transformer, text)}  # fmt: skip
 
 
 def main() -> None:
@@ -282,7 +351,8 @@ def main() -> None:
     outputs = {}
     with torch.inference_mode():
         for task in tasks:
-            mine = {key.split(".", 1)[1]: value for key, value in inputs.items() if key.startswith(task + ".")}
+            mine = {key.split(".", 1)[1]: value.to(DTYPE) if value.is_floating_point() else value
+                    for key, value in inputs.items() if key.startswith(task + ".")}  # fmt: skip
             outputs.update({f"{task}.{key}": value for key, value in TASKS[task](Path(root), mine).items()})
     save_file({key: value.contiguous() for key, value in outputs.items()}, target)
 
