@@ -17,7 +17,7 @@ from server.settings import Settings
 from server.tasks import DeliveryStatus, DuplicateTask, LeaseLost, WorkerRecord, open_store
 
 BACKENDS = ["sqlite", "postgres"]
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @pytest.fixture(params=BACKENDS)

@@ -32,6 +32,7 @@ ERROR_CODES: dict[ErrorKind, tuple[int, str, int]] = {
     ErrorKind.WORKER_LOST: (500001, "GenerationFailed", 500),
     ErrorKind.STORAGE_FULL: (507001, "StorageFull", 507),
     ErrorKind.SHUTTING_DOWN: (503002, "ServerShuttingDown", 503),
+    ErrorKind.STORE_UNAVAILABLE: (503003, "StoreUnavailable", 503),
 }
 # The store's task states as RunComfy request states ("failed" is this server's: RunComfy publishes no failed state).
 STATES = {
