@@ -243,3 +243,29 @@ def test_a_first_frame_data_uri_is_stored_once_as_an_image_and_never_echoed(tmp_
         post(app, [{"taskType": "getResponse", "taskUUID": task["taskUUID"]}])
     print(f"a {len(uri) / 1e6:.1f} MB first-frame data URI: getTaskDetails {len(json.dumps(details))} bytes, "
           f"a poll {(time.perf_counter() - started) / 20 * 1000:.1f} ms (in process)")
+
+
+# -- item 9: a cancelled task serves nothing it made --------------------------------------------------------------
+
+
+def test_a_task_cancelled_after_one_of_two_results_serves_neither(tmp_path):
+    app = api_app(tmp_path)
+    store = app.state.store
+    task = video_task(numberResults=2, webhookURL="https://example.com/hook")
+    assert post(app, [task]).status_code == 200
+    claimed = store.claim("host/worker0", 30)
+    first = claimed.results[0]
+    name = f"{first.video_uuid}.mp4"
+    (tmp_path / "media").mkdir(exist_ok=True)
+    (tmp_path / "media" / name).write_bytes(b"a finished video")
+    store.complete_result(claimed.id, "host/worker0", 0, name, 1.0, 0.0, time.time() + 3600,
+                          [("webhook", "https://example.com/hook")])  # fmt: skip
+    assert call(app, "GET", f"/media/{name}").status_code == 200
+    cancelled = post(app, [{"taskType": "cancelTask", "taskUUID": task["taskUUID"]}])
+    assert cancelled.status_code == 200, cancelled.text
+    assert call(app, "GET", f"/media/{name}").status_code == 404
+    assert not (tmp_path / "media" / name).exists()
+    (delivery,) = store.deliveries_of(claimed.id)
+    assert (delivery.state, delivery.last_error) == ("failed", "the task was cancelled")  # never sent after the cancel
+    reply = post(app, [{"taskType": "getResponse", "taskUUID": task["taskUUID"]}]).json()
+    assert reply["errors"][0]["code"] == "taskCancelled" and "data" not in reply
