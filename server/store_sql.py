@@ -70,8 +70,8 @@ class SqlTaskStore:
         """Keep other processes from migrating at the same time (inside the migration's transaction)."""
 
     def _lock_key(self, db: Statements, key_id: str) -> None:
-        """Serialise submissions of one API key until the transaction ends (its pending count, then its insert); SQLite's
-        write transactions already are."""
+        """Serialise submissions of one API key until the transaction ends (its pending count, then its insert);
+        SQLite's write transactions already are."""
 
     def _work_queued(self, db: Statements) -> None:
         """A task became claimable in this transaction (Postgres wakes the waiting workers)."""
@@ -171,7 +171,9 @@ class SqlTaskStore:
         """Tasks waiting and running now (an index range: bounded by the pending limits, whatever the table's size),
         and the finished ones ever, by outcome (the `task_totals` counters, kept as tasks finish: no scan, and they
         never go down when expired task rows are deleted)."""
-        rows = self._run("SELECT status, COUNT(*) AS n FROM tasks WHERE status IN ('queued', 'running') GROUP BY status")
+        rows = self._run(
+            "SELECT status, COUNT(*) AS n FROM tasks WHERE status IN ('queued', 'running') GROUP BY status"
+        )
         counts = {row["status"]: row["n"] for row in rows}
         counts.update({row["outcome"]: row["n"] for row in self._run("SELECT outcome, n FROM task_totals")})
         return {status: n for status, n in counts.items() if n}

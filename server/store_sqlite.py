@@ -156,7 +156,9 @@ class SQLiteTaskStore(SqlTaskStore):
         """Raise unless the database file is still the one opened: one deleted or replaced under a running server
         would take tasks that are gone at its next start."""
         if self._file_identity() != self._identity:
-            raise sqlite3.OperationalError(f"the task database {self.path} was deleted or replaced while the server ran")
+            raise sqlite3.OperationalError(
+                f"the task database {self.path} was deleted or replaced while the server ran"
+            )
 
     def _connection(self) -> _Connection:
         connection = getattr(self._local, "connection", None)

@@ -16,7 +16,6 @@ say) loses its task instead of holding it. A draining worker (`draining` set) fi
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
@@ -128,9 +127,9 @@ class Worker:
         time.sleep(delay)
         if task is not None:
             try:
-                self.store.requeue_owned(self.settings.max_attempts, self.worker_id)
-                task_event("requeued", task.task_uuid, level=logging.WARNING, worker=self.worker_id,
-                           reason="task store error")  # fmt: skip
+                if self.store.requeue_owned(self.settings.max_attempts, self.worker_id):
+                    task_event("requeued", task.task_uuid, level=logging.WARNING, worker=self.worker_id,
+                               reason="task store error")  # fmt: skip
             except self.store.errors:
                 pass
 

@@ -12,7 +12,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -25,6 +24,7 @@ from conftest import probe
 from ltx_runtime.progress import STAGES
 from server_harness import ServerProcess, video_task
 from test_server_inputs_delivery import receiver  # noqa: F401 - the recording HTTP server, a fixture
+from test_store_faults import hold_write_lock
 
 CLIP = {"width": 128, "height": 72, "duration": 1, "fps": 8}
 
@@ -408,12 +408,7 @@ def test_a_database_locked_past_its_busy_timeout_stops_nothing_for_good(tiny_roo
     server = ServerProcess(data_dir, tiny_root, LTX_SQLITE_BUSY_TIMEOUT="1").start()
     try:
         (worker,) = worker_pids(server)
-        holder = subprocess.Popen(  # another process holds the write lock for 8 s, 8x the busy timeout
-            [sys.executable, "-c", "import sqlite3, sys, time\ndb = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-             "db.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(8)\ndb.execute('COMMIT')",
-             str(data_dir / "tasks.sqlite3")], stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert holder.stdout.readline().strip() == "locked"
+        holder = hold_write_lock(data_dir / "tasks.sqlite3", 8)  # another process, 8x the busy timeout
         time.sleep(4)
         status, body = ready(server)
         assert status == 503 and body["status"] == "failing" and "worker pool" in body["failing"], body

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from postgres_harness import shared_server
@@ -445,3 +446,30 @@ def test_metrics_counters_come_from_totals_not_a_scan_of_the_task_table(store, b
         store.status_counts(), store.finished_durations(), store.oldest_queued_at()
         plans = [row["detail"] for sql, args in statements for row in original(f"EXPLAIN QUERY PLAN {sql}", args)]
         assert not [plan for plan in plans if plan.startswith("SCAN") and "tasks" in plan], plans
+
+
+def test_the_finished_counters_start_from_the_rows_a_version_2_store_has(store_url, backend):
+    if backend == "sqlite":
+        from server.store_sqlite import SQLiteTaskStore as backend_class
+
+        url_argument = Path(store_url.removeprefix("sqlite:///"))
+    else:
+        from server.store_postgres import PostgresTaskStore as backend_class
+
+        url_argument = store_url
+    version_2 = type("Version2Store", (backend_class,), {"MIGRATIONS": backend_class.MIGRATIONS[:2]})
+    old = version_2(url_argument)  # a version 2 store, with two finished tasks and a waiting one
+    for name, status, started, finished in (("a", "succeeded", 10.0, 14.0), ("b", "failed", None, 2.0),
+                                             ("c", "queued", None, None)):  # fmt: skip
+        old._run("INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, created_at, started_at,"
+                 " finished_at) VALUES ('k', ?, 'videoInference', '{}', '{}', ?, 1.0, ?, ?)",
+                 (name, status, started, finished))  # fmt: skip
+    assert old.schema_version() == 2
+    old.close()
+    migrated = open_store(store_url)
+    try:
+        assert migrated.schema_version() == SCHEMA_VERSION
+        assert migrated.status_counts() == {"succeeded": 1, "failed": 1, "queued": 1}
+        assert migrated.finished_durations() == (1, 4.0)
+    finally:
+        migrated.close()
