@@ -221,8 +221,8 @@ class TaskService:
         """Check an image, keep it in the media store and point the job at it; LTX-2.3 without a size takes the
         1080p size of the image's orientation. The caller records it in the task store, as the task's own image."""
         width, height = check_image(data, self.settings.max_image_pixels)
-        image = StoredImage(str(uuid.uuid4()), "", image_content_type(data))
-        image.file_name = image.image_uuid
+        image_uuid = str(uuid.uuid4())
+        image = StoredImage(image_uuid, image_uuid, image_content_type(data))
         self.media.put_bytes(image_key(image.file_name), data, image.content_type)
         job.frame_image_file = image.file_name
         if job.width is None:

@@ -104,6 +104,7 @@ class Worker:
             task = None
             try:
                 task = self.store.claim(self.worker_id, self.settings.lease_seconds)
+                failures = 0
                 if task is None:
                     self.store.wait_for_work(IDLE_POLL_SECONDS)
                     continue
@@ -112,7 +113,6 @@ class Worker:
                     self.run(task)
                 finally:
                     self.activity.value = 0.0
-                failures = 0
             except self.store.errors as error:  # locked past its busy timeout, its disk full, its server gone
                 failures += 1
                 self._store_failed(task, error, failures)
