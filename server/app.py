@@ -29,6 +29,7 @@ from .runcomfy.service import RunComfyService
 from .runware.routes import SocketLimits, runware_router
 from .runware.service import RunwareService
 from .runware.validation import TASK_TYPE as RUNWARE_VIDEO_TASK
+from .resilience import LoopHealth
 from .service import TaskService
 from .settings import Settings
 from .supervisor import WorkerPool
@@ -41,9 +42,10 @@ DELIVERY_FLUSH_SECONDS = 10
 
 def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
     """`keys`: the API keys an API node checks (None on a worker node, which serves no contract)."""
-    store = open_store(settings.store_url)
+    store = open_store(settings.store_url, settings.sqlite_busy_timeout)
     serves_api = settings.role != "worker"
-    pool = WorkerPool(settings, store) if settings.role != "api" else None
+    health = LoopHealth()
+    pool = WorkerPool(settings, store, health) if settings.role != "api" else None
     media = open_media(settings)
     tasks = TaskService(settings, store, media)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -73,12 +75,12 @@ def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
         if outbound is not None:
             store.release_claims(settings.node)  # what this node was sending or fetching when it stopped
             loops += [
-                delivery_loop(settings, store, media, webhook_bodies, outbound),
-                cleanup_loop(media, store),
-                prepare_loop(store, tasks, outbound, settings.node),
+                delivery_loop(settings, store, media, webhook_bodies, outbound, health),
+                cleanup_loop(settings, media, store, health),
+                prepare_loop(store, tasks, outbound, settings.node, health),
             ]
         if pool is None:
-            loops.append(lease_loop(settings, store))
+            loops.append(lease_loop(settings, store, health))
         running = [asyncio.create_task(loop) for loop in loops]
         try:
             yield
@@ -107,10 +109,9 @@ def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
         app.include_router(media_router(settings, store, media))
         app.include_router(playground_router(settings.demo))
         app.mount("/playground/static", static_files(), name="playground")
-    app.include_router(health_router(settings, store, pool, lambda: tasks.draining))
+    app.include_router(health_router(settings, store, pool, lambda: tasks.draining, health, tasks.check_storage))
     install_error_handlers(app)
     app.state.store = store
     app.state.pool = pool
-    app.state.drain = drain
     app.state.drain = drain
     return app

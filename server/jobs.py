@@ -108,6 +108,9 @@ class ErrorKind(str, Enum):
     """The worker died (or hung, and its supervisor killed it) while running the task, max_attempts times."""
     STORAGE_FULL = "storage_full"
     """The disk the videos are written to is full; the task failed and nothing of it is served."""
+    STORE_UNAVAILABLE = "store_unavailable"
+    """The task store or the data folder cannot be written (locked past its busy timeout, read-only, deleted);
+    nothing was stored; retry later."""
     SHUTTING_DOWN = "shutting_down"
     """The server is draining before it stops and takes no new tasks; retry on another instance or later."""
 

@@ -1,6 +1,8 @@
-"""The server's background loops: first-frame image fetching, result deliveries, media expiry, expired leases.
+"""The server's background loops: first-frame image fetching, result deliveries, expiry (results, images, task rows),
+expired leases.
 
 Each reads its work from the task store (the source of truth), so a restart resumes where the last process stopped;
+each outlives a failing store or disk (`server/resilience.py`: log, back off, retry; readiness shows it failing);
 with several API nodes each piece of work is claimed in the store, so one node does it.
 They call the synchronous store in a thread (`asyncio.to_thread`: its own pool, apart from the requests' threads),
 never on the event loop the API answers from.
@@ -20,7 +22,8 @@ from ltx_runtime.media import OutputFormat
 from .delivery import DeliveryOutcome, deliver_upload, deliver_webhook
 from .jobs import Job
 from .logs import task_event
-from .media_store import MediaNotFound, MediaStore, media_key
+from .media_store import MediaNotFound, MediaStore, image_key, media_key
+from .resilience import LoopHealth, log_failure, run_forever
 from .service import TaskService
 from .settings import Settings
 from .tasks import ResultRecord, TaskRecord, TaskStore
@@ -35,21 +38,26 @@ WebhookBody = Callable[[TaskRecord, ResultRecord], dict]
 """Builds the JSON body of one result's webhook, in the contract the task came in by."""
 
 
-async def prepare_loop(store: TaskStore, service: TaskService, client, node: str) -> None:
+async def prepare_loop(store: TaskStore, service: TaskService, client, node: str, health: LoopHealth) -> None:
     """Fetch the first-frame image URLs of new tasks, a few at a time, and queue the tasks. Each task is claimed for
-    twice the fetch's deadline, so that another API node takes it over only if this one died."""
+    twice the fetch's deadline, so that another API node takes it over only if this one died (or, when the store
+    failed mid-way, until the claim runs out and it is fetched again)."""
     lease_seconds = 2 * client.settings.total_timeout
     fetching: dict[int, asyncio.Task] = {}
-    while True:
+
+    async def take() -> None:
         for record in await asyncio.to_thread(store.take_preparing, node, lease_seconds):
             if record.id not in fetching:
                 fetching[record.id] = asyncio.create_task(service.prepare(record, client))
                 fetching[record.id].add_done_callback(lambda _, task_id=record.id: fetching.pop(task_id, None))
-        await asyncio.sleep(0.2)
+                fetching[record.id].add_done_callback(log_failure(f"preparing task {record.task_uuid}"))
+
+    await run_forever("image fetching", take, 0.2, health)
 
 
 async def delivery_loop(
-    settings: Settings, store: TaskStore, media: MediaStore, webhook_bodies: dict[str, WebhookBody], client
+    settings: Settings, store: TaskStore, media: MediaStore, webhook_bodies: dict[str, WebhookBody], client,
+    health: LoopHealth,
 ) -> None:
     """Send each finished result to its webhookURL / uploadEndpoint; the outcome never changes the task's result."""
 
@@ -74,12 +82,16 @@ async def delivery_loop(
                    error=outcome.last_error)  # fmt: skip
 
     running: set[asyncio.Task] = set()
-    while True:
+
+    async def take() -> None:
+        # A delivery whose send failed on a store error stays claimed; it is sent again once its claim runs out.
         for delivery in await asyncio.to_thread(store.take_deliveries, settings.node, DELIVERY_LEASE_SECONDS):
             job = asyncio.create_task(deliver(delivery))
             running.add(job)
             job.add_done_callback(running.discard)
-        await asyncio.sleep(0.25)
+            job.add_done_callback(log_failure(f"delivery {delivery.id}"))
+
+    await run_forever("deliveries", take, 0.25, health)
 
 
 async def upload_from_store(
@@ -108,17 +120,40 @@ def remove_expired_media(media: MediaStore, store: TaskStore, now: float) -> lis
     return [video_uuid for video_uuid, _ in expired]
 
 
-async def cleanup_loop(media: MediaStore, store: TaskStore) -> None:
-    while True:
-        await asyncio.to_thread(remove_expired_media, media, store, time.time())
-        await asyncio.sleep(5)
+def remove_expired(settings: Settings, media: MediaStore, store: TaskStore, now: float) -> None:
+    """Everything past its ttl: result files (the task's ttl), images (`image_ttl_seconds` after they were stored,
+    except the first frame of a task still to run) and finished tasks' rows (`task_ttl_seconds` after they
+    finished, with what they still have). Files go first: a row is never left pointing at nothing it once had."""
+    remove_expired_media(media, store, now)
+    images = store.expired_images(now - settings.image_ttl_seconds)
+    for image in images:
+        media.delete(image_key(image.file_name))
+    if images:
+        store.forget_images([image.image_uuid for image in images])
+    tasks = store.expired_tasks(now - settings.task_ttl_seconds)
+    for names in tasks.values():
+        for name in names:
+            media.delete(name)
+    if tasks:
+        store.delete_tasks(list(tasks))
+    if images or tasks:
+        log.info("expired %d image(s) and %d task(s)", len(images), len(tasks))
 
 
-async def lease_loop(settings: Settings, store: TaskStore) -> None:
+async def cleanup_loop(settings: Settings, media: MediaStore, store: TaskStore, health: LoopHealth) -> None:
+    async def clean() -> None:
+        await asyncio.to_thread(remove_expired, settings, media, store, time.time())
+
+    await run_forever("expiry", clean, 5, health)
+
+
+async def lease_loop(settings: Settings, store: TaskStore, health: LoopHealth) -> None:
     """On an API node (no worker pool of its own to watch): running tasks whose lease ran out, because their worker
     or its whole host died, go back to the queue. Any node that sees an expired lease first requeues it."""
-    while True:
-        requeued = store.requeue_expired(settings.max_attempts)
+
+    async def requeue() -> None:
+        requeued = await asyncio.to_thread(store.requeue_expired, settings.max_attempts)
         if requeued:
             log.warning("requeued task(s) %s: their worker's lease ran out", requeued)
-        await asyncio.sleep(1)
+
+    await run_forever("expired leases", requeue, 1, health)

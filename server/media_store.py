@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -25,6 +26,8 @@ from urllib.parse import urlsplit
 from .settings import Settings
 
 NAME = re.compile(r"(media|images)/[0-9A-Za-z][0-9A-Za-z._-]*")
+PROBE_BYTES = 4096
+"""What `probe_writable` writes: one block, which a full disk refuses."""
 MULTIPART_BYTES = 8 * 1024 * 1024
 """Files above this size are uploaded to S3 in parts of this size (boto3's default; S3's smallest part is 5 MiB)."""
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
@@ -216,6 +219,29 @@ def open_media(settings: Settings) -> MediaStore:
     url = urlsplit(settings.media_url)  # s3://bucket/prefix, as Settings checked
     return S3MediaStore(url.netloc, url.path, settings.s3_endpoint_url,
                         public_endpoint_url=settings.s3_public_endpoint_url)  # fmt: skip
+
+
+DISK_FULL_MESSAGES = ("No space left on device", "Disk quota exceeded", "File too large", "database or disk is full")
+"""How a full disk reads in an error that is not an OSError: ffmpeg's stderr, SQLite's and Postgres' errors."""
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether a write failed because its disk is full."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    return any(message in str(error) for message in DISK_FULL_MESSAGES)
+
+
+def probe_writable(folder: Path) -> None:
+    """Raise OSError unless `folder` takes a small file now (a full disk, a read-only mount, a missing folder that
+    cannot be made); the probe file is removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with open(probe, "wb") as file:
+            file.write(b"\0" * PROBE_BYTES)
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def scratch_file(settings: Settings, worker_id: str, file_name: str) -> Path:

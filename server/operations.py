@@ -27,7 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 
 from ltx_runtime.media import OutputFormat
 
-from .media_store import LocalMediaStore, MediaStore, image_key, media_key
+from .media_store import LocalMediaStore, MediaStore, disk_full, image_key, media_key
+from .resilience import LoopHealth
 from .service import UUID_PATTERN, image_content_type
 from .settings import Settings
 from .supervisor import WorkerPool
@@ -62,20 +63,29 @@ def media_router(settings: Settings, store: TaskStore, media: MediaStore) -> API
         missing = _not_found("imageNotFound", "no such image")
         if not UUID_PATTERN.fullmatch(image_uuid):  # checked before the name reaches the store
             return missing
-        if isinstance(media, LocalMediaStore):
-            path = media.path(image_key(image_uuid))
-            return FileResponse(path, media_type=image_content_type(path.read_bytes())) if path.is_file() else missing
-        if not await asyncio.to_thread(media.exists, image_key(image_uuid)):
+        stored = await in_thread(store.image, image_uuid)
+        if stored is None:
             return missing
-        return RedirectResponse(media.url(image_key(image_uuid), IMAGE_URL_SECONDS), status_code=307)
+        name = image_key(stored.file_name)
+        if isinstance(media, LocalMediaStore):
+            path = media.path(name)
+            if not path.is_file():
+                return missing
+            # The type recorded when it was stored: the file is not opened as an image here (one replaced by junk
+            # is served as what it claims, never a 500).
+            return FileResponse(path, media_type=stored.content_type or _sniffed_type(path))
+        if not await asyncio.to_thread(media.exists, name):
+            return missing
+        return RedirectResponse(media.url(name, IMAGE_URL_SECONDS), status_code=307)
 
     return router
 
 
-def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None,
-                  draining: Callable[[], bool]) -> APIRouter:  # fmt: skip
-    """Liveness, readiness (see the module's docstring; 503 "draining" once a SIGTERM has started the drain) and
-    Prometheus metrics; `pool` is None on an API node."""
+def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None, draining: Callable[[], bool],
+                  health: LoopHealth, check_storage: Callable[[], None]) -> APIRouter:  # fmt: skip
+    """Liveness, readiness (see the module's docstring; 503 "draining" once a SIGTERM has started the drain; 503
+    "storage full" or "store unavailable" when `check_storage` fails; 503 "failing" while a background loop's rounds
+    fail) and Prometheus metrics; `pool` is None on an API node."""
     router = APIRouter()
 
     @router.get("/health/live")
@@ -85,18 +95,25 @@ def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None,
     @router.get("/health/ready")
     async def ready() -> JSONResponse:
         try:
+            await in_thread(check_storage)
             known = await in_thread(store.workers)
-        except Exception as error:  # noqa: BLE001 - a store that does not answer is the one thing to report
-            log.warning("readiness: the task store did not answer: %s", error)
-            return JSONResponse({"status": "store unavailable", "role": settings.role}, status_code=503)
+        except Exception as error:  # noqa: BLE001 - a store or disk that cannot be used is the one thing to report
+            log.warning("readiness: %s: %s", type(error).__name__, error)
+            status = "storage full" if disk_full(error) else "store unavailable"
+            body = {"status": status, "role": settings.role, "error": f"{type(error).__name__}: {error}"}
+            return JSONResponse(body, status_code=503)
+        failing = health.problems()
         if pool is None:
             workers = live_workers(known, time.time())
             is_ready = True
         else:
             workers = [w for w in known if w.worker_id in pool.worker_ids]
-            is_ready = any(w.state == "ready" for w in workers)
+            alive = pool.live_worker_ids  # a worker that died may still have a "ready" row
+            is_ready = any(w.state == "ready" and w.worker_id in alive for w in workers)
         if draining():
             status, is_ready = "draining", False
+        elif failing:
+            status, is_ready = "failing", False  # e.g. the store locked past its busy timeout: nothing moves
         elif is_ready:
             status = "ready"
         elif workers and all(w.state == "failed" for w in workers):
@@ -112,6 +129,8 @@ def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None,
                  "memory_budget": w.memory_budget} for w in workers
             ],  # fmt: skip
         }
+        if failing:
+            body["failing"] = failing
         if settings.demo:
             body["warning"] = DEMO_WARNING
         return JSONResponse(body, status_code=200 if is_ready else 503)
@@ -127,12 +146,20 @@ def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None,
     return router
 
 
+def _sniffed_type(path) -> str:
+    try:
+        return image_content_type(path.read_bytes())
+    except Exception:  # noqa: BLE001 - not an image (any more): served as bytes
+        return "application/octet-stream"
+
+
 def _not_found(code: str, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"code": code, "message": message}]}, status_code=404)
 
 
 class _StoreCollector:
-    """Prometheus metrics read from the task store at scrape time (it is the source of truth)."""
+    """Prometheus metrics read from the task store at scrape time (it is the source of truth): the gauges from an index
+    range over the unfinished tasks, the counters from `task_totals`; a scrape never scans the task table."""
 
     def __init__(self, store: TaskStore):
         self.store = store

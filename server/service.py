@@ -16,6 +16,7 @@ import logging
 import re
 import time
 import uuid
+from contextlib import contextmanager
 
 from ltx_runtime.catalog import get_model
 from ltx_runtime.geometry import plan_generation
@@ -23,10 +24,27 @@ from ltx_runtime.request import SafetyMode, SafetyRequest
 
 from .jobs import ErrorKind, Job, TaskError
 from .logs import job_fields, task_event
-from .media_store import MediaNotFound, MediaStore, image_key, media_key
+from .media_store import (
+    LocalMediaStore,
+    MediaNotFound,
+    MediaStore,
+    disk_full,
+    image_key,
+    media_key,
+    probe_writable,
+)
 from .netguard import BlockedURLError, FetchError
 from .settings import Settings
-from .tasks import DeliveryStatus, DuplicateTask, ResultRecord, TaskRecord, TaskStore, live_workers
+from .tasks import (
+    DeliveryStatus,
+    DuplicateTask,
+    QueueFull,
+    ResultRecord,
+    StoredImage,
+    TaskRecord,
+    TaskStore,
+    live_workers,
+)
 
 log = logging.getLogger("ltx_runtime.server")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -52,24 +70,59 @@ class TaskService:
             raise TaskError(
                 ErrorKind.SHUTTING_DOWN, "the server is shutting down and takes no new tasks; retry on another instance"
             )
-        if job.frame_image is not None and job.image_url is None:
-            self.attach_image(job, self._local_image(key_id, job.frame_image))
-        self._check_safety(job)
-        self._check_memory(job)
-        if self.store.pending_count(key_id) >= self.settings.max_pending_per_key:
-            raise TaskError(
-                ErrorKind.QUEUE_FULL,
-                f"this API key already has {self.settings.max_pending_per_key} tasks queued or running; retry later",
-            )
-        try:
-            record = self.store.submit(
-                key_id, task_id, task_type, request, job.to_dict(), job.seeds,
-                status="preparing" if job.image_url else "queued", session_uuid=session_uuid,
-            )  # fmt: skip
-        except DuplicateTask:
-            raise TaskError(ErrorKind.DUPLICATE, f"a task with the id {task_id} was already submitted") from None
+        with self.storage_errors():
+            self.check_storage()
+            image = None
+            if job.frame_image is not None and job.image_url is None:
+                image = self.attach_image(job, self._local_image(key_id, job.frame_image))
+                if not UUID_PATTERN.match(job.frame_image):  # image data: kept once, as the image, never echoed
+                    request = replace_value(request, job.frame_image, image.image_uuid)
+                    job.frame_image = image.image_uuid
+            try:
+                self._check_safety(job)
+                self._check_memory(job)
+                record = self.store.submit(
+                    key_id, task_id, task_type, request, job.to_dict(), job.seeds,
+                    status="preparing" if job.image_url else "queued", session_uuid=session_uuid,
+                    max_pending=self.settings.max_pending_per_key, image=image,
+                )  # fmt: skip
+            except BaseException:
+                if image is not None:  # refused: its image goes too
+                    self.media.delete(image_key(image.file_name))
+                raise
         task_event("accepted", task_id, key=key_id, **job_fields(record.job))
         return record
+
+    def check_storage(self) -> None:
+        """Raise (a store error or an OSError) unless the task store is the one opened and the data folders take a
+        small file: refused at once (507 storageFull, 503) rather than accepted and lost or failed later."""
+        self.store.check()
+        folders = [self.settings.data_dir]
+        if isinstance(self.media, LocalMediaStore):
+            folders += [self.media.root / "media", self.media.root / "images"]
+        for folder in folders:
+            probe_writable(folder)
+
+    @contextmanager
+    def storage_errors(self):
+        """A failing store or disk as a `TaskError`: STORAGE_FULL (507) when a disk is full, else STORE_UNAVAILABLE
+        (503); refusals of the store itself (a duplicate, a full queue) as theirs."""
+        try:
+            yield
+        except DuplicateTask as error:
+            raise TaskError(ErrorKind.DUPLICATE, f"a task with the id {error} was already submitted") from None
+        except QueueFull as error:
+            raise TaskError(
+                ErrorKind.QUEUE_FULL, f"this API key already has {error} tasks queued or running; retry later"
+            ) from None
+        except (OSError, *self.store.errors) as error:
+            if disk_full(error):
+                log.error("storage full: %s: %s", type(error).__name__, error)
+                raise TaskError(ErrorKind.STORAGE_FULL, "the server's disk is full; nothing was stored; retry later "
+                                "(operator: free space in the data folder)") from None  # fmt: skip
+            log.error("storage unavailable: %s: %s", type(error).__name__, error)
+            raise TaskError(ErrorKind.STORE_UNAVAILABLE, "the server cannot store tasks or images right now "
+                            f"({type(error).__name__}); nothing was stored; retry later") from None  # fmt: skip
 
     def _check_safety(self, job: Job) -> None:
         """Add the server's required content checks to the job, and refuse now a task that needs a check this server
@@ -132,6 +185,8 @@ class TaskService:
         record = self.get(key_id, task_id)
         if self.store.cancel(record.id) is None:
             raise TaskError(ErrorKind.FINISHED, f"task {task_id} has already finished ({record.status})")
+        for file_name in self.store.take_result_files(record.id):  # a cancelled task serves nothing it made
+            self.media.delete(media_key(file_name))
         task_event("cancel_requested", task_id, key=key_id, was=record.status)
         return self.store.get_by_id(record.id)
 
@@ -162,23 +217,32 @@ class TaskService:
                 raise TaskError(ErrorKind.INVALID_IMAGE, f"the uploaded image {reference} is gone", "image") from None
         return decode_image_data(reference, self.settings.max_image_bytes)
 
-    def attach_image(self, job: Job, data: bytes) -> None:
+    def attach_image(self, job: Job, data: bytes) -> StoredImage:
         """Check an image, keep it in the media store and point the job at it; LTX-2.3 without a size takes the
-        1080p size of the image's orientation."""
+        1080p size of the image's orientation. The caller records it in the task store, as the task's own image."""
         width, height = check_image(data, self.settings.max_image_pixels)
-        file_name = f"frame-{uuid.uuid4()}"
-        self.media.put_bytes(image_key(file_name), data, image_content_type(data))
-        job.frame_image_file = file_name
+        image_uuid = str(uuid.uuid4())
+        image = StoredImage(image_uuid, image_uuid, image_content_type(data))
+        self.media.put_bytes(image_key(image.file_name), data, image.content_type)
+        job.frame_image_file = image.file_name
         if job.width is None:
             job.width, job.height = (1080, 1920) if height > width else (1920, 1080)
+        return image
 
     def upload_image(self, key_id: str, image: str) -> str:
         """Keep an image sent as a data URI or base64 data; returns its imageUUID."""
         data = decode_image_data(image, self.settings.max_image_bytes)
         check_image(data, self.settings.max_image_pixels)
         image_uuid = str(uuid.uuid4())
-        self.media.put_bytes(image_key(image_uuid), data, image_content_type(data))
-        self.store.put_image(key_id, image_uuid, image_uuid)
+        stored = StoredImage(image_uuid, image_uuid, image_content_type(data))
+        with self.storage_errors():
+            self.check_storage()
+            self.media.put_bytes(image_key(image_uuid), data, stored.content_type)
+            try:
+                self.store.put_image(key_id, stored)
+            except BaseException:
+                self.media.delete(image_key(image_uuid))
+                raise
         return image_uuid
 
     async def prepare(self, record: TaskRecord, client) -> None:
@@ -195,11 +259,15 @@ class TaskService:
 
     def _attach_fetched(self, record: TaskRecord, job: Job, data: bytes) -> None:
         try:
-            self.attach_image(job, data)
+            image = self.attach_image(job, data)
         except TaskError as error:
             self._fail_preparing(record, f"the first-frame image: {error.message}")
-        else:
-            self.store.prepared(record.id, job.to_dict())
+            return
+        try:
+            self.store.prepared(record.id, job.to_dict(), image)
+        except BaseException:  # the store failed: fetched again once the claim runs out
+            self.media.delete(image_key(image.file_name))
+            raise
 
     def _fail_preparing(self, record: TaskRecord, message: str) -> None:
         self.store.fail(record.id, ErrorKind.INVALID_IMAGE.value, message)
@@ -216,6 +284,15 @@ class TaskService:
 
     def image_url(self, image_uuid: str) -> str:
         return f"{self.settings.base_url}/images/{image_uuid}"
+
+
+def replace_value(value, old: str, new: str):
+    """`value` (JSON: dicts, lists, scalars) with every string equal to `old` replaced by `new`."""
+    if isinstance(value, dict):
+        return {key: replace_value(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [replace_value(item, old, new) for item in value]
+    return new if value == old else value
 
 
 def not_found_message(task_id: str) -> str:

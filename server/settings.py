@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     MinIO as http://minio:9000, clients as https://media.example.com); default s3_endpoint_url."""
     media_ttl_seconds: int = Field(86400, ge=60)
     """How long results stay downloadable when a task gives no ttl."""
+    image_ttl_seconds: int = Field(7 * 86400, ge=60)
+    """How long uploaded (imageUpload) and first-frame images are kept after they were stored; the first frame of a
+    task still to run is kept until it has run."""
+    task_ttl_seconds: int = Field(30 * 86400, ge=60)
+    """How long a finished task's row (getResponse, getTaskDetails, listTasks) is kept after it finished; then it is
+    deleted with whatever it still has (result files, its first-frame image). /metrics' counters keep counting it."""
     price_per_gpu_hour: float = 2.5
     """USD per GPU-hour used for `cost` (an H100/H200 rental price, performance-anchors.md)."""
     cost_mode: Literal["measured", "hosted"] = "measured"
@@ -64,6 +70,9 @@ class Settings(BaseSettings):
     Every node of a fleet shares one task store and one media location."""
     workers: int | None = None
     """Worker processes; default one per CUDA GPU, or one on the CPU."""
+    sqlite_busy_timeout: float = Field(30.0, gt=0)
+    """Seconds a SQLite statement waits for another process's write lock; past it the call fails, and the API answers
+    503 serviceUnavailable while the loops and workers back off and retry."""
     lease_seconds: float = 30.0
     max_attempts: int = 3
     watchdog_seconds: float = Field(600.0, gt=0)

@@ -17,13 +17,15 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from .store_sql import SqlTaskStore, Statements, split_statements
+from .store_sql import SqlTaskStore, Statements, schema_v3, split_statements
 
 CHANNEL = "ltx_tasks"
 POOL_SIZE = 8
 """Connections per process at most (the API's threads, or a worker and its heartbeat)."""
 MIGRATION_LOCK = 7_412_011
 """The advisory lock key that serialises schema migrations of nodes starting at once."""
+SUBMIT_LOCK = 7_412_012
+"""The first half of the advisory lock key that serialises one API key's submissions (the second: its hash)."""
 
 SCHEMA_V1 = """
 CREATE TABLE tasks (
@@ -122,8 +124,9 @@ class PostgresTaskStore(SqlTaskStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     FOR_UPDATE = " FOR UPDATE"
     RESULTS_JSON = "json_agg(json_build_object({fields}))::text"
-    MIGRATIONS = [_schema(SCHEMA_V1), _schema(SCHEMA_V2)]
+    MIGRATIONS = [_schema(SCHEMA_V1), _schema(SCHEMA_V2), schema_v3("DOUBLE PRECISION", "BIGINT")]
     integrity_error = psycopg.errors.UniqueViolation
+    errors = (psycopg.Error,)  # the pool's PoolTimeout included
 
     def __init__(self, url: str):
         self.url = url
@@ -147,8 +150,14 @@ class PostgresTaskStore(SqlTaskStore):
         with self._pool.connection() as connection, connection.transaction():
             yield _Connection(connection)
 
+    def check(self) -> None:
+        """Nothing to check: a Postgres that cannot take writes says so in the statement that fails."""
+
     def _lock_schema(self, db: Statements) -> None:
         db.run("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+
+    def _lock_key(self, db: Statements, key_id: str) -> None:
+        db.run("SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), hashtext(?))", (SUBMIT_LOCK, key_id))
 
     def _work_queued(self, db: Statements) -> None:
         db.run(f"NOTIFY {CHANNEL}")  # sent when the transaction commits

@@ -18,13 +18,16 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from .media_store import image_key, media_key
 from .tasks import (
     UNFINISHED,
     DeliveryRecord,
     DeliveryStatus,
     DuplicateTask,
     LeaseLost,
+    QueueFull,
     ResultRecord,
+    StoredImage,
     TaskRecord,
     WorkerRecord,
 )
@@ -65,6 +68,10 @@ class SqlTaskStore:
 
     def _lock_schema(self, db: Statements) -> None:
         """Keep other processes from migrating at the same time (inside the migration's transaction)."""
+
+    def _lock_key(self, db: Statements, key_id: str) -> None:
+        """Serialise submissions of one API key until the transaction ends (its pending count, then its insert);
+        SQLite's write transactions already are."""
 
     def _work_queued(self, db: Statements) -> None:
         """A task became claimable in this transaction (Postgres wakes the waiting workers)."""
@@ -161,19 +168,25 @@ class SqlTaskStore:
         return self._run(query + " AND key_id = ?", (key_id,))[0]["n"]
 
     def status_counts(self) -> dict[str, int]:
-        return {row["status"]: row["n"] for row in self._run("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")}
+        """Tasks waiting and running now (an index range: bounded by the pending limits, whatever the table's size),
+        and the finished ones ever, by outcome (the `task_totals` counters, kept as tasks finish: no scan, and they
+        never go down when expired task rows are deleted)."""
+        rows = self._run(
+            "SELECT status, COUNT(*) AS n FROM tasks WHERE status IN ('queued', 'running') GROUP BY status"
+        )
+        counts = {row["status"]: row["n"] for row in rows}
+        counts.update({row["outcome"]: row["n"] for row in self._run("SELECT outcome, n FROM task_totals")})
+        return {status: n for status, n in counts.items() if n}
 
     def oldest_queued_at(self) -> float | None:
         """When the longest-waiting queued task was submitted (how far behind the workers are)."""
         return self._run("SELECT MIN(created_at) AS t FROM tasks WHERE status = 'queued'")[0]["t"]
 
     def finished_durations(self) -> tuple[int, float]:
-        """(count, total seconds from first claim to finish) over finished tasks."""
-        row = self._run(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(finished_at - started_at), 0) AS seconds FROM tasks"
-            " WHERE status IN ('succeeded', 'failed') AND started_at IS NOT NULL"
-        )[0]
-        return row["n"], float(row["seconds"])
+        """(count, total seconds from first claim to finish) over tasks that succeeded or failed after a claim."""
+        row = self._run("SELECT COALESCE(SUM(timed), 0) AS n, COALESCE(SUM(seconds), 0) AS seconds FROM task_totals"
+                        " WHERE outcome IN ('succeeded', 'failed')")[0]  # fmt: skip
+        return int(row["n"]), float(row["seconds"])
 
     def expired_files(self, now: float) -> list[tuple[str, str]]:
         """(video_uuid, file_name) of finished results whose time to live has passed."""
@@ -183,8 +196,18 @@ class SqlTaskStore:
 
     # -- the server's writes --------------------------------------------------------------------------------------
 
-    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status="queued", session_uuid=None):
+    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status="queued", session_uuid=None,
+               max_pending=None, image=None):  # fmt: skip
+        """Insert a task and its results; refused (`QueueFull`) when the key already has `max_pending` unfinished
+        tasks, counted in the same transaction as the insert. `image`: its first-frame image (`StoredImage`),
+        recorded as the task's own."""
         with self._transaction() as db:
+            if max_pending is not None:
+                self._lock_key(db, key_id)
+                pending = db.run("SELECT COUNT(*) AS n FROM tasks WHERE status IN ('preparing', 'queued', 'running')"
+                                 " AND key_id = ?", (key_id,))[0]["n"]  # fmt: skip
+                if pending >= max_pending:
+                    raise QueueFull(max_pending)
             try:
                 (row,) = db.run(
                     "INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, created_at, session_uuid)"
@@ -197,13 +220,18 @@ class SqlTaskStore:
                 "INSERT INTO results (task_id, idx, video_uuid, seed) VALUES (?, ?, ?, ?)",
                 [(row["id"], i, str(uuid.uuid4()), seed) for i, seed in enumerate(seeds)],
             )
+            if image is not None:
+                self._put_image(db, key_id, image, row["id"])
             if status == "queued":
                 self._work_queued(db)
             return self._tasks("t.id = ?", (row["id"],), db)[0]
 
-    def prepared(self, task_id: int, job: dict) -> None:
-        """The task's inputs are local now: store its final job and queue it."""
+    def prepared(self, task_id: int, job: dict, image: StoredImage | None = None) -> None:
+        """The task's inputs are local now (`image`: its fetched first-frame image): store its final job, queue it."""
         with self._transaction() as db:
+            if image is not None:
+                key_id = db.run("SELECT key_id FROM tasks WHERE id = ?", (task_id,))[0]["key_id"]
+                self._put_image(db, key_id, image, task_id)
             if db.run("UPDATE tasks SET job = ?, status = 'queued', lease_owner = NULL, lease_expires = NULL"
                       " WHERE id = ? AND status = 'preparing' RETURNING id", (json.dumps(job), task_id)):  # fmt: skip
                 self._work_queued(db)
@@ -220,7 +248,19 @@ class SqlTaskStore:
                 f" finished_at = {self.NOW}, lease_owner = NULL WHERE id = ?",
                 (f"cancelled while {rows[0]['status']}", task_id),
             )
+            db.run("UPDATE deliveries SET state = 'failed', last_error = 'the task was cancelled'"
+                   " WHERE task_id = ? AND state = 'pending'", (task_id,))  # fmt: skip
+            self._count_finished(db, "cancelled", [task_id])
         return rows[0]["status"]
+
+    def take_result_files(self, task_id: int) -> list[str]:
+        """The file names of a task's finished results, no longer served from now on (a cancelled task's: the caller
+        deletes the files)."""
+        with self._transaction() as db:
+            rows = db.run(f"SELECT file_name FROM results WHERE task_id = ? AND file_name IS NOT NULL{self.FOR_UPDATE}",
+                          (task_id,))  # fmt: skip
+            db.run("UPDATE results SET file_name = NULL WHERE task_id = ?", (task_id,))
+        return [row["file_name"] for row in rows]
 
     def mark_reported(self, task_id: int, indexes: list[int]) -> None:
         """These results (and the task's failure, if it has failed) have been sent to the task's session."""
@@ -234,13 +274,63 @@ class SqlTaskStore:
 
     # -- images uploaded with imageUpload ---------------------------------------------------------------------
 
-    def put_image(self, key_id: str, image_uuid: str, file_name: str) -> None:
-        self._run(f"INSERT INTO images (image_uuid, key_id, file_name, created_at) VALUES (?, ?, ?, {self.NOW})",
-                  (image_uuid, key_id, file_name))  # fmt: skip
+    def put_image(self, key_id: str, image: StoredImage) -> None:
+        with self._transaction() as db:
+            self._put_image(db, key_id, image, None)
+
+    def _put_image(self, db: Statements, key_id: str, image: StoredImage, task_id: int | None) -> None:
+        db.run("INSERT INTO images (image_uuid, key_id, file_name, content_type, task_id, created_at)"
+               f" VALUES (?, ?, ?, ?, ?, {self.NOW})",
+               (image.image_uuid, key_id, image.file_name, image.content_type, task_id))  # fmt: skip
 
     def image_file(self, key_id: str, image_uuid: str) -> str | None:
         rows = self._run("SELECT file_name FROM images WHERE image_uuid = ? AND key_id = ?", (image_uuid, key_id))
         return rows[0]["file_name"] if rows else None
+
+    def image(self, image_uuid: str) -> StoredImage | None:
+        """An image by its UUID, any key's (its URL is the capability, as a videoURL is)."""
+        rows = self._run("SELECT image_uuid, file_name, content_type FROM images WHERE image_uuid = ?", (image_uuid,))
+        return StoredImage(**rows[0]) if rows else None
+
+    # -- expiry ---------------------------------------------------------------------------------------------------
+
+    def expired_images(self, created_before: float) -> list[StoredImage]:
+        """Images older than their ttl, but not one an unfinished task still needs."""
+        rows = self._run(
+            "SELECT image_uuid, file_name, content_type FROM images i WHERE created_at < ? AND NOT EXISTS"
+            " (SELECT 1 FROM tasks t WHERE t.id = i.task_id AND t.status IN ('preparing', 'queued', 'running'))",
+            (created_before,),
+        )
+        return [StoredImage(**row) for row in rows]
+
+    def forget_images(self, image_uuids: list[str]) -> None:
+        with self._transaction() as db:
+            db.run_many("DELETE FROM images WHERE image_uuid = ?", [(image_uuid,) for image_uuid in image_uuids])
+
+    def expired_tasks(self, finished_before: float, limit: int = 500) -> dict[int, list[str]]:
+        """Tasks finished before `finished_before` (their rows' ttl has passed), each with the media store names of
+        what it still has: result files and its own first-frame images."""
+        ids = [row["id"] for row in self._run(
+            "SELECT id FROM tasks WHERE finished_at < ? AND status IN ('succeeded', 'failed', 'cancelled')"
+            " ORDER BY finished_at LIMIT ?", (finished_before, limit),
+        )]  # fmt: skip
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        names: dict[int, list[str]] = {task_id: [] for task_id in ids}
+        for row in self._run(f"SELECT task_id, file_name FROM results WHERE task_id IN ({marks})"
+                             " AND file_name IS NOT NULL", ids):  # fmt: skip
+            names[row["task_id"]].append(media_key(row["file_name"]))
+        for row in self._run(f"SELECT task_id, file_name FROM images WHERE task_id IN ({marks})", ids):
+            names[row["task_id"]].append(image_key(row["file_name"]))
+        return names
+
+    def delete_tasks(self, task_ids: list[int]) -> None:
+        """Delete task rows with their results, deliveries and own images (the counters of /metrics stay)."""
+        with self._transaction() as db:
+            for table, column in (("deliveries", "task_id"), ("results", "task_id"), ("images", "task_id"),
+                                  ("tasks", "id")):  # fmt: skip
+                db.run_many(f"DELETE FROM {table} WHERE {column} = ?", [(task_id,) for task_id in task_ids])
 
     # -- the workers' side ----------------------------------------------------------------------------------------
 
@@ -295,6 +385,7 @@ class SqlTaskStore:
             self._check_lease(db, task_id, worker_id)
             db.run(f"UPDATE tasks SET status = 'succeeded', finished_at = {self.NOW}, lease_owner = NULL WHERE id = ?",
                    (task_id,))  # fmt: skip
+            self._count_finished(db, "succeeded", [task_id])
 
     def _check_lease(self, db: Statements, task_id: int, worker_id: str) -> None:
         rows = db.run(f"SELECT lease_owner, status FROM tasks WHERE id = ?{self.FOR_UPDATE}", (task_id,))
@@ -303,10 +394,24 @@ class SqlTaskStore:
 
     def fail(self, task_id, code, message) -> None:
         """Fail a task that has not finished (a cancelled task stays cancelled); `code` is an ErrorKind value."""
-        self._run(
-            f"UPDATE tasks SET status = 'failed', error_code = ?, error_message = ?, finished_at = {self.NOW},"
-            " lease_owner = NULL WHERE id = ? AND status IN ('preparing', 'queued', 'running')",
-            (code, message, task_id),
+        with self._transaction() as db:
+            failed = db.run(
+                f"UPDATE tasks SET status = 'failed', error_code = ?, error_message = ?, finished_at = {self.NOW},"
+                " lease_owner = NULL WHERE id = ? AND status IN ('preparing', 'queued', 'running') RETURNING id",
+                (code, message, task_id),
+            )
+            self._count_finished(db, "failed", [row["id"] for row in failed])
+
+    def _count_finished(self, db: Statements, outcome: str, task_ids: list[int]) -> None:
+        """Add tasks that just finished to the `task_totals` counters (/metrics), in their transaction."""
+        if not task_ids:
+            return
+        marks = ", ".join("?" * len(task_ids))
+        db.run(
+            "UPDATE task_totals SET n = n + ?, timed = timed + (SELECT COUNT(*) FROM tasks"
+            f" WHERE id IN ({marks}) AND started_at IS NOT NULL), seconds = seconds + (SELECT"
+            f" COALESCE(SUM(finished_at - started_at), 0) FROM tasks WHERE id IN ({marks})) WHERE outcome = ?",
+            (len(task_ids), *task_ids, *task_ids, outcome),
         )
 
     def requeue_expired(self, max_attempts: int) -> list[int]:
@@ -356,6 +461,7 @@ class SqlTaskStore:
             )
             if queued:
                 self._work_queued(db)
+            self._count_finished(db, "failed", [row["id"] for row in failed])
         return sorted(row["id"] for row in failed + queued)
 
     # -- deliveries (the outbox) ----------------------------------------------------------------------------------
@@ -462,6 +568,34 @@ def _result_record(row: dict[str, Any]) -> ResultRecord:
         expires_at=row["expires_at"],
         preview=json.loads(row["preview"]) if row["preview"] else None,
     )
+
+
+def schema_v3(real: str, bigint: str) -> Migration:
+    """Version 3, the same on both backends: images know their content type and the task they are the first frame of
+    (expiry spares those of unfinished tasks); indexes for expiry (images by age, tasks by finish, result files by
+    expiry) so that it reads only what has expired; `task_totals` counts finished tasks by outcome for /metrics,
+    started from the rows there are."""
+    script = f"""
+    ALTER TABLE images ADD COLUMN content_type TEXT;
+    ALTER TABLE images ADD COLUMN task_id {bigint};
+    CREATE INDEX images_by_age ON images (created_at);
+    CREATE INDEX images_by_task ON images (task_id) WHERE task_id IS NOT NULL;
+    CREATE INDEX tasks_by_finish ON tasks (finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX results_by_expiry ON results (expires_at) WHERE file_name IS NOT NULL;
+    CREATE TABLE task_totals (outcome TEXT PRIMARY KEY, n {bigint} NOT NULL, timed {bigint} NOT NULL,
+                              seconds {real} NOT NULL);
+    INSERT INTO task_totals (outcome, n, timed, seconds) SELECT status, COUNT(*), COUNT(started_at),
+        COALESCE(SUM(finished_at - started_at), 0) FROM tasks WHERE status IN ('succeeded', 'failed', 'cancelled')
+        GROUP BY status;
+    INSERT INTO task_totals (outcome, n, timed, seconds) VALUES ('succeeded', 0, 0, 0), ('failed', 0, 0, 0),
+        ('cancelled', 0, 0, 0) ON CONFLICT DO NOTHING
+    """
+
+    def migrate(db: Statements) -> None:
+        for statement in split_statements(script):
+            db.run(statement)
+
+    return migrate
 
 
 def split_statements(script: str) -> Iterator[str]:

@@ -7,14 +7,16 @@ sleep, and the worker polls.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from .store_sql import SqlTaskStore, Statements, split_statements
+from .store_sql import SqlTaskStore, Statements, schema_v3, split_statements
 
 POLL_SECONDS = 0.2
 """How often an idle worker looks for work (SQLite cannot wake it)."""
@@ -131,18 +133,40 @@ class SQLiteTaskStore(SqlTaskStore):
     SKIP_LOCKED = ""
     FOR_UPDATE = ""
     RESULTS_JSON = "json_group_array(json_object({fields}))"
-    MIGRATIONS = [_schema_v1, _schema_v2]
+    MIGRATIONS = [_schema_v1, _schema_v2, schema_v3("REAL", "INTEGER")]
     integrity_error = sqlite3.IntegrityError
+    errors = (sqlite3.Error,)
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, busy_timeout: float = 30.0):
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        """How long a statement waits for another process's write lock before it fails (LTX_SQLITE_BUSY_TIMEOUT)."""
         self._local = threading.local()
         self._migrate()
+        self._identity = self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def check(self) -> None:
+        """Raise unless the database file is still the one opened: one deleted or replaced under a running server
+        would take tasks that are gone at its next start."""
+        if self._file_identity() != self._identity:
+            raise sqlite3.OperationalError(
+                f"the task database {self.path} was deleted or replaced while the server ran"
+            )
 
     def _connection(self) -> _Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; explicit BEGIN below
+            # Once the file is made, a connection never makes another (an empty one, if it was deleted meanwhile).
+            mode = "rw" if getattr(self, "_identity", None) else "rwc"
+            db = sqlite3.connect(f"file:{quote(str(self.path))}?mode={mode}", uri=True, timeout=self.busy_timeout,
+                                 isolation_level=None)  # autocommit; explicit BEGIN below
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")

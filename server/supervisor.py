@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .logs import task_event
 from .media_store import scratch_file
+from .resilience import LoopHealth, run_forever
 from .settings import Settings
 from .tasks import WORKER_HEARTBEAT_SECONDS, TaskStore, WorkerRecord
 
@@ -52,6 +53,8 @@ class WorkerProcess:
     """When a worker being stopped gets its SIGKILL."""
     buried: bool = False
     """Its exit has been handled (`WorkerPool._bury`)."""
+    restarting: bool = False
+    """Its successor's start is planned."""
 
     @property
     def busy(self) -> bool:
@@ -69,9 +72,11 @@ class WorkerProcess:
 
 
 class WorkerPool:
-    def __init__(self, settings: Settings, store: TaskStore):
+    def __init__(self, settings: Settings, store: TaskStore, health: LoopHealth | None = None):
         self.settings = settings
         self.store = store
+        self.health = health or LoopHealth()
+        self._last_heartbeat = 0.0
         self.devices = worker_devices(settings)
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, WorkerProcess] = {}
@@ -83,6 +88,11 @@ class WorkerPool:
     @property
     def worker_ids(self) -> list[str]:
         return [worker.worker_id for worker in self._workers.values()]
+
+    @property
+    def live_worker_ids(self) -> set[str]:
+        """The workers whose process is running (a row may still say "ready" of one that died)."""
+        return {worker.worker_id for worker in self._workers.values() if worker.process.is_alive()}
 
     @property
     def draining(self) -> bool:
@@ -115,17 +125,19 @@ class WorkerPool:
 
     async def watch(self) -> None:
         """Requeue the tasks of dead workers and expired leases; stop hung workers; restart dead workers with a
-        growing back-off."""
-        last_heartbeat = 0.0
-        while True:
-            for slot, worker in self._dead_workers():
-                await asyncio.to_thread(self._bury, worker, True)  # the store, off the event loop
+        growing back-off. A round that fails (the store locked or its disk full) is retried (`run_forever`)."""
+        await run_forever("worker pool", self._watch_round, 1, self.health)
+
+    async def _watch_round(self) -> None:
+        for slot, worker in self._dead_workers():
+            if not worker.restarting:  # the restart needs no store: it is planned even while the store fails
+                worker.restarting = True
                 self._restart_later(slot, worker)
-            await asyncio.to_thread(self.store.requeue_expired, self.settings.max_attempts)
-            if time.monotonic() - last_heartbeat >= WORKER_HEARTBEAT_SECONDS:
-                await asyncio.to_thread(self.store.touch_workers, self.worker_ids)
-                last_heartbeat = time.monotonic()
-            await asyncio.sleep(1)
+            await asyncio.to_thread(self._bury, worker, True)  # the store, off the event loop
+        await asyncio.to_thread(self.store.requeue_expired, self.settings.max_attempts)
+        if time.monotonic() - self._last_heartbeat >= WORKER_HEARTBEAT_SECONDS:
+            await asyncio.to_thread(self.store.touch_workers, self.worker_ids)
+            self._last_heartbeat = time.monotonic()
 
     def _dead_workers(self) -> list[tuple[int, WorkerProcess]]:
         """The slots whose worker has exited and is not buried yet; the live ones get the hang watchdog's check."""
@@ -159,10 +171,10 @@ class WorkerPool:
 
     def _bury(self, worker: WorkerProcess, requeue: bool) -> None:
         """A worker has exited: its tasks go back to the queue (`requeue`: as a failed attempt; else released
-        without counting), its scratch files go, and its state says how it ended."""
+        without counting), its scratch files go, and its state says how it ended. Done again at the next round if the
+        store failed mid-way (each step can be repeated)."""
         if worker.buried:
             return
-        worker.buried = True
         if requeue:
             task_ids = self.store.requeue_owned(self.settings.max_attempts, worker.worker_id)
         else:
@@ -183,6 +195,7 @@ class WorkerPool:
             self.store.worker_state(worker.worker_id, worker.process.pid or 0, "failed", detail)
         else:
             self.store.worker_state(worker.worker_id, worker.process.pid or 0, "stopped", f"exit code {exit_code}")
+        worker.buried = True
         level = logging.WARNING if requeue or task_ids else logging.INFO  # a clean stop of an idle worker is routine
         log.log(level, "%s exited with %s; %s %d task(s)", worker.worker_id, exit_code,
                 "requeued" if requeue else "released", len(task_ids))  # fmt: skip
@@ -227,4 +240,7 @@ class WorkerPool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join(STOP_GRACE_SECONDS)
-            self._bury(worker, requeue=False)
+            try:
+                self._bury(worker, requeue=False)
+            except Exception as error:  # noqa: BLE001 - the store failing at shutdown: the next start requeues
+                log.warning("could not release %s's tasks: %s: %s", worker.worker_id, type(error).__name__, error)

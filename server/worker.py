@@ -16,7 +16,6 @@ say) loses its task instead of holding it. A draining worker (`draining` set) fi
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
@@ -44,7 +43,8 @@ from ltx_runtime.weights import WeightsError
 from .faults import inject_fault
 from .jobs import ErrorKind, Job
 from .logs import job_fields, setup_logging, task_event
-from .media_store import image_key, media_key, open_media, scratch_file
+from .media_store import disk_full, image_key, media_key, open_media, scratch_file
+from .resilience import backoff
 from .settings import Settings
 from .tasks import LeaseLost, TaskRecord, TaskStore, open_store
 
@@ -65,15 +65,6 @@ def result_file_name(video_uuid: str, output_format: str) -> str:
     return f"{video_uuid}.{OutputFormat(output_format).value}"
 
 
-def storage_full(error: BaseException) -> bool:
-    """Whether writing the result failed because its disk is full (ffmpeg says so on its stderr)."""
-    if isinstance(error, OSError):
-        return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-    return isinstance(error, EncodingError) and any(
-        message in str(error) for message in ("No space left on device", "Disk quota exceeded", "File too large")
-    )
-
-
 class Worker:
     def __init__(self, worker_id: str, settings: Settings, device: str | None, activity, draining):
         self.worker_id = worker_id
@@ -82,7 +73,7 @@ class Worker:
         """A shared double: the time of the running task's last progress report, 0.0 while idle (the watchdog)."""
         self.draining = draining
         """A shared event: set, the worker finishes its task and takes no other."""
-        self.store: TaskStore = open_store(settings.store_url)
+        self.store: TaskStore = open_store(settings.store_url, settings.sqlite_busy_timeout)
         self.media = open_media(settings)
         import torch
 
@@ -108,17 +99,39 @@ class Worker:
         detail = f"{self.engine.device} {'tiny demo weights' if self.engine.uses_tiny_weights else 'weights'}"
         profile = self.engine.memory_profile.value
         self.store.worker_state(self.worker_id, os.getpid(), "ready", detail, profile, self.engine.memory_budget)
+        failures = 0
         while not self.draining.is_set():
-            task = self.store.claim(self.worker_id, self.settings.lease_seconds)
-            if task is None:
-                self.store.wait_for_work(IDLE_POLL_SECONDS)
-                continue
-            self.activity.value = time.time()
+            task = None
             try:
-                self.run(task)
-            finally:
-                self.activity.value = 0.0
+                task = self.store.claim(self.worker_id, self.settings.lease_seconds)
+                failures = 0
+                if task is None:
+                    self.store.wait_for_work(IDLE_POLL_SECONDS)
+                    continue
+                self.activity.value = time.time()
+                try:
+                    self.run(task)
+                finally:
+                    self.activity.value = 0.0
+            except self.store.errors as error:  # locked past its busy timeout, its disk full, its server gone
+                failures += 1
+                self._store_failed(task, error, failures)
         log.info("worker %s drained: it takes no more tasks", self.worker_id)
+
+    def _store_failed(self, task: TaskRecord | None, error: Exception, failures: int) -> None:
+        """The task store failed: wait (a growing back-off), then put the task this worker held back in the queue (an
+        attempt); if the store still fails, its lease runs out and the supervisor requeues it."""
+        delay = backoff(failures)
+        log.warning("worker %s: the task store failed (%d in a row), retrying in %.0f s: %s: %s", self.worker_id,
+                    failures, delay, type(error).__name__, error, exc_info=failures == 1)  # fmt: skip
+        time.sleep(delay)
+        if task is not None:
+            try:
+                if self.store.requeue_owned(self.settings.max_attempts, self.worker_id):
+                    task_event("requeued", task.task_uuid, level=logging.WARNING, worker=self.worker_id,
+                               reason="task store error")  # fmt: skip
+            except self.store.errors:
+                pass
 
     def run(self, task: TaskRecord) -> None:
         job = Job.from_dict(task.job)
@@ -155,8 +168,10 @@ class Worker:
             self._fail(task, started, ErrorKind.OUT_OF_MEMORY, str(error))
         except WeightsError as error:
             self._fail(task, started, ErrorKind.MODEL_UNAVAILABLE, str(error))
+        except self.store.errors:
+            raise  # not the task's fault: it runs again (serve_forever)
         except Exception as error:  # noqa: BLE001 - one task's failure must not end the worker
-            if storage_full(error):  # this task fails; the next one may find room
+            if disk_full(error):  # this task fails; the next one may find room
                 message = "no space left on the disk to write or store the video; nothing was served"
                 self._fail(task, started, ErrorKind.STORAGE_FULL, message)
             elif isinstance(error, EncodingError):  # ffmpeg crashed or was killed
@@ -292,7 +307,11 @@ class Worker:
         """Renews the lease while the generation makes progress; a stuck one lets it run out (the hang watchdog)."""
         while not done.wait(self.settings.lease_seconds / 3):
             if time.time() - self.activity.value < self.settings.watchdog_seconds:
-                self.store.renew_lease(task_id, self.worker_id, self.settings.lease_seconds)
+                try:
+                    self.store.renew_lease(task_id, self.worker_id, self.settings.lease_seconds)
+                except self.store.errors as error:  # the next renewal may get through before the lease runs out
+                    log.warning("worker %s: could not renew its lease: %s: %s", self.worker_id, type(error).__name__,
+                                error)  # fmt: skip
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:

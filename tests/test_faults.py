@@ -24,6 +24,7 @@ from conftest import probe
 from ltx_runtime.progress import STAGES
 from server_harness import ServerProcess, video_task
 from test_server_inputs_delivery import receiver  # noqa: F401 - the recording HTTP server, a fixture
+from test_store_faults import hold_write_lock
 
 CLIP = {"width": 128, "height": 72, "duration": 1, "fps": 8}
 
@@ -260,28 +261,92 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(media)], check=True)
 
 
+def fill_disk(folder: Path) -> Path:
+    """Fill the disk under `folder` to its last block; returns the filler file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as file:
+        try:
+            while True:
+                file.write(b"\0" * 4096)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    return filler
+
+
 def test_a_full_disk_fails_the_task_cleanly_and_the_next_one_works_once_space_is_back(small_disk, tiny_root, tmp_path):
     data_dir = tmp_path / "data"
-    server = ServerProcess(data_dir, tiny_root).start()
+    # The pause holds the worker at the start of its encode: the disk fills while the task runs.
+    server = ServerProcess(data_dir, tiny_root, LTX_TEST_FAULT="pause:encoding").start()
     try:
-        filler = small_disk / "filler"
-        with open(filler, "wb", buffering=0) as file:  # fill the disk to the last block
-            try:
-                while True:
-                    file.write(b"\0" * 4096)
-            except OSError as error:
-                assert error.errno == errno.ENOSPC
         task = tiny_task()
         assert server.post([task])[0] == 200
+        wait_for_log(server, "test fault: pause at encoding")
+        filler = fill_disk(small_disk)
+        status, body = server.post([tiny_task()])  # refused at once, as the README promises
+        assert (status, body["errors"][0]["code"]) == (507, "storageFull"), body
+        assert ready(server)[0] == 503 and ready(server)[1]["status"] == "storage full"
         error = wait_for_failure(server, task["taskUUID"])
         assert error["code"] == "storageFull"
         assert "no space left" in error["message"]
         assert media_files(data_dir) == ["filler"]  # nothing partial left, nothing served
         filler.unlink()
+        assert ready(server)[0] == 200
         following = tiny_task()
         assert server.post([following])[0] == 200
         (item,) = server.wait_for_results(following["taskUUID"], timeout=120)
         check_clip(small_disk / item["videoURL"].rsplit("/", 1)[1])
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def small_data_folder(tmp_path):
+    """A 48 MiB tmpfs as the whole data folder: the SQLite file, media, images and scratch (root and mount(2))."""
+    data = tmp_path / "data"
+    data.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); this test needs one")
+    try:
+        yield data
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=True)
+
+
+@pytest.mark.slow
+def test_a_data_folder_full_for_6_s_during_a_task_stops_nothing_for_good(small_data_folder, tiny_root, tmp_path):
+    server = ServerProcess(small_data_folder, tiny_root, LTX_TEST_FAULT="pause:encoding")
+    server.log_path = tmp_path / "server.log"  # not on the disk that fills
+    server.start()
+    try:
+        task = tiny_task()
+        assert server.post([task])[0] == 200
+        wait_for_log(server, "test fault: pause at encoding")
+        (worker,) = worker_pids(server)
+        filler = fill_disk(small_data_folder)
+        status, body = server.post([tiny_task()])
+        assert (status, body["errors"][0]["code"]) == (507, "storageFull"), body
+        assert ready(server)[1]["status"] == "storage full"
+        time.sleep(6)
+        filler.unlink()
+        wait_for_log(server, "task store failed")  # the worker met the full SQLite disk, and lived
+        deadline = time.time() + 120
+        while ready(server)[0] != 200:
+            assert time.time() < deadline, ready(server)
+            time.sleep(0.5)
+        body = get_response(server, task["taskUUID"])  # it ran again (the store error was not the task's), or it failed
+        while "errors" not in body and not all(item["status"] == "success" for item in body["data"]):
+            assert time.time() < deadline, body
+            time.sleep(0.5)
+            body = get_response(server, task["taskUUID"])
+        assert "errors" not in body or body["errors"][0]["code"] == "storageFull", body
+        following = tiny_task()
+        assert server.post([following])[0] == 200
+        (item,) = server.wait_for_results(following["taskUUID"], timeout=120)
+        check_clip(small_data_folder / "media" / item["videoURL"].rsplit("/", 1)[1])
+        assert worker_pids(server) == [worker]  # the same worker: it never died
+        print(f"first task: {'failed ' + body['errors'][0]['code'] if 'errors' in body else 'succeeded'}, "
+              f"attempts {details(server, task['taskUUID'])['attempts']}")
     finally:
         server.stop()
 
@@ -333,6 +398,35 @@ def test_a_locked_database_delays_the_api_and_workers_but_loses_nothing(tiny_roo
             assert details(server, task["taskUUID"])["attempts"] == 1
         assert " 500 " not in server.log() and "Traceback" not in server.log()
         print(f"a submission waited {waited:.1f} s for a {held:.0f} s database lock")
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_database_locked_past_its_busy_timeout_stops_nothing_for_good(tiny_root, tmp_path):
+    data_dir = tmp_path / "data"
+    server = ServerProcess(data_dir, tiny_root, LTX_SQLITE_BUSY_TIMEOUT="1").start()
+    try:
+        (worker,) = worker_pids(server)
+        holder = hold_write_lock(data_dir / "tasks.sqlite3", 8)  # another process, 8x the busy timeout
+        time.sleep(4)
+        status, body = ready(server)
+        assert status == 503 and body["status"] == "failing" and "worker pool" in body["failing"], body
+        status, body = server.post([tiny_task()])
+        assert (status, body["errors"][0]["code"]) == (503, "serviceUnavailable"), body
+        holder.wait()
+        deadline = time.time() + 60
+        while ready(server)[0] != 200:
+            assert time.time() < deadline, ready(server)
+            time.sleep(0.5)
+        recovered = time.time() - (deadline - 60)
+        task = tiny_task()
+        assert server.post([task])[0] == 200
+        (item,) = server.wait_for_results(task["taskUUID"], timeout=120)
+        check_clip(data_dir / "media" / item["videoURL"].rsplit("/", 1)[1])
+        assert worker_pids(server) == [worker]  # the worker backed off and retried; it never died
+        assert "task store failed" in server.log()
+        print(f"an 8 s lock (busy timeout 1 s): readiness 503 failing, submit 503; ready {recovered:.1f} s after it")
     finally:
         server.stop()
 

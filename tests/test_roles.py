@@ -15,6 +15,7 @@ import pytest
 from server.app import create_app
 from server.auth import ApiKeys
 from server.loops import lease_loop
+from server.resilience import LoopHealth
 from server.settings import Settings
 from server.tasks import WORKER_STALE_SECONDS, TaskStore, WorkerRecord, live_workers, open_store
 from server_harness import prometheus_values
@@ -97,7 +98,7 @@ def test_an_api_node_requeues_the_task_of_a_worker_whose_lease_ran_out(tmp_path)
     assert store.claim("gone-host-worker0", lease_seconds=0.2).id == task.id
 
     async def run_briefly() -> None:
-        loop = asyncio.create_task(lease_loop(settings, store))
+        loop = asyncio.create_task(lease_loop(settings, store, LoopHealth()))
         await asyncio.sleep(1.5)
         loop.cancel()
 

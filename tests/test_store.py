@@ -7,17 +7,18 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from postgres_harness import shared_server
 
-from server.loops import remove_expired_media
-from server.media_store import media_key, open_media
+from server.loops import remove_expired, remove_expired_media
+from server.media_store import image_key, media_key, open_media
 from server.settings import Settings
-from server.tasks import DeliveryStatus, DuplicateTask, LeaseLost, WorkerRecord, open_store
+from server.tasks import DeliveryStatus, DuplicateTask, LeaseLost, QueueFull, StoredImage, WorkerRecord, open_store
 
 BACKENDS = ["sqlite", "postgres"]
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @pytest.fixture(params=BACKENDS)
@@ -368,3 +369,107 @@ def test_settings_pick_the_store_and_name_the_node(tmp_path, monkeypatch):
         Settings(node_id="gpu/1")  # "/" separates the node from the worker in worker ids
     with pytest.raises(ValueError, match="use sqlite:///PATH or postgresql://"):
         open_store("mysql://db/ltx")
+
+
+# -- issue 27: ttls for images and task rows, the per-key limit in the insert, counters for /metrics -----------------
+
+
+def test_images_and_finished_task_rows_expire_with_what_they_hold(tmp_path, store):
+    settings = Settings(data_dir=tmp_path, image_ttl_seconds=60, task_ttl_seconds=60)
+    media = open_media(settings)
+    uploaded, fresh = StoredImage("u-old", "u-old", "image/png"), StoredImage("u-new", "u-new", "image/png")
+    first_frames = [StoredImage(f"f-{name}", f"f-{name}", "image/png") for name in ("done", "waiting")]
+    for image in (uploaded, fresh, *first_frames):
+        media.put_bytes(image_key(image.file_name), b"png", image.content_type)
+    store.put_image("k", uploaded)
+    store.put_image("k", fresh)
+    done = store.submit("k", "done", "videoInference", {}, {}, [1], image=first_frames[0])
+    waiting = store.submit("k", "waiting", "videoInference", {}, {}, [1], image=first_frames[1])
+    store.claim("w", 30)  # "done"
+    name = f"{done.results[0].video_uuid}.mp4"
+    media.put_bytes(media_key(name), b"video", "video/mp4")
+    store.complete_result(done.id, "w", 0, name, 1.0, 0.0, time.time() + 86400, [("webhook", "http://h/x")])
+    store.finish(done.id, "w")
+    with store._transaction() as db:  # two hours ago: past both ttls (except the fresh upload's)
+        db.run("UPDATE images SET created_at = created_at - 7200 WHERE image_uuid != 'u-new'")
+        db.run("UPDATE tasks SET finished_at = finished_at - 7200, created_at = created_at - 7200")
+    before = store.status_counts()
+    remove_expired(settings, media, store, time.time())
+    assert store.get("k", "done") is None and store.deliveries_of(done.id) == []
+    assert store.get("k", "waiting").status == "queued"  # unfinished: kept, and so is its first frame
+    assert store.image("u-old") is None and store.image("f-done") is None
+    assert store.image("u-new") is not None and store.image("f-waiting") is not None
+    left = sorted(p.name for folder in ("media", "images") for p in (tmp_path / folder).iterdir())
+    assert left == ["f-waiting", "u-new"]
+    assert store.status_counts() == before == {"queued": 1, "succeeded": 1}  # counters never go down
+    assert store.finished_durations()[0] == 1 and waiting.id
+
+
+def test_the_pending_limit_is_counted_in_the_insert_under_concurrent_clients(store, store_url):
+    accepted, refused = [], []
+
+    def client(number: int) -> None:
+        own = open_store(store_url)  # a connection of its own, as another API node's
+        try:
+            for i in range(6):
+                try:
+                    own.submit("k", f"c{number}-{i}", "videoInference", {}, {}, [1], max_pending=20)
+                    accepted.append(1)
+                except QueueFull:
+                    refused.append(1)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (len(accepted), len(refused), store.pending_count("k")) == (20, 28, 20)
+    submit(store, "other-key", key="k2")  # the limit is per key
+
+
+def test_metrics_counters_come_from_totals_not_a_scan_of_the_task_table(store, backend):
+    for name in ("a", "b", "c"):
+        submit(store, name)
+    store.claim("w", 30)
+    store.finish(store.get("k", "a").id, "w")
+    store.fail(store.get("k", "b").id, "invalid_image", "bad")
+    store.cancel(store.get("k", "c").id)
+    store.fail(store.get("k", "c").id, "invalid_image", "too late")  # a cancelled task stays cancelled: counted once
+    assert store.status_counts() == {"succeeded": 1, "failed": 1, "cancelled": 1}
+    assert store.finished_durations()[0] == 1
+    if backend == "sqlite":  # each statement a scrape runs reads an index range or the small tables, never all tasks
+        statements = []
+        original = store._run
+        store._run = lambda sql, args=(): statements.append((sql, args)) or original(sql, args)
+        store.status_counts(), store.finished_durations(), store.oldest_queued_at()
+        plans = [row["detail"] for sql, args in statements for row in original(f"EXPLAIN QUERY PLAN {sql}", args)]
+        assert not [plan for plan in plans if plan.startswith("SCAN") and "tasks" in plan], plans
+
+
+def test_the_finished_counters_start_from_the_rows_a_version_2_store_has(store_url, backend):
+    if backend == "sqlite":
+        from server.store_sqlite import SQLiteTaskStore as backend_class
+
+        url_argument = Path(store_url.removeprefix("sqlite:///"))
+    else:
+        from server.store_postgres import PostgresTaskStore as backend_class
+
+        url_argument = store_url
+    version_2 = type("Version2Store", (backend_class,), {"MIGRATIONS": backend_class.MIGRATIONS[:2]})
+    old = version_2(url_argument)  # a version 2 store, with two finished tasks and a waiting one
+    for name, status, started, finished in (("a", "succeeded", 10.0, 14.0), ("b", "failed", None, 2.0),
+                                             ("c", "queued", None, None)):  # fmt: skip
+        old._run("INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, created_at, started_at,"
+                 " finished_at) VALUES ('k', ?, 'videoInference', '{}', '{}', ?, 1.0, ?, ?)",
+                 (name, status, started, finished))  # fmt: skip
+    assert old.schema_version() == 2
+    old.close()
+    migrated = open_store(store_url)
+    try:
+        assert migrated.schema_version() == SCHEMA_VERSION
+        assert migrated.status_counts() == {"succeeded": 1, "failed": 1, "queued": 1}
+        assert migrated.finished_durations() == (1, 4.0)
+    finally:
+        migrated.close()

@@ -33,6 +33,7 @@ ERROR_CODES: dict[ErrorKind, tuple[str, int]] = {
     ErrorKind.WORKER_LOST: ("inferenceError", 500),
     ErrorKind.STORAGE_FULL: ("storageFull", 507),
     ErrorKind.SHUTTING_DOWN: ("serviceUnavailable", 503),
+    ErrorKind.STORE_UNAVAILABLE: ("serviceUnavailable", 503),
 }
 
 

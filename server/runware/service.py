@@ -296,6 +296,8 @@ class RunwareService:
         try:
             image_uuid = self.tasks.upload_image(session.key_id, image)
         except TaskError as error:
+            if error.kind is not ErrorKind.INVALID_IMAGE:  # the server's disk or store (507, 503)
+                raise contract_error(error, "image") from None
             raise ContractError("invalidImage", error.message, parameter="image") from None
         item = {"taskType": "imageUpload", "imageUUID": image_uuid, "imageURL": self.tasks.image_url(image_uuid)}
         if isinstance(task_uuid, str):
