@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +20,14 @@ from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import validate_video_inference
 
+log = logging.getLogger("ltx_runtime.server")
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
 TASK_TYPES = (
     "authentication", "ping", VIDEO_INFERENCE, "getResponse", "cancelTask", "imageUpload", "getTaskDetails", "listTasks"
 )  # fmt: skip
 LIST_LIMIT_MAX = 50
+LIST_OFFSET_MAX = 2**31 - 1
+"""Far past any key's tasks, and within what the store's integers hold (SQLite's are 64-bit)."""
 MAX_TASKS_PER_REQUEST = 100
 """Tasks in one REST body or WebSocket frame; the SDKs send one or two."""
 
@@ -63,11 +67,13 @@ class RunwareService:
             try:
                 reply.extend(await in_thread(self._handle_one, task, session))
             except ContractError as error:
-                if isinstance(task, dict):
-                    error.task_type = error.task_type or _string(task.get("taskType"))
-                    if error.task_type != "authentication":
-                        error.task_uuid = error.task_uuid or _string(task.get("taskUUID"))
-                reply.errors.append(error)
+                reply.errors.append(with_task_ids(error, task))
+            except Exception:  # noqa: BLE001 - a bug on one task must not hide what the others got (acks included)
+                task_uuid = _string(task.get("taskUUID")) if isinstance(task, dict) else None
+                log.exception("a task failed unexpectedly taskUUID=%s", task_uuid)
+                error = ContractError("internalError", "the server failed on this task; it was not carried out",
+                                      parameter="taskUUID", status=500)  # fmt: skip
+                reply.errors.append(with_task_ids(error, task))
         return reply
 
     def _handle_one(self, task: Any, session: Session) -> Reply:
@@ -251,9 +257,9 @@ class RunwareService:
         """listTasks (this server's own task type): this key's videoInference tasks, newest first, `limit` (1-50,
         default 20) from `offset` (default 0); the playground's history reads it."""
         limit, offset = task.get("limit", 20), task.get("offset", 0)
-        for name, value, low, high in (("limit", limit, 1, LIST_LIMIT_MAX), ("offset", offset, 0, None)):
-            if type(value) is not int or value < low or (high is not None and value > high):
-                bounds = f"from {low} to {high}" if high else f"{low} or more"
+        for name, value, low, high in (("limit", limit, 1, LIST_LIMIT_MAX), ("offset", offset, 0, LIST_OFFSET_MAX)):
+            if type(value) is not int or not low <= value <= high:
+                bounds = f"from {low} to {high}"
                 raise ContractError("invalidParameter", f"{name} must be an integer {bounds}", parameter=name)
         records = self.tasks.list_tasks(session.key_id, VIDEO_INFERENCE, limit + 1, offset)
         return {
@@ -303,6 +309,16 @@ class RunwareService:
         if isinstance(task_uuid, str):
             item["taskUUID"] = task_uuid
         return item
+
+
+def with_task_ids(error: ContractError, task: Any) -> ContractError:
+    """The error with the taskType and taskUUID of the task it answers, when the task has them (README: every
+    error names its task); an authentication error carries no taskUUID."""
+    if isinstance(task, dict):
+        error.task_type = error.task_type or _string(task.get("taskType"))
+        if error.task_type != "authentication":
+            error.task_uuid = error.task_uuid or _string(task.get("taskUUID"))
+    return error
 
 
 def _item(record: TaskRecord, result: ResultRecord, **fields: Any) -> dict[str, Any]:
