@@ -6,18 +6,18 @@ fails with a reason."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
-import struct
+import json
+import time
 import uuid
-import zlib
 
 import httpx
 import pytest
+from fuzz_harness import HUGE_PNG, png_claiming
 from loopback import LoopbackServer, RecordingHandler, serving
 
 from server.app import create_app
 from server.auth import ApiKeys, key_id
+from server.limits import KeyCheckLimiter
 from server.media_store import open_media
 from server.netguard import GuardedClient, GuardSettings
 from server.runware.service import RunwareService, Session
@@ -50,19 +50,6 @@ def video(**fields) -> dict:
         "taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "ltx-runtime:tiny@1",
         "positivePrompt": "a cat on a sofa", "width": 64, "height": 64, "duration": 1, "fps": 8, **fields,
     }  # fmt: skip
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A well-formed PNG whose header claims width x height (its one IDAT row would not fill it)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4)) + chunk(b"IEND", b"")
-
-
-HUGE_PNG = "data:image/png;base64," + base64.b64encode(png_claiming(20000, 20000)).decode()
 
 
 def frame(image: str) -> dict:
@@ -164,3 +151,85 @@ def test_a_fetched_image_that_cannot_be_used_fails_its_task(tmp_path, path, reas
     record = tasks.get(session.key_id, task_uuid)
     assert record.status == "failed" and reason in record.error_message, (record.status, record.error_message)
     store.close()
+
+
+# -- the key first, and the requests a browser could send from another site ----------------------------------------
+
+
+def test_a_wrong_header_key_names_the_first_task_and_a_bad_authentication_task_stops_the_body(app):
+    """Issue 25 item 5: a wrong key on a videoInference answered taskType "authentication" without a taskUUID."""
+    task = video()
+    answer = call(app, "POST", "/v1", json=[task], headers={"Authorization": "Bearer wrong"})
+    assert answer.status_code == 401
+    (error,) = answer.json()["errors"]
+    assert (error["code"], error["taskType"], error["taskUUID"]) == ("invalidApiKey", "videoInference", task["taskUUID"])
+    keyless = call(app, "POST", "/v1", json=[{"taskType": "authentication", "apiKey": "wrong"}, task])
+    assert keyless.status_code == 401
+    (error,) = keyless.json()["errors"]
+    assert (error["code"], error["taskType"], "taskUUID" in error) == ("invalidApiKey", "authentication", False)
+    good = call(app, "POST", "/v1", json=[{"taskType": "authentication", "apiKey": KEY}, {"taskType": "ping"}])
+    assert good.json() == {"data": [{"taskType": "authentication"}, {"taskType": "ping", "pong": True}]}
+
+
+def test_a_body_of_too_many_values_is_refused_unparsed_even_with_a_key(app):
+    answer = call(app, "POST", "/v1", content=b"[" + b",".join([b"{}"] * 300_000) + b"]",
+                  headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 400
+    (error,) = answer.json()["errors"]
+    assert error["code"] == "invalidRequestBody" and "more than 200000 JSON values" in error["message"]
+
+
+def test_the_websocket_checks_the_key_of_a_frame_before_parsing_the_rest(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client, client.websocket_connect("/v1") as socket:
+        socket.send_text(json.dumps([{"taskType": "ping", "taskUUID": "p1"}, {"taskType": "ping"}]))
+        (error,) = socket.receive_json()["errors"]
+        assert (error["code"], error["taskType"], error["taskUUID"]) == ("missingApiKey", "ping", "p1")
+        socket.send_text(json.dumps([{"taskType": "authentication", "apiKey": KEY}, {"taskType": "ping"}]))
+        assert "connectionSessionUUID" in socket.receive_json()["data"][0]
+        assert socket.receive_json() == {"data": [{"taskType": "ping", "pong": True}]}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_the_json_endpoints_refuse_the_content_types_a_cross_site_form_can_send(app, content_type):
+    """Issue 27 item 9: a page on another site can POST these without asking the server first (a CORS simple
+    request); a key in an authentication task would then run tasks. JSON types, and no type at all, still work."""
+    body = json.dumps([{"taskType": "authentication", "apiKey": KEY}, {"taskType": "ping"}])
+    refused = call(app, "POST", "/v1", content=body, headers={"Content-Type": content_type})
+    assert refused.status_code == 415
+    (error,) = refused.json()["errors"]
+    assert (error["code"], error["parameter"]) == ("unsupportedContentType", "Content-Type")
+    runcomfy = call(app, "POST", "/v1/models/ltx-runtime/tiny/fast/text-to-video", content=b'{"prompt": "a cat"}',
+                    headers={"Content-Type": content_type, "Authorization": f"Bearer {KEY}"})  # fmt: skip
+    assert runcomfy.status_code == 415 and runcomfy.json()["error"]["code"] == 415001
+    for accepted in ("application/json", "application/json; charset=utf-8", "application/vnd.api+json", None):
+        headers = {"Content-Type": accepted} if accepted else {}
+        assert call(app, "POST", "/v1", content=body, headers=headers).status_code == 200, accepted
+
+
+def test_the_playground_page_cannot_be_framed(app):
+    page = call(app, "GET", "/playground")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
+
+
+def test_failed_key_checks_are_throttled_per_client_address(tmp_path):
+    """Issue 27 item 9: ~6,800 guesses a second went unthrottled. After `burst` failures an address gets 429 for
+    every key, the right one too (a success would tell the guesser), on both APIs; another address is not held up."""
+    keys = ApiKeys([KEY], throttle=KeyCheckLimiter(per_second=0.5, burst=3))
+    app = create_app(Settings(role="api", data_dir=tmp_path, demo=True), keys)
+    guesses = [call(app, "POST", "/v1", json=[{"taskType": "ping"}], headers={"Authorization": f"Bearer guess-{n}"})
+               for n in range(3)]  # fmt: skip
+    assert [guess.status_code for guess in guesses] == [401, 401, 401]
+    for headers, body in (({"Authorization": f"Bearer {KEY}"}, [{"taskType": "ping"}]),
+                          ({}, [{"taskType": "authentication", "apiKey": KEY}])):  # fmt: skip
+        throttled = call(app, "POST", "/v1", json=body, headers=headers)
+        assert throttled.status_code == 429
+        (error,) = throttled.json()["errors"]
+        assert (error["code"], error["parameter"]) == ("rateLimitExceeded", "apiKey") and "retry in" in error["message"]
+    runcomfy = call(app, "GET", "/v1/requests", headers={"Authorization": f"Bearer {KEY}"})
+    assert runcomfy.status_code == 429 and runcomfy.json()["error"]["code"] == 429001
+    assert keys.identify(KEY, "192.0.2.7") == key_id(KEY)  # another client address
+    time.sleep(2.1)  # one failure's worth of tokens back
+    assert post(app, [{"taskType": "ping"}]).status_code == 200

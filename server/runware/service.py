@@ -9,7 +9,7 @@ from typing import Any
 
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
-from ..auth import ApiKeys
+from ..auth import ApiKeys, KeyChecksThrottled
 from ..limits import RateLimiter
 from ..jobs import ErrorKind, TaskError
 from ..service import TaskService, not_found_message
@@ -37,6 +37,8 @@ class Session:
     """One REST request or one WebSocket connection."""
 
     key_id: str | None = None
+    client: str | None = None
+    """The client's address: failed key checks are throttled per address."""
     connection_uuid: str | None = None
     sent_successes: set[str] = field(default_factory=set)
     """videoUUIDs already reported as success on this WebSocket (see _get_response)."""
@@ -85,10 +87,7 @@ class RunwareService:
         if task_type is None:
             raise ContractError("missingTaskType", "taskType is required", parameter="taskType")
         if session.key_id is None:
-            raise ContractError(
-                "missingApiKey", "authenticate first: an Authorization: Bearer header or an authentication task",
-                parameter="apiKey", status=401,
-            )  # fmt: skip
+            raise missing_key_error()
         refusal = self.limiter.refusal(session.key_id)
         if refusal:
             raise ContractError("rateLimitExceeded", refusal, parameter="apiKey", status=429)
@@ -112,17 +111,24 @@ class RunwareService:
         )  # fmt: skip
 
     def _authenticate(self, task: dict, session: Session) -> dict:
-        key_id = self.keys.identify(task.get("apiKey"))
+        key_id = self.identify(task.get("apiKey"), session, task)
         if key_id is None:
-            raise ContractError(
-                "invalidApiKey", INVALID_KEY_MESSAGE, parameter="apiKey", status=401, task_type="authentication"
-            )
+            raise invalid_key_error()
         session.key_id = key_id
         if session.websocket:
             resumed = task.get("connectionSessionUUID")
             session.connection_uuid = resumed if isinstance(resumed, str) and resumed else str(uuid.uuid4())
             return {"taskType": "authentication", "connectionSessionUUID": session.connection_uuid}
         return {"taskType": "authentication"}
+
+    def identify(self, key: Any, session: Session, task: Any) -> str | None:
+        """The key's id, or None for a wrong key; a ContractError (rateLimitExceeded, carrying `task`'s ids) while
+        the session's client address has failed too many key checks."""
+        try:
+            return self.keys.identify(key, session.client)
+        except KeyChecksThrottled as error:
+            refusal = ContractError("rateLimitExceeded", str(error), parameter="apiKey", status=429)
+            raise with_task_ids(refusal, task) from None
 
     async def replay(self, session: Session) -> list[Reply]:
         """What finished for this WebSocket session while no connection had it (one frame per task), each result
@@ -309,6 +315,23 @@ class RunwareService:
         if isinstance(task_uuid, str):
             item["taskUUID"] = task_uuid
         return item
+
+
+def invalid_key_error(task: Any = None) -> ContractError:
+    """A wrong key: from an authentication task (`task` None), Runware's error of that task, with no taskUUID; from
+    the header, with the taskType and taskUUID of the body's first task (README: every error names its task), or
+    as an authentication error when there is none to read."""
+    error = with_task_ids(ContractError("invalidApiKey", INVALID_KEY_MESSAGE, parameter="apiKey", status=401), task)
+    error.task_type = error.task_type or "authentication"
+    return error
+
+
+def missing_key_error(task: Any = None) -> ContractError:
+    error = ContractError(
+        "missingApiKey", "authenticate first: an Authorization: Bearer header or an authentication task",
+        parameter="apiKey", status=401,
+    )  # fmt: skip
+    return with_task_ids(error, task)
 
 
 def with_task_ids(error: ContractError, task: Any) -> ContractError:
