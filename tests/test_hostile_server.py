@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import torch
 from websockets.sync.client import connect
 
 from server_harness import API_KEY, ServerProcess
@@ -92,6 +93,8 @@ def test_a_keyless_20_mb_body_and_a_10_mb_frame_do_not_stall_another_clients_pin
     assert pings >= 2 and slowest < PING_BOUND_SECONDS
 
 
+@pytest.mark.slow  # 40 s here, most of it the worker's start
+@pytest.mark.skipif(torch.cuda.is_available(), reason="what a machine without a CUDA GPU does")
 def test_without_demo_and_without_a_gpu_keys_are_checked_and_readiness_fails(tiny_root, tmp_path):
     """Issue 27 item 3: `serve` without --demo and without LTX_API_KEYS on a machine with no CUDA switched to demo mode
     and took any key. Now it stays a real server: it checks the key it keeps, and readiness fails with the reason."""

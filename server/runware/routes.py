@@ -1,5 +1,6 @@
-"""The Runware transports: REST `POST /v1` and the WebSocket `/v1`. They authenticate (a Bearer header on REST),
-parse JSON, call `RunwareService.handle` and write `{"data": [...]}` / `{"errors": [...]}` back."""
+"""The Runware transports: REST `POST /v1` and the WebSocket `/v1`. They check the key before they parse a body or
+frame (a Bearer header on REST, or an authentication task at its head, read from its first bytes), then parse the
+JSON, call `RunwareService.handle` and write `{"data": [...]}` / `{"errors": [...]}` back."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from uvicorn.protocols.utils import ClientDisconnected
 
-from ..auth import ApiKeys
 from ..bodies import (
     CLOSE_CONNECTION, NOT_JSON_MESSAGE, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, first_task, parse_large_json,
     read_body, says_json,
@@ -31,7 +31,7 @@ class SocketLimits:
     messages_burst: int
 
 
-def runware_router(service: RunwareService, keys: ApiKeys, body_limits: BodyLimits, limits: SocketLimits) -> APIRouter:
+def runware_router(service: RunwareService, body_limits: BodyLimits, limits: SocketLimits) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1")
@@ -163,10 +163,7 @@ def _is_authentication(task) -> bool:
 
 
 def _resumes_a_session(task, reply: Reply) -> bool:
-    return (
-        isinstance(task, dict) and task.get("taskType") == "authentication"
-        and bool(task.get("connectionSessionUUID")) and bool(reply.data)
-    )  # fmt: skip
+    return _is_authentication(task) and bool(task.get("connectionSessionUUID")) and bool(reply.data)
 
 
 def _reply(reply: Reply, headers: dict[str, str] | None = None) -> JSONResponse:
