@@ -25,16 +25,27 @@ import numpy as np
 import torch
 
 from .geometry import (  # noqa: F401 - the spatial tiles' arithmetic lives with the rest of the shape arithmetic
+    MIN_DECODE_TILE_LATENTS,
     SPATIAL_TILE_LONG_SIDE,
     SPATIAL_TILE_OVERLAP,
     GenerationPlan,
     crop_frames,
     spatial_tile_size,
+    thinnest_decode_tile,
     trim_frames,
 )
 
 TEMPORAL_TILE_FRAMES = 80
 TEMPORAL_TILE_OVERLAP = 24
+
+
+def decode_long_side(gen_height: int, gen_width: int, frugal: bool) -> int:
+    """The spatial tiles' long side for a decode: the official one, or for a frugal decode (after an out-of-memory)
+    half of it, a quarter of the area, unless half tiles would leave a strip the decoder cannot take (2560x1440)."""
+    half = SPATIAL_TILE_LONG_SIDE // 2
+    if frugal and thinnest_decode_tile(gen_height, gen_width, half) >= MIN_DECODE_TILE_LATENTS:
+        return half
+    return SPATIAL_TILE_LONG_SIDE
 
 
 @contextmanager

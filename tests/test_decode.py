@@ -8,6 +8,7 @@ from diffusers import LTX2Pipeline
 
 from ltx_runtime.decode import (
     audio_waveform,
+    decode_long_side,
     decode_video_chunks,
     official_tiling,
     spatial_tile_size,
@@ -82,6 +83,16 @@ def test_undecodable_sizes_are_the_ones_the_tiled_vae_decode_fails_on(pipeline, 
             assert "Padding size should be less than" in str(error)
             decoded = False
     assert decoded == (undecodable_size(width, height) is None)
+
+
+def test_frugal_tiles_are_half_size_unless_those_cannot_decode(pipeline):
+    """Found with issue 27: the frugal retry after an out-of-memory decoded 2560x1440 (generated 2560x1472) with half
+    tiles, which leave a one-latent strip: the retry would have failed on the padding instead of decoding."""
+    assert decode_long_side(1088, 1920, frugal=True) == 384 and decode_long_side(1088, 1920, frugal=False) == 768
+    assert decode_long_side(1472, 2560, frugal=True) == 768
+    latents = torch.zeros(1, pipeline.vae.config.latent_channels, 1, 1472 // 32, 2560 // 32)
+    with official_tiling(pipeline.vae, 1472, 2560, decode_long_side(1472, 2560, frugal=True)), torch.inference_mode():
+        assert pipeline.vae.decode(latents, return_dict=False)[0].shape[-2:] == (1472, 2560)
 
 
 def test_every_tile_lands_on_its_own_frames(pipeline):
