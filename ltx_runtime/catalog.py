@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .geometry import undecodable_size
+
 
 class Recipe(str, Enum):
     FAST = "fast"  # LTX-2 distilled: 8 sigmas at half resolution, x2 latent upsampler, 3 refine sigmas, no guidance
@@ -56,7 +58,10 @@ class SizeRange:
         return all(self.minimum <= v <= self.maximum and v % self.step == 0 for v in (width, height))
 
     def describe(self) -> str:
-        return f"width and height multiples of {self.step} from {self.minimum} to {self.maximum}"
+        return (
+            f"width and height multiples of {self.step} from {self.minimum} to {self.maximum}, except elongated "
+            "sizes the VAE cannot decode (such as 1024x64)"
+        )
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,15 @@ class ModelSpec:
         return self.recipe is not Recipe.FAST
 
     def allows_size(self, width: int, height: int) -> bool:
-        if isinstance(self.sizes, SizeRange):
-            return self.sizes.allows(width, height)
-        return (width, height) in self.sizes
+        return self.size_problem(width, height) is None
+
+    def size_problem(self, width: int, height: int) -> str | None:
+        """Why width x height is not a size of this model (None when it is). A range also leaves out the elongated
+        sizes whose tiled VAE decode would fail (every listed size of a hosted model decodes)."""
+        listed = self.sizes.allows(width, height) if isinstance(self.sizes, SizeRange) else (width, height) in self.sizes
+        if not listed:
+            return f"{width}x{height} is not a size of {self.id}; allowed: {self.describe_sizes()}"
+        return undecodable_size(width, height)
 
     def describe_sizes(self) -> str:
         if isinstance(self.sizes, SizeRange):

@@ -110,7 +110,7 @@ def serve(
     host: Optional[str] = typer.Option(None, help="Address to listen on (default: 127.0.0.1; env LTX_HOST)."),
     port: Optional[int] = typer.Option(None, help="Port (default: 8000; env LTX_PORT)."),
     public_url: Optional[str] = typer.Option(None, help="Base of the video URLs given to clients (default: http://HOST:PORT; env LTX_PUBLIC_URL)."),
-    demo: bool = typer.Option(False, "--demo", help="Serve tiny random weights (automatic when no CUDA GPU is present)."),
+    demo: bool = typer.Option(False, "--demo", help="Serve tiny random weights (never automatic: without it and without a CUDA GPU, readiness fails)."),
     log_format: Optional[str] = typer.Option(None, "--log-format", help="text (default) or json: one JSON object per line, for log shippers (env LTX_LOG_FORMAT)."),
     role: Optional[str] = typer.Option(None, "--role", help="all (default): API and GPU workers on one box; api: the API, media and deliveries, no workers (no GPU needed); worker: the GPU workers only, with /health and /metrics on the port. A fleet's nodes share one task store and media location (env LTX_ROLE)."),
 ) -> None:

@@ -24,26 +24,28 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .geometry import GenerationPlan, crop_frames, trim_frames
+from .geometry import (  # noqa: F401 - the spatial tiles' arithmetic lives with the rest of the shape arithmetic
+    MIN_DECODE_TILE_LATENTS,
+    SPATIAL_TILE_LONG_SIDE,
+    SPATIAL_TILE_OVERLAP,
+    GenerationPlan,
+    crop_frames,
+    spatial_tile_size,
+    thinnest_decode_tile,
+    trim_frames,
+)
 
-
-SPATIAL_TILE_LONG_SIDE = 768
-SPATIAL_TILE_OVERLAP = 64
 TEMPORAL_TILE_FRAMES = 80
 TEMPORAL_TILE_OVERLAP = 24
 
 
-def spatial_tile_size(height: int, width: int, long_side: int = SPATIAL_TILE_LONG_SIDE, factor: int = 32) -> tuple[int, int]:
-    """(tile height, tile width) in pixels for a height x width decode: `long_side` along the longer axis, the
-    same share of the shorter one, on the latent grid (ltx-core `TileSizeConfig.from_long_side`)."""
-    span = max(height, width)
-
-    def axis(length: int) -> int:
-        overlap_latents = SPATIAL_TILE_OVERLAP // factor
-        latents = max(max(2, overlap_latents + 1), round((long_side // factor) * (length // factor) / (span // factor)))
-        return max(latents * factor, 2 * factor, SPATIAL_TILE_OVERLAP + factor)
-
-    return axis(height), axis(width)
+def decode_long_side(gen_height: int, gen_width: int, frugal: bool) -> int:
+    """The spatial tiles' long side for a decode: the official one, or for a frugal decode (after an out-of-memory)
+    half of it, a quarter of the area, unless half tiles would leave a strip the decoder cannot take (2560x1440)."""
+    half = SPATIAL_TILE_LONG_SIDE // 2
+    if frugal and thinnest_decode_tile(gen_height, gen_width, half) >= MIN_DECODE_TILE_LATENTS:
+        return half
+    return SPATIAL_TILE_LONG_SIDE
 
 
 @contextmanager

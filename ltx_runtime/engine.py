@@ -283,8 +283,7 @@ class Engine:
         clock = time.perf_counter()
         if frugal:
             self._offload(pipeline.transformer)
-        # Frugal decodes use tiles of half the official long side (a quarter of the area).
-        long_side = decode.SPATIAL_TILE_LONG_SIDE // (2 if frugal else 1)
+        long_side = decode.decode_long_side(plan.gen_height, plan.gen_width, frugal)
         with decode.official_tiling(pipeline.vae, plan.gen_height, plan.gen_width, long_side):
             frames = _reporting_frames(decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
                                        plan, report)  # fmt: skip

@@ -17,6 +17,11 @@ SIZE_MULTIPLE = 64
 VAE_SPATIAL = 32
 VAE_TEMPORAL = 8
 AUDIO_LATENTS_PER_SECOND = 25  # 16 kHz mel, hop 160, 4x latent compression
+SPATIAL_TILE_LONG_SIDE = 768
+"""The official spatial decode tile along the long side (decode.py); the frugal memory profiles use half of it."""
+SPATIAL_TILE_OVERLAP = 64
+MIN_DECODE_TILE_LATENTS = 2
+"""The VAE decoder pads each spatial tile by reflection, one latent on each side: a tile needs at least two."""
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -107,3 +112,45 @@ def trim_frames(chunks: Iterable, total: int, frame_axis: int) -> Iterator:
         yield chunk
     if remaining > 0:
         raise RuntimeError(f"the decoder produced {total - remaining} frames, {total} were needed")
+
+
+def spatial_tile_size(height: int, width: int, long_side: int = SPATIAL_TILE_LONG_SIDE, factor: int = 32) -> tuple[int, int]:
+    """(tile height, tile width) in pixels for a height x width decode: `long_side` along the longer axis, the
+    same share of the shorter one, on the latent grid (ltx-core `TileSizeConfig.from_long_side`)."""
+    span = max(height, width)
+
+    def axis(length: int) -> int:
+        overlap_latents = SPATIAL_TILE_OVERLAP // factor
+        latents = max(max(2, overlap_latents + 1), round((long_side // factor) * (length // factor) / (span // factor)))
+        return max(latents * factor, 2 * factor, SPATIAL_TILE_OVERLAP + factor)
+
+    return axis(height), axis(width)
+
+
+def thinnest_decode_tile(gen_height: int, gen_width: int, long_side: int = SPATIAL_TILE_LONG_SIDE) -> int:
+    """The fewest latent rows or columns a spatial tile of the tiled VAE decode gets at this generation size.
+    Diffusers' `tiled_decode` (used when the latents exceed one tile) starts a tile every stride latents along each
+    axis and gives it what is left of the axis, up to a whole tile; an untiled decode gets the whole latent grid."""
+    tile_height, tile_width = spatial_tile_size(gen_height, gen_width, long_side)
+    rows, columns = gen_height // VAE_SPATIAL, gen_width // VAE_SPATIAL
+    tile_rows, tile_columns = tile_height // VAE_SPATIAL, tile_width // VAE_SPATIAL
+    if rows <= tile_rows and columns <= tile_columns:
+        return min(rows, columns)
+
+    def thinnest(length: int, tile: int) -> int:
+        stride = tile - SPATIAL_TILE_OVERLAP // VAE_SPATIAL
+        return min(min(tile, length - start) for start in range(0, length, stride))
+
+    return min(thinnest(rows, tile_rows), thinnest(columns, tile_columns))
+
+
+def undecodable_size(width: int, height: int) -> str | None:
+    """Why a width x height clip cannot be decoded with the official spatial tiles (a tile too thin for the
+    decoder); None when it can. Examples: 1024x64, 64x1024 and 832x64 cannot, 1024x256 can."""
+    gen_width, gen_height = round_up(width, SIZE_MULTIPLE), round_up(height, SIZE_MULTIPLE)
+    if thinnest_decode_tile(gen_height, gen_width) < MIN_DECODE_TILE_LATENTS:
+        return (
+            f"{width}x{height} cannot be decoded: the VAE's tiled decode would leave a strip {VAE_SPATIAL} px wide, "
+            f"and its decoder needs {MIN_DECODE_TILE_LATENTS * VAE_SPATIAL} px (a less elongated size works)"
+        )
+    return None

@@ -50,10 +50,9 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
         raise RequestError("model", str(error)) from None
     if not 2 <= len(request.prompt) <= 10000:
         raise RequestError("prompt", "the prompt must be 2 to 10000 characters long")
-    if not spec.allows_size(request.width, request.height):
-        raise RequestError(
-            "width", f"{request.width}x{request.height} is not a size of {spec.id}; allowed: {spec.describe_sizes()}"
-        )
+    size_problem = spec.size_problem(request.width, request.height)
+    if size_problem:
+        raise RequestError("width", size_problem)
     if request.fps not in spec.fps_values:
         raise RequestError("fps", f"{spec.id} takes {spec.describe_fps()} fps, not {request.fps}")
     duration_error = spec.duration_error(request.width, request.height, request.duration, request.fps)

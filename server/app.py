@@ -103,7 +103,7 @@ def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
             settings.ws_auth_timeout_seconds, settings.ws_idle_seconds, settings.ws_messages_per_second,
             settings.ws_messages_burst,
         )  # fmt: skip
-        app.include_router(runware_router(runware, keys, body_limits, socket_limits))
+        app.include_router(runware_router(runware, body_limits, socket_limits))
         runcomfy = RunComfyService(tasks, demo=settings.demo)
         app.include_router(runcomfy_router(runcomfy, keys, body_limits, limiter))
         app.include_router(media_router(settings, store, media))

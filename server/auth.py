@@ -9,6 +9,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .limits import KeyCheckLimiter
+
 log = logging.getLogger(__name__)
 KEY_FILE = "api_key"
 
@@ -22,13 +24,29 @@ def key_id(key: str) -> str:
     return _digest(key).hex()[:16]
 
 
+class KeyChecksThrottled(Exception):
+    """Too many failed key checks from this client address; the message says when to retry."""
+
+
 class ApiKeys:
-    def __init__(self, keys: list[str], accept_any: bool = False):
+    def __init__(self, keys: list[str], accept_any: bool = False, throttle: KeyCheckLimiter | None = None):
         self._digests = [_digest(key) for key in keys]
         self.accept_any = accept_any
+        self.throttle = throttle or KeyCheckLimiter(0, 1)  # none given: no limit
 
-    def identify(self, key: object) -> str | None:
-        """The key's id when the key is valid, else None."""
+    def identify(self, key: object, client: str | None = None) -> str | None:
+        """The key's id when the key is valid, else None. `client` (the client's address) is refused with
+        KeyChecksThrottled while it has failed too often, and each failure counts against it."""
+        if client is not None:
+            refusal = self.throttle.refusal(client)
+            if refusal:
+                raise KeyChecksThrottled(refusal)
+        found = self._identify(key)
+        if found is None and client is not None:
+            self.throttle.failed(client)
+        return found
+
+    def _identify(self, key: object) -> str | None:
         if not isinstance(key, str) or not key:
             return None
         if self.accept_any:

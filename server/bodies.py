@@ -9,12 +9,23 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Request
 
 MAX_DEPTH = 32
 """JSON nested deeper than this is refused (real tasks nest 4 levels); it would exhaust recursion further on."""
 MAX_DIGITS = 100
 """Integers with more digits are refused (Python's int parsing is quadratic in the digits)."""
+MAX_VALUES = 200_000
+"""A body or frame that may hold more JSON values is refused before it is parsed: 20 MB of `[{},{},...]` is seven
+million objects, a gigabyte and seconds of parsing. The count is an upper bound read in one pass over the bytes (each
+value but the first follows a comma or opens a container), so commas and brackets inside strings count too; real
+tasks hold a few dozen values, and a prompt of 10,000 characters at most."""
+PEEK_BYTES = 64 * 1024
+"""How much of a body or frame is read for its first task, the one that authenticates, before the key is checked
+(an authentication task is a hundred bytes)."""
+IN_THREAD_BYTES = 256 * 1024
+"""Larger bodies are parsed in a worker thread, so that the event loop keeps answering other clients meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,20 @@ class InvalidJSON(ValueError):
     """A body or frame that is not JSON this server takes; the message says why."""
 
 
+def says_json(request: Request) -> bool:
+    """Whether the request's Content-Type is JSON (application/json or a +json type), or it sends none, as scripts
+    may. A browser sends a cross-site form or text/plain POST without asking the server first (a CORS "simple
+    request"), always with one of the form types or text/plain: those are refused."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return True
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+NOT_JSON_MESSAGE = "the body must be JSON, sent with Content-Type: application/json"
+
+
 async def read_body(request: Request, limits: BodyLimits) -> bytes:
     """The body, refused (BodyTooLarge) as soon as its declared or received size passes the limit, or (BodyTimeout)
     when it has not fully arrived in time: a body that trickles in must not hold a connection for ever."""
@@ -59,6 +84,35 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
     except TimeoutError:
         raise BodyTimeout(limits.seconds) from None
     return bytes(body)
+
+
+def first_task(data: bytes | str) -> Any:
+    """The first task of a body or frame, read from its first PEEK_BYTES only with the same strict rules: the first
+    element of its array, or the object itself. None when no complete JSON value starts there (the rest is not
+    parsed: the key is checked before it is)."""
+    prefix = data[:PEEK_BYTES]
+    text = prefix.decode("utf-8", "replace") if isinstance(prefix, bytes) else prefix
+    text = text.lstrip(" \t\r\n")
+    if text.startswith("["):
+        text = text[1:].lstrip(" \t\r\n")
+    try:
+        value, _ = _STRICT.raw_decode(text)
+        _check_strings_and_depth(value)
+    except (ValueError, RecursionError):  # InvalidJSON is a ValueError
+        return None
+    return value
+
+
+async def parse_large_json(data: bytes | str, what: str = "the body") -> Any:
+    """`parse_json` for a whole body or frame: refused unparsed when it may hold more than MAX_VALUES values, parsed
+    in a thread when it is large."""
+    values = 1 + sum(data.count(mark) for mark in ((b",", b"[", b"{") if isinstance(data, bytes) else (",", "[", "{")))
+    if values > MAX_VALUES:
+        raise InvalidJSON(f"{what} may hold more than {MAX_VALUES} JSON values (commas and brackets counted, in strings "
+                          "too); send fewer tasks at once")  # fmt: skip
+    if len(data) <= IN_THREAD_BYTES:
+        return parse_json(data, what)
+    return await anyio.to_thread.run_sync(parse_json, data, what)
 
 
 def parse_json(data: bytes | str, what: str = "the body") -> Any:
@@ -126,6 +180,9 @@ def _check_string(text: str) -> None:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidJSON("the JSON has a string with a lone surrogate (not valid Unicode text)") from None
+
+
+_STRICT = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant, parse_float=_float, parse_int=_int)
 
 
 def _shown(text: str, limit: int = 40) -> str:

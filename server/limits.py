@@ -1,4 +1,5 @@
-"""Abuse limits shared by the contracts: token buckets for per-key task rates and per-connection frame rates."""
+"""Abuse limits shared by the contracts: token buckets for per-key task rates, per-connection frame rates and
+per-address failed key checks."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ class TokenBucket:
         self.updated = time.monotonic()
 
     def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
+        if self.empty():
             return False
         self.tokens -= 1
         return True
+
+    def empty(self) -> bool:
+        """Whether no token is left now (none is taken)."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        return self.tokens < 1
 
     def wait_seconds(self) -> float:
         """How long until the next token."""
@@ -47,13 +52,42 @@ class RateLimiter:
         if not self.per_second:
             return None
         with self._lock:
-            bucket = self._buckets.pop(key_id, None) or TokenBucket(self.per_second, self.burst)
-            self._buckets[key_id] = bucket
-            if len(self._buckets) > MAX_TRACKED_KEYS:
-                self._buckets.popitem(last=False)
+            bucket = self._bucket(key_id)
             if bucket.take():
                 return None
         return (
             f"this API key sent more than {self.per_second:g} tasks per second (burst {self.burst}); "
             f"retry in {bucket.wait_seconds():.2f} s"
         )
+
+    def _bucket(self, name: str) -> TokenBucket:
+        """The bucket of `name`, made the most recently used (call with the lock held)."""
+        bucket = self._buckets.pop(name, None) or TokenBucket(self.per_second, self.burst)
+        self._buckets[name] = bucket
+        if len(self._buckets) > MAX_TRACKED_KEYS:
+            self._buckets.popitem(last=False)
+        return bucket
+
+
+class KeyCheckLimiter(RateLimiter):
+    """Failed API key checks per client address: `burst` of them, then `per_second`. While an address has none left,
+    no key it sends is checked at all, the right one included (a success would still tell a guesser which guess was
+    right); a rate of 0 turns the limit off."""
+
+    def refusal(self, address: str) -> str | None:
+        """None when a key from `address` may be checked; else a message saying the limit and when to retry."""
+        if not self.per_second:
+            return None
+        with self._lock:
+            bucket = self._bucket(address)
+            if not bucket.empty():
+                return None
+        return (
+            f"too many failed API key checks from this address ({self.burst}, then {self.per_second:g} per second); "
+            f"retry in {bucket.wait_seconds():.2f} s"
+        )
+
+    def failed(self, address: str) -> None:
+        if self.per_second:
+            with self._lock:
+                self._bucket(address).take()

@@ -1,7 +1,8 @@
-"""`ltx-runtime serve`: settings, API keys, demo-mode decision and the uvicorn server.
+"""`ltx-runtime serve`: settings, API keys and the uvicorn server.
 
-An API node (role api) makes no demo-mode decision of its own (it has no GPU to look for and never imports torch at
-start-up): it is in demo mode when told so (--demo, LTX_DEMO), as its demo workers should be.
+Demo mode (tiny random weights) is only ever asked for (--demo, LTX_DEMO), on every node of a demo fleet. Without it,
+a node with workers and no usable CUDA GPU still starts, checks keys and answers, but its workers refuse to load and
+its readiness says why: a broken GPU is a failed readiness, not another product that accepts any key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uvicorn
 from .app import create_app
 from .operations import DEMO_WARNING
 from .auth import ApiKeys, load_or_create_key
+from .limits import KeyCheckLimiter
 from .logs import setup_logging
 from .settings import Settings
 
@@ -37,9 +39,9 @@ def serve(
     if settings.role != "api" and not settings.demo:
         import torch
 
-        if not torch.cuda.is_available():
-            log.warning("no CUDA GPU found: switching to demo mode")
-            settings = settings.model_copy(update={"demo": True})
+        if not torch.cuda.is_available():  # never a silent switch to demo mode: that would accept any key
+            log.error("no CUDA GPU found: the workers cannot run real weights, and /health/ready will say so; "
+                      "start with --demo for the tiny random demo weights")  # fmt: skip
     if settings.demo:
         banner = "!" * len(DEMO_WARNING)
         log.warning("%s\n%s\n%s", banner, DEMO_WARNING, banner)
@@ -97,8 +99,9 @@ class DrainingServer(uvicorn.Server):
 def api_keys(settings: Settings) -> ApiKeys:
     """The configured keys; else the key kept in the data folder, created and printed (once) on first start. In demo
     mode with no key configured, any key is accepted (the kept key too, so that the same commands work later)."""
+    throttle = KeyCheckLimiter(settings.key_check_failures_per_second, settings.key_check_failures_burst)
     if settings.api_key_list:
-        return ApiKeys(settings.api_key_list)
+        return ApiKeys(settings.api_key_list, throttle=throttle)
     key, created = load_or_create_key(settings.data_dir)
     where = settings.data_dir / "api_key"
     if created:
@@ -107,5 +110,5 @@ def api_keys(settings: Settings) -> ApiKeys:
         log.info("API key: the one kept in %s (or set LTX_API_KEYS)", where)
     if settings.demo:
         log.warning("demo mode with no API key configured: ANY API key is accepted (set LTX_API_KEYS to check keys)")
-        return ApiKeys([], accept_any=True)
-    return ApiKeys([key])
+        return ApiKeys([], accept_any=True, throttle=throttle)
+    return ApiKeys([key], throttle=throttle)

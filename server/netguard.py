@@ -217,6 +217,10 @@ class GuardedClient:
             raise FetchError(f"timed out: {type(exc).__name__}") from exc
         except httpx.ConnectError as exc:
             raise FetchError(f"could not connect: {exc}") from exc
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            # A redirect's Location that httpx can join but not send (`http:\\host\\path`), or a host name that is
+            # not valid IDNA: no retry can fix either.
+            raise BlockedURLError(f"refused: invalid URL ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             # Other httpx messages can quote bytes the server sent; name only the kind of failure.
             raise FetchError(f"network error: {type(exc).__name__}") from exc
@@ -266,18 +270,7 @@ class GuardedClient:
         raise BlockedURLError(f"refused: too many redirects (more than {self.settings.max_redirects})")
 
     def _parse(self, url: str | httpx.URL) -> httpx.URL:
-        """Check what can be checked without DNS: syntax, scheme, userinfo, presence of a host."""
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            raise BlockedURLError("refused: invalid URL") from None
-        if parsed.scheme not in self.settings.allowed_schemes:
-            raise BlockedURLError(f"refused: scheme '{parsed.scheme}' is not allowed")
-        if parsed.userinfo:
-            raise BlockedURLError("refused: URLs with credentials (user:password@) are not allowed")
-        if not parsed.raw_host:
-            raise BlockedURLError("refused: URL has no host")
-        return parsed
+        return parse_url(url, self.settings.allowed_schemes)
 
     async def _send_pinned(self, method: str, url: httpx.URL, body: Body, headers: dict[str, str]) -> httpx.Response:
         """Connect to a validated address of `url`'s host, moving to the next one only if connecting fails."""
@@ -326,6 +319,22 @@ class GuardedClient:
                 if reason is not None:
                     raise BlockedURLError(f"refused: {host} resolves to {ip}, which is {reason}")
         return list(dict.fromkeys(_unmap(ip) for ip in addresses))
+
+
+def parse_url(url: str | httpx.URL, schemes: tuple[str, ...] = ("http", "https")) -> httpx.URL:
+    """Check what can be checked without DNS: syntax, scheme, userinfo, presence of a host (BlockedURLError says
+    what is wrong). The task validators call it too, so that a URL accepted with a task is one this client tries."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, UnicodeError):
+        raise BlockedURLError("refused: invalid URL") from None
+    if parsed.scheme not in schemes:
+        raise BlockedURLError(f"refused: scheme '{parsed.scheme}' is not allowed")
+    if parsed.userinfo:
+        raise BlockedURLError("refused: URLs with credentials (user:password@) are not allowed")
+    if not parsed.raw_host:
+        raise BlockedURLError("refused: URL has no host")
+    return parsed
 
 
 def _ip_literal(host: str) -> IPAddress | None:

@@ -301,7 +301,13 @@ def not_found_message(task_id: str) -> str:
 
 def decode_image_data(image: str, max_bytes: int) -> bytes:
     """A data URI or bare base64 string to bytes, refusing oversize input before decoding it."""
-    payload = image.split(",", 1)[1] if image.startswith("data:") else image
+    if image.startswith("data:"):
+        _, comma, payload = image.partition(",")
+        if not comma:
+            raise TaskError(ErrorKind.INVALID_IMAGE, "a data URI needs a comma before its data (data:image/png;base64,...)",
+                            "image")  # fmt: skip
+    else:
+        payload = image
     if len(payload) * 3 // 4 > max_bytes:
         raise TaskError(ErrorKind.INVALID_IMAGE, f"the image is larger than {max_bytes} bytes", "image")
     try:
@@ -326,6 +332,8 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
             width, height = opened.size
     except (UnidentifiedImageError, OSError):
         raise TaskError(ErrorKind.INVALID_IMAGE, "the image is not a PNG, JPEG or WEBP file", "image") from None
+    except Image.DecompressionBombError:  # a header claiming far more pixels than Pillow's own limit
+        raise TaskError(ErrorKind.INVALID_IMAGE, f"the image claims more than {max_pixels} pixels", "image") from None
     if width * height > max_pixels:
         raise TaskError(ErrorKind.INVALID_IMAGE, f"the image has {width}x{height} pixels, over {max_pixels}", "image")
     return width, height

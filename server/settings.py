@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     restarts); set it when hostnames change at each start (containers) or processes share a host and data folder."""
     weights_dir: Path = DEFAULT_WEIGHTS_DIR
     demo: bool = False
-    """Serve tiny random weights (forced when no CUDA GPU is present)."""
+    """Serve tiny random weights (`serve --demo`). Never switched on by itself: without it and without a CUDA GPU,
+    the workers fail to start and readiness says why."""
 
     api_keys: str = ""
     """Comma-separated API keys. None: `serve` creates one in the data folder (or, in demo mode, accepts any key)."""
@@ -90,6 +91,11 @@ class Settings(BaseSettings):
     average; 0 turns the limit off. Over it: Runware rateLimitExceeded / RunComfy 429001, HTTP 429."""
     rate_limit_burst: int = Field(200, ge=1)
     """How many tasks a key may send at once above that rate (the token bucket's size)."""
+    key_check_failures_per_second: float = Field(1.0, ge=0)
+    """Failed API key checks (a wrong key in a header or an authentication task) one client address may make per
+    second after its burst; over it, its keys are not checked at all for a while (HTTP 429 / RunComfy 429001). 0
+    turns the limit off."""
+    key_check_failures_burst: int = Field(20, ge=1)
     body_timeout_seconds: float = Field(60.0, gt=0)
     """A request body must arrive within this time once its headers are in (slow-body / slowloris defence)."""
     ws_auth_timeout_seconds: float = Field(10.0, gt=0)

@@ -53,6 +53,10 @@ CPU_WORKER_NICENESS = 10
 
 log = logging.getLogger("ltx_runtime.worker")
 PRELOAD_MODEL = "lightricks:2@1"
+NO_GPU_MESSAGE = (
+    "no CUDA GPU is available (torch.cuda.is_available() is False): the real models need one. Check the driver "
+    "(nvidia-smi), or start the server with --demo for the tiny random demo weights"
+)
 IDLE_POLL_SECONDS = 5.0
 """The longest an idle worker waits before it looks for work again, when no wake-up came (the store's wait_for_work)."""
 
@@ -91,6 +95,8 @@ class Worker:
     def serve_forever(self) -> None:
         self.store.worker_state(self.worker_id, os.getpid(), "starting")
         try:
+            if self.engine.device.type != "cuda" and not self.settings.demo:
+                raise RuntimeError(NO_GPU_MESSAGE)
             self.engine.load(PRELOAD_MODEL)
         except Exception as error:  # noqa: BLE001 - any load failure is reported and ends the worker
             log.exception("worker %s could not load %s", self.worker_id, PRELOAD_MODEL)

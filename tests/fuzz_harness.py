@@ -3,9 +3,12 @@ invariants every answer must keep (no 5xx, a contract-shaped error that names th
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
+import struct
 import uuid
+import zlib
 from urllib.parse import quote
 
 from hypothesis import HealthCheck, settings
@@ -51,6 +54,20 @@ def tiny_video_task() -> dict:
         "taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "ltx-runtime:tiny@1",
         "positivePrompt": "fuzzed", "width": 64, "height": 64, "duration": 1, "fps": 8,
     }  # fmt: skip
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A well-formed PNG whose header claims width x height (its one IDAT row would not fill it)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4)) + chunk(b"IEND", b"")
+
+
+HUGE_PNG = "data:image/png;base64," + base64.b64encode(png_claiming(20000, 20000)).decode()
+"""A PNG header claiming 20000x20000 pixels, past Pillow's own decompression-bomb limit (was a bare 500)."""
 
 
 @st.composite

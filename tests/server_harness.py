@@ -27,8 +27,10 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, tiny_root: Path, port: int | None = None, **env: str):
+    def __init__(self, data_dir: Path, tiny_root: Path, port: int | None = None, demo: bool = True, **env: str):
+        """`demo`: started with --demo, as every test server is unless it checks what happens without it."""
         self.data_dir = data_dir
+        self.demo = demo
         self.port = port or free_port()
         self.env = {
             **os.environ,
@@ -54,7 +56,8 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ltx_runtime", "serve", "--demo"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "ltx_runtime", "serve", *(["--demo"] if self.demo else [])], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.time() + timeout

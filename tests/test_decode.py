@@ -8,6 +8,7 @@ from diffusers import LTX2Pipeline
 
 from ltx_runtime.decode import (
     audio_waveform,
+    decode_long_side,
     decode_video_chunks,
     official_tiling,
     spatial_tile_size,
@@ -15,7 +16,7 @@ from ltx_runtime.decode import (
     to_uint8_frames,
     video_frames,
 )
-from ltx_runtime.geometry import plan_generation
+from ltx_runtime.geometry import plan_generation, undecodable_size
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,34 @@ def test_official_tiling_is_scoped_to_the_decode(pipeline):
         assert (vae.tile_sample_min_height, vae.tile_sample_min_width) == (448, 768)
         assert (vae.tile_sample_stride_height, vae.tile_sample_stride_width) == (384, 704)  # 64 px overlap
     assert not vae.use_tiling
+
+
+@pytest.mark.parametrize(
+    "width, height",
+    [(1024, 64), (64, 1024), (832, 64), (1024, 128), (128, 896), (1024, 256), (512, 64), (128, 832), (1920, 1088)],
+)  # fmt: skip
+def test_undecodable_sizes_are_the_ones_the_tiled_vae_decode_fails_on(pipeline, width, height):
+    """Issue 27: 1024x64 was accepted and failed in the VAE decode (a 1-latent strip of the tiled decode meets the
+    decoder's reflection padding). The validators refuse what `undecodable_size` names; the real decoder agrees."""
+    latents = torch.zeros(1, pipeline.vae.config.latent_channels, 1, height // 32, width // 32)
+    with official_tiling(pipeline.vae, height, width), torch.inference_mode():
+        try:
+            pipeline.vae.decode(latents, return_dict=False)
+            decoded = True
+        except RuntimeError as error:
+            assert "Padding size should be less than" in str(error)
+            decoded = False
+    assert decoded == (undecodable_size(width, height) is None)
+
+
+def test_frugal_tiles_are_half_size_unless_those_cannot_decode(pipeline):
+    """Found with issue 27: the frugal retry after an out-of-memory decoded 2560x1440 (generated 2560x1472) with half
+    tiles, which leave a one-latent strip: the retry would have failed on the padding instead of decoding."""
+    assert decode_long_side(1088, 1920, frugal=True) == 384 and decode_long_side(1088, 1920, frugal=False) == 768
+    assert decode_long_side(1472, 2560, frugal=True) == 768
+    latents = torch.zeros(1, pipeline.vae.config.latent_channels, 1, 1472 // 32, 2560 // 32)
+    with official_tiling(pipeline.vae, 1472, 2560, decode_long_side(1472, 2560, frugal=True)), torch.inference_mode():
+        assert pipeline.vae.decode(latents, return_dict=False)[0].shape[-2:] == (1472, 2560)
 
 
 def test_every_tile_lands_on_its_own_frames(pipeline):

@@ -83,6 +83,15 @@ def test_verify_accepts_any_listed_signature_and_rejects_malformed_headers():
     assert not verify_webhook(SECRET, {**base, "webhook-timestamp": "soon", "webhook-signature": good}, b"{}", now=1000)
 
 
+@pytest.mark.parametrize("timestamp", ["\u00b2", "9" * 5000, "0001000", "\u0661\u0660\u0660\u0660", " 1000", "1000\n"])
+def test_verify_refuses_odd_timestamps_without_raising(timestamp):
+    """Issue 27: "²" passed str.isdigit() and made int() raise; "0001000" and Arabic-Indic "١٠٠٠" were read as 1000 and
+    accepted with the signature of "1000", a text the sender never signed."""
+    signature = sign_webhook(SECRET, "msg_1", 1000, b"{}")
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": timestamp, "webhook-signature": signature}
+    assert not verify_webhook(SECRET, headers, b"{}", now=1000)
+
+
 async def test_signed_webhook_verifies_and_tampering_fails(receiver):
     payload = {"taskType": "videoInference", "taskUUID": "5f1d…", "videoURL": "https://cdn.test/v.mp4", "cost": 0.0}
     async with GuardedClient(LOOPBACK) as client:

@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from conftest import probe
 from fuzz_harness import (
-    LONG_RUN_FACTOR, Connection, tiny_video_task, check_runcomfy_reply, check_runware_errors, check_runware_reply, json_values,
+    HUGE_PNG, LONG_RUN_FACTOR, Connection, tiny_video_task, check_runcomfy_reply, check_runware_errors, check_runware_reply, json_values,
     odd_names, runcomfy_body, runcomfy_raw, runware_body, runware_raw, uuids,
 )  # fmt: skip
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, video_task
@@ -37,7 +37,7 @@ def server(tiny_root, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("fuzz")
     process = ServerProcess(
         data_dir, tiny_root, LTX_MAX_BODY_BYTES=str(MAX_BODY), LTX_RATE_LIMIT_PER_SECOND="0", LTX_MAX_PENDING_PER_KEY="2",
-        LTX_WS_MESSAGES_PER_SECOND="1000000", LTX_WS_MESSAGES_BURST="1000000",
+        LTX_WS_MESSAGES_PER_SECOND="1000000", LTX_WS_MESSAGES_BURST="1000000", LTX_KEY_CHECK_FAILURES_PER_SECOND="0",
     ).start()  # fmt: skip
     (data_dir / "secret.txt").write_text(SECRET)  # what a traversal would find next to media/ and images/
     process.canary = video_task(width=64, height=64)
@@ -171,6 +171,18 @@ TARGETS = {
         [{**tiny_video_task(), "numberResults": None}],  # was a TypeError in job_seeds: HTTP 500
         [{**tiny_video_task(), "": None}],  # was parameter "" (names nothing)
         [{"taskType": "x" * 100_000}],
+        # Issue 27's bare 500s: a data URI without a comma, a PNG header claiming 20000x20000, an offset past SQLite's
+        # integers, URLs urllib cannot split, and a batch whose second task crashed after the first was queued.
+        [{**tiny_video_task(), "inputs": {"frameImages": ["data:image/png;base64"]}}],
+        [{"taskType": "imageUpload", "image": "data:image/png;base64"}],
+        [{**tiny_video_task(), "inputs": {"frameImages": [HUGE_PNG]}}],
+        [{"taskType": "imageUpload", "image": HUGE_PNG}],
+        [{"taskType": "listTasks", "offset": 2**63}],
+        [{**tiny_video_task(), "webhookURL": "http://[::1"}],
+        [{**tiny_video_task(), "uploadEndpoint": "http://example.com\uff03x/"}],
+        [{**tiny_video_task(), "inputs": {"frameImages": ["http://[::1/a.png"]}}],
+        [{**tiny_video_task(), "width": 1024, "height": 64}],  # accepted, then failed in the VAE decode
+        [tiny_video_task(), {"taskType": "listTasks", "offset": 2**64}],
     ]),
     "runware_rest_raw": (runware_raw.filter(within_body_limit), runware_rest_raw, "http", 400, [
         b"[" * 100_000 + b"]" * 100_000,  # was a RecursionError: HTTP 500
@@ -178,6 +190,7 @@ TARGETS = {
         b'[{"taskType":"videoInference","model":"ltx-runtime:tiny@1","retry":NaN}]',
         b'[{"taskType":"ping","taskType":"videoInference"}]',
         b"[" + b",".join([b"{}"] * 50_000) + b"]",
+        b"[" + b",".join([b"{}"] * 300_000) + b"]",  # more values than a body may hold: refused before parsing
     ]),
     "runware_websocket": (st.one_of(runware_body.map(json.dumps), runware_raw,
                                     runware_raw.map(lambda raw: raw.decode("utf-8", "replace"))).filter(within_frame_limit),

@@ -342,6 +342,16 @@ async def test_redirect_to_a_disallowed_scheme_is_refused(server):
             await client.get_bytes(server.url("/redirect?to=file:///etc/passwd"))
 
 
+@pytest.mark.parametrize("target", ["http:%5C%5C127.0.0.1%5Cx", "http://xn--/"])
+async def test_a_redirect_httpx_cannot_send_is_refused_not_raised(server, target):
+    """Issue 27: httpx joins `http:\\host\\path` but cannot send it (InvalidURL, not an httpx.HTTPError), and an
+    empty punycode label fails IDNA: both escaped the guard, leaving the task preparing and the delivery sending."""
+    async with GuardedClient(LOOPBACK) as client:
+        for call in (client.get_bytes, lambda url: client.post_json(url, b"{}", {})):
+            with pytest.raises(BlockedURLError, match="refused: invalid URL"):
+                await call(server.url(f"/redirect?to={target}"))
+
+
 async def test_relative_redirect_within_the_allowlist_is_followed(server):
     async with GuardedClient(LOOPBACK) as client:
         assert await client.get_bytes(server.url("/redirect?to=/ok&code=301")) == (b"hello", "text/plain")

@@ -155,17 +155,21 @@ def test_oversized_body_is_refused_before_it_is_read(server):
 
 
 def test_no_key_and_a_wrong_key(server):
-    status, body = server.post([video_task()], key=None)
+    """The key is checked before the body is parsed (issue 27), so one error answers the body; it names the first
+    task (issue 25: every error carries taskType and taskUUID), or the authentication task that failed."""
+    task = video_task()
+    status, body = server.post([task], key=None)
     assert status == 401 and body["errors"][0]["code"] == "missingApiKey"
-    status, body = server.post([video_task()], key="nope")
+    status, body = server.post([task, video_task()], key="nope")
     assert status == 401
     (header_error,) = body["errors"]
     assert header_error == {"code": "invalidApiKey", "message": INVALID_KEY_MESSAGE, "parameter": "apiKey",
-                            "taskType": "authentication"}
+                            "taskType": "videoInference", "taskUUID": task["taskUUID"]}  # fmt: skip
     status, body = server.post([{"taskType": "authentication", "apiKey": "nope"}, video_task()], key=None)
     assert status == 401
-    assert [e["code"] for e in body["errors"]] == ["invalidApiKey", "missingApiKey"]
-    assert body["errors"][0] == header_error  # the same error, however the key came
+    (task_error,) = body["errors"]
+    assert task_error == {"code": "invalidApiKey", "message": INVALID_KEY_MESSAGE, "parameter": "apiKey",
+                          "taskType": "authentication"}  # the error of the authentication task, with no taskUUID
 
 
 def test_too_many_unfinished_tasks_per_key(server):

@@ -134,6 +134,9 @@ def test_an_empty_task_array_is_a_clear_error(server):
     (error,) = body["errors"]
     assert status == 400 and error["code"] == "invalidRequestBody" and "empty" in error["message"]
     socket = Socket(server)
+    socket.connection.send("[]")  # before authenticating, the key is looked for first (issue 27)
+    assert socket.receive()["errors"][0]["code"] == "missingApiKey"
+    socket.authenticate()
     socket.connection.send("[]")
     assert socket.receive()["errors"][0]["code"] == "invalidRequestBody"
     socket.close()

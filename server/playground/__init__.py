@@ -14,6 +14,9 @@ from ltx_runtime.catalog import MODELS, ModelSpec, SizeRange
 from ..operations import DEMO_WARNING
 
 STATIC = Path(__file__).parent / "static"
+NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+"""The page may not be shown inside another site's frame, where its buttons could be clicked through a decoy
+(clickjacking): the old header for old browsers, the CSP directive for the others."""
 
 
 def playground_router(demo: bool) -> APIRouter:
@@ -22,7 +25,7 @@ def playground_router(demo: bool) -> APIRouter:
     @router.get("/", include_in_schema=False)
     @router.get("/playground", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=NO_FRAMING)
 
     @router.get("/v1/models")
     async def models() -> dict:

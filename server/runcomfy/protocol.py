@@ -3,8 +3,8 @@
 Codes from docs.runcomfy.com/model-apis/error-codes: 400001 InvalidResourceIdentifier, 403001 PermissionDeniedError,
 404001 ResourceNotFound, 400002 InsufficientResources, 400004 UserAccountError. RunComfy does not publish its error body
 or codes for a bad parameter, a full queue, a failed run or a content check; this server's choices (400003, 408001,
-429001, 409001, 422001, 500001, 500002, 503001, 503002, 503003, 507001; 405001 in server/http_errors.py) follow the
-same pattern and are documented in the README. Every error is `{"error": {code, name, message, parameter?}}`.
+415001, 429001, 409001, 422001, 500001, 500002, 503001, 503002, 503003, 507001; 405001 in server/http_errors.py)
+follow the same pattern and are documented in the README. Every error is `{"error": {code, name, message, parameter?}}`.
 """
 
 from __future__ import annotations

@@ -7,8 +7,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ..auth import ApiKeys
-from ..bodies import CLOSE_CONNECTION, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_json, read_body
+from ..auth import ApiKeys, KeyChecksThrottled
+from ..bodies import (
+    CLOSE_CONNECTION, NOT_JSON_MESSAGE, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_large_json, read_body,
+    says_json,
+)  # fmt: skip
 from ..limits import RateLimiter
 from ..threads import in_thread
 from .protocol import RunComfyError, account_error, invalid_parameter
@@ -22,7 +25,10 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, body_limits: BodyLi
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise account_error("send your API key as Authorization: Bearer <key>")
-        key_id = keys.identify(token.strip())
+        try:
+            key_id = keys.identify(token.strip(), request.client.host if request.client else None)
+        except KeyChecksThrottled as error:
+            raise RunComfyError(429001, "TooManyRequests", str(error), 429, "Authorization") from None
         if key_id is None:
             raise account_error("invalid API key")
         refusal = limiter.refusal(key_id)
@@ -33,9 +39,11 @@ def runcomfy_router(service: RunComfyService, keys: ApiKeys, body_limits: BodyLi
     @router.post("/v1/models/{owner}/{family}/{variant}/{mode}")
     async def submit(owner: str, family: str, variant: str, mode: str, request: Request) -> JSONResponse:
         try:
+            if not says_json(request):
+                raise RunComfyError(415001, "UnsupportedMediaType", NOT_JSON_MESSAGE, 415, "Content-Type")
             key_id = key_of(request)
             try:
-                body = parse_json(await read_body(request, body_limits))
+                body = await parse_large_json(await read_body(request, body_limits))
             except BodyTooLarge as error:
                 raise RunComfyError(400003, "InvalidParameter", str(error), 413, "body") from None
             except BodyTimeout as error:
@@ -74,5 +82,5 @@ async def _answer(read) -> JSONResponse:
 
 
 def _error(error: RunComfyError) -> JSONResponse:
-    headers = CLOSE_CONNECTION if error.status in (408, 413) else None  # the body was not read to its end
+    headers = CLOSE_CONNECTION if error.status in (408, 413, 415) else None  # the body was not read to its end
     return JSONResponse(error.body(), status_code=error.status, headers=headers)

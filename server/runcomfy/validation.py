@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from ltx_runtime.catalog import ModelSpec, SizeRange, get_model
 from ltx_runtime.request import MAX_SEED
 
 from ..bodies import parameter_name, shown
 from ..jobs import Job, job_seeds
+from ..netguard import BlockedURLError, parse_url
 from .protocol import invalid_parameter, unknown_model
 
 # Model path (owner/family/variant) -> catalog id; the demo stand-ins are offered in demo mode only.
@@ -103,8 +103,9 @@ def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int
         extra = ' or "WIDTHxHEIGHT" for this demo model' if isinstance(spec.sizes, SizeRange) else ""
         allowed = ", ".join(RESOLUTIONS) + extra
         raise invalid_parameter("resolution", f"resolution must be one of {allowed}, got {shown(resolution)}")
-    if not spec.allows_size(width, height):
-        raise invalid_parameter("resolution", f"{width}x{height} is not a size of this model: {spec.describe_sizes()}")
+    size_problem = spec.size_problem(width, height)
+    if size_problem:
+        raise invalid_parameter("resolution", size_problem)
     return width, height
 
 
@@ -113,10 +114,11 @@ def _image_url(body: dict) -> str:
     image = body.get("image_url")
     if isinstance(image, str) and image.startswith("data:image/"):
         return image
-    parts = urlsplit(image) if isinstance(image, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parse_url(image if isinstance(image, str) else "")
+    except BlockedURLError:
         raise invalid_parameter(
             "image_url", "image_url is required: an http(s) URL of a PNG, JPEG or WEBP image, or a data URI"
-        )
+        ) from None
     return image
 

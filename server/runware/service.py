@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
-from ..auth import ApiKeys
+from ..auth import ApiKeys, KeyChecksThrottled
 from ..limits import RateLimiter
 from ..jobs import ErrorKind, TaskError
 from ..service import TaskService, not_found_message
@@ -19,11 +20,14 @@ from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import validate_video_inference
 
+log = logging.getLogger("ltx_runtime.server")
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
 TASK_TYPES = (
     "authentication", "ping", VIDEO_INFERENCE, "getResponse", "cancelTask", "imageUpload", "getTaskDetails", "listTasks"
 )  # fmt: skip
 LIST_LIMIT_MAX = 50
+LIST_OFFSET_MAX = 2**31 - 1
+"""Far past any key's tasks, and within what the store's integers hold (SQLite's are 64-bit)."""
 MAX_TASKS_PER_REQUEST = 100
 """Tasks in one REST body or WebSocket frame; the SDKs send one or two."""
 
@@ -33,6 +37,8 @@ class Session:
     """One REST request or one WebSocket connection."""
 
     key_id: str | None = None
+    client: str | None = None
+    """The client's address: failed key checks are throttled per address."""
     connection_uuid: str | None = None
     sent_successes: set[str] = field(default_factory=set)
     """videoUUIDs already reported as success on this WebSocket (see _get_response)."""
@@ -63,11 +69,13 @@ class RunwareService:
             try:
                 reply.extend(await in_thread(self._handle_one, task, session))
             except ContractError as error:
-                if isinstance(task, dict):
-                    error.task_type = error.task_type or _string(task.get("taskType"))
-                    if error.task_type != "authentication":
-                        error.task_uuid = error.task_uuid or _string(task.get("taskUUID"))
-                reply.errors.append(error)
+                reply.errors.append(with_task_ids(error, task))
+            except Exception:  # noqa: BLE001 - a bug on one task must not hide what the others got (acks included)
+                task_uuid = _string(task.get("taskUUID")) if isinstance(task, dict) else None
+                log.exception("a task failed unexpectedly taskUUID=%s", task_uuid)
+                error = ContractError("internalError", "the server failed on this task; it was not carried out",
+                                      parameter="taskUUID", status=500)  # fmt: skip
+                reply.errors.append(with_task_ids(error, task))
         return reply
 
     def _handle_one(self, task: Any, session: Session) -> Reply:
@@ -79,10 +87,7 @@ class RunwareService:
         if task_type is None:
             raise ContractError("missingTaskType", "taskType is required", parameter="taskType")
         if session.key_id is None:
-            raise ContractError(
-                "missingApiKey", "authenticate first: an Authorization: Bearer header or an authentication task",
-                parameter="apiKey", status=401,
-            )  # fmt: skip
+            raise missing_key_error()
         refusal = self.limiter.refusal(session.key_id)
         if refusal:
             raise ContractError("rateLimitExceeded", refusal, parameter="apiKey", status=429)
@@ -106,17 +111,24 @@ class RunwareService:
         )  # fmt: skip
 
     def _authenticate(self, task: dict, session: Session) -> dict:
-        key_id = self.keys.identify(task.get("apiKey"))
+        key_id = self.identify(task.get("apiKey"), session, task)
         if key_id is None:
-            raise ContractError(
-                "invalidApiKey", INVALID_KEY_MESSAGE, parameter="apiKey", status=401, task_type="authentication"
-            )
+            raise invalid_key_error()
         session.key_id = key_id
         if session.websocket:
             resumed = task.get("connectionSessionUUID")
             session.connection_uuid = resumed if isinstance(resumed, str) and resumed else str(uuid.uuid4())
             return {"taskType": "authentication", "connectionSessionUUID": session.connection_uuid}
         return {"taskType": "authentication"}
+
+    def identify(self, key: Any, session: Session, task: Any) -> str | None:
+        """The key's id, or None for a wrong key; a ContractError (rateLimitExceeded, carrying `task`'s ids) while
+        the session's client address has failed too many key checks."""
+        try:
+            return self.keys.identify(key, session.client)
+        except KeyChecksThrottled as error:
+            refusal = ContractError("rateLimitExceeded", str(error), parameter="apiKey", status=429)
+            raise with_task_ids(refusal, task) from None
 
     async def replay(self, session: Session) -> list[Reply]:
         """What finished for this WebSocket session while no connection had it (one frame per task), each result
@@ -251,9 +263,9 @@ class RunwareService:
         """listTasks (this server's own task type): this key's videoInference tasks, newest first, `limit` (1-50,
         default 20) from `offset` (default 0); the playground's history reads it."""
         limit, offset = task.get("limit", 20), task.get("offset", 0)
-        for name, value, low, high in (("limit", limit, 1, LIST_LIMIT_MAX), ("offset", offset, 0, None)):
-            if type(value) is not int or value < low or (high is not None and value > high):
-                bounds = f"from {low} to {high}" if high else f"{low} or more"
+        for name, value, low, high in (("limit", limit, 1, LIST_LIMIT_MAX), ("offset", offset, 0, LIST_OFFSET_MAX)):
+            if type(value) is not int or not low <= value <= high:
+                bounds = f"from {low} to {high}"
                 raise ContractError("invalidParameter", f"{name} must be an integer {bounds}", parameter=name)
         records = self.tasks.list_tasks(session.key_id, VIDEO_INFERENCE, limit + 1, offset)
         return {
@@ -303,6 +315,33 @@ class RunwareService:
         if isinstance(task_uuid, str):
             item["taskUUID"] = task_uuid
         return item
+
+
+def invalid_key_error(task: Any = None) -> ContractError:
+    """A wrong key: from an authentication task (`task` None), Runware's error of that task, with no taskUUID; from
+    the header, with the taskType and taskUUID of the body's first task (README: every error names its task), or
+    as an authentication error when there is none to read."""
+    error = with_task_ids(ContractError("invalidApiKey", INVALID_KEY_MESSAGE, parameter="apiKey", status=401), task)
+    error.task_type = error.task_type or "authentication"
+    return error
+
+
+def missing_key_error(task: Any = None) -> ContractError:
+    error = ContractError(
+        "missingApiKey", "authenticate first: an Authorization: Bearer header or an authentication task",
+        parameter="apiKey", status=401,
+    )  # fmt: skip
+    return with_task_ids(error, task)
+
+
+def with_task_ids(error: ContractError, task: Any) -> ContractError:
+    """The error with the taskType and taskUUID of the task it answers, when the task has them (README: every
+    error names its task); an authentication error carries no taskUUID."""
+    if isinstance(task, dict):
+        error.task_type = error.task_type or _string(task.get("taskType"))
+        if error.task_type != "authentication":
+            error.task_uuid = error.task_uuid or _string(task.get("taskUUID"))
+    return error
 
 
 def _item(record: TaskRecord, result: ResultRecord, **fields: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from ltx_runtime.catalog import MODELS, ModelSpec
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
@@ -19,6 +18,7 @@ from ltx_runtime.request import MAX_SEED, SafetyMode, SafetyRequest
 
 from ..jobs import Job, job_seeds
 from ..bodies import parameter_name, shown
+from ..netguard import BlockedURLError, parse_url
 from .protocol import ContractError
 
 TASK_TYPE = "videoInference"
@@ -92,9 +92,12 @@ class _Checker:
         value = self.task.get(name)
         if value is None:
             return None
-        parts = urlsplit(value) if isinstance(value, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        if not isinstance(value, str):
             raise self.invalid(name, f"{name} must be an http(s) URL")
+        try:
+            parse_url(value)
+        except BlockedURLError as error:
+            raise self.invalid(name, f"{name} must be an http(s) URL ({error})") from None
         return value
 
 
@@ -181,10 +184,9 @@ def _size(check: _Checker, task: dict, spec: ModelSpec, has_image: bool) -> tupl
             raise check.missing(name, f"{name} must be given together with {other}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise check.invalid(name, f"{name} must be an integer, got {shown(value)}")
-    if not spec.allows_size(width, height):
-        raise check.fail(
-            "unsupportedDimensions", "width", f"{width}x{height} is not a size of {spec.id}; allowed: {spec.describe_sizes()}"
-        )
+    size_problem = spec.size_problem(width, height)
+    if size_problem:
+        raise check.fail("unsupportedDimensions", "width", size_problem)
     return width, height
 
 
@@ -228,6 +230,11 @@ def _frame_image(check: _Checker, task: dict) -> str | None:
         item = item.get("image")
     if not isinstance(item, str) or not item.strip():
         raise check.invalid(parameter, "each frame image must be an imageUUID, a URL, a data URI or base64 data")
+    if item.startswith(("http://", "https://")):
+        try:
+            parse_url(item)
+        except BlockedURLError as error:
+            raise check.invalid(parameter, f"the frame image URL cannot be fetched ({error})") from None
     return item
 
 
