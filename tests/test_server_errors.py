@@ -6,6 +6,7 @@ import base64
 import http.client
 import io
 import json
+import time
 import urllib.request
 import uuid
 
@@ -202,7 +203,14 @@ def test_json_logs_for_log_shippers(server):
     task = video_task()
     server.post([task])
     server.wait_for_results(task["taskUUID"])
-    records = [json.loads(line) for line in server.log().splitlines()]
+    # The worker logs "finished" just after the result becomes visible to getResponse: wait for that line.
+    deadline = time.monotonic() + 20
+    while True:
+        records = [json.loads(line) for line in server.log().splitlines()]
+        if time.monotonic() > deadline or any(
+                r.get("taskUUID") == task["taskUUID"] and r.get("event") == "finished" for r in records):
+            break
+        time.sleep(0.1)
     assert all({"time", "level", "process", "logger", "message"} <= record.keys() for record in records)
     assert {record["process"] for record in records} >= {"server"} and any(
         record["process"].split("/")[-1].startswith("worker") for record in records)  # fmt: skip
