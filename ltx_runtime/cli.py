@@ -132,8 +132,7 @@ def list_models() -> None:
         audio = ".".join(spec.audio_flag)
         long = ""
         if spec.long_durations:
-            width, height, fps = spec.long_duration_format
-            long = f"; {', '.join(map(str, spec.long_durations))} s at {width}x{height} {fps} fps only"
+            long = f"; {', '.join(map(str, spec.long_durations))} s at {spec.describe_long_formats()} only"
         typer.echo(
             f"{spec.id}  {spec.name}{note}\n"
             f"    sizes: {spec.describe_sizes()}\n"

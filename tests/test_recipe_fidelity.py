@@ -224,7 +224,7 @@ def test_the_negative_prompt_is_the_current_official_text():
 def test_hosted_guided_models_cover_both_architectures():
     """So that the schedule test above covers every guided hosted model."""
     guided_models = {spec.id for spec in hosted_models() if spec.recipe is not Recipe.FAST}
-    assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3"}
+    assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2"}
 
 
 def test_the_ltx23_vocoder_runs_in_float32_when_the_rest_is_bf16(tiny_root):

@@ -170,10 +170,10 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
 def _size(check: _Checker, task: dict, spec: ModelSpec, has_image: bool) -> tuple[int | None, int | None]:
     width, height = task.get("width"), task.get("height")
     if width is None and height is None:
-        if has_image and spec.id == "lightricks:ltx@2.3":
+        if has_image and spec.size_from_image:
             return None, None  # taken from the image's orientation once it is loaded
-        if spec.id == "lightricks:ltx@2.3":
-            raise check.missing("width", "LTX-2.3 needs width and height, or inputs.frameImages")
+        if spec.size_from_image:
+            raise check.missing("width", f"{spec.name} needs width and height, or inputs.frameImages")
         return spec.default_size
     for name, value in (("width", width), ("height", height)):
         if value is None:
