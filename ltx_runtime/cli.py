@@ -41,6 +41,9 @@ def generate(
     output_format: Optional[OutputFormat] = typer.Option(None, "--format", help="mp4, webm or mov (default: from the output suffix, else mp4)."),
     quality: int = typer.Option(QUALITY_DEFAULT, help="20-99, mapped onto the encoder's CRF (higher is better, larger)."),
     image: Optional[Path] = typer.Option(None, "--image", help="First-frame image (PNG, JPEG or WEBP), resized and centre-cropped to the frame.", exists=True, dir_okay=False),
+    steps: Optional[int] = typer.Option(None, help="Guided models only: stage-1 denoising steps (default: the official 40 for LTX-2, 30 for LTX-2.3)."),
+    guidance_scale: Optional[float] = typer.Option(None, help="Guided models only: the video CFG scale (default: the official 3.0)."),
+    negative_prompt: Optional[str] = typer.Option(None, help="Guided models only: what to steer away from (default: the official negative prompt)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
     memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory)."),
 ) -> None:
@@ -70,11 +73,14 @@ def generate(
         output_format=output_format,
         quality=quality,
         image=image.read_bytes() if image else None,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        negative_prompt=negative_prompt,
     )
     try:
         validate_request(request)
     except RequestError as error:
-        _fail(f"--{error.parameter}: {error}", code=2)
+        _fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
     if memory_profile != "auto" and memory_profile not in {p.value for p in MemoryProfile}:
         _fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)
     engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile))
@@ -93,7 +99,7 @@ def generate(
         try:
             result = engine.generate(request, output, progress=tracker)
         except RequestError as error:
-            _fail(f"--{error.parameter}: {error}", code=2)
+            _fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
         except (WeightsError, OutOfMemory) as error:
             _fail(str(error))
     audio_text = f"{result.sample_rate} Hz stereo audio" if result.has_audio else "no audio"

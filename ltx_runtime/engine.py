@@ -261,13 +261,13 @@ class Engine:
     ) -> dict[str, float]:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
         report("text_encoding", 0.0)
-        stage_1_steps = fast.STAGE_1_STEPS if spec.recipe is Recipe.FAST else guided.PARAMS[spec.recipe].steps
+        stage_1_steps = RECIPES[spec.recipe].stage_1_steps(spec, request)
         on_step = denoising_steps(report, stage_1_steps)
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
         on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview)
         recipe_output = RECIPES[spec.recipe].run(
-            components, spec, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding,
+            components, spec, plan, request, generator, on_step, image=image, after_encoding=after_encoding,
             on_latents=on_latents,
         )  # fmt: skip
         timings = dict(recipe_output.timings)

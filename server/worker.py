@@ -241,6 +241,9 @@ class Worker:
             output_format=OutputFormat(job.output_format),
             quality=job.quality,
             image=self.media.read_bytes(image_key(job.frame_image_file)) if job.frame_image_file else None,
+            steps=job.steps,
+            guidance_scale=job.cfg_scale,
+            negative_prompt=job.negative_prompt,
         )
         file_name = result_file_name(video_uuid, job.output_format)
         scratch = scratch_file(self.settings, self.worker_id, file_name)

@@ -85,3 +85,24 @@ def test_safety_check_inputs_must_be_a_boolean():
     with pytest.raises(ContractError) as refused:
         validate_video_inference(task(safety={"checkInputs": "yes"}), demo=False)
     assert (refused.value.code, refused.value.parameter) == ("invalidCheckInputs", "safety.checkInputs")
+
+
+def test_guided_parameters_reach_the_job_and_absent_ones_leave_the_official_defaults():
+    sized = {"width": 1920, "height": 1080}
+    job = validate_video_inference(
+        task(model="lightricks:ltx@2.3", steps=12, CFGScale=4, negativePrompt="fog", seed=5, **sized), demo=False
+    )
+    assert (job.steps, job.cfg_scale, job.negative_prompt, job.seeds) == (12, 4.0, "fog", [5])
+    assert isinstance(job.cfg_scale, float)
+    job = validate_video_inference(task(model="lightricks:ltx@2", **sized), demo=False)
+    assert (job.steps, job.cfg_scale, job.negative_prompt) == (None, None, None)
+    assert (job.duration, job.fps, job.audio) == (5.0, 24, True)
+
+
+def test_ltx23_fast_and_ltx2_as_the_sdk_sends_them():
+    fast = task(model="lightricks:ltx@2.3-fast", width=1080, height=1920, duration=20.0, fps=24, routing={"region": "eu"})
+    job = validate_video_inference(fast, demo=False)
+    assert (job.width, job.height, job.duration, job.fps, job.audio) == (1080, 1920, 20.0, 24, True)
+    ltx2 = task(model="lightricks:ltx@2", width=1280, height=720, duration=7, fps=30, settings={"audio": False})
+    job = validate_video_inference(ltx2, demo=False)
+    assert (job.width, job.height, job.duration, job.fps, job.audio) == (1280, 720, 7.0, 30, False)

@@ -21,6 +21,7 @@ from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTI
 
 from ..catalog import ModelSpec
 from ..geometry import GenerationPlan
+from ..request import GenerationRequest
 from ..weights import Components
 from . import (
     CROSS_TIMESTEP,
@@ -41,11 +42,15 @@ STAGE_1_STEPS = len(DISTILLED_SIGMA_VALUES)
 TOTAL_STEPS = STAGE_1_STEPS + len(STAGE_2_DISTILLED_SIGMA_VALUES)
 
 
+def stage_1_steps(spec: ModelSpec, request: GenerationRequest) -> int:
+    return STAGE_1_STEPS  # fixed: the distilled schedule takes no step count
+
+
 def run(
     components: Components,
     spec: ModelSpec,
     plan: GenerationPlan,
-    prompt: str,
+    request: GenerationRequest,
     generator: torch.Generator,
     on_step: StepCallback,
     image: np.ndarray | None = None,
@@ -56,7 +61,7 @@ def run(
     clock = StageClock(denoise.device)
 
     with torch.inference_mode(), cross_attention_gates(denoise.transformer):
-        prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, prompt)
+        prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, request.prompt)
         clock.lap("text_encoding")
         if after_encoding:
             after_encoding()

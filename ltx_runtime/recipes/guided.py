@@ -1,7 +1,8 @@
 """LTX-2 Pro and LTX-2.3: the guided two-stage recipe (Lightricks' `TI2VidTwoStagesPipeline`, through diffusers).
 
-1. Encode the prompt and the official negative prompt once.
-2. Stage 1 at half the generation size with the dev model: `steps` Euler steps on the official fixed schedule
+1. Encode the prompt and the official negative prompt (or the request's) once.
+2. Stage 1 at half the generation size with the dev model: `steps` Euler steps (the request may set them, and the
+   video CFG scale) on the official fixed schedule
    (`stage_1_sigmas`: the same at every size), with the official guidance: video CFG 3.0, STG 1.0 on one block,
    modality 3.0, rescale 0.7; audio CFG 7.0, STG 1.0, modality 3.0, rescale 0.7. The distilled LoRA is off.
 3. The x2 spatial latent upsampler.
@@ -15,7 +16,7 @@ Parameters: Lightricks' `LTX_2_PARAMS` / `LTX_2_3_PARAMS` (ltx-pipelines utils/c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -24,6 +25,7 @@ from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
 
 from ..catalog import ModelSpec, Recipe
 from ..geometry import GenerationPlan
+from ..request import GenerationRequest
 from ..weights import DISTILLED_LORA, Components
 from . import (
     CROSS_TIMESTEP,
@@ -108,29 +110,41 @@ PARAMS = {
 }
 
 
-def total_steps(recipe: Recipe) -> int:
-    return PARAMS[recipe].steps + len(STAGE_2_DISTILLED_SIGMA_VALUES)
+def params_for(spec: ModelSpec, request: GenerationRequest) -> GuidedParams:
+    """The official parameters with what the request sets: `steps` and the video CFG scale (`CFGScale` on the wire;
+    the audio CFG stays the official 7.0, as the official CLI's `--cfg-guidance-scale` also leaves it)."""
+    params = PARAMS[spec.recipe]
+    return replace(
+        params,
+        steps=params.steps if request.steps is None else request.steps,
+        video_cfg=params.video_cfg if request.guidance_scale is None else request.guidance_scale,
+    )
+
+
+def stage_1_steps(spec: ModelSpec, request: GenerationRequest) -> int:
+    return params_for(spec, request).steps
 
 
 def run(
     components: Components,
     spec: ModelSpec,
     plan: GenerationPlan,
-    prompt: str,
+    request: GenerationRequest,
     generator: torch.Generator,
     on_step: StepCallback,
     image: np.ndarray | None = None,
     after_encoding: Callable[[], None] | None = None,
     on_latents: LatentsCallback | None = None,
 ) -> RecipeOutput:
-    params = PARAMS[spec.recipe]
-    total = total_steps(spec.recipe)
+    params = params_for(spec, request)
+    total = params.steps + len(STAGE_2_DISTILLED_SIGMA_VALUES)
+    negative_prompt = NEGATIVE_PROMPT if request.negative_prompt is None else request.negative_prompt
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
 
     with torch.inference_mode(), cross_attention_gates(denoise.transformer):
         prompt_embeds, prompt_mask, negative_embeds, negative_mask = components.prompt_cache.encode(
-            denoise, prompt, NEGATIVE_PROMPT
+            denoise, request.prompt, negative_prompt
         )
         clock.lap("text_encoding")
         if after_encoding:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ltx_runtime.catalog import MODELS, ModelSpec
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
-from ltx_runtime.request import MAX_SEED, SafetyMode, SafetyRequest
+from ltx_runtime.request import MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRequest
 
 from ..jobs import Job, job_seeds
 from ..bodies import parameter_name, shown
@@ -25,8 +25,10 @@ TASK_TYPE = "videoInference"
 TOP_LEVEL = {
     "taskType", "taskUUID", "model", "positivePrompt", "width", "height", "duration", "fps", "seed",
     "numberResults", "outputType", "outputFormat", "outputQuality", "ttl", "deliveryMethod", "webhookURL",
-    "uploadEndpoint", "includeCost", "safety", "inputs",
+    "uploadEndpoint", "includeCost", "safety", "inputs", "routing",
 }  # fmt: skip
+GUIDANCE_FIELDS = {"steps", "CFGScale", "negativePrompt"}
+"""Taken by the guided models only (catalog `guidance`; runware-sdk 1.8.0: lightricks:ltx@2 and ltx@2.3)."""
 # Sent by the official SDKs on their own; accepted and ignored (runware-contract.md sections 3a and 5).
 SDK_EXTRAS = {"customTaskUUID", "skipResponse", "retry"}
 MAX_RESULTS = 4
@@ -118,7 +120,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     if "frameImages" in task:
         raise check.unsupported("frameImages", "frameImages must be nested under inputs (inputs.frameImages)")
     audio_root = spec.audio_flag[0]
-    check.only_keys(task, TOP_LEVEL | SDK_EXTRAS | {audio_root}, "")
+    check.only_keys(task, TOP_LEVEL | SDK_EXTRAS | {audio_root} | (GUIDANCE_FIELDS if spec.guidance else set()), "")
 
     prompt = task.get("positivePrompt")
     if prompt is None:
@@ -146,6 +148,8 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         raise check.invalid("deliveryMethod", "video models deliver asynchronously only: deliveryMethod must be async")
     include_cost = check.boolean(task, "includeCost", "includeCost", False)
     safety = _safety(check, task)
+    check.object("routing", "routing", task)  # accepted and ignored: one server has no providers to route between
+    steps, cfg_scale, negative_prompt = _guidance(check, task, spec)
 
     return VideoJob(
         model=spec.id,
@@ -164,7 +168,29 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         upload_endpoint=check.url("uploadEndpoint"),
         frame_image=frame_image,
         safety=safety.to_dict(),
+        steps=steps,
+        cfg_scale=cfg_scale,
+        negative_prompt=negative_prompt,
     )
+
+
+def _guidance(check: _Checker, task: dict, spec: ModelSpec) -> tuple[int | None, float | None, str | None]:
+    """steps, CFGScale and negativePrompt of a guided model, in its ranges (absent: None, the official defaults)."""
+    limits = spec.guidance
+    if limits is None:
+        return None, None, None
+    steps = check.integer("steps", None, limits.min_steps, limits.max_steps)
+    cfg_scale = task.get("CFGScale")
+    if cfg_scale is not None:
+        if isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float)) or not limits.min_cfg <= cfg_scale <= limits.max_cfg:
+            raise check.invalid(
+                "CFGScale", f"CFGScale must be a number from {limits.min_cfg:g} to {limits.max_cfg:g}, got {shown(cfg_scale)}"
+            )
+        cfg_scale = float(cfg_scale)
+    negative_prompt = task.get("negativePrompt")
+    if negative_prompt is not None and (not isinstance(negative_prompt, str) or not 1 <= len(negative_prompt) <= MAX_PROMPT):
+        raise check.invalid("negativePrompt", f"negativePrompt must be a string of 1 to {MAX_PROMPT} characters")
+    return steps, cfg_scale, negative_prompt
 
 
 def _size(check: _Checker, task: dict, spec: ModelSpec, has_image: bool) -> tuple[int | None, int | None]:
