@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,8 @@ TASK_TYPES = (
 LIST_LIMIT_MAX = 50
 MAX_TASKS_PER_REQUEST = 100
 """Tasks in one REST body or WebSocket frame; the SDKs send one or two."""
+SYNC_POLL_SECONDS = 0.25
+"""How often a sync videoInference reply looks at its task while it waits."""
 
 
 @dataclass
@@ -61,7 +65,10 @@ class RunwareService:
             return reply
         for task in tasks:
             try:
-                reply.extend(await in_thread(self._handle_one, task, session))
+                answer = await in_thread(self._handle_one, task, session)
+                if task.get("taskType") == VIDEO_INFERENCE and task.get("deliveryMethod") == "sync":
+                    answer = await self._wait_for_results(task, session, answer)
+                reply.extend(answer)
             except ContractError as error:
                 if isinstance(task, dict):
                     error.task_type = error.task_type or _string(task.get("taskType"))
@@ -69,6 +76,26 @@ class RunwareService:
                         error.task_uuid = error.task_uuid or _string(task.get("taskUUID"))
                 reply.errors.append(error)
         return reply
+
+    async def _wait_for_results(self, task: dict, session: Session, ack: Reply) -> Reply:
+        """`deliveryMethod: "sync"`: the results themselves (or the task's failure) once they are all there, at most
+        `sync_wait_seconds` after the submit; past that, the ack with a message saying to poll getResponse. The wait
+        is asynchronous: it holds no thread, only this request (or this WebSocket's frame)."""
+        deadline = time.monotonic() + self.tasks.settings.sync_wait_seconds
+        while True:
+            record = await in_thread(self._find, task, session)
+            if record.status in ("failed", "cancelled") or all(r.status == "success" for r in record.results):
+                return await in_thread(self._get_response, {"taskUUID": record.task_uuid}, session)
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(SYNC_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+        wait = self.tasks.settings.sync_wait_seconds
+        for item in ack.data:
+            item["message"] = (
+                f"not finished within this server's sync wait of {wait:g} s: the task goes on; poll getResponse with "
+                "this taskUUID for its results"
+            )
+        return ack
 
     def _handle_one(self, task: Any, session: Session) -> Reply:
         if not isinstance(task, dict):

@@ -144,8 +144,8 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         raise check.invalid("outputFormat", f"outputFormat must be MP4, WEBM or MOV, got {shown(output_format)}")
     quality = check.integer("outputQuality", QUALITY_DEFAULT, QUALITY_MIN, QUALITY_MAX)
     ttl = check.integer("ttl", None, MIN_TTL, 2**31 - 1)
-    if task.get("deliveryMethod", "async") != "async":
-        raise check.invalid("deliveryMethod", "video models deliver asynchronously only: deliveryMethod must be async")
+    if task.get("deliveryMethod", "async") not in ("async", "sync"):
+        raise check.invalid("deliveryMethod", "deliveryMethod must be async or sync")
     include_cost = check.boolean(task, "includeCost", "includeCost", False)
     safety = _safety(check, task)
     check.object("routing", "routing", task)  # accepted and ignored: one server has no providers to route between
