@@ -44,11 +44,13 @@ def generate(
     steps: Optional[int] = typer.Option(None, help="Guided models only: stage-1 denoising steps (default: the official 40 for LTX-2, 30 for LTX-2.3)."),
     guidance_scale: Optional[float] = typer.Option(None, help="Guided models only: the video CFG scale (default: the official 3.0)."),
     negative_prompt: Optional[str] = typer.Option(None, help="Guided models only: what to steer away from (default: the official negative prompt)."),
+    lora: Optional[list[str]] = typer.Option(None, "--lora", help="ID=WEIGHT (repeatable): a LoRA listed in weights.lock or LTX_LORAS, its file in the weights root's loras/ folder, at that weight for this clip (LTX-2.3 models)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
     memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory)."),
 ) -> None:
     """Generate one clip and write it to --output."""
     from .engine import Engine, OutOfMemory
+    from .loras import DEFAULT_LOCK_PATH, LoraListError, read_loras
     from .request import GenerationRequest, RequestError, validate_request
     from .memory import MemoryProfile
     from .progress import STAGE_LABELS, STAGES, JobProgress, StageTimes
@@ -76,6 +78,7 @@ def generate(
         steps=steps,
         guidance_scale=guidance_scale,
         negative_prompt=negative_prompt,
+        loras=tuple(_lora_choice(text) for text in lora or ()),
     )
     try:
         validate_request(request)
@@ -83,7 +86,12 @@ def generate(
         _fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
     if memory_profile != "auto" and memory_profile not in {p.value for p in MemoryProfile}:
         _fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)
-    engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile))
+    try:
+        offered_loras = read_loras(DEFAULT_LOCK_PATH, os.environ.get("LTX_LORAS", ""))
+    except LoraListError as error:
+        _fail(str(error))
+    engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile),
+                    loras=offered_loras)  # fmt: skip
     if engine.uses_tiny_weights:
         console.print(TINY_WARNING)
     with Progress(
@@ -109,6 +117,15 @@ def generate(
         f"{result.duration:g} s, {audio_text}, {result.output_format.value}, seed {result.seed}, "
         f"{result.timings['total']:.1f} s ({stages})"
     )
+
+
+def _lora_choice(text: str) -> tuple[str, float]:
+    """--lora ID=WEIGHT (or ID alone: weight 1)."""
+    lora_id, _, weight = text.rpartition("=") if "=" in text else (text, "", "1")
+    try:
+        return lora_id, float(weight)
+    except ValueError:
+        _fail(f"--lora: {text!r} is not ID=WEIGHT with a number for the weight", code=2)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import media
 from .catalog import ModelSpec, get_model
+from .loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT
 
 MAX_SEED = 2**63 - 1
 MAX_PROMPT = 10000
@@ -47,6 +48,8 @@ class GenerationRequest:
     """The video CFG scale of a guided model (None: the official 3.0)."""
     negative_prompt: str | None = None
     """What a guided model steers away from (None: the official negative prompt)."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """(LoRA id, weight) pairs, applied for this request only (ltx_runtime.loras)."""
 
 
 def validate_request(request: GenerationRequest) -> ModelSpec:
@@ -73,7 +76,21 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
     if request.image is not None:
         check_image(request.image)
     check_guidance(spec, request.steps, request.guidance_scale, request.negative_prompt)
+    check_lora_weights(spec, request.loras)
     return spec
+
+
+def check_lora_weights(spec: ModelSpec, loras) -> None:
+    """The number of LoRAs and their weights (which ids exist is the operator's list: the engine checks it)."""
+    if not loras:
+        return
+    if not spec.takes_loras:
+        raise RequestError("lora", f"{spec.id} takes no LoRAs")
+    if len(loras) > MAX_LORAS:
+        raise RequestError("lora", f"at most {MAX_LORAS} LoRAs per request, not {len(loras)}")
+    for lora_id, weight in loras:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+            raise RequestError("lora", f"LoRA {lora_id!r}: the weight must be from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}, not {weight!r}")
 
 
 def check_guidance(spec: ModelSpec, steps: int | None, guidance_scale: float | None, negative_prompt: str | None) -> None:

@@ -49,6 +49,8 @@ class Job:
     """Guided models: the video CFG scale (None: the official one)."""
     negative_prompt: str | None = None
     """Guided models: the negative prompt (None: the official one)."""
+    loras: list[tuple[str, float]] | None = None
+    """(LoRA id, weight) pairs for this job only."""
     safety: dict[str, Any] | None = None
     """The content check (`ltx_runtime.safety.SafetyRequest.to_dict`: mode none/fast/full, check_inputs), the
     server's requirement included."""

@@ -26,6 +26,7 @@ import time
 
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
+from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.memory import MemoryProfile, free_cached_memory
 from ltx_runtime.media import EncodingError, OutputFormat
 from ltx_runtime.progress import JobProgress, StageCallback, StageTimes
@@ -93,6 +94,7 @@ class Worker:
             memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
+            loras=read_loras(DEFAULT_LOCK_PATH, settings.loras),
         )
         self._safety_checker: SafetyChecker | None = None
         self.stage_times = StageTimes()
@@ -244,6 +246,7 @@ class Worker:
             steps=job.steps,
             guidance_scale=job.cfg_scale,
             negative_prompt=job.negative_prompt,
+            loras=tuple((lora_id, weight) for lora_id, weight in job.loras or ()),
         )
         file_name = result_file_name(video_uuid, job.output_format)
         scratch = scratch_file(self.settings, self.worker_id, file_name)

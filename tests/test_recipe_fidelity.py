@@ -199,8 +199,9 @@ def recipe_run_details(engine, model, monkeypatch) -> dict:
         lambda _, args, kwargs: details["cross_timestep"].add(kwargs["use_cross_timestep"]), with_kwargs=True
     )
     try:
-        output = module.run(components, spec, plan_generation(96, 64, 1, 9, spec.audio_sample_rate), "a lighthouse",
-                            torch.Generator().manual_seed(5), lambda done, total: None)  # fmt: skip
+        plan = plan_generation(96, 64, 1, 9, spec.audio_sample_rate)
+        output = module.run(components, spec, plan, asking(spec, plan, "a lighthouse"), torch.Generator().manual_seed(5),
+                            lambda done, total: None)  # fmt: skip
     finally:
         handle.remove()
         monkeypatch.undo()

@@ -6,6 +6,7 @@ import pytest
 
 from server.runware.protocol import ContractError
 from server.jobs import MAX_RANDOM_SEED
+from ltx_runtime.loras import LoraEntry
 from server.runware.validation import validate_video_inference
 
 
@@ -106,3 +107,38 @@ def test_ltx23_fast_and_ltx2_as_the_sdk_sends_them():
     ltx2 = task(model="lightricks:ltx@2", width=1280, height=720, duration=7, fps=30, settings={"audio": False})
     job = validate_video_inference(ltx2, demo=False)
     assert (job.width, job.height, job.duration, job.fps, job.audio) == (1280, 720, 7.0, 30, False)
+
+
+OFFERED = {"style": LoraEntry("style", "style.safetensors", "ltx-2.3"), "old": LoraEntry("old", "old.safetensors", "ltx-2")}
+
+
+def test_loras_reach_the_job_with_a_default_weight_of_one():
+    sized = {"width": 1920, "height": 1080}
+    job = validate_video_inference(task(model="lightricks:ltx@2.3-fast", lora=[{"model": "style", "weight": 0.5}], **sized),
+                                   demo=False, loras=OFFERED)  # fmt: skip
+    assert job.loras == [("style", 0.5)]
+    job = validate_video_inference(task(model="lightricks:ltx@2.3", lora=[{"model": "style"}], **sized), demo=False, loras=OFFERED)
+    assert job.loras == [("style", 1.0)]
+
+
+@pytest.mark.parametrize(
+    "lora, model, code, words",
+    [
+        ([{"model": "nobody"}], "lightricks:ltx@2.3-fast", "invalidLora", "unknown LoRA"),
+        ([{"model": "old"}], "lightricks:ltx@2.3-fast", "invalidLora", "LoRA for ltx-2 models"),
+        ([{"model": "style", "weight": 5}], "lightricks:ltx@2.3", "invalidLora", "weight must be a number from -4 to 4"),
+        ([{"model": "style", "weight": "1"}], "lightricks:ltx@2.3", "invalidLora", "weight"),
+        ([{"model": "style"}, {"model": "style"}], "lightricks:ltx@2.3", "invalidLora", "listed twice"),
+        ([{"model": "style"}] * 5, "lightricks:ltx@2.3", "invalidLora", "at most 4"),
+        ({"model": "style"}, "lightricks:ltx@2.3", "invalidLora", "a list"),
+        (["style"], "lightricks:ltx@2.3", "invalidLora", "must be an object"),
+        ([{"model": "style", "scale": 1}], "lightricks:ltx@2.3", "unsupportedParameter", "lora[0].scale"),
+        ([{"model": "style"}], "lightricks:2@1", "unsupportedParameter", "lora is not a parameter"),
+        ([{"model": "style"}], "lightricks:ltx@2", "unsupportedParameter", "lora is not a parameter"),
+    ],
+)
+def test_bad_loras_are_refused_before_the_ack(lora, model, code, words):
+    with pytest.raises(ContractError) as raised:
+        validate_video_inference(task(model=model, width=1920, height=1080, lora=lora), demo=False, loras=OFFERED)
+    assert raised.value.code == code and words in raised.value.message
+    assert raised.value.parameter.startswith("lora")

@@ -9,7 +9,7 @@
 4. Stage 2 at full size with the distilled LoRA switched on (loaded once with the model, never reloaded): the 3
    stage-2 sigmas, guidance off; the stage-1 audio is re-noised and refined with the video, as officially, but the
    clip keeps the stage-1 audio (ltx-pipelines since 63fd9a4: stage 2 refines video only). The LoRA is switched
-   off again afterwards.
+   off again afterwards. A request's own LoRAs are on in both stages (with the distilled one in stage 2).
 Parameters: Lightricks' `LTX_2_PARAMS` / `LTX_2_3_PARAMS` (ltx-pipelines utils/constants.py; ltx2-models.md section 2).
 """
 
@@ -34,7 +34,9 @@ from . import (
     StageClock,
     StepCallback,
     cross_attention_gates,
+    loras_on,
     pipelines_for,
+    request_adapters,
     stage_1_first_frame,
     step_reporter,
     unshifted_scheduler,
@@ -150,37 +152,36 @@ def run(
         if after_encoding:
             after_encoding()
 
-        denoise.disable_lora()
-        video_latents, audio_latents = denoise(
-            prompt_embeds=prompt_embeds,
-            prompt_attention_mask=prompt_mask,
-            negative_prompt_embeds=negative_embeds,
-            negative_prompt_attention_mask=negative_mask,
-            width=plan.stage1_width,
-            height=plan.stage1_height,
-            num_frames=plan.gen_frames,
-            frame_rate=float(plan.fps),
-            sigmas=stage_1_sigmas(params.steps),
-            num_inference_steps=params.steps,
-            generator=generator,
-            output_type="latent",
-            return_dict=False,
-            callback_on_step_end=step_reporter(on_step, 0, total, on_latents),
-            use_cross_timestep=CROSS_TIMESTEP,
-            **params.guidance(),
-            **stage_1_first_frame(denoise, image, plan),
-        )
+        # The request's LoRAs in both stages; stage 2 adds the distilled LoRA (ti2vid_two_stages.py: stage 1 gets
+        # `loras`, stage 2 `loras + distilled_lora`).
+        user_loras = request_adapters(request)
+        with loras_on(denoise, user_loras):
+            video_latents, audio_latents = denoise(
+                prompt_embeds=prompt_embeds,
+                prompt_attention_mask=prompt_mask,
+                negative_prompt_embeds=negative_embeds,
+                negative_prompt_attention_mask=negative_mask,
+                width=plan.stage1_width,
+                height=plan.stage1_height,
+                num_frames=plan.gen_frames,
+                frame_rate=float(plan.fps),
+                sigmas=stage_1_sigmas(params.steps),
+                num_inference_steps=params.steps,
+                generator=generator,
+                output_type="latent",
+                return_dict=False,
+                callback_on_step_end=step_reporter(on_step, 0, total, on_latents),
+                use_cross_timestep=CROSS_TIMESTEP,
+                **params.guidance(),
+                **stage_1_first_frame(denoise, image, plan),
+            )
         clock.lap("stage_1")
 
-        denoise.enable_lora()
-        denoise.set_adapters([DISTILLED_LORA], [1.0])
-        try:
+        with loras_on(denoise, [(DISTILLED_LORA, 1.0), *user_loras]):
             video_latents, _ = upsample_and_refine(
                 denoise, upsample, plan, video_latents, audio_latents, image, clock,
                 prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,
                 callback_on_step_end=step_reporter(on_step, params.steps, total), use_cross_timestep=CROSS_TIMESTEP,
             )  # fmt: skip
-        finally:
-            denoise.disable_lora()
 
     return RecipeOutput(video_latents=video_latents, audio_latents=audio_latents, timings=clock.timings)

@@ -164,7 +164,7 @@ class RunwareService:
         return frames
 
     def _submit(self, task: dict, session: Session) -> dict:
-        job = validate_video_inference(task, demo=self.demo)
+        job = validate_video_inference(task, demo=self.demo, loras=self.tasks.loras)
         try:
             self.tasks.submit(
                 session.key_id, task["taskUUID"], VIDEO_INFERENCE, task, job,

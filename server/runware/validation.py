@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ltx_runtime.catalog import MODELS, ModelSpec
+from ltx_runtime.loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT, LoraEntry
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
 from ltx_runtime.request import MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRequest
 
@@ -100,7 +101,8 @@ class _Checker:
         return value
 
 
-def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
+def validate_video_inference(task: dict[str, Any], *, demo: bool, loras: dict[str, LoraEntry] | None = None) -> VideoJob:
+    """`loras`: the LoRAs the operator offers (ltx_runtime.loras); none by default."""
     check = _Checker(task)
     if check.task_uuid is None:
         raise check.missing("taskUUID", "taskUUID is required (a UUID v4 string)")
@@ -120,7 +122,8 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     if "frameImages" in task:
         raise check.unsupported("frameImages", "frameImages must be nested under inputs (inputs.frameImages)")
     audio_root = spec.audio_flag[0]
-    check.only_keys(task, TOP_LEVEL | SDK_EXTRAS | {audio_root} | (GUIDANCE_FIELDS if spec.guidance else set()), "")
+    model_fields = (GUIDANCE_FIELDS if spec.guidance else set()) | ({"lora"} if spec.takes_loras else set())
+    check.only_keys(task, TOP_LEVEL | SDK_EXTRAS | {audio_root} | model_fields, "")
 
     prompt = task.get("positivePrompt")
     if prompt is None:
@@ -150,6 +153,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     safety = _safety(check, task)
     check.object("routing", "routing", task)  # accepted and ignored: one server has no providers to route between
     steps, cfg_scale, negative_prompt = _guidance(check, task, spec)
+    chosen_loras = _loras(check, task, spec, loras or {})
 
     return VideoJob(
         model=spec.id,
@@ -171,7 +175,39 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         steps=steps,
         cfg_scale=cfg_scale,
         negative_prompt=negative_prompt,
+        loras=chosen_loras,
     )
+
+
+def _loras(check: _Checker, task: dict, spec: ModelSpec, offered: dict[str, LoraEntry]) -> list[tuple[str, float]] | None:
+    """`lora: [{model, weight}]`: ids the operator lists, for this model's architecture, weights in range (default
+    1.0), at most MAX_LORAS, each once."""
+    items = task.get("lora")
+    if items is None:
+        return None
+    if not isinstance(items, list) or len(items) > MAX_LORAS:
+        raise check.invalid("lora", f"lora must be a list of at most {MAX_LORAS} objects {{model, weight}}")
+    chosen: list[tuple[str, float]] = []
+    for index, item in enumerate(items):
+        where = f"lora[{index}]"
+        if not isinstance(item, dict):
+            raise check.invalid("lora", f"{where} must be an object {{model, weight}}")
+        check.only_keys(item, {"model", "weight"}, where)
+        lora_id, weight = item.get("model"), item.get("weight", 1.0)
+        entry = offered.get(lora_id) if isinstance(lora_id, str) else None
+        if entry is None:
+            names = ", ".join(offered) or "none"
+            raise check.invalid("lora", f"{where}.model: unknown LoRA {shown(lora_id)}; this server offers: {names}")
+        if entry.architecture != spec.architecture:
+            raise check.invalid(
+                "lora", f"{where}.model: {lora_id} is a LoRA for {entry.architecture} models, {spec.id} is {spec.architecture}"
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+            raise check.invalid("lora", f"{where}.weight must be a number from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}, got {shown(weight)}")
+        if any(lora_id == earlier for earlier, _ in chosen):
+            raise check.invalid("lora", f"{where}.model: {lora_id} is listed twice")
+        chosen.append((lora_id, float(weight)))
+    return chosen or None
 
 
 def _guidance(check: _Checker, task: dict, spec: ModelSpec) -> tuple[int | None, float | None, str | None]:
