@@ -73,6 +73,9 @@ def test_ltx23_fast_and_a_guided_clip_with_steps_cfg_and_negative_prompt(server,
     details = server.post([{"taskType": "getTaskDetails", "taskUUID": guided["taskUUID"]}])[1]["data"][0]
     assert {key: details["request"][0][key] for key in ("steps", "CFGScale", "negativePrompt")} == {
         "steps": 2, "CFGScale": 5.5, "negativePrompt": "fog, rain"}
+    generation = details["generation"]
+    assert (generation["steps"], generation["cfg_scale"], generation["negative_prompt"]) == (2, 5.5, "fog, rain")
+    assert generation["loras"] is None
 
 
 def test_sync_past_the_wait_answers_as_async_with_a_message_and_the_task_goes_on(tmp_path):

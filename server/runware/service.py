@@ -267,7 +267,11 @@ class RunwareService:
             "results": [{"videoUUID": r.video_uuid, "status": r.status, "progress": r.progress, "stage": r.stage}
                         for r in record.results],  # fmt: skip
             # What the worker generates, with defaults and image-derived sizes filled in.
-            "generation": {key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
+            "generation": {
+                **{key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
+                # set only where the task set them (None: the official defaults); absent from tasks stored earlier
+                **{key: record.job.get(key) for key in ("steps", "cfg_scale", "negative_prompt", "loras")},
+            },
             "deliveries": [
                 {key: getattr(d, key) for key in ("kind", "url", "state", "attempts", "last_status", "last_error")}
                 for d in self.tasks.deliveries(record)
