@@ -242,8 +242,8 @@ def test_image_to_video_cross_attention_follows_v1_2_0(engine, model):
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     module = fast if spec.recipe is Recipe.FAST else guided
     try:
-        module.run(components, spec, plan, "a lighthouse", torch.Generator().manual_seed(5), lambda done, total: None,
-                   image=image)  # fmt: skip
+        module.run(components, spec, plan, asking(spec, plan, "a lighthouse"), torch.Generator().manual_seed(5),
+                   lambda done, total: None, image=image)  # fmt: skip
     finally:
         for handle in handles:
             handle.remove()

@@ -63,7 +63,8 @@ def run(
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
 
-    with torch.inference_mode(), cross_attention_gates(denoise.transformer), loras_on(denoise, request_adapters(request)):
+    adapters = request_adapters(request)
+    with torch.inference_mode(), cross_attention_gates(denoise.transformer), loras_on(denoise, adapters):
         prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, request.prompt)
         clock.lap("text_encoding")
         if after_encoding:
