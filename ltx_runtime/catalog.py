@@ -36,6 +36,29 @@ PARAMETER_COUNTS = {
 model (a test counts them again on the real architectures: fullsize.py)."""
 
 
+@dataclass(frozen=True)
+class GuidanceLimits:
+    """What a request may set on a guided recipe: the stage-1 step count and the video CFG scale (`steps`,
+    `CFGScale`), and a negative prompt of its own. The defaults are the official recipe's (ltx-pipelines
+    utils/constants.py `LTX_2_PARAMS` / `LTX_2_3_PARAMS`: 40 or 30 steps, video CFG 3.0, `DEFAULT_NEGATIVE_PROMPT`).
+
+    The ranges: neither the SDK types (runware-sdk 1.8.0 task_map.py: `steps: int`, `CFGScale: float`) nor the Runware
+    model pages publish bounds, so they were chosen here: at least 2 steps (the official schedule stretches its last
+    sigma to 0.1, which needs two), at most 100 (2.5 times the longest official schedule); CFG 1 (no guidance) to 20
+    (beyond it the official rescale of 0.7 no longer keeps the output in range)."""
+
+    default_steps: int
+    min_steps: int = 2
+    max_steps: int = 100
+    default_cfg: float = 3.0
+    min_cfg: float = 1.0
+    max_cfg: float = 20.0
+
+
+LTX_2_GUIDANCE = GuidanceLimits(default_steps=40)
+LTX_2_3_GUIDANCE = GuidanceLimits(default_steps=30)
+
+
 class UnknownModelError(KeyError):
     def __init__(self, model_id: str, known: list[str]):
         super().__init__(model_id)
@@ -91,9 +114,17 @@ class ModelSpec:
     """Offered only in demo mode and tests (tiny random weights)."""
     long_durations: tuple[int, ...] = ()
     """Durations beyond `durations` that are allowed only at `long_duration_format`."""
-    long_duration_format: tuple[int, int, int] | None = None
+    long_duration_formats: tuple[tuple[int, int, int], ...] = ()
     """(width, height, fps) of the long durations: Lightricks' hosted matrix makes Fast clips above 10 s at
     1920x1080 and 25 fps only (docs.ltx.video/models; runware-contract.md section 9)."""
+    guidance: GuidanceLimits | None = None
+    """Set on models whose contract takes `steps`, `CFGScale` and `negativePrompt` (the guided recipes)."""
+    takes_loras: bool = False
+    """Whether the contract takes `lora[]` (runware-sdk 1.8.0: LTX-2.3 and LTX-2.3 Fast)."""
+    size_from_image: bool = False
+    """Whether a request with a first-frame image may leave out the size (taken from the image's orientation)."""
+    flat_price_per_second: float | None = None
+    """A hosted price that does not depend on the size (used where `price_per_second` has no entry)."""
 
     @property
     def needs_distilled_lora(self) -> bool:
@@ -124,18 +155,25 @@ class ModelSpec:
         if duration in self.durations:
             return None
         if duration in self.long_durations:
-            if (width, height, fps) == self.long_duration_format:
+            if (width, height, fps) in self.long_duration_formats:
                 return None
-            long_width, long_height, long_fps = self.long_duration_format
             return (
-                f"{self.id} makes clips above {max(self.durations)} s at {long_width}x{long_height} and {long_fps} fps "
+                f"{self.id} makes clips above {max(self.durations)} s at {self.describe_long_formats()} "
                 f"only, not {width}x{height} at {fps} fps"
             )
         allowed = ", ".join(map(str, self.durations))
         if self.long_durations:
-            allowed += f" (and {', '.join(map(str, self.long_durations))} at {self.long_duration_format[0]}x"
-            allowed += f"{self.long_duration_format[1]} {self.long_duration_format[2]} fps)"
+            allowed += f" (and {', '.join(map(str, self.long_durations))} at {self.describe_long_formats()})"
         return f"{self.id} takes durations of {allowed} seconds, not {duration!r}"
+
+    def describe_long_formats(self) -> str:
+        """"1920x1080 and 25 fps", or "1920x1080 and 24 or 25 fps, 1080x1920 and 24 or 25 fps"."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for width, height, fps in self.long_duration_formats:
+            by_size.setdefault((width, height), []).append(fps)
+        return ", ".join(
+            f"{w}x{h} and {' or '.join(map(str, rates))} fps" for (w, h), rates in by_size.items()
+        )
 
     def describe_fps(self) -> str:
         """"25, 50", or "8-50" for a run of consecutive values."""
@@ -146,7 +184,7 @@ class ModelSpec:
 
     def hosted_price(self, width: int, height: int, duration: float) -> float | None:
         """What the hosted API charges for this clip, or None where it publishes no price."""
-        per_second = self.price_per_second.get((width, height))
+        per_second = self.price_per_second.get((width, height), self.flat_price_per_second)
         return None if per_second is None else round(per_second * duration, 4)
 
 
@@ -161,8 +199,9 @@ def _by_size(sizes: tuple[tuple[int, int], ...], per_second: tuple[float, float,
     return {(w, h): tiers[min(w, h)] for w, h in sizes}
 
 
-def _tiny(model_id, recipe_name, recipe, architecture, audio_flag, audio_default, sample_rate) -> ModelSpec:
-    """A demo/test stand-in: a hosted model's recipe and architecture on tiny random weights, at small sizes."""
+def _tiny(model_id, recipe_name, recipe, architecture, audio_flag, audio_default, sample_rate, **fields) -> ModelSpec:
+    """A demo/test stand-in: a hosted model's recipe and architecture (and its request fields) on tiny random
+    weights, at small sizes."""
     return ModelSpec(
         id=model_id,
         name=f"ltx-runtime tiny, {recipe_name} recipe (random weights, demo and tests only)",
@@ -179,6 +218,7 @@ def _tiny(model_id, recipe_name, recipe, architecture, audio_flag, audio_default
         audio_default=audio_default,
         audio_sample_rate=sample_rate,
         demo_only=True,
+        **fields,
     )
 
 
@@ -202,7 +242,7 @@ MODELS: dict[str, ModelSpec] = {
             audio_sample_rate=24000,
             price_per_second=_by_size(_LANDSCAPE, (0.04, 0.08, 0.16)),
             long_durations=(12, 14, 16, 18, 20),
-            long_duration_format=(1920, 1080, 25),
+            long_duration_formats=((1920, 1080, 25),),
         ),
         ModelSpec(
             id="lightricks:2@0",
@@ -238,10 +278,65 @@ MODELS: dict[str, ModelSpec] = {
             audio_default=True,
             audio_sample_rate=48000,
             price_per_second=_by_size(_LANDSCAPE + _PORTRAIT, (0.08, 0.16, 0.32)),
+            guidance=LTX_2_3_GUIDANCE,
+            takes_loras=True,
+            size_from_image=True,
+        ),
+        # --- issue 21: today's hosted LTX-2.3 Fast and open-weights LTX-2 (runware-sdk 1.8.0 task_map.py) ---
+        ModelSpec(
+            id="lightricks:ltx@2.3-fast",
+            name="LTX-2.3 Fast",
+            recipe=Recipe.FAST,  # the official DistilledPipeline on ltx-2.3-22b-distilled-1.1 (the HF card's "Fast")
+            weights="ltx-2.3-fast",
+            architecture="ltx-2.3",
+            sizes=_LANDSCAPE + _PORTRAIT,
+            # runware.ai/docs/models/lightricks-ltx-2-3-fast.md: 6/8/10 s at any size with "any" fps; 12-20 s at
+            # 1920x1080 and 1080x1920 with 24 or 25 fps. "Any fps" is read as the LTX-2.3 family's four rates.
+            durations=(6, 8, 10),
+            fps_values=(24, 25, 48, 50),
+            default_size=(1920, 1080),
+            default_duration=6,
+            default_fps=25,
+            audio_flag=("settings", "audio"),
+            audio_default=True,
+            audio_sample_rate=48000,
+            price_per_second=_by_size(_LANDSCAPE + _PORTRAIT, (0.06, 0.12, 0.24)),
+            long_durations=(12, 14, 16, 18, 20),
+            long_duration_formats=tuple((w, h, fps) for w, h in ((1920, 1080), (1080, 1920)) for fps in (24, 25)),
+            takes_loras=True,
+            size_from_image=True,
+        ),
+        ModelSpec(
+            id="lightricks:ltx@2",
+            name="LTX-2 (open weights)",
+            recipe=Recipe.PRO,  # the dev model with guidance: the SDK type offers steps, CFGScale and negativePrompt
+            weights="ltx-2-pro",  # the same files as LTX-2 Pro (dev transformer and distilled LoRA)
+            architecture="ltx-2",
+            # The SDK type makes width/height optional and the docs page (lightricks-ltx-2.md) lists no sizes: any
+            # size on the 8-pixel grid up to 4K is taken (the recipe pads to its 64-pixel grid and crops).
+            sizes=SizeRange(minimum=256, maximum=3840, step=8),
+            # "duration and fps are free integers" (runware-contract.md section 8) with no published bounds: up to
+            # 20 s (the LTX-2 family's longest hosted clip), and 8-50 fps (the tiny models' range).
+            durations=tuple(range(1, 21)),
+            fps_values=tuple(range(8, 51)),
+            default_size=(1920, 1080),
+            default_duration=5,  # the unit of its price, "$0.15 / 5 s"
+            default_fps=24,  # ltx-pipelines PipelineParams.frame_rate
+            # Not in the SDK type (settings is an opaque object there): the curated "ltx@" ids keep the switch in
+            # settings.audio, default on (lightricks-ltx-2-3.md).
+            audio_flag=("settings", "audio"),
+            audio_default=True,
+            audio_sample_rate=24000,
+            flat_price_per_second=0.03,
+            guidance=LTX_2_GUIDANCE,
         ),
         _tiny("ltx-runtime:tiny@1", "Fast", Recipe.FAST, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000),
-        _tiny("ltx-runtime:tiny-pro@1", "Pro", Recipe.PRO, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000),
-        _tiny("ltx-runtime:tiny-ltx23@1", "LTX-2.3", Recipe.LTX23, "ltx-2.3", ("settings", "audio"), True, 48000),
+        _tiny("ltx-runtime:tiny-pro@1", "Pro", Recipe.PRO, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000,
+              guidance=LTX_2_GUIDANCE),
+        _tiny("ltx-runtime:tiny-ltx23@1", "LTX-2.3", Recipe.LTX23, "ltx-2.3", ("settings", "audio"), True, 48000,
+              guidance=LTX_2_3_GUIDANCE, takes_loras=True),
+        _tiny("ltx-runtime:tiny-ltx23-fast@1", "LTX-2.3 Fast", Recipe.FAST, "ltx-2.3", ("settings", "audio"), True,
+              48000, takes_loras=True),
     )
 }
 

@@ -41,11 +41,16 @@ def generate(
     output_format: Optional[OutputFormat] = typer.Option(None, "--format", help="mp4, webm or mov (default: from the output suffix, else mp4)."),
     quality: int = typer.Option(QUALITY_DEFAULT, help="20-99, mapped onto the encoder's CRF (higher is better, larger)."),
     image: Optional[Path] = typer.Option(None, "--image", help="First-frame image (PNG, JPEG or WEBP), resized and centre-cropped to the frame.", exists=True, dir_okay=False),
+    steps: Optional[int] = typer.Option(None, help="Guided models only: stage-1 denoising steps (default: the official 40 for LTX-2, 30 for LTX-2.3)."),
+    guidance_scale: Optional[float] = typer.Option(None, help="Guided models only: the video CFG scale (default: the official 3.0)."),
+    negative_prompt: Optional[str] = typer.Option(None, help="Guided models only: what to steer away from (default: the official negative prompt)."),
+    lora: Optional[list[str]] = typer.Option(None, "--lora", help="ID=WEIGHT (repeatable): a LoRA listed in weights.lock or LTX_LORAS, its file in the weights root's loras/ folder, at that weight for this clip (LTX-2.3 models)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
     memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory)."),
 ) -> None:
     """Generate one clip and write it to --output."""
     from .engine import Engine, OutOfMemory
+    from .loras import DEFAULT_LOCK_PATH, LoraListError, read_loras
     from .request import GenerationRequest, RequestError, validate_request
     from .memory import MemoryProfile
     from .progress import STAGE_LABELS, STAGES, JobProgress, StageTimes
@@ -70,14 +75,23 @@ def generate(
         output_format=output_format,
         quality=quality,
         image=image.read_bytes() if image else None,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        negative_prompt=negative_prompt,
+        loras=tuple(_lora_choice(text) for text in lora or ()),
     )
     try:
         validate_request(request)
     except RequestError as error:
-        _fail(f"--{error.parameter}: {error}", code=2)
+        _fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
     if memory_profile != "auto" and memory_profile not in {p.value for p in MemoryProfile}:
         _fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)
-    engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile))
+    try:
+        offered_loras = read_loras(DEFAULT_LOCK_PATH, os.environ.get("LTX_LORAS", ""))
+    except LoraListError as error:
+        _fail(str(error))
+    engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile),
+                    loras=offered_loras)  # fmt: skip
     if engine.uses_tiny_weights:
         console.print(TINY_WARNING)
     with Progress(
@@ -93,7 +107,7 @@ def generate(
         try:
             result = engine.generate(request, output, progress=tracker)
         except RequestError as error:
-            _fail(f"--{error.parameter}: {error}", code=2)
+            _fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
         except (WeightsError, OutOfMemory) as error:
             _fail(str(error))
     audio_text = f"{result.sample_rate} Hz stereo audio" if result.has_audio else "no audio"
@@ -103,6 +117,15 @@ def generate(
         f"{result.duration:g} s, {audio_text}, {result.output_format.value}, seed {result.seed}, "
         f"{result.timings['total']:.1f} s ({stages})"
     )
+
+
+def _lora_choice(text: str) -> tuple[str, float]:
+    """--lora ID=WEIGHT (or ID alone: weight 1)."""
+    lora_id, _, weight = text.rpartition("=") if "=" in text else (text, "", "1")
+    try:
+        return lora_id, float(weight)
+    except ValueError:
+        _fail(f"--lora: {text!r} is not ID=WEIGHT with a number for the weight", code=2)
 
 
 @app.command()
@@ -132,8 +155,7 @@ def list_models() -> None:
         audio = ".".join(spec.audio_flag)
         long = ""
         if spec.long_durations:
-            width, height, fps = spec.long_duration_format
-            long = f"; {', '.join(map(str, spec.long_durations))} s at {width}x{height} {fps} fps only"
+            long = f"; {', '.join(map(str, spec.long_durations))} s at {spec.describe_long_formats()} only"
         typer.echo(
             f"{spec.id}  {spec.name}{note}\n"
             f"    sizes: {spec.describe_sizes()}\n"

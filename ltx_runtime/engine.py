@@ -32,6 +32,7 @@ from .memory import (
     gpu_memory_bytes,
     place,
 )  # fmt: skip
+from .loras import USER_LORA_FOLDER, LoraEntry, adapter_name
 from .progress import StageCallback, denoising_steps
 from .preview import LatentPreview, PreviewCallback
 from .recipes import decode_first_frame, fast, guided
@@ -137,6 +138,7 @@ class Engine:
         memory_profile: MemoryProfile | None = None,
         memory_budget_gib: float | None = None,
         speed_options: speed.SpeedOptions | None = None,
+        loras: dict[str, LoraEntry] | None = None,
     ):
         default_device, default_dtype = pick_device()
         self.device = device or default_device
@@ -153,6 +155,8 @@ class Engine:
         """What the speed levers did, per loaded weights folder."""
         self._loaded: dict[Path, Components] = {}
         self._adopted: dict[str, Path] = {}
+        self.loras = loras or {}
+        """The LoRAs requests may name (ltx_runtime.loras), their files in the weights root's loras/ folder."""
 
     @property
     def uses_tiny_weights(self) -> bool:
@@ -170,6 +174,37 @@ class Engine:
                 f"this folder, pass a demo model id ({demo_ids}) with --weights {folder}"
             )
         return folder
+
+    @property
+    def lora_folder(self) -> Path:
+        return (self.tiny_folder if self.uses_tiny_weights else Path(self.weights).expanduser()) / USER_LORA_FOLDER
+
+    def _load_loras(self, components: Components, spec: ModelSpec, request: GenerationRequest) -> None:
+        """Load the request's LoRAs that this model's transformer does not hold yet (each loaded once, then kept,
+        switched off outside the requests that name it); refuse an unknown one or one for another architecture."""
+        transformer = components.pipeline.transformer
+        for lora_id, _ in request.loras:
+            entry = self.loras.get(lora_id)
+            if entry is None:
+                offered = ", ".join(self.loras) or "none"
+                raise RequestError("lora", f"unknown LoRA {lora_id!r}; this server offers: {offered}")
+            if entry.architecture != spec.architecture:
+                raise RequestError(
+                    "lora", f"LoRA {lora_id!r} is for {entry.architecture} models; {spec.id} is {spec.architecture}"
+                )
+            name = adapter_name(lora_id)
+            if name in getattr(transformer, "peft_config", {}):
+                continue
+            path = self.lora_folder / entry.file
+            if not path.is_file():
+                raise WeightsError(f"LoRA {lora_id!r}: no file {path} (the operator lists it, but it is not there)")
+            try:
+                components.pipeline.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+            except (ValueError, RuntimeError, KeyError, OSError) as error:
+                if name in getattr(transformer, "peft_config", {}):
+                    transformer.delete_adapters(name)
+                raise RequestError("lora", f"LoRA {lora_id!r} cannot be loaded into {spec.id}'s transformer: {error}") from None
+            components.pipeline.disable_lora()
 
     def load(self, model_id: str) -> Components:
         """A model's components: loaded on first use and resident after, one copy per weights folder however many
@@ -224,6 +259,7 @@ class Engine:
         components = self.load(spec.id)
         if len(self._loaded) > loaded_before:
             timings["loading"] = time.perf_counter() - started
+        self._load_loras(components, spec, request)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
@@ -261,13 +297,13 @@ class Engine:
     ) -> dict[str, float]:
         """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
         report("text_encoding", 0.0)
-        stage_1_steps = fast.STAGE_1_STEPS if spec.recipe is Recipe.FAST else guided.PARAMS[spec.recipe].steps
+        stage_1_steps = RECIPES[spec.recipe].stage_1_steps(spec, request)
         on_step = denoising_steps(report, stage_1_steps)
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
         on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview)
         recipe_output = RECIPES[spec.recipe].run(
-            components, spec, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding,
+            components, spec, plan, request, generator, on_step, image=image, after_encoding=after_encoding,
             on_latents=on_latents,
         )  # fmt: skip
         timings = dict(recipe_output.timings)

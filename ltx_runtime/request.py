@@ -13,8 +13,10 @@ from PIL import Image, UnidentifiedImageError
 
 from . import media
 from .catalog import ModelSpec, get_model
+from .loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT
 
 MAX_SEED = 2**63 - 1
+MAX_PROMPT = 10000
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
 
 
@@ -40,6 +42,14 @@ class GenerationRequest:
     quality: int = media.QUALITY_DEFAULT
     image: bytes | None = None
     """A first-frame image file (PNG, JPEG or WEBP), fitted to the frame by resizing and centre-cropping."""
+    steps: int | None = None
+    """Stage-1 denoising steps of a guided model (None: the official count)."""
+    guidance_scale: float | None = None
+    """The video CFG scale of a guided model (None: the official 3.0)."""
+    negative_prompt: str | None = None
+    """What a guided model steers away from (None: the official negative prompt)."""
+    loras: tuple[tuple[str, float], ...] = ()
+    """(LoRA id, weight) pairs, applied for this request only (ltx_runtime.loras)."""
 
 
 def validate_request(request: GenerationRequest) -> ModelSpec:
@@ -48,8 +58,8 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
         spec = get_model(request.model)
     except KeyError as error:
         raise RequestError("model", str(error)) from None
-    if not 2 <= len(request.prompt) <= 10000:
-        raise RequestError("prompt", "the prompt must be 2 to 10000 characters long")
+    if not 2 <= len(request.prompt) <= MAX_PROMPT:
+        raise RequestError("prompt", f"the prompt must be 2 to {MAX_PROMPT} characters long")
     size_problem = spec.size_problem(request.width, request.height)
     if size_problem:
         raise RequestError("width", size_problem)
@@ -64,7 +74,41 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
         raise RequestError("quality", f"quality must be {media.QUALITY_MIN} to {media.QUALITY_MAX}")
     if request.image is not None:
         check_image(request.image)
+    check_guidance(spec, request.steps, request.guidance_scale, request.negative_prompt)
+    check_lora_weights(spec, request.loras)
     return spec
+
+
+def check_lora_weights(spec: ModelSpec, loras) -> None:
+    """The number of LoRAs and their weights (which ids exist is the operator's list: the engine checks it)."""
+    if not loras:
+        return
+    if not spec.takes_loras:
+        raise RequestError("lora", f"{spec.id} takes no LoRAs")
+    if len(loras) > MAX_LORAS:
+        raise RequestError("lora", f"at most {MAX_LORAS} LoRAs per request, not {len(loras)}")
+    for lora_id, weight in loras:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+            raise RequestError("lora", f"LoRA {lora_id!r}: the weight must be from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}, not {weight!r}")
+
+
+def check_guidance(spec: ModelSpec, steps: int | None, guidance_scale: float | None, negative_prompt: str | None) -> None:
+    """Refuse guidance settings on a model without guidance, or outside the model's ranges (catalog.GuidanceLimits)."""
+    given = [name for name, value in (("steps", steps), ("guidance_scale", guidance_scale),
+                                      ("negative_prompt", negative_prompt)) if value is not None]  # fmt: skip
+    limits = spec.guidance
+    if limits is None:
+        if given:
+            raise RequestError(given[0], f"{spec.id} runs without guidance: it takes no steps, CFG scale or negative prompt")
+        return
+    if steps is not None and (isinstance(steps, bool) or not limits.min_steps <= steps <= limits.max_steps):
+        raise RequestError("steps", f"{spec.id} takes {limits.min_steps} to {limits.max_steps} steps, not {steps!r}")
+    if guidance_scale is not None and not limits.min_cfg <= guidance_scale <= limits.max_cfg:
+        raise RequestError(
+            "guidance_scale", f"{spec.id} takes a CFG scale from {limits.min_cfg:g} to {limits.max_cfg:g}, not {guidance_scale!r}"
+        )
+    if negative_prompt is not None and not 1 <= len(negative_prompt) <= MAX_PROMPT:
+        raise RequestError("negative_prompt", f"the negative prompt must be 1 to {MAX_PROMPT} characters long")
 
 
 def check_image(data: bytes) -> None:

@@ -161,19 +161,31 @@ def _build_latent_upsampler(architecture: str):
     return LTX2LatentUpsamplerModel(**{**UPSAMPLER, **UPSAMPLER_BY_ARCHITECTURE[architecture], **sizes})
 
 
-def _save_distilled_lora(pipe, folder: Path) -> None:
+def _save_random_lora(transformer, folder: Path, file_name: str = LORA_FILE) -> Path:
     """A tiny LoRA on the transformer's attention projections, in diffusers' LoRA file format. Its B matrices are
     random, not zero, so that loading it visibly changes the transformer's output."""
+    from diffusers import LTX2Pipeline
     from peft import LoraConfig, get_peft_model_state_dict
 
-    transformer = pipe.transformer
     transformer.add_adapter(
         LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
     )
-    type(pipe).save_lora_weights(
-        folder, transformer_lora_layers=get_peft_model_state_dict(transformer), weight_name=LORA_FILE
+    LTX2Pipeline.save_lora_weights(
+        folder, transformer_lora_layers=get_peft_model_state_dict(transformer), weight_name=file_name
     )
     transformer.delete_adapters("default")
+    return Path(folder) / file_name
+
+
+def build_tiny_lora(weights_folder: Path, output: Path, seed: int) -> Path:
+    """A random LoRA for the tiny transformer in `weights_folder` (a user LoRA for tests and demo mode: put it in
+    the weights root's loras/ folder and list its id, ltx_runtime/loras.py). Deterministic for a seed."""
+    import torch
+    from diffusers import LTX2VideoTransformer3DModel
+
+    transformer = LTX2VideoTransformer3DModel.from_pretrained(Path(weights_folder) / "transformer", local_files_only=True)
+    torch.manual_seed(seed)
+    return _save_random_lora(transformer, Path(output).parent, Path(output).name)
 
 
 def build_tiny_weights(folder: Path, architecture: str = "ltx-2", seed: int = 0, layers: int = 2) -> Path:
@@ -205,7 +217,7 @@ def build_tiny_weights(folder: Path, architecture: str = "ltx-2", seed: int = 0,
     )
     pipe.save_pretrained(staging, safe_serialization=True)
     _build_latent_upsampler(architecture).save_pretrained(staging / "latent_upsampler", safe_serialization=True)
-    _save_distilled_lora(pipe, staging / LORA_FOLDER)
+    _save_random_lora(pipe.transformer, staging / LORA_FOLDER)
     marker = {"format": TINY_FORMAT_VERSION, "architecture": architecture, "seed": seed, "layers": layers}
     (staging / TINY_MARKER).write_text(json.dumps(marker) + "\n")
 

@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .catalog import ModelSpec
+from .loras import DEFAULT_LOCK_PATH
 from .official import is_official_folder, load_official, official_files
 
 LOCK_FORMAT = 1
-# The lock sits at the repository root; an installed copy (the Docker image) points LTX_WEIGHTS_LOCK at it.
-DEFAULT_LOCK_PATH = Path(os.environ.get("LTX_WEIGHTS_LOCK", Path(__file__).resolve().parent.parent / "weights.lock"))
 DEFAULT_REF = "main"
 PIPELINE_CLASS = "LTX2Pipeline"
 DISTILLED_LORA = "distilled"

@@ -7,10 +7,12 @@ tests/test_memory_doc.py checks that docs/memory.md carries exactly this output.
 
 from __future__ import annotations
 
-from ltx_runtime.catalog import MODELS
+from ltx_runtime.catalog import MODELS, SizeRange
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.memory import GIB, MemoryProfile, estimate
 
+RANGE_SAMPLE = (((1280, 720), (1920, 1080), (1080, 1920), (2560, 1440), (3840, 2160)), (5, 10, 20), (24, 50))
+"""What the table shows of a model that takes any size, duration and fps in ranges (lightricks:ltx@2)."""
 GPUS = (("H200 141 GB", 139.8), ("H100 80 GB", 79.1), ("48 GB", 44.5), ("24 GB", 23.6))
 
 
@@ -23,9 +25,12 @@ def rows() -> list[str]:
     for spec in MODELS.values():
         if spec.demo_only:
             continue
-        for width, height in spec.sizes:
-            for duration in spec.durations:
-                for fps in spec.fps_values:
+        sizes, durations, rates = (
+            RANGE_SAMPLE if isinstance(spec.sizes, SizeRange) else (spec.sizes, spec.durations, spec.fps_values)
+        )
+        for width, height in sizes:
+            for duration in durations:
+                for fps in rates:
                     plan = plan_generation(width, height, duration, fps, spec.audio_sample_rate)
                     latent_h, latent_w = plan.gen_height // 32, plan.gen_width // 32
                     stage_1 = plan.latent_frames * (latent_h // 2) * (latent_w // 2)

@@ -43,6 +43,14 @@ class Job:
     """The first-frame image reference as sent (an imageUUID, a URL, a data URI or base64); the service resolves it."""
     frame_image_file: str | None = None
     """The resolved image's file name in the images folder, once it is local."""
+    steps: int | None = None
+    """Guided models: stage-1 steps (None: the official count)."""
+    cfg_scale: float | None = None
+    """Guided models: the video CFG scale (None: the official one)."""
+    negative_prompt: str | None = None
+    """Guided models: the negative prompt (None: the official one)."""
+    loras: list[tuple[str, float]] | None = None
+    """(LoRA id, weight) pairs for this job only."""
     safety: dict[str, Any] | None = None
     """The content check (`ltx_runtime.safety.SafetyRequest.to_dict`: mode none/fast/full, check_inputs), the
     server's requirement included."""

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 from ltx_runtime.catalog import get_model
 from ltx_runtime.geometry import plan_generation
+from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
 from .jobs import ErrorKind, Job, TaskError
@@ -58,6 +59,8 @@ class TaskService:
         self.media = media
         self.draining = False
         """Set when the server starts draining before it stops: new tasks are refused."""
+        self.loras = read_loras(DEFAULT_LOCK_PATH, settings.loras)
+        """The LoRAs tasks may name (weights.lock and LTX_LORAS), checked before a task is acknowledged."""
 
     # -- submit and admit ---------------------------------------------------------------------------------------
 

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str | None = None
     """The address clients download presigned videoURLs from, when it is not s3_endpoint_url (e.g. the servers reach
     MinIO as http://minio:9000, clients as https://media.example.com); default s3_endpoint_url."""
+    loras: str = ""
+    """The LoRAs requests may name, as JSON `{"<id>": {"file": "<name in WEIGHTS_DIR/loras/>", "architecture":
+    "ltx-2" | "ltx-2.3"}}`, added to (and overriding) weights.lock's `loras` (ltx_runtime/loras.py)."""
+    sync_wait_seconds: float = Field(300.0, ge=0)
+    """How long a videoInference reply with `deliveryMethod: "sync"` waits for its results; past it, the reply is the
+    async acknowledgement with a message, and the client polls getResponse as for async."""
     media_ttl_seconds: int = Field(86400, ge=60)
     """How long results stay downloadable when a task gives no ttl."""
     image_ttl_seconds: int = Field(7 * 86400, ge=60)

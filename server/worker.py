@@ -25,6 +25,7 @@ import time
 
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
+from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.memory import MemoryProfile, free_cached_memory
 from ltx_runtime.media import EncodingError, OutputFormat
 from ltx_runtime.progress import JobProgress, StageCallback, StageTimes
@@ -88,6 +89,7 @@ class Worker:
             memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
+            loras=read_loras(DEFAULT_LOCK_PATH, settings.loras),
         )
         self._safety_checker: SafetyChecker | None = None
         self.stage_times = StageTimes()
@@ -262,6 +264,10 @@ class Worker:
             output_format=OutputFormat(job.output_format),
             quality=job.quality,
             image=self.media.read_bytes(image_key(job.frame_image_file)) if job.frame_image_file else None,
+            steps=job.steps,
+            guidance_scale=job.cfg_scale,
+            negative_prompt=job.negative_prompt,
+            loras=tuple((lora_id, weight) for lora_id, weight in job.loras or ()),
         )
         file_name = result_file_name(video_uuid, job.output_format)
         scratch = scratch_file(self.settings, self.worker_id, file_name)

@@ -32,7 +32,10 @@ VIDEO_FIELDS = [
     "taskUUID", "model", "positivePrompt", "width", "height", "duration", "fps", "seed", "numberResults",
     "outputType", "outputFormat", "outputQuality", "ttl", "deliveryMethod", "webhookURL", "uploadEndpoint",
     "includeCost", "safety", "inputs", "providerSettings", "settings", "frameImages", "customTaskUUID", "retry",
+    "steps", "CFGScale", "negativePrompt", "lora", "routing",
 ]  # fmt: skip
+FUZZ_LORAS = {"fuzz-style": {"file": "fuzz-style.safetensors", "architecture": "ltx-2.3"}}
+"""The LoRA the fuzzed server lists (its file need not exist: a task that names it fails in the worker, cleanly)."""
 RUNCOMFY_FIELDS = ["prompt", "duration", "resolution", "aspect_ratio", "fps", "generate_audio", "seed", "image_url"]
 
 big_numbers = st.sampled_from([2**31, 2**53 + 1, 2**63, -(2**63) - 1, 10**40, -(10**99), 1e308, -1e308, 5e-324, -0.0])
@@ -49,9 +52,9 @@ json_values = st.recursive(
 uuids = st.uuids(version=4).map(str)
 
 
-def tiny_video_task() -> dict:
+def tiny_video_task(model: str = "ltx-runtime:tiny@1") -> dict:
     return {
-        "taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "ltx-runtime:tiny@1",
+        "taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": model,
         "positivePrompt": "fuzzed", "width": 64, "height": 64, "duration": 1, "fps": 8,
     }  # fmt: skip
 
@@ -68,6 +71,13 @@ def png_claiming(width: int, height: int) -> bytes:
 
 HUGE_PNG = "data:image/png;base64," + base64.b64encode(png_claiming(20000, 20000)).decode()
 """A PNG header claiming 20000x20000 pixels, past Pillow's own decompression-bomb limit (was a bare 500)."""
+
+
+def guided_video_task() -> dict:
+    """A task for the guided LTX-2.3 stand-in, which takes steps, CFGScale, negativePrompt and lora, all valid, so
+    that mutating one of them reaches its own check."""
+    return {**tiny_video_task("ltx-runtime:tiny-ltx23@1"), "steps": 2, "CFGScale": 4.0, "negativePrompt": "fog",
+            "lora": [{"model": "fuzz-style", "weight": 0.5}], "routing": {}}  # fmt: skip
 
 
 @st.composite
@@ -89,7 +99,11 @@ runware_other_task = st.builds(
     st.dictionaries(st.sampled_from(["taskUUID", "apiKey", "image", "limit", "offset", "ping", "includePreview"]),
                     json_values | uuids, max_size=4),  # fmt: skip
 )
-runware_task = st.builds(tiny_video_task).flatmap(lambda base: mutated(base, VIDEO_FIELDS)) | runware_other_task
+runware_task = (
+    st.builds(tiny_video_task).flatmap(lambda base: mutated(base, VIDEO_FIELDS))
+    | st.builds(guided_video_task).flatmap(lambda base: mutated(base, VIDEO_FIELDS))
+    | runware_other_task
+)
 runware_body = st.lists(runware_task | json_values, min_size=0, max_size=6) | json_values
 
 

@@ -7,10 +7,14 @@ from ltx_runtime.catalog import MODELS, Recipe, UnknownModelError, get_model, ho
 LANDSCAPE = {(1920, 1080), (2560, 1440), (3840, 2160)}
 
 
-def test_the_three_hosted_models_and_the_tiny_demo_model_are_listed():
-    assert set(MODELS) == {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "ltx-runtime:tiny@1",
-                           "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"}
-    assert {spec.id for spec in hosted_models()} == {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3"}
+HOSTED = {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2.3-fast", "lightricks:ltx@2"}
+
+
+def test_the_hosted_models_and_the_tiny_demo_models_are_listed():
+    assert set(MODELS) >= HOSTED | {"ltx-runtime:tiny@1", "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1",
+                                    "ltx-runtime:tiny-ltx23-fast@1"}
+    assert {spec.id for spec in hosted_models()} >= HOSTED
+    assert all(model_id.startswith("ltx-runtime:tiny") for model_id in set(MODELS) - {s.id for s in hosted_models()})
     assert get_model("ltx-runtime:tiny@1").demo_only
 
 
@@ -79,10 +83,11 @@ def test_tiny_model_allows_small_sizes_on_an_8_pixel_grid():
 
 
 def test_tiny_stand_ins_mirror_their_hosted_models():
-    for tiny_id, hosted_id in (("ltx-runtime:tiny-pro@1", "lightricks:2@0"), ("ltx-runtime:tiny-ltx23@1", "lightricks:ltx@2.3")):
+    for tiny_id, hosted_id in (("ltx-runtime:tiny-pro@1", "lightricks:2@0"), ("ltx-runtime:tiny-ltx23@1", "lightricks:ltx@2.3"),
+                               ("ltx-runtime:tiny-ltx23-fast@1", "lightricks:ltx@2.3-fast")):
         tiny, hosted = get_model(tiny_id), get_model(hosted_id)
         assert tiny.demo_only and not hosted.demo_only
-        for fact in ("recipe", "architecture", "audio_flag", "audio_default", "audio_sample_rate"):
+        for fact in ("recipe", "architecture", "audio_flag", "audio_default", "audio_sample_rate", "takes_loras"):
             assert getattr(tiny, fact) == getattr(hosted, fact), fact
 
 
@@ -104,3 +109,33 @@ def test_fast_clips_above_10_s_only_at_1080p_25_fps():
     assert "takes durations of 6, 8, 10" in fast.duration_error(1920, 1080, 7, 25)
     for model_id in ("lightricks:2@0", "lightricks:ltx@2.3"):
         assert get_model(model_id).duration_error(1920, 1080, 12, 25) is not None
+
+
+def test_ltx23_fast_is_the_distilled_recipe_on_ltx23_with_its_long_durations_at_1080p_either_way():
+    """runware.ai/docs/models/lightricks-ltx-2-3-fast.md: 12-20 s at 1920x1080 and 1080x1920 with 24 or 25 fps."""
+    fast = get_model("lightricks:ltx@2.3-fast")
+    assert (fast.recipe, fast.architecture, fast.audio_sample_rate) == (Recipe.FAST, "ltx-2.3", 48000)
+    assert fast.audio_flag == ("settings", "audio") and fast.audio_default is True
+    assert fast.takes_loras and fast.guidance is None and fast.size_from_image
+    assert set(fast.sizes) == set(get_model("lightricks:ltx@2.3").sizes)
+    for width, height in ((1920, 1080), (1080, 1920)):
+        for fps in (24, 25):
+            assert fast.duration_error(width, height, 20, fps) is None
+        assert "24 or 25 fps" in fast.duration_error(width, height, 12, 48)
+    assert fast.duration_error(2560, 1440, 12, 25) is not None
+    assert fast.duration_error(3840, 2160, 10, 50) is None
+    assert fast.hosted_price(1080, 1920, 10) == pytest.approx(0.60)
+    assert fast.hosted_price(3840, 2160, 6) == pytest.approx(1.44)
+
+
+def test_open_weights_ltx2_takes_free_sizes_durations_fps_and_the_guided_parameters():
+    ltx2 = get_model("lightricks:ltx@2")
+    assert (ltx2.recipe, ltx2.architecture, ltx2.weights) == (Recipe.PRO, "ltx-2", get_model("lightricks:2@0").weights)
+    assert ltx2.allows_size(1280, 720) and ltx2.allows_size(1920, 1080) and not ltx2.allows_size(1921, 1080)
+    assert ltx2.duration_error(1920, 1080, 5, 30) is None and 30 in ltx2.fps_values
+    assert ltx2.guidance.default_steps == 40 and ltx2.guidance.default_cfg == 3.0
+    assert get_model("lightricks:ltx@2.3").guidance.default_steps == 30
+    assert not ltx2.takes_loras
+    assert ltx2.hosted_price(1920, 1080, 5) == pytest.approx(0.15)  # "$0.15 / 5 s"
+    for model_id in ("lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3-fast"):
+        assert get_model(model_id).guidance is None

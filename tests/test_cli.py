@@ -31,7 +31,8 @@ def test_help_lists_the_commands_and_options(env):
         assert command in top
     generate = run(["generate", "--help"], env).stdout
     for option in ("--model", "--prompt", "--width", "--height", "--duration", "--fps", "--audio", "--no-audio",
-                   "--seed", "--format", "--quality", "--output", "--weights"):
+                   "--seed", "--format", "--quality", "--output", "--weights", "--steps", "--guidance-scale",
+                   "--negative-prompt"):
         assert option in generate
     weights = run(["weights", "--help"], env).stdout
     for command in ("build-tiny", "pull", "verify", "lock"):
@@ -93,6 +94,24 @@ def test_a_bad_value_names_the_option_and_writes_nothing(env, tmp_path):
     assert not out.exists()
     result = run(["generate", "-m", "nope", "-p", "a cat", "-o", str(out)], env, check=False)
     assert result.returncode == 2 and "--model: unknown model 'nope'" in result.stderr
+    result = run(["generate", "--weights", "tiny", "-m", "lightricks:ltx@2", "-p", "a cat", "--guidance-scale", "30",
+                  "-o", str(out)], env, check=False)
+    assert result.returncode == 2 and "--guidance-scale: lightricks:ltx@2 takes a CFG scale from 1 to 20" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_generate_ltx23_fast_and_a_guided_clip_with_steps(env, tmp_path):
+    out = tmp_path / "fast.mp4"
+    run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny-ltx23-fast@1", "-p", "a robot dancing", "--width",
+         "96", "--height", "64", "--duration", "1", "--fps", "12", "-o", str(out)], env)
+    info = probe(out)
+    assert (info.width, info.height, info.frames, info.fps, info.audio_rate) == (96, 64, 12, 12, 48000)
+    out = tmp_path / "guided.mp4"
+    result = run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny-pro@1", "-p", "a cat", "--width", "64",
+                  "--height", "64", "--duration", "1", "--fps", "9", "--steps", "2", "--guidance-scale", "4",
+                  "--negative-prompt", "fog", "-o", str(out)], env)
+    assert probe(out).frames == 9 and "wrote" in result.stdout
 
 
 @pytest.mark.slow

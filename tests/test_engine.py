@@ -27,8 +27,8 @@ def test_two_stage_recipe_shapes_and_progress(engine, tmp_path, monkeypatch):
     calls = []
     original_run = fast.run
 
-    def recording_run(components, spec, plan, prompt, generator, on_step, **options):
-        output = original_run(components, spec, plan, prompt, generator, on_step, **options)
+    def recording_run(components, spec, plan, asked, generator, on_step, **options):
+        output = original_run(components, spec, plan, asked, generator, on_step, **options)
         calls.append((plan, output))
         return output
 
@@ -138,6 +138,12 @@ def test_cpu_engine_runs_in_float32(engine):
         (dict(fps=60), "fps"),
         (dict(seed=-1), "seed"),
         (dict(quality=100), "quality"),
+        (dict(steps=8), "steps"),  # the distilled recipe takes no step count
+        (dict(model="ltx-runtime:tiny-pro@1", steps=1), "steps"),
+        (dict(model="ltx-runtime:tiny-ltx23@1", steps=101), "steps"),
+        (dict(model="ltx-runtime:tiny-ltx23@1", guidance_scale=0.5), "guidance_scale"),
+        (dict(model="ltx-runtime:tiny-ltx23@1", negative_prompt=""), "negative_prompt"),
+        (dict(negative_prompt="fog"), "negative_prompt"),
     ],
 )
 def test_bad_requests_name_the_parameter(engine, tmp_path, overrides, parameter):
@@ -293,3 +299,16 @@ def test_a_progress_callback_that_raises_stops_the_clip_and_leaves_nothing_behin
         assert torch.cuda.memory_allocated(engine.device) == baseline
     result = engine.generate(request(duration=1, fps=8), tmp_path / "next.mp4")
     assert probe(result.path).frames == 8
+
+
+def test_guided_steps_set_the_stage_1_progress_and_change_the_clip(engine, tmp_path):
+    """A request's steps and CFG scale reach the guided recipe: 2 steps report 2 stage-1 steps, and each setting
+    gives other frames than the official defaults would."""
+    guided = dict(model="ltx-runtime:tiny-ltx23@1", width=64, height=64, fps=9, audio=False)
+    reports = []
+    engine.generate(request(**guided, steps=2), tmp_path / "two.mp4", progress=lambda stage, done: reports.append((stage, done)))
+    assert [done for stage, done in reports if stage == "stage_1"] == [0.5, 1.0]
+    engine.generate(request(**guided, steps=2, guidance_scale=9.0), tmp_path / "cfg.mp4")
+    engine.generate(request(**guided, steps=3), tmp_path / "three.mp4")
+    two, cfg, three = (read_frames(tmp_path / f"{name}.mp4") for name in ("two", "cfg", "three"))
+    assert not np.array_equal(two, cfg) and not np.array_equal(two, three)

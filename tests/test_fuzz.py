@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from conftest import probe
 from fuzz_harness import (
-    HUGE_PNG, LONG_RUN_FACTOR, Connection, tiny_video_task, check_runcomfy_reply, check_runware_errors, check_runware_reply, json_values,
+    FUZZ_LORAS, HUGE_PNG, LONG_RUN_FACTOR, Connection, tiny_video_task, check_runcomfy_reply, check_runware_errors, check_runware_reply, json_values,
     odd_names, runcomfy_body, runcomfy_raw, runware_body, runware_raw, uuids,
 )  # fmt: skip
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, video_task
@@ -38,6 +38,8 @@ def server(tiny_root, tmp_path_factory):
     process = ServerProcess(
         data_dir, tiny_root, LTX_MAX_BODY_BYTES=str(MAX_BODY), LTX_RATE_LIMIT_PER_SECOND="0", LTX_MAX_PENDING_PER_KEY="2",
         LTX_WS_MESSAGES_PER_SECOND="1000000", LTX_WS_MESSAGES_BURST="1000000", LTX_KEY_CHECK_FAILURES_PER_SECOND="0",
+        LTX_SYNC_WAIT_SECONDS="1",  # a fuzzed sync task waits briefly, then answers as async
+        LTX_LORAS=json.dumps(FUZZ_LORAS),
     ).start()  # fmt: skip
     (data_dir / "secret.txt").write_text(SECRET)  # what a traversal would find next to media/ and images/
     process.canary = video_task(width=64, height=64)

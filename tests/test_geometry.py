@@ -13,10 +13,14 @@ from ltx_runtime.catalog import get_model, hosted_models
 from ltx_runtime.decode import temporal_tiles
 from ltx_runtime.geometry import crop_frames, frames_for_vae, plan_generation, trim_frames
 
+RANGE_SAMPLE = (((256, 256), (1280, 720), (1920, 1080), (3840, 2160), (1080, 1920)), (1, 5, 20), (8, 24, 25, 50))
+"""For a model that takes any size, duration and fps in ranges (lightricks:ltx@2): the ends and the common values."""
 COMBINATIONS = [
     (spec, width, height, duration, fps)
     for spec in hosted_models()
-    for (width, height), duration, fps in itertools.product(spec.sizes, spec.durations, spec.fps_values)
+    for (width, height), duration, fps in itertools.product(
+        *((spec.sizes, spec.durations, spec.fps_values) if isinstance(spec.sizes, tuple) else RANGE_SAMPLE)
+    )
 ]
 # diffusers' default temporal tiles for the LTX-2 video VAE, in output frames
 TILE_FRAMES, TILE_OVERLAP = 16, 8
@@ -30,8 +34,8 @@ def decoder_chunks(plan):
 
 
 def test_every_hosted_combination_is_covered():
-    # Fast and Pro: 3 sizes x 3 durations x 2 fps; LTX-2.3: 6 sizes x 3 durations x 4 fps
-    assert len(COMBINATIONS) == 18 + 18 + 72
+    # Fast and Pro: 3 sizes x 3 durations x 2 fps; LTX-2.3 and its Fast: 6 sizes x 3 durations x 4 fps; LTX-2: a sample
+    assert len(COMBINATIONS) == 18 + 18 + 72 + 72 + 5 * 3 * 4
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from ltx_runtime.catalog import Recipe, get_model
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.recipes import CROSS_TIMESTEP, fast, guided
 from ltx_runtime.recipes.guided import NEGATIVE_PROMPT
+from ltx_runtime.request import GenerationRequest
 from ltx_runtime.weights import load_components
 
 pytestmark = pytest.mark.slow  # the official code in its own venv, models built twice per architecture (2-3 min)
@@ -316,7 +317,8 @@ def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id:
                             lambda pipe, pixels, width, height: raw_video_latents(vae, encoded[width, height]))  # fmt: skip
         image = np.zeros((plan.gen_height, plan.gen_width, 3), np.uint8)  # stands for the encoded frame
     recipe = fast.run if spec.recipe == Recipe.FAST else guided.run
-    output = recipe(components, spec, plan, PROMPT, torch.Generator().manual_seed(0), lambda done, total: None,
+    request = GenerationRequest(spec.id, PROMPT, plan.width, plan.height, plan.duration, plan.fps, audio=True)
+    output = recipe(components, spec, plan, request, torch.Generator().manual_seed(0), lambda done, total: None,
                     image=image)  # fmt: skip
     assert queue == [], "every official noise tensor was used"
     return components, plan, output

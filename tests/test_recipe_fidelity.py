@@ -18,7 +18,14 @@ from ltx_runtime.catalog import Recipe, get_model, hosted_models
 from ltx_runtime.engine import Engine
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.recipes import fast, guided
+from ltx_runtime.request import GenerationRequest
 from ltx_runtime.tiny import build_tiny_weights
+
+
+def asking(spec, plan, prompt: str, **fields) -> GenerationRequest:
+    """The request a recipe reads its prompt (and guidance settings) from."""
+    return GenerationRequest(spec.id, prompt, plan.width, plan.height, plan.duration, plan.fps, audio=True, **fields)
+
 
 TINY_FAST, TINY_PRO, TINY_LTX23 = "ltx-runtime:tiny@1", "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"
 
@@ -50,7 +57,8 @@ def stage_1_schedule(components, spec, plan, monkeypatch) -> torch.Tensor:
 
     monkeypatch.setattr(pipeline_ltx2, "retrieve_timesteps", recording)
     with pytest.raises(_Stop):
-        guided.run(components, spec, plan, "a lighthouse", torch.Generator().manual_seed(0), lambda done, total: None)
+        guided.run(components, spec, plan, asking(spec, plan, "a lighthouse"), torch.Generator().manual_seed(0),
+                   lambda done, total: None)  # fmt: skip
     monkeypatch.undo()
     return seen[0]
 
@@ -76,6 +84,42 @@ def test_the_guided_schedule_is_the_official_one_at_every_hosted_size(engine, mo
                 torch.testing.assert_close(sigmas.cpu(), expected, atol=1e-4, rtol=0, msg=f"{width}x{height} {duration}s {fps}fps")
                 checked += 1
     assert checked == len(spec.sizes) * len(spec.durations) * len(spec.fps_values)  # 18 for Pro, 72 for LTX-2.3
+
+
+def test_a_requests_steps_cfg_scale_and_negative_prompt_reach_stage_1_and_the_defaults_are_official(engine, monkeypatch):
+    spec = get_model(TINY_LTX23)
+    components = engine.load(TINY_LTX23)
+    plan = plan_generation(64, 64, 1, 25, spec.audio_sample_rate)
+
+    def stage_1_arguments(request) -> dict:
+        """The arguments the recipe gives stage 1 (stopped there) and the negative prompt it encodes."""
+        from diffusers import LTX2Pipeline
+
+        seen = {}
+        encode = components.prompt_cache.encode
+
+        def stop(pipe, **kwargs):
+            seen.update(kwargs)
+            raise _Stop
+
+        def recording_encode(denoise, prompt, negative_prompt=None):
+            seen["negative"] = negative_prompt
+            return encode(denoise, prompt, negative_prompt)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(LTX2Pipeline, "__call__", stop)
+            patch.setattr(components.prompt_cache, "encode", recording_encode)
+            with pytest.raises(_Stop):
+                guided.run(components, spec, plan, request, torch.Generator().manual_seed(0), lambda done, total: None)
+        return seen
+
+    chosen = stage_1_arguments(asking(spec, plan, "a lighthouse", steps=5, guidance_scale=4.5, negative_prompt="fog"))
+    assert (chosen["num_inference_steps"], chosen["guidance_scale"], chosen["negative"]) == (5, 4.5, "fog")
+    torch.testing.assert_close(torch.tensor(chosen["sigmas"] + [0.0]), official_schedule(5), atol=1e-6, rtol=0)
+    assert chosen["audio_guidance_scale"] == 7.0  # the audio CFG stays official
+    defaults = stage_1_arguments(asking(spec, plan, "a lighthouse"))
+    assert (defaults["num_inference_steps"], defaults["guidance_scale"]) == (30, 3.0)
+    assert defaults["negative"] == guided.NEGATIVE_PROMPT
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +159,8 @@ def stg_calls(engine, monkeypatch, **params) -> list[bool]:
         with_kwargs=True,
     )
     try:
-        guided.run(components, get_model(TINY_PRO), plan_generation(64, 64, 1, 9, 24000), "a lighthouse",
+        plan = plan_generation(64, 64, 1, 9, 24000)
+        guided.run(components, get_model(TINY_PRO), plan, asking(get_model(TINY_PRO), plan, "a lighthouse"),
                    torch.Generator().manual_seed(3), lambda done, total: None)  # fmt: skip
     finally:
         handle.remove()
@@ -154,8 +199,9 @@ def recipe_run_details(engine, model, monkeypatch) -> dict:
         lambda _, args, kwargs: details["cross_timestep"].add(kwargs["use_cross_timestep"]), with_kwargs=True
     )
     try:
-        output = module.run(components, spec, plan_generation(96, 64, 1, 9, spec.audio_sample_rate), "a lighthouse",
-                            torch.Generator().manual_seed(5), lambda done, total: None)  # fmt: skip
+        plan = plan_generation(96, 64, 1, 9, spec.audio_sample_rate)
+        output = module.run(components, spec, plan, asking(spec, plan, "a lighthouse"), torch.Generator().manual_seed(5),
+                            lambda done, total: None)  # fmt: skip
     finally:
         handle.remove()
         monkeypatch.undo()
@@ -196,8 +242,8 @@ def test_image_to_video_cross_attention_follows_v1_2_0(engine, model):
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     module = fast if spec.recipe is Recipe.FAST else guided
     try:
-        module.run(components, spec, plan, "a lighthouse", torch.Generator().manual_seed(5), lambda done, total: None,
-                   image=image)  # fmt: skip
+        module.run(components, spec, plan, asking(spec, plan, "a lighthouse"), torch.Generator().manual_seed(5),
+                   lambda done, total: None, image=image)  # fmt: skip
     finally:
         for handle in handles:
             handle.remove()
@@ -224,7 +270,7 @@ def test_the_negative_prompt_is_the_current_official_text():
 def test_hosted_guided_models_cover_both_architectures():
     """So that the schedule test above covers every guided hosted model."""
     guided_models = {spec.id for spec in hosted_models() if spec.recipe is not Recipe.FAST}
-    assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3"}
+    assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2"}
 
 
 def test_the_ltx23_vocoder_runs_in_float32_when_the_rest_is_bf16(tiny_root):

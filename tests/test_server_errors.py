@@ -45,6 +45,14 @@ def ltx23(**fields):
     return fast(model="lightricks:ltx@2.3", **fields)
 
 
+def ltx23_fast(**fields):
+    return fast(model="lightricks:ltx@2.3-fast", **fields)
+
+
+def ltx2(**fields):
+    return fast(model="lightricks:ltx@2", **fields)
+
+
 DROP = object()
 
 # (name, task, expected code, expected parameter)
@@ -76,7 +84,7 @@ VIDEO_CASES = [
     ("outputQuality 19", fast(outputQuality=19), "invalidOutputQuality", "outputQuality"),
     ("outputQuality 100", fast(outputQuality=100), "invalidOutputQuality", "outputQuality"),
     ("ttl under 60", fast(ttl=59), "invalidTtl", "ttl"),
-    ("sync delivery", fast(deliveryMethod="sync"), "invalidDeliveryMethod", "deliveryMethod"),
+    ("stream delivery", fast(deliveryMethod="stream"), "invalidDeliveryMethod", "deliveryMethod"),
     ("webhook not http", fast(webhookURL="ftp://example.com/hook"), "invalidWebhookURL", "webhookURL"),
     ("upload not a url", fast(uploadEndpoint="not a url"), "invalidUploadEndpoint", "uploadEndpoint"),
     ("includeCost a string", fast(includeCost="yes"), "invalidIncludeCost", "includeCost"),
@@ -100,6 +108,26 @@ VIDEO_CASES = [
     ("unknown input", fast(inputs={"video": "abc"}), "unsupportedParameter", "inputs.video"),
     ("negative seed", fast(seed=-1), "invalidSeed", "seed"),
     ("seed a string", fast(seed="42"), "invalidSeed", "seed"),
+    # issue 21: the guided parameters, on the models that take them and on those that do not
+    ("steps on 2.3 Fast", ltx23_fast(steps=8), "unsupportedParameter", "steps"),
+    ("negativePrompt on Fast", fast(negativePrompt="fog"), "unsupportedParameter", "negativePrompt"),
+    ("steps 1", ltx23(steps=1), "invalidSteps", "steps"),
+    ("steps 101", ltx2(steps=101), "invalidSteps", "steps"),
+    ("steps a float", ltx23(steps=20.5), "invalidSteps", "steps"),
+    ("steps a boolean", ltx2(steps=True), "invalidSteps", "steps"),
+    ("CFGScale 0.5", ltx23(CFGScale=0.5), "invalidCFGScale", "CFGScale"),
+    ("CFGScale 21", ltx2(CFGScale=21), "invalidCFGScale", "CFGScale"),
+    ("CFGScale a string", ltx23(CFGScale="3"), "invalidCFGScale", "CFGScale"),
+    ("negativePrompt empty", ltx23(negativePrompt=""), "invalidNegativePrompt", "negativePrompt"),
+    ("negativePrompt too long", ltx2(negativePrompt="a" * 10001), "invalidNegativePrompt", "negativePrompt"),
+    ("negativePrompt not a string", ltx2(negativePrompt=["fog"]), "invalidNegativePrompt", "negativePrompt"),
+    ("routing not an object", fast(routing="eu"), "invalidRouting", "routing"),
+    ("2.3 Fast 12 s at 48 fps", ltx23_fast(duration=12, fps=48), "invalidDuration", "duration"),
+    ("2.3 Fast 12 s at 1440p", ltx23_fast(duration=12, width=2560, height=1440), "invalidDuration", "duration"),
+    ("2.3 Fast with neither size nor image", ltx23_fast(width=DROP, height=DROP), "missingWidth", "width"),
+    ("LTX-2 21 s", ltx2(duration=21), "invalidDuration", "duration"),
+    ("LTX-2 off the 8-pixel grid", ltx2(width=1921), "unsupportedDimensions", "width"),
+    ("LTX-2 fps 51", ltx2(fps=51), "invalidFps", "fps"),
 ]
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from server.runware.protocol import ContractError
 from server.jobs import MAX_RANDOM_SEED
+from ltx_runtime.loras import LoraEntry
 from server.runware.validation import validate_video_inference
 
 
@@ -85,3 +86,59 @@ def test_safety_check_inputs_must_be_a_boolean():
     with pytest.raises(ContractError) as refused:
         validate_video_inference(task(safety={"checkInputs": "yes"}), demo=False)
     assert (refused.value.code, refused.value.parameter) == ("invalidCheckInputs", "safety.checkInputs")
+
+
+def test_guided_parameters_reach_the_job_and_absent_ones_leave_the_official_defaults():
+    sized = {"width": 1920, "height": 1080}
+    job = validate_video_inference(
+        task(model="lightricks:ltx@2.3", steps=12, CFGScale=4, negativePrompt="fog", seed=5, **sized), demo=False
+    )
+    assert (job.steps, job.cfg_scale, job.negative_prompt, job.seeds) == (12, 4.0, "fog", [5])
+    assert isinstance(job.cfg_scale, float)
+    job = validate_video_inference(task(model="lightricks:ltx@2", **sized), demo=False)
+    assert (job.steps, job.cfg_scale, job.negative_prompt) == (None, None, None)
+    assert (job.duration, job.fps, job.audio) == (5.0, 24, True)
+
+
+def test_ltx23_fast_and_ltx2_as_the_sdk_sends_them():
+    fast = task(model="lightricks:ltx@2.3-fast", width=1080, height=1920, duration=20.0, fps=24, routing={"region": "eu"})
+    job = validate_video_inference(fast, demo=False)
+    assert (job.width, job.height, job.duration, job.fps, job.audio) == (1080, 1920, 20.0, 24, True)
+    ltx2 = task(model="lightricks:ltx@2", width=1280, height=720, duration=7, fps=30, settings={"audio": False})
+    job = validate_video_inference(ltx2, demo=False)
+    assert (job.width, job.height, job.duration, job.fps, job.audio) == (1280, 720, 7.0, 30, False)
+
+
+OFFERED = {"style": LoraEntry("style", "style.safetensors", "ltx-2.3"), "old": LoraEntry("old", "old.safetensors", "ltx-2")}
+
+
+def test_loras_reach_the_job_with_a_default_weight_of_one():
+    sized = {"width": 1920, "height": 1080}
+    job = validate_video_inference(task(model="lightricks:ltx@2.3-fast", lora=[{"model": "style", "weight": 0.5}], **sized),
+                                   demo=False, loras=OFFERED)  # fmt: skip
+    assert job.loras == [("style", 0.5)]
+    job = validate_video_inference(task(model="lightricks:ltx@2.3", lora=[{"model": "style"}], **sized), demo=False, loras=OFFERED)
+    assert job.loras == [("style", 1.0)]
+
+
+@pytest.mark.parametrize(
+    "lora, model, code, words",
+    [
+        ([{"model": "nobody"}], "lightricks:ltx@2.3-fast", "invalidLora", "unknown LoRA"),
+        ([{"model": "old"}], "lightricks:ltx@2.3-fast", "invalidLora", "LoRA for ltx-2 models"),
+        ([{"model": "style", "weight": 5}], "lightricks:ltx@2.3", "invalidLora", "weight must be a number from -4 to 4"),
+        ([{"model": "style", "weight": "1"}], "lightricks:ltx@2.3", "invalidLora", "weight"),
+        ([{"model": "style"}, {"model": "style"}], "lightricks:ltx@2.3", "invalidLora", "listed twice"),
+        ([{"model": "style"}] * 5, "lightricks:ltx@2.3", "invalidLora", "at most 4"),
+        ({"model": "style"}, "lightricks:ltx@2.3", "invalidLora", "a list"),
+        (["style"], "lightricks:ltx@2.3", "invalidLora", "must be an object"),
+        ([{"model": "style", "scale": 1}], "lightricks:ltx@2.3", "unsupportedParameter", "lora[0].scale"),
+        ([{"model": "style"}], "lightricks:2@1", "unsupportedParameter", "lora is not a parameter"),
+        ([{"model": "style"}], "lightricks:ltx@2", "unsupportedParameter", "lora is not a parameter"),
+    ],
+)
+def test_bad_loras_are_refused_before_the_ack(lora, model, code, words):
+    with pytest.raises(ContractError) as raised:
+        validate_video_inference(task(model=model, width=1920, height=1080, lora=lora), demo=False, loras=OFFERED)
+    assert raised.value.code == code and words in raised.value.message
+    assert raised.value.parameter.startswith("lora")

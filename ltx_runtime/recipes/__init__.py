@@ -215,6 +215,30 @@ def stage_1_first_frame(pipe, pixels: np.ndarray | None, plan) -> dict:
     return {"latents": latents, "noise_scale": 1.0}
 
 
+@contextmanager
+def loras_on(pipe, adapters: list[tuple[str, float]]):
+    """Exactly these LoRA adapters (name, weight) on for the duration, every adapter off afterwards, whatever
+    happens: a request's LoRAs never reach the next request. No adapters: every LoRA off."""
+    loaded = getattr(pipe.transformer, "_hf_peft_config_loaded", False)
+    if adapters:
+        pipe.enable_lora()
+        pipe.set_adapters([name for name, _ in adapters], [weight for _, weight in adapters])
+    elif loaded:
+        pipe.disable_lora()
+    try:
+        yield
+    finally:
+        if loaded or adapters:
+            pipe.disable_lora()
+
+
+def request_adapters(request) -> list[tuple[str, float]]:
+    """The request's LoRAs as (adapter name, weight), the engine having loaded them."""
+    from ..loras import adapter_name
+
+    return [(adapter_name(lora_id), float(weight)) for lora_id, weight in request.loras]
+
+
 GUIDANCE_OFF = dict(
     guidance_scale=1.0,
     stg_scale=0.0,

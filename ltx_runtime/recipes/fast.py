@@ -5,6 +5,7 @@
 3. The x2 spatial latent upsampler.
 4. Stage 2 at the full generation size: re-noise to the first stage-2 sigma, then the 3 stage-2 sigmas; its audio
    is the clip's audio (the distilled pipeline keeps stage 2's audio).
+A request's LoRAs are on in both stages, as in the official `DistilledPipeline`.
 The sigmas are used as published, so this recipe's scheduler does not shift them (`use_dynamic_shifting=False`).
 With a first-frame image (prepared once, `decode_first_frame`), both stages run diffusers' image-to-video pipeline:
 stage 1 conditions on the image encoded at the half size; for stage 2 the first latent frame is replaced by the
@@ -21,6 +22,7 @@ from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTI
 
 from ..catalog import ModelSpec
 from ..geometry import GenerationPlan
+from ..request import GenerationRequest
 from ..weights import Components
 from . import (
     CROSS_TIMESTEP,
@@ -30,7 +32,9 @@ from . import (
     StageClock,
     StepCallback,
     cross_attention_gates,
+    loras_on,
     pipelines_for,
+    request_adapters,
     stage_1_first_frame,
     step_reporter,
     unshifted_scheduler,
@@ -41,11 +45,15 @@ STAGE_1_STEPS = len(DISTILLED_SIGMA_VALUES)
 TOTAL_STEPS = STAGE_1_STEPS + len(STAGE_2_DISTILLED_SIGMA_VALUES)
 
 
+def stage_1_steps(spec: ModelSpec, request: GenerationRequest) -> int:
+    return STAGE_1_STEPS  # fixed: the distilled schedule takes no step count
+
+
 def run(
     components: Components,
     spec: ModelSpec,
     plan: GenerationPlan,
-    prompt: str,
+    request: GenerationRequest,
     generator: torch.Generator,
     on_step: StepCallback,
     image: np.ndarray | None = None,
@@ -55,8 +63,9 @@ def run(
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
 
-    with torch.inference_mode(), cross_attention_gates(denoise.transformer):
-        prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, prompt)
+    adapters = request_adapters(request)
+    with torch.inference_mode(), cross_attention_gates(denoise.transformer), loras_on(denoise, adapters):
+        prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, request.prompt)
         clock.lap("text_encoding")
         if after_encoding:
             after_encoding()

@@ -1,21 +1,22 @@
 """LTX-2 Pro and LTX-2.3: the guided two-stage recipe (Lightricks' `TI2VidTwoStagesPipeline`, through diffusers).
 
-1. Encode the prompt and the official negative prompt once.
-2. Stage 1 at half the generation size with the dev model: `steps` Euler steps on the official fixed schedule
+1. Encode the prompt and the official negative prompt (or the request's) once.
+2. Stage 1 at half the generation size with the dev model: `steps` Euler steps (the request may set them, and the
+   video CFG scale) on the official fixed schedule
    (`stage_1_sigmas`: the same at every size), with the official guidance: video CFG 3.0, STG 1.0 on one block,
    modality 3.0, rescale 0.7; audio CFG 7.0, STG 1.0, modality 3.0, rescale 0.7. The distilled LoRA is off.
 3. The x2 spatial latent upsampler.
 4. Stage 2 at full size with the distilled LoRA switched on (loaded once with the model, never reloaded): the 3
    stage-2 sigmas, guidance off; the stage-1 audio is re-noised and refined with the video, as officially, but the
    clip keeps the stage-1 audio (ltx-pipelines since 63fd9a4: stage 2 refines video only). The LoRA is switched
-   off again afterwards.
+   off again afterwards. A request's own LoRAs are on in both stages (with the distilled one in stage 2).
 Parameters: Lightricks' `LTX_2_PARAMS` / `LTX_2_3_PARAMS` (ltx-pipelines utils/constants.py; ltx2-models.md section 2).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -24,6 +25,7 @@ from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
 
 from ..catalog import ModelSpec, Recipe
 from ..geometry import GenerationPlan
+from ..request import GenerationRequest
 from ..weights import DISTILLED_LORA, Components
 from . import (
     CROSS_TIMESTEP,
@@ -32,7 +34,9 @@ from . import (
     StageClock,
     StepCallback,
     cross_attention_gates,
+    loras_on,
     pipelines_for,
+    request_adapters,
     stage_1_first_frame,
     step_reporter,
     unshifted_scheduler,
@@ -108,65 +112,76 @@ PARAMS = {
 }
 
 
-def total_steps(recipe: Recipe) -> int:
-    return PARAMS[recipe].steps + len(STAGE_2_DISTILLED_SIGMA_VALUES)
+def params_for(spec: ModelSpec, request: GenerationRequest) -> GuidedParams:
+    """The official parameters with what the request sets: `steps` and the video CFG scale (`CFGScale` on the wire;
+    the audio CFG stays the official 7.0, as the official CLI's `--cfg-guidance-scale` also leaves it)."""
+    params = PARAMS[spec.recipe]
+    return replace(
+        params,
+        steps=params.steps if request.steps is None else request.steps,
+        video_cfg=params.video_cfg if request.guidance_scale is None else request.guidance_scale,
+    )
+
+
+def stage_1_steps(spec: ModelSpec, request: GenerationRequest) -> int:
+    return params_for(spec, request).steps
 
 
 def run(
     components: Components,
     spec: ModelSpec,
     plan: GenerationPlan,
-    prompt: str,
+    request: GenerationRequest,
     generator: torch.Generator,
     on_step: StepCallback,
     image: np.ndarray | None = None,
     after_encoding: Callable[[], None] | None = None,
     on_latents: LatentsCallback | None = None,
 ) -> RecipeOutput:
-    params = PARAMS[spec.recipe]
-    total = total_steps(spec.recipe)
+    params = params_for(spec, request)
+    total = params.steps + len(STAGE_2_DISTILLED_SIGMA_VALUES)
+    negative_prompt = NEGATIVE_PROMPT if request.negative_prompt is None else request.negative_prompt
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
     clock = StageClock(denoise.device)
 
     with torch.inference_mode(), cross_attention_gates(denoise.transformer):
         prompt_embeds, prompt_mask, negative_embeds, negative_mask = components.prompt_cache.encode(
-            denoise, prompt, NEGATIVE_PROMPT
+            denoise, request.prompt, negative_prompt
         )
         clock.lap("text_encoding")
         if after_encoding:
             after_encoding()
 
-        denoise.disable_lora()
-        video_latents, audio_latents = denoise(
-            prompt_embeds=prompt_embeds,
-            prompt_attention_mask=prompt_mask,
-            negative_prompt_embeds=negative_embeds,
-            negative_prompt_attention_mask=negative_mask,
-            width=plan.stage1_width,
-            height=plan.stage1_height,
-            num_frames=plan.gen_frames,
-            frame_rate=float(plan.fps),
-            sigmas=stage_1_sigmas(params.steps),
-            num_inference_steps=params.steps,
-            generator=generator,
-            output_type="latent",
-            return_dict=False,
-            callback_on_step_end=step_reporter(on_step, 0, total, on_latents),
-            use_cross_timestep=CROSS_TIMESTEP,
-            **params.guidance(),
-            **stage_1_first_frame(denoise, image, plan),
-        )
+        # The request's LoRAs in both stages; stage 2 adds the distilled LoRA (ti2vid_two_stages.py: stage 1 gets
+        # `loras`, stage 2 `loras + distilled_lora`).
+        user_loras = request_adapters(request)
+        with loras_on(denoise, user_loras):
+            video_latents, audio_latents = denoise(
+                prompt_embeds=prompt_embeds,
+                prompt_attention_mask=prompt_mask,
+                negative_prompt_embeds=negative_embeds,
+                negative_prompt_attention_mask=negative_mask,
+                width=plan.stage1_width,
+                height=plan.stage1_height,
+                num_frames=plan.gen_frames,
+                frame_rate=float(plan.fps),
+                sigmas=stage_1_sigmas(params.steps),
+                num_inference_steps=params.steps,
+                generator=generator,
+                output_type="latent",
+                return_dict=False,
+                callback_on_step_end=step_reporter(on_step, 0, total, on_latents),
+                use_cross_timestep=CROSS_TIMESTEP,
+                **params.guidance(),
+                **stage_1_first_frame(denoise, image, plan),
+            )
         clock.lap("stage_1")
 
-        denoise.enable_lora()
-        denoise.set_adapters([DISTILLED_LORA], [1.0])
-        try:
+        with loras_on(denoise, [(DISTILLED_LORA, 1.0), *user_loras]):
             video_latents, _ = upsample_and_refine(
                 denoise, upsample, plan, video_latents, audio_latents, image, clock,
                 prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,
                 callback_on_step_end=step_reporter(on_step, params.steps, total), use_cross_timestep=CROSS_TIMESTEP,
             )  # fmt: skip
-        finally:
-            denoise.disable_lora()
 
     return RecipeOutput(video_latents=video_latents, audio_latents=audio_latents, timings=clock.timings)

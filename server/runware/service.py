@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,8 @@ LIST_OFFSET_MAX = 2**31 - 1
 """Far past any key's tasks, and within what the store's integers hold (SQLite's are 64-bit)."""
 MAX_TASKS_PER_REQUEST = 100
 """Tasks in one REST body or WebSocket frame; the SDKs send one or two."""
+SYNC_POLL_SECONDS = 0.25
+"""How often a sync videoInference reply looks at its task while it waits."""
 
 
 @dataclass
@@ -67,7 +71,10 @@ class RunwareService:
             return reply
         for task in tasks:
             try:
-                reply.extend(await in_thread(self._handle_one, task, session))
+                answer = await in_thread(self._handle_one, task, session)
+                if task.get("taskType") == VIDEO_INFERENCE and task.get("deliveryMethod") == "sync":
+                    answer = await self._wait_for_results(task, session, answer)
+                reply.extend(answer)
             except ContractError as error:
                 reply.errors.append(with_task_ids(error, task))
             except Exception:  # noqa: BLE001 - a bug on one task must not hide what the others got (acks included)
@@ -77,6 +84,26 @@ class RunwareService:
                                       parameter="taskUUID", status=500)  # fmt: skip
                 reply.errors.append(with_task_ids(error, task))
         return reply
+
+    async def _wait_for_results(self, task: dict, session: Session, ack: Reply) -> Reply:
+        """`deliveryMethod: "sync"`: the results themselves (or the task's failure) once they are all there, at most
+        `sync_wait_seconds` after the submit; past that, the ack with a message saying to poll getResponse. The wait
+        is asynchronous: it holds no thread, only this request (or this WebSocket's frame)."""
+        deadline = time.monotonic() + self.tasks.settings.sync_wait_seconds
+        while True:
+            record = await in_thread(self._find, task, session)
+            if record.status in ("failed", "cancelled") or all(r.status == "success" for r in record.results):
+                return await in_thread(self._get_response, {"taskUUID": record.task_uuid}, session)
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(SYNC_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+        wait = self.tasks.settings.sync_wait_seconds
+        for item in ack.data:
+            item["message"] = (
+                f"not finished within this server's sync wait of {wait:g} s: the task goes on; poll getResponse with "
+                "this taskUUID for its results"
+            )
+        return ack
 
     def _handle_one(self, task: Any, session: Session) -> Reply:
         if not isinstance(task, dict):
@@ -149,7 +176,7 @@ class RunwareService:
         return frames
 
     def _submit(self, task: dict, session: Session) -> dict:
-        job = validate_video_inference(task, demo=self.demo)
+        job = validate_video_inference(task, demo=self.demo, loras=self.tasks.loras)
         try:
             self.tasks.submit(
                 session.key_id, task["taskUUID"], VIDEO_INFERENCE, task, job,
@@ -252,7 +279,11 @@ class RunwareService:
             "results": [{"videoUUID": r.video_uuid, "status": r.status, "progress": r.progress, "stage": r.stage}
                         for r in record.results],  # fmt: skip
             # What the worker generates, with defaults and image-derived sizes filled in.
-            "generation": {key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
+            "generation": {
+                **{key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
+                # set only where the task set them (None: the official defaults); absent from tasks stored earlier
+                **{key: record.job.get(key) for key in ("steps", "cfg_scale", "negative_prompt", "loras")},
+            },
             "deliveries": [
                 {key: getattr(d, key) for key in ("kind", "url", "state", "attempts", "last_status", "last_error")}
                 for d in self.tasks.deliveries(record)

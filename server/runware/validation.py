@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ltx_runtime.catalog import MODELS, ModelSpec
+from ltx_runtime.loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT, LoraEntry
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
-from ltx_runtime.request import MAX_SEED, SafetyMode, SafetyRequest
+from ltx_runtime.request import MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRequest
 
 from ..jobs import Job, job_seeds
 from ..bodies import parameter_name, shown
@@ -25,8 +26,10 @@ TASK_TYPE = "videoInference"
 TOP_LEVEL = {
     "taskType", "taskUUID", "model", "positivePrompt", "width", "height", "duration", "fps", "seed",
     "numberResults", "outputType", "outputFormat", "outputQuality", "ttl", "deliveryMethod", "webhookURL",
-    "uploadEndpoint", "includeCost", "safety", "inputs",
+    "uploadEndpoint", "includeCost", "safety", "inputs", "routing",
 }  # fmt: skip
+GUIDANCE_FIELDS = {"steps", "CFGScale", "negativePrompt"}
+"""Taken by the guided models only (catalog `guidance`; runware-sdk 1.8.0: lightricks:ltx@2 and ltx@2.3)."""
 # Sent by the official SDKs on their own; accepted and ignored (runware-contract.md sections 3a and 5).
 SDK_EXTRAS = {"customTaskUUID", "skipResponse", "retry"}
 MAX_RESULTS = 4
@@ -101,7 +104,8 @@ class _Checker:
         return value
 
 
-def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
+def validate_video_inference(task: dict[str, Any], *, demo: bool, loras: dict[str, LoraEntry] | None = None) -> VideoJob:
+    """`loras`: the LoRAs the operator offers (ltx_runtime.loras); none by default."""
     check = _Checker(task)
     if check.task_uuid is None:
         raise check.missing("taskUUID", "taskUUID is required (a UUID v4 string)")
@@ -121,7 +125,8 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
     if "frameImages" in task:
         raise check.unsupported("frameImages", "frameImages must be nested under inputs (inputs.frameImages)")
     audio_root = spec.audio_flag[0]
-    check.only_keys(task, TOP_LEVEL | SDK_EXTRAS | {audio_root}, "")
+    model_fields = (GUIDANCE_FIELDS if spec.guidance else set()) | ({"lora"} if spec.takes_loras else set())
+    check.only_keys(task, TOP_LEVEL | SDK_EXTRAS | {audio_root} | model_fields, "")
 
     prompt = task.get("positivePrompt")
     if prompt is None:
@@ -145,10 +150,13 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         raise check.invalid("outputFormat", f"outputFormat must be MP4, WEBM or MOV, got {shown(output_format)}")
     quality = check.integer("outputQuality", QUALITY_DEFAULT, QUALITY_MIN, QUALITY_MAX)
     ttl = check.integer("ttl", None, MIN_TTL, 2**31 - 1)
-    if task.get("deliveryMethod", "async") != "async":
-        raise check.invalid("deliveryMethod", "video models deliver asynchronously only: deliveryMethod must be async")
+    if task.get("deliveryMethod", "async") not in ("async", "sync"):
+        raise check.invalid("deliveryMethod", "deliveryMethod must be async or sync")
     include_cost = check.boolean(task, "includeCost", "includeCost", False)
     safety = _safety(check, task)
+    check.object("routing", "routing", task)  # accepted and ignored: one server has no providers to route between
+    steps, cfg_scale, negative_prompt = _guidance(check, task, spec)
+    chosen_loras = _loras(check, task, spec, loras or {})
 
     return VideoJob(
         model=spec.id,
@@ -167,16 +175,70 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool) -> VideoJob:
         upload_endpoint=check.url("uploadEndpoint"),
         frame_image=frame_image,
         safety=safety.to_dict(),
+        steps=steps,
+        cfg_scale=cfg_scale,
+        negative_prompt=negative_prompt,
+        loras=chosen_loras,
     )
+
+
+def _loras(check: _Checker, task: dict, spec: ModelSpec, offered: dict[str, LoraEntry]) -> list[tuple[str, float]] | None:
+    """`lora: [{model, weight}]`: ids the operator lists, for this model's architecture, weights in range (default
+    1.0), at most MAX_LORAS, each once."""
+    items = task.get("lora")
+    if items is None:
+        return None
+    if not isinstance(items, list) or len(items) > MAX_LORAS:
+        raise check.invalid("lora", f"lora must be a list of at most {MAX_LORAS} objects {{model, weight}}")
+    chosen: list[tuple[str, float]] = []
+    for index, item in enumerate(items):
+        where = f"lora[{index}]"
+        if not isinstance(item, dict):
+            raise check.invalid("lora", f"{where} must be an object {{model, weight}}")
+        check.only_keys(item, {"model", "weight"}, where)
+        lora_id, weight = item.get("model"), item.get("weight", 1.0)
+        entry = offered.get(lora_id) if isinstance(lora_id, str) else None
+        if entry is None:
+            names = ", ".join(offered) or "none"
+            raise check.invalid("lora", f"{where}.model: unknown LoRA {shown(lora_id)}; this server offers: {names}")
+        if entry.architecture != spec.architecture:
+            raise check.invalid(
+                "lora", f"{where}.model: {lora_id} is a LoRA for {entry.architecture} models, {spec.id} is {spec.architecture}"
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+            raise check.invalid("lora", f"{where}.weight must be a number from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}, got {shown(weight)}")
+        if any(lora_id == earlier for earlier, _ in chosen):
+            raise check.invalid("lora", f"{where}.model: {lora_id} is listed twice")
+        chosen.append((lora_id, float(weight)))
+    return chosen or None
+
+
+def _guidance(check: _Checker, task: dict, spec: ModelSpec) -> tuple[int | None, float | None, str | None]:
+    """steps, CFGScale and negativePrompt of a guided model, in its ranges (absent: None, the official defaults)."""
+    limits = spec.guidance
+    if limits is None:
+        return None, None, None
+    steps = check.integer("steps", None, limits.min_steps, limits.max_steps)
+    cfg_scale = task.get("CFGScale")
+    if cfg_scale is not None:
+        if isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float)) or not limits.min_cfg <= cfg_scale <= limits.max_cfg:
+            raise check.invalid(
+                "CFGScale", f"CFGScale must be a number from {limits.min_cfg:g} to {limits.max_cfg:g}, got {shown(cfg_scale)}"
+            )
+        cfg_scale = float(cfg_scale)
+    negative_prompt = task.get("negativePrompt")
+    if negative_prompt is not None and (not isinstance(negative_prompt, str) or not 1 <= len(negative_prompt) <= MAX_PROMPT):
+        raise check.invalid("negativePrompt", f"negativePrompt must be a string of 1 to {MAX_PROMPT} characters")
+    return steps, cfg_scale, negative_prompt
 
 
 def _size(check: _Checker, task: dict, spec: ModelSpec, has_image: bool) -> tuple[int | None, int | None]:
     width, height = task.get("width"), task.get("height")
     if width is None and height is None:
-        if has_image and spec.id == "lightricks:ltx@2.3":
+        if has_image and spec.size_from_image:
             return None, None  # taken from the image's orientation once it is loaded
-        if spec.id == "lightricks:ltx@2.3":
-            raise check.missing("width", "LTX-2.3 needs width and height, or inputs.frameImages")
+        if spec.size_from_image:
+            raise check.missing("width", f"{spec.name} needs width and height, or inputs.frameImages")
         return spec.default_size
     for name, value in (("width", width), ("height", height)):
         if value is None:
