@@ -283,3 +283,88 @@ def test_a_first_frame_image_conditions_2_5_fast(engine, tmp_path):
                                       audio=False, seed=1, image=buffer.getvalue()), out)  # fmt: skip
     assert probe(out).frames == 9
 
+
+
+# --- both contracts ---------------------------------------------------------------------------------------------------
+
+
+def runware_task(**fields):
+    import uuid
+
+    return {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": FAST,
+            "positivePrompt": "a cat on a boat", **fields}  # fmt: skip
+
+
+def test_runware_takes_the_2_5_tiers_with_their_defaults():
+    from server.runware.validation import validate_video_inference
+
+    job = validate_video_inference(runware_task(), demo=False)
+    assert (job.model, job.width, job.height, job.duration, job.fps, job.audio) == (FAST, 1920, 1080, None, 25, True)
+    job = validate_video_inference(runware_task(model=PRO, width=720, height=1280, duration="6", fps=50,
+                                                settings={"audio": False}), demo=False)  # fmt: skip
+    assert (job.width, job.height, job.duration, job.fps, job.audio) == (720, 1280, 6.0, 50, False)
+    assert validate_video_inference(runware_task(width=3840, height=2160, fps=48, duration=20), demo=False).duration == 20
+
+
+@pytest.mark.parametrize(
+    "fields, parameter",
+    [(dict(model=PRO, fps=48), "fps"), (dict(model=PRO, width=3840, height=2160), "width"),
+     (dict(duration=7), "duration"), (dict(duration="auto"), "duration"), (dict(duration=True), "duration"),
+     (dict(settings={"audio": "yes"}), "settings.audio"), (dict(providerSettings={}), "providerSettings")],
+)  # fmt: skip
+def test_runware_refuses_what_the_2_5_tiers_do_not_take(fields, parameter):
+    from server.runware.protocol import ContractError
+    from server.runware.validation import validate_video_inference
+
+    with pytest.raises(ContractError) as refused:
+        validate_video_inference(runware_task(**fields), demo=False)
+    assert refused.value.parameter == parameter
+
+
+def test_runcomfy_ltx_2_5_paths():
+    from server.runcomfy.protocol import RunComfyError
+    from server.runcomfy.validation import resolve_model, validate_submit
+
+    fast_spec = resolve_model("ltx/ltx-2-5/fast", "text-to-video", False)
+    job = validate_submit({"prompt": "a cat"}, fast_spec, "text-to-video")
+    assert (job.model, job.width, job.height, job.duration, job.fps, job.audio) == (FAST, 1920, 1080, None, 25, True)
+    job = validate_submit({"prompt": "a cat", "resolution": "720p", "aspect_ratio": "9:16", "duration": 8, "fps": 48},
+                          fast_spec, "text-to-video")  # fmt: skip
+    assert (job.width, job.height, job.duration, job.fps) == (720, 1280, 8.0, 48)
+    pro = resolve_model("ltx/ltx-2-5/pro", "image-to-video", False)
+    job = validate_submit({"prompt": "a dog", "image_url": "https://example.com/dog.png"}, pro, "image-to-video")
+    assert job.model == PRO and job.frame_image == "https://example.com/dog.png"
+    with pytest.raises(RunComfyError) as refused:
+        validate_submit({"prompt": "a dog", "resolution": "2160p"}, pro, "text-to-video")
+    assert refused.value.parameter == "resolution"
+    assert resolve_model("ltx-runtime/tiny-ltx25/pro", "text-to-video", True).id == TINY_PRO
+    # the LTX-2 paths keep their default duration and refuse a portrait size they do not have
+    ltx2 = resolve_model("ltx/ltx-2/fast", "text-to-video", False)
+    assert validate_submit({"prompt": "a cat"}, ltx2, "text-to-video").duration == 6.0
+    with pytest.raises(RunComfyError):
+        validate_submit({"prompt": "a cat", "aspect_ratio": "9:16"}, ltx2, "text-to-video")
+
+
+# --- the issue's done-when commands ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, fps", [(FAST, 48), (PRO, 50)])
+def test_the_cli_writes_2_5_clips_of_the_asked_shape(tiny_root, tmp_path, model, fps):
+    """`ltx-runtime generate --weights tiny --model lightricks:ltx@2.5-fast` (and -pro), a real process, probed."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "clip.mp4"
+    env = dict(os.environ, LTX_TINY_DIR=str(tiny_root))
+    done = subprocess.run([sys.executable, "-m", "ltx_runtime", "generate", "--weights", "tiny", "--model", model,
+                           "--width", "720", "--height", "1280", "--duration", "2", "--fps", str(fps), "--audio",
+                           "-p", "a sunset over the ocean", "-o", str(out)],
+                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = probe(out)
+    assert (info.video_codec, info.width, info.height, info.frames, info.fps) == ("h264", 720, 1280, 2 * fps, fps)
+    assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 48000, 2)
+    assert info.audio_duration == pytest.approx(2.0, abs=0.03)
+    assert f"{2 * fps} frames at {fps} fps, 2 s, 48000 Hz stereo audio" in done.stdout
