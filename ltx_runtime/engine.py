@@ -103,8 +103,11 @@ def check_memory(
     needed = estimate(spec, plan, profile, budget)
     if budget is not None and needed.peak > budget:
         advice = "a smaller size, a shorter clip or a lower frame rate"
-        if profile is not MemoryProfile.LOW:
-            advice += ", or a more frugal memory profile (LTX_MEMORY_PROFILE=low)"
+        profiles = list(MemoryProfile)  # from the most GPU memory to the least
+        frugal = (other for other in profiles[profiles.index(profile) + 1 :] if estimate(spec, plan, other, budget).peak <= budget)
+        fitting = next(frugal, None)
+        if fitting is not None:
+            advice += f", or run the server with the '{fitting.value}' memory profile (LTX_MEMORY_PROFILE={fitting.value}), which fits"
         raise MemoryLimitError(
             f"{plan.width}x{plan.height} for {plan.duration:g} s at {plan.fps} fps needs about "
             f"{needed.peak / GIB:.0f} GiB of GPU memory ({needed.tokens:,} video tokens) with the '{profile.value}' "

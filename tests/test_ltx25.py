@@ -368,3 +368,26 @@ def test_the_cli_writes_2_5_clips_of_the_asked_shape(tiny_root, tmp_path, model,
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 48000, 2)
     assert info.audio_duration == pytest.approx(2.0, abs=0.03)
     assert f"{2 * fps} frames at {fps} fps, 2 s, 48000 Hz stereo audio" in done.stdout
+
+
+# --- memory ------------------------------------------------------------------------------------------------------------
+
+
+def test_2_5_refusals_name_the_memory_profile_that_would_fit():
+    """An 80 GB card: 4K in bf16 does not fit LTX-2.5 Fast even frugally, fp8 does; 20 s of 4K at 50 fps fits no
+    profile, and the refusal then names none. (1080p fits bf16 there only frugally: the text encoder leaves the GPU.)"""
+    from ltx_runtime.engine import MemoryLimitError, check_memory
+    from ltx_runtime.memory import GIB, MemoryProfile, budget_for
+
+    budget = budget_for(79 * GIB, None)  # what an "80 GB" card reports
+    spec = get_model(FAST)
+    assert check_memory(spec, plan_generation(1920, 1080, 10, 25, 48000), MemoryProfile.RESIDENT, budget).frugal
+    four_k = plan_generation(3840, 2160, 10, 25, 48000)
+    with pytest.raises(MemoryLimitError) as refused:
+        check_memory(spec, four_k, MemoryProfile.RESIDENT, budget)
+    assert "the 'fp8' memory profile (LTX_MEMORY_PROFILE=fp8), which fits" in str(refused.value)
+    check_memory(spec, four_k, MemoryProfile.FP8, budget)
+    longest = plan_generation(3840, 2160, 20, 50, 48000)
+    with pytest.raises(MemoryLimitError) as refused:
+        check_memory(spec, longest, MemoryProfile.RESIDENT, budget)
+    assert "memory profile" not in str(refused.value).split("ask for")[1]
