@@ -30,8 +30,9 @@ def decoder_chunks(plan):
 
 
 def test_every_hosted_combination_is_covered():
-    # Fast and Pro: 3 sizes x 3 durations x 2 fps; LTX-2.3: 6 sizes x 3 durations x 4 fps
-    assert len(COMBINATIONS) == 18 + 18 + 72
+    # Fast and Pro: 3 sizes x 3 durations x 2 fps; LTX-2.3: 6 sizes x 3 durations x 4 fps; LTX-2.5 Fast and Pro:
+    # 8 and 4 sizes x 12 durations x 4 and 3 fps
+    assert len(COMBINATIONS) == 18 + 18 + 72 + 384 + 144
 
 
 @pytest.mark.parametrize(
