@@ -175,7 +175,9 @@ def _by_size(sizes: tuple[tuple[int, int], ...], per_second: tuple[float, float,
     return {(w, h): tiers[min(w, h)] for w, h in sizes}
 
 
-def _tiny(model_id, recipe_name, recipe, architecture, audio_flag, audio_default, sample_rate, default_duration=2) -> ModelSpec:
+def _tiny(
+    model_id, recipe_name, recipe, architecture, audio_flag, audio_default, sample_rate, default_duration=2
+) -> ModelSpec:
     """A demo/test stand-in: a hosted model's recipe and architecture on tiny random weights, at small sizes."""
     return ModelSpec(
         id=model_id,
@@ -302,7 +304,8 @@ MODELS: dict[str, ModelSpec] = {
         _tiny("ltx-runtime:tiny@1", "Fast", Recipe.FAST, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000),
         _tiny("ltx-runtime:tiny-pro@1", "Pro", Recipe.PRO, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000),
         _tiny("ltx-runtime:tiny-ltx23@1", "LTX-2.3", Recipe.LTX23, "ltx-2.3", ("settings", "audio"), True, 48000),
-        _tiny("ltx-runtime:tiny-ltx25@1", "LTX-2.5 Fast", Recipe.FAST, "ltx-2.5", ("settings", "audio"), True, 48000, None),
+        _tiny("ltx-runtime:tiny-ltx25@1", "LTX-2.5 Fast", Recipe.FAST, "ltx-2.5", ("settings", "audio"), True, 48000,
+              None),
         _tiny("ltx-runtime:tiny-ltx25-pro@1", "LTX-2.5 Pro", Recipe.LTX25_PRO, "ltx-2.5", ("settings", "audio"), True,
               48000, None),
     )

@@ -118,7 +118,8 @@ UPSAMPLER_BY_ARCHITECTURE["ltx-2.5"] = UPSAMPLER_BY_ARCHITECTURE["ltx-2.3"]
 
 DURATION_HEAD = dict(video_cross_attention_dim=4096, audio_cross_attention_dim=2048, pooler_hidden_dim=256,
                      num_queries=1, num_pooler_heads=4, mlp_hidden_dim=256)  # fmt: skip
-"""diffusers 0.42.1 `LTX2DurationHead` defaults: its inputs are the 2.3/2.5 connector widths (video 4096, audio 2048)."""
+"""diffusers 0.42.1 `LTX2DurationHead` defaults; its inputs are the 2.3/2.5 connector widths (video 4096, audio
+2048)."""
 DURATION_SECONDS = (1.0, 20.0)
 """The duration head's bounds (diffusers `predict_num_frames` defaults; ltx-pipelines `AutoDuration`)."""
 

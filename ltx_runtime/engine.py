@@ -104,10 +104,11 @@ def check_memory(
     if budget is not None and needed.peak > budget:
         advice = "a smaller size, a shorter clip or a lower frame rate"
         profiles = list(MemoryProfile)  # from the most GPU memory to the least
-        frugal = (other for other in profiles[profiles.index(profile) + 1 :] if estimate(spec, plan, other, budget).peak <= budget)
-        fitting = next(frugal, None)
+        more_frugal = profiles[profiles.index(profile) + 1 :]
+        fitting = next((other for other in more_frugal if estimate(spec, plan, other, budget).peak <= budget), None)
         if fitting is not None:
-            advice += f", or run the server with the '{fitting.value}' memory profile (LTX_MEMORY_PROFILE={fitting.value}), which fits"
+            name = fitting.value
+            advice += f", or run the server with the '{name}' memory profile (LTX_MEMORY_PROFILE={name}), which fits"
         raise MemoryLimitError(
             f"{plan.width}x{plan.height} for {plan.duration:g} s at {plan.fps} fps needs about "
             f"{needed.peak / GIB:.0f} GiB of GPU memory ({needed.tokens:,} video tokens) with the '{profile.value}' "
@@ -281,7 +282,8 @@ class Engine:
             embeds, mask, _, _ = components.prompt_cache.encode(pipeline, prompt)
             video, audio, _ = pipeline.connectors(embeds, mask, padding_side=pipeline.tokenizer.padding_side)
             frames = pipeline.duration_head.predict_num_frames(
-                video[:1], audio[:1], frame_rate=float(fps), temporal_compression_ratio=pipeline.vae_temporal_compression_ratio,
+                video[:1], audio[:1], frame_rate=float(fps),
+                temporal_compression_ratio=pipeline.vae_temporal_compression_ratio,
                 min_seconds=DURATION_SECONDS[0], max_seconds=DURATION_SECONDS[1],
             )  # fmt: skip
         return frames / fps
