@@ -24,6 +24,8 @@ class Recipe(str, Enum):
     FAST = "fast"  # LTX-2 distilled: 8 sigmas at half resolution, x2 latent upsampler, 3 refine sigmas, no guidance
     PRO = "pro"  # LTX-2 dev: 40 guided steps at half resolution, x2 upsampler, distilled-LoRA 3-step refine
     LTX23 = "ltx23"  # LTX-2.3 22B: guided two-stage recipe with the 2.3 parameters
+    # LTX-2.5 Pro: the guided two-stage recipe with the 2.5 dev parameters (2.5 Fast is FAST on the 2.5 architecture)
+    LTX25_PRO = "ltx25-pro"
 
 
 PARAMETER_COUNTS = {
@@ -31,6 +33,12 @@ PARAMETER_COUNTS = {
                   vae=1_222_479_601, audio_vae=53_248_146, vocoder=55_592_802, latent_upsampler=497_867_904),
     "ltx-2.3": dict(transformer=18_988_838_144, text_encoder=12_202_563_392, connectors=3_172_227_584,
                     vae=726_105_969, audio_vae=53_248_146, vocoder=128_537_448, latent_upsampler=497_867_904),
+    # LTX-2.5: the 2.3 counts but for the transformer (no video FFN biases, plus the keyframe embedding; counted on
+    # the meta device), the text encoder (its bf16 file, 24.5 GiB, over 2 bytes: Gemma 4 12B with the projection
+    # [U]) and the duration head.
+    "ltx-2.5": dict(transformer=18_987_859_200, text_encoder=13_153_337_344, connectors=3_172_227_584,
+                    vae=726_105_969, audio_vae=53_248_146, vocoder=128_537_448, latent_upsampler=497_867_904,
+                    duration_head=1_903_361),
 }  # fmt: skip
 """Parameters per component of each architecture's released checkpoints, for memory arithmetic without building a
 model (a test counts them again on the real architectures: fullsize.py)."""
@@ -102,7 +110,8 @@ class ModelSpec:
     durations: tuple[int, ...]
     fps_values: tuple[int, ...]
     default_size: tuple[int, int]
-    default_duration: int
+    default_duration: int | None
+    """None: the model's duration head picks the length from the prompt (LTX-2.5)."""
     default_fps: int
     audio_flag: tuple[str, ...]
     """Where the audio switch sits in a videoInference request, as a path of keys."""
@@ -125,6 +134,11 @@ class ModelSpec:
     """Whether a request with a first-frame image may leave out the size (taken from the image's orientation)."""
     flat_price_per_second: float | None = None
     """A hosted price that does not depend on the size (used where `price_per_second` has no entry)."""
+
+    @property
+    def picks_duration(self) -> bool:
+        """Whether a request may leave the duration out: the duration head chooses it (LTX-2.5 and later)."""
+        return self.default_duration is None
 
     @property
     def needs_distilled_lora(self) -> bool:
@@ -199,7 +213,9 @@ def _by_size(sizes: tuple[tuple[int, int], ...], per_second: tuple[float, float,
     return {(w, h): tiers[min(w, h)] for w, h in sizes}
 
 
-def _tiny(model_id, recipe_name, recipe, architecture, audio_flag, audio_default, sample_rate, **fields) -> ModelSpec:
+def _tiny(
+    model_id, recipe_name, recipe, architecture, audio_flag, audio_default, sample_rate, default_duration=2, **fields
+) -> ModelSpec:
     """A demo/test stand-in: a hosted model's recipe and architecture (and its request fields) on tiny random
     weights, at small sizes."""
     return ModelSpec(
@@ -212,7 +228,7 @@ def _tiny(model_id, recipe_name, recipe, architecture, audio_flag, audio_default
         durations=tuple(range(1, 11)),
         fps_values=tuple(range(8, 51)),
         default_size=(256, 144),
-        default_duration=2,
+        default_duration=default_duration,
         default_fps=25,
         audio_flag=audio_flag,
         audio_default=audio_default,
@@ -220,6 +236,51 @@ def _tiny(model_id, recipe_name, recipe, architecture, audio_flag, audio_default
         demo_only=True,
         **fields,
     )
+
+
+# --- LTX-2.5 (shared/docs/ltx25.md) ----------------------------------------------------------------------------------
+# AIRs and fps sets: runware-sdk 1.8.0 runware/types/task_map.py (LightricksLtx25FastParams / ProParams). Sizes,
+# durations, the default fps (25) and audio on by default: the Comfy Router pages of ltx/ltx-2-5-fast and -pro (Fast:
+# 720p-2160p, Pro: 720p and 1080p, both orientations; 2-20 s). Without a duration the duration head picks it
+# (default_duration None). Prices per second: third-party clients' quotes for 720p and 1080p [U]; none for 1440p/4K.
+_LTX25_LANDSCAPE = ((1280, 720),) + _LANDSCAPE
+_LTX25_PRO_LANDSCAPE = _LTX25_LANDSCAPE[:2]
+
+
+def _both_orientations(sizes: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    return sizes + tuple((h, w) for w, h in sizes)
+
+
+def _by_height(sizes: tuple[tuple[int, int], ...], per_second: dict[int, float]) -> dict:
+    return {(w, h): per_second[min(w, h)] for w, h in sizes if min(w, h) in per_second}
+
+
+def _ltx25(model_id: str, name: str, recipe: Recipe, folder: str, sizes, fps_values, prices) -> ModelSpec:
+    return ModelSpec(
+        id=model_id,
+        name=name,
+        recipe=recipe,
+        weights=folder,
+        architecture="ltx-2.5",
+        sizes=_both_orientations(sizes),
+        durations=(2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 18, 20),
+        fps_values=fps_values,
+        default_size=(1920, 1080),
+        default_duration=None,
+        default_fps=25,
+        audio_flag=("settings", "audio"),
+        audio_default=True,
+        audio_sample_rate=48000,
+        price_per_second=_by_height(_both_orientations(sizes), prices),
+    )
+
+
+_LTX25_MODELS = (
+    _ltx25("lightricks:ltx@2.5-fast", "LTX-2.5 Fast", Recipe.FAST, "ltx-2.5-fast", _LTX25_LANDSCAPE,
+           (24, 25, 48, 50), {720: 0.09, 1080: 0.13}),
+    _ltx25("lightricks:ltx@2.5-pro", "LTX-2.5 Pro", Recipe.LTX25_PRO, "ltx-2.5-pro", _LTX25_PRO_LANDSCAPE,
+           (24, 25, 50), {720: 0.12, 1080: 0.17}),
+)  # fmt: skip
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -330,6 +391,7 @@ MODELS: dict[str, ModelSpec] = {
             flat_price_per_second=0.03,
             guidance=LTX_2_GUIDANCE,
         ),
+        *_LTX25_MODELS,
         _tiny("ltx-runtime:tiny@1", "Fast", Recipe.FAST, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000),
         _tiny("ltx-runtime:tiny-pro@1", "Pro", Recipe.PRO, "ltx-2", _LTX2_AUDIO_FLAG, False, 24000,
               guidance=LTX_2_GUIDANCE),
@@ -337,6 +399,10 @@ MODELS: dict[str, ModelSpec] = {
               guidance=LTX_2_3_GUIDANCE, takes_loras=True),
         _tiny("ltx-runtime:tiny-ltx23-fast@1", "LTX-2.3 Fast", Recipe.FAST, "ltx-2.3", ("settings", "audio"), True,
               48000, takes_loras=True),
+        _tiny("ltx-runtime:tiny-ltx25@1", "LTX-2.5 Fast", Recipe.FAST, "ltx-2.5", ("settings", "audio"), True, 48000,
+              None),
+        _tiny("ltx-runtime:tiny-ltx25-pro@1", "LTX-2.5 Pro", Recipe.LTX25_PRO, "ltx-2.5", ("settings", "audio"), True,
+              48000, None),
     )
 }
 

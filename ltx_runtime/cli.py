@@ -34,7 +34,7 @@ def generate(
     model: str = typer.Option("lightricks:2@1", "--model", "-m", help="Model id (see `ltx-runtime models`)."),
     width: Optional[int] = typer.Option(None, help="Width in pixels (default: the model's, 1920 for hosted models)."),
     height: Optional[int] = typer.Option(None, help="Height in pixels (default: the model's, 1080 for hosted models)."),
-    duration: Optional[float] = typer.Option(None, help="Seconds (default: the model's, 6 for hosted models)."),
+    duration: Optional[float] = typer.Option(None, help="Seconds (default: the model's, 6 for hosted models; LTX-2.5: its duration head picks 1-20 s from the prompt)."),
     fps: Optional[int] = typer.Option(None, help="Frames per second (default: the model's, 25 for hosted models)."),
     audio: Optional[bool] = typer.Option(None, "--audio/--no-audio", help="Generate a stereo soundtrack (default: the model's)."),
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same clip (default: random)."),
@@ -94,13 +94,20 @@ def generate(
                     loras=offered_loras)  # fmt: skip
     if engine.uses_tiny_weights:
         console.print(TINY_WARNING)
+    expected_duration = request.duration
+    if expected_duration is None:  # the engine asks the head again, with the prompt's encoding cached
+        try:
+            expected_duration = engine.choose_duration(spec.id, request.prompt, request.fps)
+        except WeightsError as error:
+            _fail(str(error))
+        typer.echo(f"the duration head picked {expected_duration:g} s ({round(expected_duration * request.fps)} frames)")
     with Progress(
         TextColumn("{task.description:<14}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=console,
         transient=True,
     ) as progress_bar:
         task = progress_bar.add_task("starting", total=100)
         tracker = JobProgress(
-            StageTimes().predict(spec.id, request.width, request.height, round(request.duration * request.fps)),
+            StageTimes().predict(spec.id, request.width, request.height, round(expected_duration * request.fps)),
             lambda stage, percent: progress_bar.update(task, completed=percent, description=STAGE_LABELS[stage]),
             stages=STAGES[:-1],  # no upload here
         )  # fmt: skip
@@ -154,12 +161,13 @@ def list_models() -> None:
         note = " [demo and tests only]" if spec.demo_only else ""
         audio = ".".join(spec.audio_flag)
         long = ""
+        default_duration = "picked by the duration head" if spec.picks_duration else spec.default_duration
         if spec.long_durations:
             long = f"; {', '.join(map(str, spec.long_durations))} s at {spec.describe_long_formats()} only"
         typer.echo(
             f"{spec.id}  {spec.name}{note}\n"
             f"    sizes: {spec.describe_sizes()}\n"
-            f"    durations: {', '.join(map(str, spec.durations))} s (default {spec.default_duration}){long}; "
+            f"    durations: {', '.join(map(str, spec.durations))} s (default {default_duration}){long}; "
             f"fps: {spec.describe_fps()} (default {spec.default_fps})\n"
             f"    audio: {audio} (default {str(spec.audio_default).lower()}), {spec.audio_sample_rate} Hz stereo; "
             f"recipe: {spec.recipe.value}; weights: {spec.weights}"
@@ -169,7 +177,7 @@ def list_models() -> None:
 @weights_app.command("build-tiny")
 def build_tiny(
     folder: Path = typer.Argument(..., help="Folder to write (replaced if it exists)."),
-    architecture: str = typer.Option("ltx-2", help="ltx-2 (Fast, Pro) or ltx-2.3 (LTX-2.3: gated attention, 48 kHz vocoder)."),
+    architecture: str = typer.Option("ltx-2", help="ltx-2 (Fast, Pro), ltx-2.3 (LTX-2.3: gated attention, 48 kHz vocoder) or ltx-2.5 (LTX-2.5 Fast and Pro: Gemma 4, duration head)."),
     format: str = typer.Option("diffusers", help="diffusers: the diffusers layout; official: Lightricks' single files in the ltx-pipelines/ComfyUI layout (checkpoints/, latent_upscale_models/, loras/, a Gemma folder)."),
 ) -> None:
     """Write tiny random LTX-2 weights in the real diffusers layout or Lightricks' own format, offline (for tests and

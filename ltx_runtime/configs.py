@@ -101,3 +101,35 @@ SCHEDULER = dict(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, bas
 
 GEMMA3_12B = dict(mm_tokens_per_image=256)
 """Gemma3Config keys outside the text and vision towers."""
+
+
+# --- LTX-2.5 --------------------------------------------------------------------------------------------------------
+# The 2.3 architecture with two transformer changes (shared/docs/ltx25.md section 1.1: "same DiT/VAE/audio-VAE
+# architecture; drops the video FFN biases, adds a learned keyframe abs-position embedding"), a fine-tuned Gemma 4
+# text encoder and a duration head. Both transformer switches are diffusers 0.42.1 `LTX2VideoTransformer3DModel`
+# arguments (`ff_bias`, `use_keyframes_abs_pos_embedding`); the audio FFN keeps its biases.
+TRANSFORMER_BY_ARCHITECTURE["ltx-2.5"] = dict(
+    TRANSFORMER_BY_ARCHITECTURE["ltx-2.3"], ff_bias=False, audio_ff_bias=True, use_keyframes_abs_pos_embedding=True
+)
+CONNECTORS_BY_ARCHITECTURE["ltx-2.5"] = CONNECTORS_BY_ARCHITECTURE["ltx-2.3"]
+VIDEO_VAE_BY_ARCHITECTURE["ltx-2.5"] = VIDEO_VAE_BY_ARCHITECTURE["ltx-2.3"]
+UPSAMPLER_BY_ARCHITECTURE["ltx-2.5"] = UPSAMPLER_BY_ARCHITECTURE["ltx-2.3"]
+# The vocoder is VOCODER_2_3's: 48 kHz stereo (SGLang's LTX-2.5 cookbook; ltx25.md section 1.1).
+
+DURATION_HEAD = dict(video_cross_attention_dim=4096, audio_cross_attention_dim=2048, pooler_hidden_dim=256,
+                     num_queries=1, num_pooler_heads=4, mlp_hidden_dim=256)  # fmt: skip
+"""diffusers 0.42.1 `LTX2DurationHead` defaults; its inputs are the 2.3/2.5 connector widths (video 4096, audio
+2048)."""
+DURATION_SECONDS = (1.0, 20.0)
+"""The duration head's bounds (diffusers `predict_num_frames` defaults; ltx-pipelines `AutoDuration`)."""
+
+GEMMA4_TEXT_SWITCHES = dict(
+    hidden_activation="gelu_pytorch_tanh", sliding_window=1024, rms_norm_eps=1e-6, attention_bias=False,
+    use_bidirectional_attention="vision", attention_k_eq_v=False, num_kv_shared_layers=0, use_double_wide_mlp=False,
+)  # fmt: skip
+"""transformers 5.24 `Gemma4UnifiedTextConfig` defaults (its docstring checkpoint: google/gemma-4-12B-it) for the
+behaviour switches of the text tower. The 12B's widths and depth are not in our sources [U] (only its hidden size:
+the vision `mm_embed_dim` default, 3840, "matches the text model hidden_size")."""
+GEMMA4_LTX_VERSION = "gemma4-12b-ltx-v1"
+"""The fine-tuned encoder's `gemma_version` config stamp, which the official loader checks against the checkpoint
+(ltx-core encoder_configurator.py `_check_gemma_version`; ltx-trainer docs/quick-start.md); stock Gemma 4 has none."""

@@ -20,6 +20,7 @@ import torch
 
 from . import decode, media, speed
 from .catalog import MODELS, ModelSpec, Recipe, get_model
+from .configs import DURATION_SECONDS
 from .geometry import GenerationPlan, plan_generation
 from .memory import (
     GIB,
@@ -60,7 +61,7 @@ FrameObserver = Callable[[np.ndarray, int], None]
 """(a chunk of output frames, uint8 [f, H, W, 3]; the index of its first frame), called before the chunk is encoded;
 what it raises ends the clip and leaves no file (the content safety check, ltx_runtime/safety.py)."""
 
-RECIPES = {Recipe.FAST: fast, Recipe.PRO: guided, Recipe.LTX23: guided}
+RECIPES = {Recipe.FAST: fast, Recipe.PRO: guided, Recipe.LTX23: guided, Recipe.LTX25_PRO: guided}
 """The module whose `run` denoises each catalog recipe; every `run` takes the same arguments."""
 
 
@@ -103,8 +104,12 @@ def check_memory(
     needed = estimate(spec, plan, profile, budget)
     if budget is not None and needed.peak > budget:
         advice = "a smaller size, a shorter clip or a lower frame rate"
-        if profile is not MemoryProfile.LOW:
-            advice += ", or a more frugal memory profile (LTX_MEMORY_PROFILE=low)"
+        profiles = list(MemoryProfile)  # from the most GPU memory to the least
+        more_frugal = profiles[profiles.index(profile) + 1 :]
+        fitting = next((other for other in more_frugal if estimate(spec, plan, other, budget).peak <= budget), None)
+        if fitting is not None:
+            name = fitting.value
+            advice += f", or run the server with the '{name}' memory profile (LTX_MEMORY_PROFILE={name}), which fits"
         raise MemoryLimitError(
             f"{plan.width}x{plan.height} for {plan.duration:g} s at {plan.fps} fps needs about "
             f"{needed.peak / GIB:.0f} GiB of GPU memory ({needed.tokens:,} video tokens) with the '{profile.value}' "
@@ -251,7 +256,9 @@ class Engine:
         (text encoder off the GPU after encoding, transformer off it during the decode, smaller VAE tiles); a second
         out-of-memory raises OutOfMemory and leaves the engine ready for the next request."""
         spec = validate_request(request)
-        plan = plan_generation(request.width, request.height, request.duration, request.fps, spec.audio_sample_rate)
+        # Without a duration, what cannot fit even at the head's shortest is refused now; the head's pick once known.
+        asked = request.duration if request.duration is not None else DURATION_SECONDS[0]
+        plan = plan_generation(request.width, request.height, asked, request.fps, spec.audio_sample_rate)
         needed = check_memory(spec, plan, self.memory_profile, self.memory_budget)
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -260,6 +267,12 @@ class Engine:
         if len(self._loaded) > loaded_before:
             timings["loading"] = time.perf_counter() - started
         self._load_loras(components, spec, request)
+        if request.duration is None:
+            clock = time.perf_counter()
+            duration = self.choose_duration(spec.id, request.prompt, request.fps)
+            timings["duration_head"] = time.perf_counter() - clock  # the prompt's encoding included
+            plan = plan_generation(request.width, request.height, duration, request.fps, spec.audio_sample_rate)
+            needed = check_memory(spec, plan, self.memory_profile, self.memory_budget)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
@@ -291,6 +304,25 @@ class Engine:
             raise
         timings["total"] = time.perf_counter() - started
         return self._result(request, spec, plan, seed, Path(output_path), components, timings)
+
+    def choose_duration(self, model_id: str, prompt: str, fps: int) -> float:
+        """The seconds the model's duration head gives `prompt` at `fps`, as Lightricks' pipelines resolve an
+        unset duration (ltx-pipelines `resolve_num_frames`; diffusers `predict_num_frames`): predicted from the
+        prompt's connector outputs, clamped to 1-20 s and snapped to an 8k+1 frame count, which the clip then has."""
+        spec = get_model(model_id)
+        if not spec.picks_duration:
+            raise RequestError("duration", f"{spec.id} has no duration head: the duration must be given")
+        components = self.load(model_id)
+        pipeline = components.pipeline
+        with torch.inference_mode():
+            embeds, mask, _, _ = components.prompt_cache.encode(pipeline, prompt)
+            video, audio, _ = pipeline.connectors(embeds, mask, padding_side=pipeline.tokenizer.padding_side)
+            frames = pipeline.duration_head.predict_num_frames(
+                video[:1], audio[:1], frame_rate=float(fps),
+                temporal_compression_ratio=pipeline.vae_temporal_compression_ratio,
+                min_seconds=DURATION_SECONDS[0], max_seconds=DURATION_SECONDS[1],
+            )  # fmt: skip
+        return frames / fps
 
     def _attempt(
         self, *, request, spec, plan, seed, image, output_path, components, report, frame_observer, preview, frugal

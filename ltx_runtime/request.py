@@ -34,7 +34,8 @@ class GenerationRequest:
     prompt: str
     width: int
     height: int
-    duration: float
+    duration: float | None
+    """Seconds; None lets the model's duration head pick them from the prompt (models that have one: LTX-2.5)."""
     fps: int
     audio: bool
     seed: int | None = None
@@ -65,9 +66,13 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
         raise RequestError("width", size_problem)
     if request.fps not in spec.fps_values:
         raise RequestError("fps", f"{spec.id} takes {spec.describe_fps()} fps, not {request.fps}")
-    duration_error = spec.duration_error(request.width, request.height, request.duration, request.fps)
-    if duration_error:
-        raise RequestError("duration", duration_error)
+    if request.duration is None:
+        if not spec.picks_duration:
+            raise RequestError("duration", f"{spec.id} has no duration head: the duration must be given")
+    else:
+        duration_error = spec.duration_error(request.width, request.height, request.duration, request.fps)
+        if duration_error:
+            raise RequestError("duration", duration_error)
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED:
         raise RequestError("seed", f"the seed must be between 0 and {MAX_SEED}")
     if not media.QUALITY_MIN <= request.quality <= media.QUALITY_MAX:

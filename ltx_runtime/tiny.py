@@ -13,9 +13,11 @@ the *geometry* and the behaviour switches are the real ones:
 - latent upsampler: x2 spatially, as the real spatial upscaler.
 Every trap listed in shared/docs/ltx2-models.md section 4 is called out next to the setting it concerns.
 
-Two architectures: "ltx-2" (LTX-2 19B-shaped: Fast, Pro and the tiny demo model) and "ltx-2.3" (LTX-2.3 22B-shaped:
+Three architectures: "ltx-2" (LTX-2 19B-shaped: Fast, Pro and the tiny demo model), "ltx-2.3" (LTX-2.3 22B-shaped:
 gated attention, cross-attention modulation, per-modality connector projections, and the bandwidth-extension vocoder,
-16 kHz -> 48 kHz). Both folders also hold a tiny distilled LoRA (`distilled_lora/`) for the guided recipes' stage 2.
+16 kHz -> 48 kHz) and "ltx-2.5" (the 2.3 shape without video FFN biases, with the keyframe abs-position embedding, a
+Gemma 4 text encoder stamped with the fine-tune's version, and the duration head). Every folder also holds a tiny
+distilled LoRA (`distilled_lora/`) for the guided recipes' stage 2.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from pathlib import Path
 from .configs import (
     AUDIO_VAE,
     CONNECTORS,
+    DURATION_HEAD,
+    GEMMA4_LTX_VERSION,
+    GEMMA4_TEXT_SWITCHES,
     CONNECTORS_BY_ARCHITECTURE,
     GEMMA3_12B,
     GEMMA3_12B_TEXT,
@@ -71,9 +76,11 @@ def _build_tokenizer():
     return tokenizer
 
 
-def _build_text_encoder(vocab_size: int):
+def _build_text_encoder(vocab_size: int, architecture: str = "ltx-2"):
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
+    if architecture == "ltx-2.5":
+        return _build_gemma4_text_encoder(vocab_size)
     config = Gemma3Config(
         text_config={
             **GEMMA3_12B_TEXT, "vocab_size": vocab_size + 3,  # three extra ids for the image tokens below
@@ -90,7 +97,28 @@ def _build_text_encoder(vocab_size: int):
     return Gemma3ForConditionalGeneration(config)
 
 
-ARCHITECTURES = ("ltx-2", "ltx-2.3")
+def _build_gemma4_text_encoder(vocab_size: int):
+    """LTX-2.5's text encoder: a Gemma 4 ("gemma4_unified") tower, stamped with the fine-tune's `gemma_version`."""
+    from transformers import Gemma4UnifiedConfig, Gemma4UnifiedForConditionalGeneration
+
+    # Seven extra ids at the end of the vocabulary for Gemma 4's image, video and audio marker tokens.
+    markers = dict(zip(("boi_token_id", "eoi_token_id", "image_token_id", "video_token_id", "boa_token_id",
+                        "eoa_token_index", "audio_token_id"), range(vocab_size, vocab_size + 7)))  # fmt: skip
+    config = Gemma4UnifiedConfig(
+        text_config={**GEMMA4_TEXT_SWITCHES, "vocab_size": vocab_size + 7, "hidden_size": _TEXT_HIDDEN,
+                     "intermediate_size": 64, "num_hidden_layers": _TEXT_LAYERS, "num_attention_heads": 2,
+                     "num_key_value_heads": 1, "head_dim": 8, "global_head_dim": 16},
+        vision_config={"mm_embed_dim": 16, "mm_posemb_size": 8, "output_proj_dims": _TEXT_HIDDEN},
+        audio_config=None,
+        **markers,
+    )  # fmt: skip
+    config.gemma_version = GEMMA4_LTX_VERSION
+    return Gemma4UnifiedForConditionalGeneration(config)
+
+
+ARCHITECTURES = ("ltx-2", "ltx-2.3", "ltx-2.5")
+GATED_ARCHITECTURES = ("ltx-2.3", "ltx-2.5")
+"""The 22B family: gated attention, per-modality connectors, the 48 kHz bandwidth-extension vocoder."""
 LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
@@ -101,7 +129,7 @@ def _build_connectors(architecture: str):
     # size (LTX-2.0, whose transformer projects the captions itself).
     sizes = dict(caption_channels=_TEXT_HIDDEN, text_proj_in_factor=_TEXT_LAYERS + 1, video_connector_num_layers=1,
                  audio_connector_num_layers=1)  # fmt: skip
-    if architecture == "ltx-2.3":
+    if architecture in GATED_ARCHITECTURES:
         sizes.update(video_connector_num_attention_heads=2, video_connector_attention_head_dim=8, video_hidden_dim=16,
                      audio_connector_num_attention_heads=2, audio_connector_attention_head_dim=4, audio_hidden_dim=8)  # fmt: skip
     else:
@@ -129,7 +157,7 @@ def _build_video_vae(architecture: str):
     # The real block layout (strides, up-sampler types and factors, residuals, padding) with tiny widths. LTX-2.0's
     # residual up-samplers need doubling widths whose inputs divide by 8: (8, 16, 32) is the smallest that works.
     decoder = dict(decoder_block_out_channels=(8, 16, 32), decoder_layers_per_block=(0, 1, 1, 1))
-    if architecture == "ltx-2.3":
+    if architecture in GATED_ARCHITECTURES:
         decoder = dict(decoder_block_out_channels=(4, 8, 8, 16), decoder_layers_per_block=(0, 1, 1, 1, 1))
     return AutoencoderKLLTX2Video(**{
         **VIDEO_VAE, **VIDEO_VAE_BY_ARCHITECTURE[architecture], **decoder,
@@ -148,7 +176,7 @@ def _build_audio_vae():
 def _build_vocoder(architecture: str):
     from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 
-    if architecture == "ltx-2.3":  # 16 kHz, then bandwidth extension to 48 kHz
+    if architecture in GATED_ARCHITECTURES:  # 16 kHz, then bandwidth extension to 48 kHz
         return LTX2VocoderWithBWE(**{**VOCODER_2_3, "hidden_channels": 64, "bwe_hidden_channels": 32})
     return LTX2Vocoder(**{**VOCODER_2_0, "hidden_channels": 32})  # halved by each of the five stages; 24 kHz
 
@@ -159,6 +187,21 @@ def _build_latent_upsampler(architecture: str):
     # mid_channels must be a multiple of 32 (GroupNorm(32)).
     sizes = dict(in_channels=_VIDEO_LATENT_CHANNELS, mid_channels=32, num_blocks_per_stage=1)
     return LTX2LatentUpsamplerModel(**{**UPSAMPLER, **UPSAMPLER_BY_ARCHITECTURE[architecture], **sizes})
+
+
+def _build_duration_head():
+    """LTX-2.5's duration head, as wide as the tiny 2.5 connectors' outputs (video 2 x 8, audio 2 x 4). Its output
+    bias is set to log(4 s) so that the random head picks a few seconds, not the 1 s floor, for every prompt."""
+    import math
+
+    import torch
+    from diffusers.pipelines.ltx2 import LTX2DurationHead
+
+    head = LTX2DurationHead(**{**DURATION_HEAD, "video_cross_attention_dim": 16, "audio_cross_attention_dim": 8,
+                               "pooler_hidden_dim": 16, "num_pooler_heads": 2, "mlp_hidden_dim": 16})  # fmt: skip
+    with torch.no_grad():
+        head.mlp_out.bias.fill_(math.log(4.0))
+    return head
 
 
 def _save_random_lora(transformer, folder: Path, file_name: str = LORA_FILE) -> Path:
@@ -209,11 +252,12 @@ def build_tiny_weights(folder: Path, architecture: str = "ltx-2", seed: int = 0,
         scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER),
         vae=_build_video_vae(architecture),
         audio_vae=_build_audio_vae(),
-        text_encoder=_build_text_encoder(len(tokenizer)),
+        text_encoder=_build_text_encoder(len(tokenizer), architecture),
         tokenizer=tokenizer,
         connectors=_build_connectors(architecture),
         transformer=_build_transformer(architecture, layers),
         vocoder=_build_vocoder(architecture),
+        duration_head=_build_duration_head() if architecture == "ltx-2.5" else None,
     )
     pipe.save_pretrained(staging, safe_serialization=True)
     _build_latent_upsampler(architecture).save_pretrained(staging / "latent_upsampler", safe_serialization=True)

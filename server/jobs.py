@@ -28,7 +28,8 @@ class Job:
     width: int | None
     """None until a first-frame image decides it (LTX-2.3 without a size takes the image's orientation)."""
     height: int | None
-    duration: float
+    duration: float | None
+    """Seconds; None: the model's duration head picks them when the job runs (LTX-2.5)."""
     fps: int
     audio: bool
     seeds: list[int]

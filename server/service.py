@@ -155,10 +155,13 @@ class TaskService:
         if job.width is None or not workers or any(worker.memory_budget is None for worker in workers):
             return
         from ltx_runtime.engine import MemoryLimitError, check_memory  # torch: not at an API node's start-up
+        from ltx_runtime.configs import DURATION_SECONDS
         from ltx_runtime.memory import MemoryProfile
 
         spec = get_model(job.model)
-        plan = plan_generation(job.width, job.height, job.duration, job.fps, spec.audio_sample_rate)
+        # Without a duration (the duration head picks it on the worker): what cannot fit even at its shortest pick.
+        duration = job.duration if job.duration is not None else DURATION_SECONDS[0]
+        plan = plan_generation(job.width, job.height, duration, job.fps, spec.audio_sample_rate)
         refusals = []
         for worker in workers:
             try:

@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
@@ -252,12 +253,16 @@ class Worker:
     def _generate(
         self, task: TaskRecord, job: Job, index: int, seed: int, video_uuid: str, safety_mode: SafetyMode
     ) -> None:
+        picked = job.duration is None
+        if picked:  # the duration head's pick, for the progress, the check and the cost (the engine asks it again)
+            job = replace(job, duration=self.engine.choose_duration(job.model, job.prompt, job.fps))
+            task_event("duration", task.task_uuid, seconds=job.duration, frames=round(job.duration * job.fps))
         request = GenerationRequest(
             model=job.model,
             prompt=job.prompt,
             width=job.width,
             height=job.height,
-            duration=job.duration,
+            duration=None if picked else job.duration,
             fps=job.fps,
             audio=job.audio,
             seed=seed,

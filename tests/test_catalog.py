@@ -7,12 +7,14 @@ from ltx_runtime.catalog import MODELS, Recipe, UnknownModelError, get_model, ho
 LANDSCAPE = {(1920, 1080), (2560, 1440), (3840, 2160)}
 
 
-HOSTED = {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2.3-fast", "lightricks:ltx@2"}
+HOSTED = {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2.3-fast", "lightricks:ltx@2",
+          "lightricks:ltx@2.5-fast", "lightricks:ltx@2.5-pro"}  # LTX-2.5: tests/test_ltx25.py
 
 
 def test_the_hosted_models_and_the_tiny_demo_models_are_listed():
     assert set(MODELS) >= HOSTED | {"ltx-runtime:tiny@1", "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1",
-                                    "ltx-runtime:tiny-ltx23-fast@1"}
+                                    "ltx-runtime:tiny-ltx23-fast@1", "ltx-runtime:tiny-ltx25@1",
+                                    "ltx-runtime:tiny-ltx25-pro@1"}
     assert {spec.id for spec in hosted_models()} >= HOSTED
     assert all(model_id.startswith("ltx-runtime:tiny") for model_id in set(MODELS) - {s.id for s in hosted_models()})
     assert get_model("ltx-runtime:tiny@1").demo_only

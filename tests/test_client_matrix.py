@@ -82,3 +82,16 @@ def test_runware_sdk_reconnects_in_the_middle_of_a_task_and_gets_its_result(runw
     assert item["status"] == "success" and item["taskUUID"] == task["taskUUID"]
     info = probe(download(item["videoURL"], tmp_path / "clip.mp4")[0])
     assert (info.width, info.height, info.frames) == (512, 288, 100)
+
+
+def test_runware_sdk_1_8_0_gets_an_ltx_2_5_clip_and_the_duration_head_picks_its_length(runware_sdk, server, tmp_path):
+    """LTX-2.5 Fast by its hosted id (demo server: tiny 2.5 weights), with no duration: the head picks it."""
+    task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "lightricks:ltx@2.5-fast",
+            "positivePrompt": "a kite over a beach", "width": 720, "height": 1280, "fps": 24}
+    outcome = run_sdk(runware_sdk, server, "rest", task)
+    (result,) = outcome["results"]
+    assert result["status"] == "success"
+    info = probe(download(result["videoURL"], tmp_path / "clip.mp4")[0])
+    assert (info.width, info.height, info.fps) == (720, 1280, 24)
+    assert (info.frames - 1) % 8 == 0 and 24 <= info.frames <= 20 * 24 + 1  # 8k+1 frames, 1-20 s
+    assert (info.audio_rate, info.audio_channels) == (48000, 2)

@@ -34,8 +34,9 @@ def decoder_chunks(plan):
 
 
 def test_every_hosted_combination_is_covered():
-    # Fast and Pro: 3 sizes x 3 durations x 2 fps; LTX-2.3 and its Fast: 6 sizes x 3 durations x 4 fps; LTX-2: a sample
-    assert len(COMBINATIONS) == 18 + 18 + 72 + 72 + 5 * 3 * 4
+    # Fast and Pro: 3 sizes x 3 durations x 2 fps; LTX-2.3 and its Fast: 6 sizes x 3 durations x 4 fps; LTX-2: a sample;
+    # LTX-2.5 Fast and Pro: 8 and 4 sizes x 12 durations x 4 and 3 fps
+    assert len(COMBINATIONS) == 18 + 18 + 72 + 72 + 5 * 3 * 4 + 384 + 144
 
 
 @pytest.mark.parametrize(

@@ -14,5 +14,6 @@ def test_the_documented_table_is_the_scripts_output():
     documented = doc.split("<!-- memory-table:start -->\n", 1)[1].split("\n<!-- memory-table:end -->", 1)[0]
     assert documented.splitlines() == rows
     # 3 + 3 + 6 + 6 sizes x 3 durations x 2, 2, 4 and 4 frame rates, plus the header and separator; LTX-2 (any
-    # size, duration and fps): 5 sizes x 3 durations x 2 frame rates.
-    assert len(rows) == 2 + 3 * 3 * 2 + 3 * 3 * 2 + 6 * 3 * 4 + 6 * 3 * 4 + 5 * 3 * 2
+    # size, duration and fps): 5 sizes x 3 durations x 2 frame rates; LTX-2.5 Fast and Pro: 8 and 4 sizes x 12
+    # durations x 4 and 3 frame rates.
+    assert len(rows) == 2 + 3 * 3 * 2 + 3 * 3 * 2 + 6 * 3 * 4 + 6 * 3 * 4 + 5 * 3 * 2 + 8 * 12 * 4 + 4 * 12 * 3

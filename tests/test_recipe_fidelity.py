@@ -28,6 +28,8 @@ def asking(spec, plan, prompt: str, **fields) -> GenerationRequest:
 
 
 TINY_FAST, TINY_PRO, TINY_LTX23 = "ltx-runtime:tiny@1", "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"
+TINY_GUIDED = {"ltx-2": TINY_PRO, "ltx-2.3": TINY_LTX23, "ltx-2.5": "ltx-runtime:tiny-ltx25-pro@1"}
+"""The tiny stand-in that runs each architecture's guided recipe."""
 
 
 def official_schedule(steps: int) -> torch.Tensor:
@@ -63,10 +65,10 @@ def stage_1_schedule(components, spec, plan, monkeypatch) -> torch.Tensor:
     return seen[0]
 
 
-@pytest.mark.parametrize("model", ["lightricks:2@0", "lightricks:ltx@2.3"])
+@pytest.mark.parametrize("model", ["lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2.5-pro"])
 def test_the_guided_schedule_is_the_official_one_at_every_hosted_size(engine, model, monkeypatch):
     spec = get_model(model)
-    components = engine.load(TINY_PRO if spec.architecture == "ltx-2" else TINY_LTX23)
+    components = engine.load(TINY_GUIDED[spec.architecture])
     # With the released scheduler config (dynamic shifting, shift_terminal 0.1) in place: the recipe must not use it.
     real_scheduler = FlowMatchEulerDiscreteScheduler(**configs.SCHEDULER)
     steps = guided.PARAMS[spec.recipe].steps
@@ -83,7 +85,8 @@ def test_the_guided_schedule_is_the_official_one_at_every_hosted_size(engine, mo
                 assert not torch.isnan(sigmas).any(), (width, height, duration, fps)
                 torch.testing.assert_close(sigmas.cpu(), expected, atol=1e-4, rtol=0, msg=f"{width}x{height} {duration}s {fps}fps")
                 checked += 1
-    assert checked == len(spec.sizes) * len(spec.durations) * len(spec.fps_values)  # 18 for Pro, 72 for LTX-2.3
+    # 18 for Pro, 72 for LTX-2.3, 144 for LTX-2.5 Pro
+    assert checked == len(spec.sizes) * len(spec.durations) * len(spec.fps_values)
 
 
 def test_a_requests_steps_cfg_scale_and_negative_prompt_reach_stage_1_and_the_defaults_are_official(engine, monkeypatch):
@@ -267,10 +270,10 @@ def test_the_negative_prompt_is_the_current_official_text():
     assert len(guided.NEGATIVE_PROMPT) == 1171  # checked against the v1.2.0 file
 
 
-def test_hosted_guided_models_cover_both_architectures():
+def test_hosted_guided_models_cover_every_architecture():
     """So that the schedule test above covers every guided hosted model."""
     guided_models = {spec.id for spec in hosted_models() if spec.recipe is not Recipe.FAST}
-    assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2"}
+    assert guided_models == {"lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2", "lightricks:ltx@2.5-pro"}
 
 
 def test_the_ltx23_vocoder_runs_in_float32_when_the_rest_is_bf16(tiny_root):

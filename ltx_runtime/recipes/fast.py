@@ -2,6 +2,8 @@
 
 1. Encode the prompt once (Gemma 3 + connectors run inside the pipeline; the embeddings are reused by both stages).
 2. Stage 1 at half the generation size: the 8 distilled sigmas, guidance off (CFG 1, no STG, no modality guidance).
+   LTX-2.5 samples this stage with Euler ancestral (eta 1, its own noise seeded seed + 10000: ancestral.py), as
+   Lightricks' pipeline does for checkpoints from 2.5 on; earlier models with plain Euler.
 3. The x2 spatial latent upsampler.
 4. Stage 2 at the full generation size: re-noise to the first stage-2 sigma, then the 3 stage-2 sigmas; its audio
    is the clip's audio (the distilled pipeline keeps stage 2's audio).
@@ -40,6 +42,7 @@ from . import (
     unshifted_scheduler,
     upsample_and_refine,
 )
+from .ancestral import ANCESTRAL_ARCHITECTURES, ancestral_scheduler
 
 STAGE_1_STEPS = len(DISTILLED_SIGMA_VALUES)
 TOTAL_STEPS = STAGE_1_STEPS + len(STAGE_2_DISTILLED_SIGMA_VALUES)
@@ -60,7 +63,10 @@ def run(
     after_encoding: Callable[[], None] | None = None,
     on_latents: LatentsCallback | None = None,
 ) -> RecipeOutput:
-    denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
+    deterministic = unshifted_scheduler(components.pipeline)
+    denoise, upsample = pipelines_for(components, deterministic, image is not None)
+    if spec.architecture in ANCESTRAL_ARCHITECTURES:
+        denoise.scheduler = ancestral_scheduler(deterministic, generator.initial_seed())
     clock = StageClock(denoise.device)
 
     adapters = request_adapters(request)
@@ -89,6 +95,7 @@ def run(
         )
         clock.lap("stage_1")
 
+        denoise.scheduler = deterministic  # stage 2 is always plain Euler: 3 steps cannot absorb fresh noise
         video_latents, audio_latents = upsample_and_refine(
             denoise, upsample, plan, video_latents, audio_latents, image, clock,
             prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,

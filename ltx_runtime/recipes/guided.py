@@ -1,4 +1,4 @@
-"""LTX-2 Pro and LTX-2.3: the guided two-stage recipe (Lightricks' `TI2VidTwoStagesPipeline`, through diffusers).
+"""LTX-2 Pro, LTX-2.3 and LTX-2.5 Pro: the guided two-stage recipe (Lightricks' `TI2VidTwoStagesPipeline`, through diffusers).
 
 1. Encode the prompt and the official negative prompt (or the request's) once.
 2. Stage 1 at half the generation size with the dev model: `steps` Euler steps (the request may set them, and the
@@ -10,7 +10,8 @@
    stage-2 sigmas, guidance off; the stage-1 audio is re-noised and refined with the video, as officially, but the
    clip keeps the stage-1 audio (ltx-pipelines since 63fd9a4: stage 2 refines video only). The LoRA is switched
    off again afterwards. A request's own LoRAs are on in both stages (with the distilled one in stage 2).
-Parameters: Lightricks' `LTX_2_PARAMS` / `LTX_2_3_PARAMS` (ltx-pipelines utils/constants.py; ltx2-models.md section 2).
+Parameters: Lightricks' `LTX_2_PARAMS` / `LTX_2_3_PARAMS` / `LTX_2_4_PARAMS` (ltx-pipelines utils/constants.py;
+ltx2-models.md section 2). The guided pipeline (ti2vid_two_stages.py) keeps plain Euler on every generation.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ class GuidedParams:
 PARAMS = {
     Recipe.PRO: GuidedParams(steps=40, stg_block=29),  # LTX-2.0 dev
     Recipe.LTX23: GuidedParams(steps=30, stg_block=28),  # LTX-2.3 dev
+    # LTX-2.5 dev: `LTX_2_4_PARAMS`, the params of every checkpoint from 2.4 on: 2.3's, but for the image CRF (18),
+    # which diffusers' `resolve_default_image_crf` reads off the Gemma 4 text encoder (engine.image_crf).
+    Recipe.LTX25_PRO: GuidedParams(steps=30, stg_block=28),
 }
 
 

@@ -24,9 +24,15 @@ from .protocol import invalid_parameter, unknown_model
 # Model path (owner/family/variant) -> catalog id; the demo stand-ins are offered in demo mode only.
 MODEL_PATHS = {"ltx/ltx-2/fast": "lightricks:2@1", "ltx/ltx-2/pro": "lightricks:2@0"}
 DEMO_MODEL_PATHS = {"ltx-runtime/tiny/fast": "ltx-runtime:tiny@1", "ltx-runtime/tiny/pro": "ltx-runtime:tiny-pro@1"}
+# LTX-2.5, in the seed's path shape (RunComfy lists no 2.5 endpoint; ltx25.md section 2.3). Its durations, sizes and
+# portrait orientation are the catalog's; without a duration the duration head picks it.
+MODEL_PATHS.update({"ltx/ltx-2-5/fast": "lightricks:ltx@2.5-fast", "ltx/ltx-2-5/pro": "lightricks:ltx@2.5-pro"})
+DEMO_MODEL_PATHS.update({"ltx-runtime/tiny-ltx25/fast": "ltx-runtime:tiny-ltx25@1",
+                         "ltx-runtime/tiny-ltx25/pro": "ltx-runtime:tiny-ltx25-pro@1"})  # fmt: skip
 MODES = ("text-to-video", "image-to-video")
-RESOLUTIONS = {"1080p": 1080, "1440p": 1440, "2160p": 2160}
-ASPECT_RATIOS = {"16:9": (16, 9)}
+RESOLUTIONS = {"720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160}
+"""The short side; the catalog says which sizes each model takes."""
+ASPECT_RATIOS = {"16:9": (16, 9), "9:16": (9, 16)}
 DEFAULTS = {"duration": 6, "resolution": "1080p", "aspect_ratio": "16:9", "fps": 25, "generate_audio": True}
 FREE_SIZE = re.compile(r"^(\d+)x(\d+)$")
 
@@ -61,13 +67,9 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
     fps = values["fps"]
     if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
         raise invalid_parameter("fps", f"fps must be one of {', '.join(map(str, spec.fps_values))}, got {shown(fps)}")
-    duration = values["duration"]
-    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in spec.all_durations():
-        allowed_durations = ", ".join(map(str, spec.all_durations()))
-        raise invalid_parameter("duration", f"duration must be one of {allowed_durations} seconds, got {shown(duration)}")
-    problem = spec.duration_error(width, height, duration, fps)
-    if problem:
-        raise invalid_parameter("duration", problem)
+    duration = body.get("duration", None if spec.picks_duration else DEFAULTS["duration"])
+    if duration is not None or not spec.picks_duration:
+        _check_duration(duration, spec, width, height, fps)
     audio = values["generate_audio"]
     if not isinstance(audio, bool):
         raise invalid_parameter("generate_audio", f"generate_audio must be true or false, got {shown(audio)}")
@@ -80,12 +82,21 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
         prompt=prompt,
         width=width,
         height=height,
-        duration=float(duration),
+        duration=None if duration is None else float(duration),
         fps=fps,
         audio=audio,
         seeds=job_seeds(seed, 1),
         frame_image=_image_url(body) if mode == "image-to-video" else None,
     )
+
+
+def _check_duration(duration: Any, spec: ModelSpec, width: int, height: int, fps: int) -> None:
+    if isinstance(duration, bool) or not isinstance(duration, int) or duration not in spec.all_durations():
+        allowed_durations = ", ".join(map(str, spec.all_durations()))
+        raise invalid_parameter("duration", f"duration must be one of {allowed_durations} seconds, got {shown(duration)}")
+    problem = spec.duration_error(width, height, duration, fps)
+    if problem:
+        raise invalid_parameter("duration", problem)
 
 
 def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int]:
@@ -97,8 +108,8 @@ def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int
         width, height = int(free.group(1)), int(free.group(2))
     elif isinstance(resolution, str) and resolution in RESOLUTIONS:
         across, down = ASPECT_RATIOS[aspect_ratio]
-        height = RESOLUTIONS[resolution]
-        width = height * across // down
+        short = RESOLUTIONS[resolution]
+        width, height = (short * across // down, short) if across >= down else (short, short * down // across)
     else:
         extra = ' or "WIDTHxHEIGHT" for this demo model' if isinstance(spec.sizes, SizeRange) else ""
         allowed = ", ".join(RESOLUTIONS) + extra

@@ -252,11 +252,18 @@ def _size(check: _Checker, task: dict, spec: ModelSpec, has_image: bool) -> tupl
     return width, height
 
 
-def _duration(check: _Checker, task: dict, spec: ModelSpec, width: int | None, height: int | None, fps: int) -> float:
+def _duration(
+    check: _Checker, task: dict, spec: ModelSpec, width: int | None, height: int | None, fps: int
+) -> float | None:
     duration = task.get("duration", spec.default_duration)
+    if duration is None and spec.picks_duration:
+        return None  # LTX-2.5: the duration head picks it from the prompt
+    if spec.picks_duration and isinstance(duration, str) and duration.isdigit():
+        duration = int(duration)  # runware-sdk 1.8.0 types the 2.5 tiers' duration as int | str
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration not in spec.all_durations():
         allowed = ", ".join(map(str, spec.all_durations()))
-        raise check.invalid("duration", f"{spec.id} takes durations of {allowed} seconds, got {shown(duration)}")
+        head = " (or none: its duration head picks one)" if spec.picks_duration else ""
+        raise check.invalid("duration", f"{spec.id} takes durations of {allowed} seconds{head}, got {shown(duration)}")
     # A size still to come from the image (LTX-2.3) is 1080p either way, which has every duration.
     problem = spec.duration_error(width or 1920, height or 1080, duration, fps)
     if problem:
