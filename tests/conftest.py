@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ltx_runtime.engine import Engine
+from ltx_runtime.request import GenerationRequest
 from ltx_runtime.tiny import ARCHITECTURES, build_tiny_weights
 
 
@@ -48,6 +49,11 @@ class Probe:
     audio_rate: int | None
     audio_channels: int | None
     audio_duration: float | None
+
+
+def asking(spec, plan, prompt: str, **fields) -> GenerationRequest:
+    """The request a recipe reads its prompt (and guidance settings) from, for a plan made by plan_generation."""
+    return GenerationRequest(spec.id, prompt, plan.width, plan.height, plan.duration, plan.fps, audio=True, **fields)
 
 
 def probe(path: Path) -> Probe:

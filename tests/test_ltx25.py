@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import probe
+from conftest import asking, probe
 from ltx_runtime.catalog import Recipe, get_model
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.recipes import ancestral, fast, guided
@@ -206,7 +206,7 @@ def test_only_2_5_fast_stage_1_is_ancestral(engine, monkeypatch, model, ancestra
     recipe = fast if spec.recipe is Recipe.FAST else guided
     if recipe is guided:  # two steps are enough to tell: stage 1 of the guided recipe is never ancestral
         monkeypatch.setitem(guided.PARAMS, spec.recipe, guided.GuidedParams(steps=2, stg_block=0))
-    recipe.run(engine.load(model), spec, plan, "a cat", torch.Generator().manual_seed(1), lambda done, total: None)
+    recipe.run(engine.load(model), spec, plan, asking(spec, plan, "a cat"), torch.Generator().manual_seed(1), lambda done, total: None)
     assert len(seen) == ancestral_steps
     if ancestral_steps:
         assert sorted(set(seen), reverse=True) == pytest.approx(DISTILLED[:-1])
@@ -218,7 +218,7 @@ def test_the_ancestral_noise_changes_the_clip_and_the_seed_fixes_it(engine, monk
     plan = plan_generation(128, 64, 1, 8, spec.audio_sample_rate)
 
     def latents(seed):
-        output = fast.run(components, spec, plan, "a cat", torch.Generator().manual_seed(seed), lambda done, total: None)
+        output = fast.run(components, spec, plan, asking(spec, plan, "a cat"), torch.Generator().manual_seed(seed), lambda done, total: None)
         return output.video_latents
 
     first, again = latents(5), latents(5)

@@ -13,18 +13,13 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.ltx2 import pipeline_ltx2
 
+from conftest import asking
 from ltx_runtime import configs
 from ltx_runtime.catalog import Recipe, get_model, hosted_models
 from ltx_runtime.engine import Engine
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.recipes import fast, guided
-from ltx_runtime.request import GenerationRequest
 from ltx_runtime.tiny import build_tiny_weights
-
-
-def asking(spec, plan, prompt: str, **fields) -> GenerationRequest:
-    """The request a recipe reads its prompt (and guidance settings) from."""
-    return GenerationRequest(spec.id, prompt, plan.width, plan.height, plan.duration, plan.fps, audio=True, **fields)
 
 
 TINY_FAST, TINY_PRO, TINY_LTX23 = "ltx-runtime:tiny@1", "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"
