@@ -120,11 +120,15 @@ class ModelSpec:
                 f"{self.id} makes clips above {max(self.durations)} s at {long_width}x{long_height} and {long_fps} fps "
                 f"only, not {width}x{height} at {fps} fps"
             )
+        return f"{self.id} takes durations of {self.describe_durations()} seconds, not {duration!r}"
+
+    def describe_durations(self) -> str:
+        """"6, 8, 10 (and 12, ... at 1920x1080 25 fps)": every duration, with the format the long ones need."""
         allowed = ", ".join(map(str, self.durations))
         if self.long_durations:
-            allowed += f" (and {', '.join(map(str, self.long_durations))} at {self.long_duration_format[0]}x"
-            allowed += f"{self.long_duration_format[1]} {self.long_duration_format[2]} fps)"
-        return f"{self.id} takes durations of {allowed} seconds, not {duration!r}"
+            long_width, long_height, long_fps = self.long_duration_format
+            allowed += f" (and {', '.join(map(str, self.long_durations))} at {long_width}x{long_height} {long_fps} fps)"
+        return allowed
 
     def describe_fps(self) -> str:
         """"25, 50", or "8-50" for a run of consecutive values."""

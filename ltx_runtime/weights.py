@@ -40,6 +40,8 @@ LOCK_FORMAT = 1
 # The lock sits at the repository root; an installed copy (the Docker image) points LTX_WEIGHTS_LOCK at it.
 DEFAULT_LOCK_PATH = Path(os.environ.get("LTX_WEIGHTS_LOCK", Path(__file__).resolve().parent.parent / "weights.lock"))
 DEFAULT_REF = "main"
+TINY = "tiny"
+"""`--weights tiny` (LTX_WEIGHTS_DIR=tiny): random demo weights, built on first use, instead of a folder."""
 PIPELINE_CLASS = "LTX2Pipeline"
 DISTILLED_LORA = "distilled"
 """Adapter name of the distilled LoRA that the guided recipes switch on for stage 2."""
