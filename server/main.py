@@ -104,7 +104,8 @@ def bind_port(host: str, port: int) -> socket.socket:
 class DrainingServer(uvicorn.Server):
     """uvicorn with a graceful SIGTERM: the app drains first (`app.state.drain`: no new tasks, readiness 503, running
     generations finish within the grace period) while uvicorn still answers, then uvicorn stops as usual and the
-    process exits 0. A second SIGTERM ends the drain at once. Ctrl-C (SIGINT) stops at once, as before."""
+    process exits 0. A second SIGTERM ends the drain at once. Ctrl-C (SIGINT) does not drain: the workers are stopped
+    (SIGTERM, then SIGKILL) and their running tasks go back to the queue to start over."""
 
     def __init__(self, config: uvicorn.Config):
         super().__init__(config)
@@ -113,6 +114,11 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame) -> None:
         if sig != signal.SIGTERM:
+            pool = self.config.app.state.pool
+            if sig == signal.SIGINT and pool is not None and pool.busy_workers:
+                log.warning("Ctrl-C: stopping without draining: %d running task(s) go back to the queue and start "
+                            "over from 0 %% at the next start (SIGTERM drains: running tasks finish within "
+                            "LTX_SHUTDOWN_GRACE_SECONDS)", pool.busy_workers)  # fmt: skip
             return super().handle_exit(sig, frame)
         self._sigterms += 1
         loop = asyncio.get_running_loop()
