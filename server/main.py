@@ -98,6 +98,7 @@ def bind_port(host: str, port: int) -> socket.socket:
         log.error("cannot listen on %s port %d: %s (another server there? choose another with --port or LTX_PORT)",
                   host, port, error.strerror or error)  # fmt: skip
         raise SystemExit(STARTUP_FAILURE) from None
+    log.info("listening on http://%s:%d", host, port)  # uvicorn says so only for a socket it binds itself
     return listening
 
 
