@@ -175,10 +175,14 @@ class ModelSpec:
                 f"{self.id} makes clips above {max(self.durations)} s at {self.describe_long_formats()} "
                 f"only, not {width}x{height} at {fps} fps"
             )
+        return f"{self.id} takes durations of {self.describe_durations()} seconds, not {duration!r}"
+
+    def describe_durations(self) -> str:
+        """"6, 8, 10 (and 12, ... at 1920x1080 25 fps)": every duration, with the format the long ones need."""
         allowed = ", ".join(map(str, self.durations))
         if self.long_durations:
             allowed += f" (and {', '.join(map(str, self.long_durations))} at {self.describe_long_formats()})"
-        return f"{self.id} takes durations of {allowed} seconds, not {duration!r}"
+        return allowed
 
     def describe_long_formats(self) -> str:
         """"1920x1080 and 25 fps", or "1920x1080 and 24 or 25 fps, 1080x1920 and 24 or 25 fps"."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -13,18 +14,20 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from .catalog import MODELS, get_model
 from .media import QUALITY_DEFAULT, OutputFormat
-from .weights import DEFAULT_LOCK_PATH
+from .weights import DEFAULT_LOCK_PATH, TINY
 
-app = typer.Typer(help="Self-hosted inference runtime for Lightricks' LTX-2 video+audio models.", no_args_is_help=True)
+# Plain help (click's): typer's rich panels show a type (<bool>) even after flags that take no value.
+app = typer.Typer(help="Self-hosted inference runtime for Lightricks' LTX-2 video+audio models.", no_args_is_help=True,
+                  rich_markup_mode=None)  # fmt: skip
 weights_app = typer.Typer(
     help="Model weights: download and check them against weights.lock, lock them from the hub, or build tiny ones.",
-    no_args_is_help=True,
+    no_args_is_help=True, rich_markup_mode=None,
 )
 app.add_typer(weights_app, name="weights")
 console = Console(stderr=True)
 
 DEFAULT_WEIGHTS = os.environ.get("LTX_WEIGHTS_DIR", str(Path.home() / ".cache" / "ltx-runtime" / "weights"))
-TINY_WARNING = "[bold yellow]WARNING: tiny random weights (demo/test mode): the video and audio are noise.[/]"
+TINY_WARNING = "[bold yellow]WARNING: tiny random weights (demo/test mode): the {what} noise.[/]"
 
 
 @app.command()
@@ -49,20 +52,24 @@ def generate(
     memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory)."),
 ) -> None:
     """Generate one clip and write it to --output."""
-    from .engine import Engine, OutOfMemory
     from .loras import DEFAULT_LOCK_PATH, LoraListError, read_loras
     from .request import GenerationRequest, RequestError, validate_request
-    from .memory import MemoryProfile
     from .progress import STAGE_LABELS, STAGES, JobProgress, StageTimes
-    from .weights import WeightsError
+    from .weights import WeightsError, check_folder, resolve_folder
 
     try:
         spec = get_model(model)
     except KeyError as error:
         _fail(f"--model: {error}", code=2)
+    suffix = output.suffix.lower().lstrip(".")
+    formats = [f.value for f in OutputFormat]
     if output_format is None:
-        suffix = output.suffix.lower().lstrip(".")
-        output_format = OutputFormat(suffix) if suffix in {f.value for f in OutputFormat} else OutputFormat.MP4
+        if suffix and suffix not in formats:  # never a file whose name says another container than it holds
+            _fail(f"--output: {output.name} names a .{suffix} file; this writes {', '.join(formats)} "
+                  f"(name the file so, or pass --format)", code=2)  # fmt: skip
+        output_format = OutputFormat(suffix) if suffix else OutputFormat.MP4
+    elif suffix and suffix != output_format.value:
+        _fail(f"--output: {output.name} does not end in .{output_format.value}, the --format asked for", code=2)
     request = GenerationRequest(
         model=spec.id,
         prompt=prompt,
@@ -84,6 +91,17 @@ def generate(
         validate_request(request)
     except RequestError as error:
         _fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
+    if weights != TINY:  # before torch and diffusers are imported, which takes long
+        try:
+            check_folder(resolve_folder(Path(weights), spec), spec)
+        except WeightsError as error:
+            _fail(str(error))
+    if not sys.stderr.isatty():  # the loaders' progress bars are for terminals (set before they are imported)
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from .engine import Engine, OutOfMemory
+    from .memory import MemoryProfile
+
     if memory_profile != "auto" and memory_profile not in {p.value for p in MemoryProfile}:
         _fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)
     try:
@@ -93,7 +111,8 @@ def generate(
     engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile),
                     loras=offered_loras)  # fmt: skip
     if engine.uses_tiny_weights:
-        console.print(TINY_WARNING)
+        what = "video and its audio are" if request.audio else "video is"
+        console.print(TINY_WARNING.format(what=what), soft_wrap=True)
     expected_duration = request.duration
     if expected_duration is None:  # the engine asks the head again, with the prompt's encoding cached
         try:
@@ -158,14 +177,13 @@ def serve(
 def list_models() -> None:
     """List the model ids this runtime serves, with their sizes, durations and frame rates."""
     for spec in MODELS.values():
-        note = " [demo and tests only]" if spec.demo_only else ""
         audio = ".".join(spec.audio_flag)
         long = ""
         default_duration = "picked by the duration head" if spec.picks_duration else spec.default_duration
         if spec.long_durations:
             long = f"; {', '.join(map(str, spec.long_durations))} s at {spec.describe_long_formats()} only"
         typer.echo(
-            f"{spec.id}  {spec.name}{note}\n"
+            f"{spec.id}  {spec.name}\n"
             f"    sizes: {spec.describe_sizes()}\n"
             f"    durations: {', '.join(map(str, spec.durations))} s (default {default_duration}){long}; "
             f"fps: {spec.describe_fps()} (default {spec.default_fps})\n"

@@ -41,6 +41,7 @@ from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
 from .weights import (
     Components,
+    TINY,
     LockEntry,
     WeightsError,
     check_components,
@@ -52,7 +53,6 @@ from .weights import (
 
 log = logging.getLogger(__name__)
 
-TINY = "tiny"
 DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny"))
 """Root of the tiny weights: one folder per architecture (ltx-2/, ltx-2.3/), built on first use."""
 ProgressCallback = StageCallback

@@ -169,9 +169,8 @@ def _record(lock_path: Path, model_id: str, source_index: int, file_index: int, 
 
 def _require_pullable(entry: LockEntry) -> None:
     reasons = [] if entry.complete else ["its file list is partial"]
-    reasons += [
-        f"{source.repo} has no pinned commit" for source in entry.sources if not COMMIT.fullmatch(source.revision or "")
-    ]
+    unpinned = [source.repo for source in entry.sources if not COMMIT.fullmatch(source.revision or "")]
+    reasons += [f"{repo} has no pinned commit" for repo in dict.fromkeys(unpinned)]  # each repository once
     if reasons:
         raise WeightsError(
             f"the weights.lock entry of {entry.model_id} cannot be pulled yet: {'; '.join(reasons)}. "

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch itself only where tensors are made: the folder checks run before it is imported
+    import torch
 
 CHECKPOINTS = "checkpoints"
 UPSCALERS = "latent_upscale_models"
@@ -467,6 +469,7 @@ def _build_diffusers_modules(config: dict, upsampler_config: dict, gemma_layers:
 
 
 def _save(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> None:
+    import torch
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -481,6 +484,7 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     loras/ (the distilled LoRA in Lightricks' key format) and a Gemma folder. Returns the folder."""
     import shutil
 
+    import torch
     from peft import LoraConfig, get_peft_model_state_dict
 
     from .tiny import TINY_MARKER, _build_text_encoder, _build_tokenizer
@@ -591,6 +595,7 @@ def _metadata_config(path: Path) -> dict:
 def load_official(folder: Path, dev: bool, dtype: torch.dtype):
     """An LTX2Pipeline and the latent upsampler from an official-layout folder (see the module docstring), plus the
     path of the distilled LoRA (dev only, else None). Nothing is downloaded."""
+    import torch
     from accelerate import init_empty_weights
     from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline
     from safetensors import safe_open

@@ -61,6 +61,13 @@ def denoising_steps(report: StageCallback, stage_1_steps: int) -> Callable[[int,
     return on_step
 
 
+def cpu_stage_seconds(width: int, height: int, frames: int) -> dict[str, float]:
+    """Each stage's seconds at DEFAULT_RATES: a clip on tiny weights on a 2-core CPU (the guided recipes' stage 1,
+    with more steps, takes longer)."""
+    units = width * height * frames
+    return {stage: rate * (1 if stage in FIXED_COST_STAGES else units) for stage, rate in DEFAULT_RATES.items()}
+
+
 class StageTimes:
     """Predicted seconds per stage for a job: the measured ones of the last job of the same model and shape."""
 
@@ -69,9 +76,7 @@ class StageTimes:
 
     def predict(self, model: str, width: int, height: int, frames: int) -> dict[str, float]:
         measured = self._measured.get((model, width, height, frames), {})
-        units = width * height * frames
-        return {stage: measured.get(stage, rate * (1 if stage in FIXED_COST_STAGES else units))
-                for stage, rate in DEFAULT_RATES.items()}  # fmt: skip
+        return {**cpu_stage_seconds(width, height, frames), **measured}
 
     def learn(self, model: str, width: int, height: int, frames: int, seconds: dict[str, float]) -> None:
         self._measured[(model, width, height, frames)] = dict(seconds)

@@ -39,6 +39,8 @@ from .official import is_official_folder, load_official, official_files
 
 LOCK_FORMAT = 1
 DEFAULT_REF = "main"
+TINY = "tiny"
+"""`--weights tiny` (LTX_WEIGHTS_DIR=tiny): random demo weights, built on first use, instead of a folder."""
 PIPELINE_CLASS = "LTX2Pipeline"
 DISTILLED_LORA = "distilled"
 """Adapter name of the distilled LoRA that the guided recipes switch on for stage 2."""

@@ -6,7 +6,8 @@ the task with that taskUUID only:
 - kill: the worker SIGKILLs itself (a crash at that stage);
 - hang: the worker loops forever without reporting progress and ignores SIGTERM (as a thread stuck inside a CUDA
   kernel would);
-- pause: the worker sleeps 5 s, then carries on (time for a test to act, e.g. to kill the worker's ffmpeg).
+- pause: the worker sleeps 5 s (LTX_TEST_FAULT_SECONDS), then carries on (time for a test to act, e.g. to kill the
+  worker's ffmpeg).
 The fault-injection tests (tests/test_faults.py) set it; nothing else should.
 """
 
@@ -18,6 +19,7 @@ import signal
 import time
 
 PAUSE_SECONDS = 5.0
+"""The pause's default length."""
 
 
 def inject_fault(stage: str, attempt: int, task_uuid: str) -> None:
@@ -38,7 +40,7 @@ def inject_fault(stage: str, attempt: int, task_uuid: str) -> None:
         while True:
             time.sleep(0.1)
     elif action == "pause":  # short sleeps, like a generation's steps: a signal's handler runs within 0.1 s
-        for _ in range(round(PAUSE_SECONDS / 0.1)):
+        for _ in range(round(float(os.environ.get("LTX_TEST_FAULT_SECONDS", PAUSE_SECONDS)) / 0.1)):
             time.sleep(0.1)
     else:
         raise ValueError(f"LTX_TEST_FAULT: unknown action {action!r}")

@@ -8,8 +8,11 @@ its readiness says why: a broken GPU is a failed readiness, not another product 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import signal
+import socket
 from contextlib import suppress
 
 import uvicorn
@@ -36,6 +39,11 @@ def serve(
     overrides = {name: value for name, value in options if value}
     settings = Settings(**overrides, **({"demo": True} if demo else {}))
     setup_logging(settings.log_level, settings.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Before anything touches the task store: at start-up a node requeues what its previous workers held, so a second
+    # process with the same node id, or one that is about to fail on a busy port, must stop here.
+    node_lock = hold_node_lock(settings)  # noqa: F841 - held for the process's lifetime
+    listening = bind_port(settings.host, settings.port)
     if settings.role != "api" and not settings.demo:
         import torch
 
@@ -45,7 +53,6 @@ def serve(
     if settings.demo:
         banner = "!" * len(DEMO_WARNING)
         log.warning("%s\n%s\n%s", banner, DEMO_WARNING, banner)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     log.info("role: %s", settings.role)
     config = uvicorn.Config(
         create_app(settings, api_keys(settings) if settings.role != "worker" else None),
@@ -57,13 +64,51 @@ def serve(
         access_log=settings.access_log,
     )
     with suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once stopped (uvicorn.run swallows it too)
-        DrainingServer(config).run()
+        DrainingServer(config).run(sockets=[listening])
+
+
+STARTUP_FAILURE = 3
+"""The exit code of a server that could not start (uvicorn's own)."""
+
+
+def hold_node_lock(settings: Settings) -> int:
+    """An exclusive lock on the node's lock file in the data folder, held until the process exits (the OS releases
+    it even after a SIGKILL): two live processes never share a node id, so neither requeues the other's tasks."""
+    path = settings.data_dir / f"node-{settings.node}.lock"
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "another process"
+        log.error("node %s is already running (pid %s holds %s): stop it first, or give this server its own data "
+                  "folder (LTX_DATA_DIR) or node id (LTX_NODE_ID)", settings.node, holder, path)  # fmt: skip
+        raise SystemExit(STARTUP_FAILURE) from None
+    os.ftruncate(handle, 0)
+    os.pwrite(handle, str(os.getpid()).encode(), 0)
+    return handle
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the app starts (uvicorn would bind only after the app's start-up, which
+    requeues tasks and starts workers)."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        log.error("cannot listen on %s port %d: %s (another server there? choose another with --port or LTX_PORT)",
+                  host, port, error.strerror or error)  # fmt: skip
+        raise SystemExit(STARTUP_FAILURE) from None
+    log.info("listening on http://%s:%d", host, port)  # uvicorn says so only for a socket it binds itself
+    return listening
 
 
 class DrainingServer(uvicorn.Server):
     """uvicorn with a graceful SIGTERM: the app drains first (`app.state.drain`: no new tasks, readiness 503, running
     generations finish within the grace period) while uvicorn still answers, then uvicorn stops as usual and the
-    process exits 0. A second SIGTERM ends the drain at once. Ctrl-C (SIGINT) stops at once, as before."""
+    process exits 0. A second SIGTERM ends the drain at once. Ctrl-C (SIGINT) does not drain: the workers are stopped
+    (SIGTERM, then SIGKILL) and their running tasks go back to the queue to start over."""
 
     def __init__(self, config: uvicorn.Config):
         super().__init__(config)
@@ -72,6 +117,11 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame) -> None:
         if sig != signal.SIGTERM:
+            pool = self.config.app.state.pool
+            if sig == signal.SIGINT and pool is not None and pool.busy_workers:
+                log.warning("Ctrl-C: stopping without draining: %d running task(s) go back to the queue and start "
+                            "over from 0 %% at the next start (SIGTERM drains: running tasks finish within "
+                            "LTX_SHUTDOWN_GRACE_SECONDS)", pool.busy_workers)  # fmt: skip
             return super().handle_exit(sig, frame)
         self._sigterms += 1
         loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from ltx_runtime.catalog import get_model
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
+from ltx_runtime.progress import cpu_stage_seconds
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
 from .jobs import ErrorKind, Job, TaskError
@@ -49,6 +50,8 @@ from .tasks import (
 
 log = logging.getLogger("ltx_runtime.server")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+SLOW_DEMO_SECONDS = 60.0
+"""A demo clip estimated to take longer than this on the CPU is announced as slow (`TaskService.demo_note`)."""
 UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -94,6 +97,8 @@ class TaskService:
                     self.media.delete(image_key(image.file_name))
                 raise
         task_event("accepted", task_id, key=key_id, **job_fields(record.job))
+        if note := self.demo_note(record.job):
+            task_event("slow_demo", task_id, level=logging.WARNING, note=note)
         return record
 
     def check_storage(self) -> None:
@@ -126,6 +131,22 @@ class TaskService:
             log.error("storage unavailable: %s: %s", type(error).__name__, error)
             raise TaskError(ErrorKind.STORE_UNAVAILABLE, "the server cannot store tasks or images right now "
                             f"({type(error).__name__}); nothing was stored; retry later") from None  # fmt: skip
+
+    def demo_note(self, job: dict) -> str | None:
+        """In demo mode, what a clip that takes minutes on the CPU should be told up front (the ack, getResponse, the
+        log, the page): the estimate from the rates measured on tiny weights. None for quick clips, and off demo."""
+        if not self.settings.demo or not job.get("width"):
+            return None
+        frames = round(job["duration"] * job["fps"])
+        per_result = sum(cpu_stage_seconds(job["width"], job["height"], frames).values())
+        seconds = per_result * len(job["seeds"])
+        if seconds < SLOW_DEMO_SECONDS:
+            return None
+        return (
+            f"demo mode: tiny random weights on a CPU, where a {job['width']}x{job['height']} clip of "
+            f"{job['duration']:g} s at {job['fps']} fps takes minutes: about {seconds / 60:.0f} min on 2 cores "
+            f"(estimated from measured rates; more under load). 256x144 for 2 s takes seconds."
+        )
 
     def _check_safety(self, job: Job) -> None:
         """Add the server's required content checks to the job, and refuse now a task that needs a check this server

@@ -440,8 +440,15 @@ class SqlTaskStore:
                 (owner,),
             )
             if rows:
+                self._restart_results(db, rows)
                 self._work_queued(db)
         return sorted(row["id"] for row in rows)
+
+    def _restart_results(self, db: Statements, tasks) -> None:
+        """Requeued tasks start their unfinished results over: their progress, stage and preview go back to a waiting
+        task's (0, none), so that a poll shows the restart instead of where the stopped attempt was."""
+        db.run_many("UPDATE results SET progress = 0, stage = NULL, preview = NULL"
+                    " WHERE task_id = ? AND status = 'processing'", [(row["id"],) for row in tasks])  # fmt: skip
 
     def _requeue(self, condition: str, args: tuple, max_attempts: int) -> list[int]:
         # A task that has already used max_attempts fails instead: something in it kills workers. Each UPDATE checks
@@ -460,6 +467,7 @@ class SqlTaskStore:
                 (max_attempts, *args),
             )
             if queued:
+                self._restart_results(db, queued)
                 self._work_queued(db)
             self._count_finished(db, "failed", [row["id"] for row in failed])
         return sorted(row["id"] for row in failed + queued)

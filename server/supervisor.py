@@ -95,6 +95,11 @@ class WorkerPool:
         return {worker.worker_id for worker in self._workers.values() if worker.process.is_alive()}
 
     @property
+    def busy_workers(self) -> int:
+        """How many workers are running a task now."""
+        return sum(worker.busy for worker in self._workers.values())
+
+    @property
     def draining(self) -> bool:
         return self._draining.is_set()
 

@@ -53,13 +53,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 120, until: str = "/health/ready") -> "ServerProcess":
         """Start the server and wait until `until` answers 200 (/health/live: serving, even with no worker ready)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ltx_runtime", "serve", *(["--demo"] if self.demo else [])], env=self.env, stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.launch()
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -72,6 +66,15 @@ class ServerProcess:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"server not ready after {timeout} s:\n{self.log()}")
+
+    def launch(self) -> subprocess.Popen:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ltx_runtime", "serve", *(["--demo"] if self.demo else [])], env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        return self.process
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

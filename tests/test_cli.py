@@ -37,6 +37,10 @@ def test_help_lists_the_commands_and_options(env):
     weights = run(["weights", "--help"], env).stdout
     for command in ("build-tiny", "pull", "verify", "lock"):
         assert command in weights
+    serve = run(["serve", "--help"], env).stdout
+    for text in (top, generate, weights, serve):
+        assert "<bool>" not in text  # flags take no value
+    assert "--audio / --no-audio" in generate and "--demo " in serve
 
 
 def test_models_lists_the_catalog(env):
@@ -45,6 +49,20 @@ def test_models_lists_the_catalog(env):
         assert model_id in out
     assert "settings.audio (default true), 48000 Hz" in out
     assert "fps: 8-50 (default 25)" in out and "fps: 25, 50 (default 25)" in out  # a range, not 43 values
+    tiny_lines = [line for line in out.splitlines() if line.startswith("ltx-runtime:")]
+    assert len(tiny_lines) == 3 and all(line.count("demo and tests only") == 1 for line in tiny_lines), tiny_lines
+
+
+def test_an_output_name_of_another_container_is_refused_before_anything_loads(env, tmp_path):
+    for args, message in (
+        (["-o", str(tmp_path / "clip.avi")], "--output: clip.avi names a .avi file; this writes mp4, webm, mov"),
+        (["-o", str(tmp_path / "clip.mp4"), "--format", "webm"], "--output: clip.mp4 does not end in .webm"),
+    ):  # fmt: skip
+        result = run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a cat", *args], env,
+                     check=False)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "tiny random weights" not in result.stderr  # refused before the weights
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -56,7 +74,8 @@ def test_generate_small_clip_with_progress_and_summary(env, tmp_path):
     info = probe(out)
     assert (info.video_codec, info.width, info.height, info.frames, info.fps) == ("h264", 136, 72, 20, 10)
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 24000, 2)
-    assert "tiny random weights" in result.stderr  # the loud warning
+    assert "tiny random weights (demo/test mode): the video and its audio are noise" in result.stderr  # the warning
+    assert "Loading" not in result.stderr and "it/s" not in result.stderr  # no loaders' progress bars in a pipe
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith(f"wrote {out}: 136x72, 20 frames at 10 fps, 2 s, 24000 Hz stereo audio, mov, seed 5")
 
@@ -79,10 +98,12 @@ def test_generate_from_a_first_frame_image(env, tmp_path):
 @pytest.mark.slow
 def test_model_defaults_apply(env, tmp_path):
     out = tmp_path / "clip.webm"
-    run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--duration", "1", "-o", str(out)], env)
+    result = run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--duration", "1",
+                  "-o", str(out)], env)  # fmt: skip
     info = probe(out)
     assert (info.video_codec, info.width, info.height, info.frames) == ("vp9", 256, 144, 25)
     assert info.audio_codec is None  # the audio flag defaults to false for LTX-2 models
+    assert "the video is noise" in result.stderr and "no audio" in result.stdout  # no talk of noisy audio
 
 
 def test_a_bad_value_names_the_option_and_writes_nothing(env, tmp_path):
@@ -114,12 +135,15 @@ def test_generate_ltx23_fast_and_a_guided_clip_with_steps(env, tmp_path):
     assert probe(out).frames == 9 and "wrote" in result.stdout
 
 
-@pytest.mark.slow
-def test_missing_weights_say_what_to_do(env, tmp_path):
-    result = run(["generate", "-p", "a cat", "-o", str(tmp_path / "clip.mp4")], env, check=False)
+def test_missing_weights_say_what_to_do_before_torch_is_imported(env, tmp_path):
+    command = [sys.executable, "-X", "importtime", "-m", "ltx_runtime", "generate", "-p", "a cat", "-o",
+               str(tmp_path / "clip.mp4")]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1
     assert "no weights folder for lightricks:2@1" in result.stderr and "--weights tiny" in result.stderr
     assert "Traceback" not in result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
+    assert "ltx_runtime.cli" in imported and not {"torch", "diffusers"} & imported  # seconds of imports for nothing
 
 
 @pytest.mark.slow

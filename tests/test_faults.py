@@ -243,6 +243,34 @@ def test_a_second_sigterm_stops_at_once(tiny_root, tmp_path):
     assert media_files(data_dir) == []
 
 
+@pytest.mark.slow
+def test_ctrl_c_requeues_the_running_task_which_restarts_from_0(tiny_root, tmp_path):
+    """Ctrl-C does not drain: the running task goes back to the queue uncounted and starts over, and getResponse says
+    so (0 %, no stage) rather than showing where the stopped attempt was."""
+    data_dir = tmp_path / "data"
+    server = ServerProcess(data_dir, tiny_root, LTX_TEST_FAULT="pause:decoding").start()
+    task = tiny_task()
+    assert server.post([task])[0] == 200
+    wait_for_log(server, "test fault: pause at decoding")
+    stopping = time.time()
+    os.killpg(server.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    assert server.process.wait(30) == 0
+    print(f"Ctrl-C mid-task: the server exited {time.time() - stopping:.1f} s later")
+    assert re.search(r"Ctrl-C: stopping without draining: 1 running task\(s\) go back to the queue", server.log())
+    store = sqlite3.connect(data_dir / "tasks.sqlite3")
+    assert store.execute("SELECT status, attempts FROM tasks").fetchall() == [("queued", 0)]
+
+    again = ServerProcess(data_dir, tiny_root, port=server.port).start(until="/health/live")
+    try:
+        (item,) = get_response(again, task["taskUUID"])["data"]
+        assert (item["status"], item["progress"]) == ("processing", 0)  # not the stopped attempt's decoding share
+        assert details(again, task["taskUUID"])["results"][0]["stage"] in (None, "text_encoding")
+        again.wait_for_results(task["taskUUID"], timeout=120)
+        assert details(again, task["taskUUID"])["attempts"] == 1
+    finally:
+        again.stop()
+
+
 # -- resource faults ----------------------------------------------------------------------------------------------
 
 

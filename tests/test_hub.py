@@ -377,6 +377,17 @@ def test_an_unreachable_hub_is_one_clear_line(lock, env):
     assert "acme/pipeline at main" in result.stderr and "ConnectError" in result.stderr
 
 
+def test_the_shipped_lock_says_why_an_entry_cannot_be_pulled_naming_each_repository_once():
+    from ltx_runtime.hub import _require_pullable
+    from ltx_runtime.weights import WeightsError
+
+    with pytest.raises(WeightsError) as raised:
+        _require_pullable(read_lock()["lightricks:2@1"])  # two files from Lightricks/LTX-2, both without a commit
+    message = str(raised.value)
+    assert message.count("Lightricks/LTX-2 has no pinned commit") == 1, message
+    assert "google/gemma-3-12b-it-qat-q4_0-unquantized has no pinned commit" in message
+
+
 def test_pull_refuses_an_entry_that_is_not_locked_yet(lock, env, hub):
     result = cli(["weights", "pull", MODEL, "--lock", str(lock)], env, code=1)
     assert "its file list is partial" in result.stderr and f"{PIPELINE} has no pinned commit" in result.stderr

@@ -136,6 +136,22 @@ def test_generate_watch_play_and_find_in_history(page, server):
     expect(page.locator("input[name=seed]")).to_have_value("42")
 
 
+def test_in_demo_mode_the_page_opens_on_a_quick_size_and_a_slow_clip_says_so_up_front(page):
+    expect(page.locator("select[name=model]")).to_have_value("ltx-runtime:tiny@1")
+    assert [page.input_value(f"[name={name}]") for name in ("width", "height", "duration")] == ["256", "144", "2"]
+    page.fill("#api-key", API_KEY)
+    page.click("#key-form button")
+    expect(page.locator("#key-status")).to_have_text("connected")
+    page.fill("input[name=width]", "1024")
+    page.fill("input[name=height]", "576")
+    page.select_option("select[name=duration]", "10")
+    page.click("#generate-button")
+    card = page.locator("#running .result").first
+    expect(card.locator(".slow")).to_contain_text("takes minutes")
+    card.locator(".cancel").click()
+    expect(card.locator(".stage")).to_contain_text("cancelled")
+
+
 def test_fixed_sizes_come_from_the_catalog(page):
     page.select_option("select[name=model]", "lightricks:2@1")
     expect(page.locator("#size-list option")).to_have_text(["1920x1080", "2560x1440", "3840x2160"])

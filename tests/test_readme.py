@@ -80,9 +80,13 @@ def test_the_readme_examples_run_as_pasted(new_user, say):
     assert first_video < FIRST_VIDEO_SECONDS
     info = probe(work / "first.mp4")
     assert (info.video_codec, info.width, info.height, info.frames, info.fps) == ("h264", 256, 144, 50, 25)
+    assert (info.audio_codec, info.audio_channels) == ("aac", 2)  # the first video has sound, as promised up top
+    assert sorted(path.name for path in work.iterdir()) == ["first.mp4"]  # the reply went to a temp file
 
-    run_block(*cli_example, server, work, env)
-    assert (probe(work / "clip.mp4").width, probe(work / "clip.mp4").frames) == (256, 50)
+    cli_output = run_block(*cli_example, server, work, env)
+    clip = probe(work / "clip.mp4")
+    assert (clip.width, clip.frames, clip.audio_codec) == (256, 50, "aac")
+    assert "24000 Hz stereo audio" in cli_output
     # The CLI used the tiny weights the server built: one copy, in ~/.cache/ltx-runtime/tiny.
     home = Path(env["HOME"])
     assert (home / ".cache" / "ltx-runtime" / "tiny" / "ltx-2").is_dir()
@@ -94,8 +98,8 @@ def test_the_readme_examples_run_as_pasted(new_user, say):
 
 def test_a_tasks_whole_life_is_in_the_log(new_user):
     server, work, _, _ = new_user
-    task_uuid = json.loads((work / "reply.json").read_text())["data"][0]["taskUUID"]
     log = server.log()
+    task_uuid = re.search(r"task accepted taskUUID=([0-9a-f-]{36})", log).group(1)  # the curl example's, the first
     lines = [line for line in log.splitlines() if task_uuid in line]
     events = [re.search(r"ltx_runtime\.tasks: task (\w+)", line).group(1) for line in lines]
     assert events == ["accepted", "started", *["progress"] * len(STAGE_ORDER), "result", "finished"], lines
@@ -113,6 +117,35 @@ def test_a_tasks_whole_life_is_in_the_log(new_user):
     assert log.count(key) == 1  # printed once, at first start; never in a task line
     assert '"POST /v1' not in log  # no access log by default
     assert not re.search(r"it/s|Writing model shards|\d+%\|", log)  # no progress bars
+
+
+def test_the_second_terminal_is_told_to_activate_the_environment():
+    second_terminal = README.split("In a second terminal", 1)[1]
+    assert second_terminal.index(". .venv/bin/activate") < second_terminal.index("ltx-runtime generate")
+
+
+def test_the_weights_table_follows_weights_lock():
+    """Each model's row names its folder and every source repository of weights.lock, with its pinned short commit or
+    "no pinned commit", and no repository the lock does not name."""
+    rows = {match[1]: match[0] for match in re.finditer(r"^\| `([^`]+)` \| `[^`]+` \|.*$", README, re.M)
+            if "known here" not in match[0]}  # fmt: skip
+    lock = json.loads((Path(__file__).resolve().parents[1] / "weights.lock").read_text())["models"]
+    assert set(lock) <= set(rows)
+    for model_id, entry in lock.items():
+        row = rows[model_id]
+        assert f"`{entry['folder']}`" in row, row
+        for source in entry["sources"]:
+            assert f"`{source['repo']}`" in row, (model_id, source["repo"])
+            revision = source["revision"]
+            assert (revision is None and "no pinned commit" in row) or (revision and f"`{revision[:7]}`" in row), row
+        named = set(re.findall(r"`([\w.-]+/[\w.-]+)`", row))
+        assert named <= {source["repo"] for source in entry["sources"]}, (model_id, named)
+
+
+def test_only_files_in_the_repository_are_cited():
+    root = Path(__file__).resolve().parents[1]
+    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        assert "shared/docs" not in path.read_text(), path  # a private folder; the facts carry their public sources
 
 
 @pytest.mark.slow

@@ -66,3 +66,43 @@ def test_tasks_survive_a_killed_server(tiny_root, tmp_path, say):
         assert "requeued 1 task(s)" in second.log()
     finally:
         second.stop()
+
+
+def test_a_second_server_on_a_busy_port_or_the_same_node_leaves_the_running_task_alone(tiny_root, tmp_path, say):
+    """Both processes would have the same node id (hostname + data folder): the second must neither requeue the first
+    one's running task at start-up nor get as far as the task store before it finds its port taken."""
+    say("a second server on a busy port while the first one's task runs (about a minute)")
+    data_dir = tmp_path / "data"
+    first = ServerProcess(data_dir, tiny_root, LTX_TEST_FAULT="pause:decoding", LTX_TEST_FAULT_SECONDS="30")
+    others = []
+    try:
+        first.start()
+        task = video_task()
+        assert first.post([task])[0] == 200
+        deadline = time.time() + 60
+        while "test fault: pause at decoding" not in first.log():
+            assert time.time() < deadline, first.log()[-3000:]
+            time.sleep(0.1)
+
+        same_port = ServerProcess(data_dir, tiny_root, port=first.port)
+        others.append(same_port)
+        assert same_port.launch().wait(60) == 3, same_port.log()
+        other_port = ServerProcess(data_dir, tiny_root)
+        others.append(other_port)
+        assert other_port.launch().wait(60) == 3, other_port.log()
+        assert re.search(r"node \S+ is already running \(pid %d holds" % first.process.pid, other_port.log())
+        other_folder = ServerProcess(tmp_path / "other", tiny_root, port=first.port)
+        others.append(other_folder)
+        assert other_folder.launch().wait(60) == 3, other_folder.log()
+        assert f"cannot listen on 127.0.0.1 port {first.port}" in other_folder.log()
+        assert not (tmp_path / "other" / "tasks.sqlite3").exists()  # it stopped before opening a task store
+
+        details = first.post([{"taskType": "getTaskDetails", "taskUUID": task["taskUUID"]}])[1]["data"][0]
+        assert (details["status"], details["attempts"]) == ("running", 1)  # still the first attempt, still paused
+        first.wait_for_results(task["taskUUID"], timeout=120)
+        details = first.post([{"taskType": "getTaskDetails", "taskUUID": task["taskUUID"]}])[1]["data"][0]
+        assert (details["status"], details["attempts"]) == ("succeeded", 1)
+        assert "requeued" not in first.log() + same_port.log()
+    finally:
+        for server in [*others, first]:
+            server.stop()

@@ -206,6 +206,23 @@ def test_leases_run_on_the_database_clock(store, monkeypatch):
     assert store.requeue_expired(max_attempts=3) == [first.id]
 
 
+def test_a_requeued_task_shows_its_restart_not_where_the_stopped_attempt_was(store):
+    task = submit(store, "a", seeds=(5, 6))
+    stops = (lambda worker: store.release_owned(worker), lambda worker: store.requeue_owned(3, worker),
+             lambda worker: store.requeue_node(3, worker.split("/")[0]))  # a shutdown, a dead worker, a restart
+    for attempt, stop in enumerate(stops):
+        worker = f"node/worker-{attempt}"
+        claimed = store.claim(worker, 30)
+        if claimed.results[0].status == "processing":
+            store.complete_result(claimed.id, worker, 0, "x.mp4", 1.0, 0.1, time.time() + 60, [])
+        store.set_progress(task.id, 1, 74, "decoding")
+        store.set_preview(task.id, 1, {"image": "data:image/png;base64,", "step": 4, "steps": 8})
+        assert stop(worker) == [task.id]
+        first, second = store.get("k", "a").results
+        assert (first.status, first.progress) == ("success", 100)  # a finished result keeps its file
+        assert (second.status, second.progress, second.stage, second.preview) == ("processing", 0, None, None)
+
+
 def test_start_up_requeues_only_this_nodes_tasks(store):
     tasks = {name: submit(store, name) for name in ("mine", "other", "prefix", "mine-too")}
     for worker in ("gpu-1/worker0-aa", "gpu-2/worker0-bb", "gpu-10/worker0-cc", "gpu-1/worker1-dd"):

@@ -32,7 +32,8 @@ class RunComfyService:
                 ErrorKind.INVALID_IMAGE: "image_url", ErrorKind.TOO_LARGE: "resolution", ErrorKind.QUEUE_FULL: "Authorization",
             }.get(error.kind)  # fmt: skip
             raise from_task_error(error, parameter) from None
-        return {"request_id": request_id, **self._urls(request_id)}
+        note = self.tasks.demo_note(job.to_dict())
+        return {"request_id": request_id, **self._urls(request_id), **({"warning": note} if note else {})}
 
     def status(self, key_id: str, request_id: str) -> dict[str, Any]:
         return self._status(self._find(key_id, request_id))
@@ -50,6 +51,8 @@ class RunComfyService:
             body["progress"] = min(result.progress for result in record.results)  # an extension: 0-100
         if record.status == "failed":
             body["error"] = failure_object(record.error_code, record.error_message)
+        elif body["status"] in ("in_queue", "in_progress") and (note := self.tasks.demo_note(record.job)):
+            body["warning"] = note  # an extension, as progress is
         return {**body, **self._urls(request_id)}
 
     def result(self, key_id: str, request_id: str) -> dict[str, Any]:

@@ -187,8 +187,12 @@ class RunwareService:
                 ErrorKind.INVALID_IMAGE: "inputs.frameImages", ErrorKind.DUPLICATE: "taskUUID", ErrorKind.QUEUE_FULL: "apiKey",
             }.get(error.kind)  # fmt: skip
             raise contract_error(error, parameter) from None
-        # The ack carries nothing else: the Python SDK treats a videoUUID or a status here as finished results.
-        return {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
+        # The ack carries nothing else (but a slow demo clip's warning): the Python SDK treats a videoUUID or a status
+        # here as finished results.
+        ack = {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
+        if note := self.tasks.demo_note(job.to_dict()):
+            ack["warning"] = note
+        return ack
 
     def _find(self, task: dict, session: Session) -> TaskRecord:
         task_uuid = task.get("taskUUID")
@@ -231,6 +235,8 @@ class RunwareService:
                     session.sent_successes.add(result.video_uuid)
             else:
                 item = _item(record, result, status="processing", progress=result.progress)
+                if note := self.tasks.demo_note(record.job):
+                    item["warning"] = note
                 if task.get("includePreview") is True:  # this server's extension, for the playground page
                     item["stage"] = result.stage  # the stage of ltx_runtime.progress.STAGES running now
                     if result.preview:

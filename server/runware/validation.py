@@ -260,9 +260,9 @@ def _duration(
         return None  # LTX-2.5: the duration head picks it from the prompt
     if spec.picks_duration and isinstance(duration, str) and duration.isdigit():
         duration = int(duration)  # runware-sdk 1.8.0 types the 2.5 tiers' duration as int | str
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration not in spec.all_durations():
-        allowed = ", ".join(map(str, spec.all_durations()))
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
         head = " (or none: its duration head picks one)" if spec.picks_duration else ""
+        allowed = spec.describe_durations()
         raise check.invalid("duration", f"{spec.id} takes durations of {allowed} seconds{head}, got {shown(duration)}")
     # A size still to come from the image (LTX-2.3) is 1080p either way, which has every duration.
     problem = spec.duration_error(width or 1920, height or 1080, duration, fps)

@@ -70,6 +70,8 @@ async function loadModels() {
     $("#demo-warning").hidden = false;
   }
   form.model.replaceChildren(...models.map((m) => new Option(`${m.name} (${m.id})`, m.id)));
+  // In demo mode a hosted size takes minutes on the CPU: open on a tiny model, whose default size takes seconds.
+  if (body.demo) form.model.value = models.find((m) => m.demoOnly)?.id ?? form.model.value;
   form.model.addEventListener("change", () => applyModel());
   applyModel();
 }
@@ -194,12 +196,12 @@ form.addEventListener("submit", async (event) => {
   }
   const reply = await api.send(task);
   if (reply.errors) return showErrors(reply.errors);
-  watch(task);
+  watch(task, reply.data[0].warning);
 });
 
 // -- watching a task: a card per result with its progress, stage, step and live preview ---------------------------
 
-async function watch(task) {
+async function watch(task, warning) {
   const box = $("#running");
   if (!box.querySelector(".result")) box.replaceChildren();
   const cards = [];
@@ -207,7 +209,10 @@ async function watch(task) {
     const card = document.createElement("div");
     card.className = "result";
     card.innerHTML = `<img class="preview" alt="live preview"><div><progress max="100" value="0"></progress>
-      <div class="stage muted">queued</div><button class="cancel" type="button">Cancel</button></div>`;
+      <div class="stage muted">queued</div><p class="warning slow" hidden></p>
+      <button class="cancel" type="button">Cancel</button></div>`;
+    // A slow demo clip says so up front (the ack's warning: how long it takes on the CPU).
+    Object.assign(card.querySelector(".slow"), { textContent: warning ?? "", hidden: !warning });
     card.querySelector(".cancel").onclick = () => api.send({ taskType: "cancelTask", taskUUID: task.taskUUID });
     box.prepend(card);
     cards.push(card);
