@@ -1,7 +1,9 @@
 """Frames + audio -> MP4 / WEBM / MOV through a real ffmpeg (the imageio-ffmpeg binary).
 
-Frames are written to ffmpeg's stdin as raw rgb24, chunk by chunk, while the decoder works on the next chunk, so a
-clip is never held whole in memory and encoding overlaps decoding. Audio (small: 10 s of 48 kHz stereo is 4 MB) is
+Frames are written to ffmpeg's stdin as raw rgb24, chunk by chunk, by a thread of their own fed through a bounded
+queue (QUEUED_CHUNKS): the caller, the VAE decode, hands a chunk over and goes on with the next at once, so encoding
+overlaps decoding, the decode never waits on the pipe while the queue has room, and a clip is never held whole in
+memory. Audio (small: 10 s of 48 kHz stereo is 4 MB) is
 written to a temporary raw float32 file that ffmpeg reads as a second input.
 
 | format | video | audio | container flags |
@@ -21,10 +23,12 @@ x264 CRF from 40 (quality 20) to 12 (quality 99), VP9 CRF from 50 to 15. Quality
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -134,22 +138,71 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+QUEUED_CHUNKS = 2
+"""Decoded chunks that may wait for ffmpeg. The decode hands a chunk over and goes on with the next tile at once;
+it waits only when this many are still queued (the encoder is behind). A chunk is at most 81 frames (0.5 GB at
+1080p, 2 GB at 4K), so host memory stays bounded at a few chunks."""
+_END = None
+
+
+class _PipeWriter(threading.Thread):
+    """Writes queued frame chunks into ffmpeg's stdin on a thread of its own, so that the caller (the VAE decode)
+    never waits on the pipe while the queue has room. A broken pipe (ffmpeg died) ends the thread; the caller sees
+    it gone and reads ffmpeg's exit code."""
+
+    def __init__(self, stdin):
+        super().__init__(name="ffmpeg-writer", daemon=True)
+        self.stdin = stdin
+        self.chunks: queue.Queue = queue.Queue(maxsize=QUEUED_CHUNKS)
+
+    def run(self) -> None:
+        try:
+            while (chunk := self.chunks.get()) is not _END:
+                self.stdin.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
+            self.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg died (or was killed on the caller's error); its exit code says why
+
+    def put(self, chunk: np.ndarray | None) -> bool:
+        """Queue a chunk (or the end); False when the writer has stopped (ffmpeg is gone)."""
+        while self.is_alive():
+            try:
+                self.chunks.put(chunk, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def abandon(self) -> None:
+        """After ffmpeg was killed: drop what is queued so that the thread, if waiting for a chunk, takes the end."""
+        while True:
+            try:
+                self.chunks.get_nowait()
+            except queue.Empty:
+                break
+        self.chunks.put(_END)
+        self.join()
+
+
 def _run_ffmpeg(command: list[str], frames: Iterable[np.ndarray], frame_shape: tuple[int, int, int]) -> None:
     stderr = tempfile.TemporaryFile()
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stderr=stderr, preexec_fn=_die_with_parent if sys.platform == "linux" else None
     )
+    writer = _PipeWriter(process.stdin)
+    writer.start()
     try:
         for chunk in frames:
             if chunk.dtype != np.uint8 or chunk.shape[1:] != frame_shape:
                 raise EncodingError(f"frame chunk {chunk.shape} {chunk.dtype} does not match {frame_shape} uint8")
-            process.stdin.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
-        process.stdin.close()
-    except BrokenPipeError:
-        pass  # ffmpeg died; its exit code and stderr below say why
+            if not writer.put(chunk):
+                break  # ffmpeg died; its exit code and stderr below say why
+        writer.put(_END)
+        writer.join()
     except BaseException:
         process.kill()
         process.wait()
+        writer.abandon()
         raise
     if process.wait() != 0:
         stderr.seek(0)
