@@ -96,10 +96,11 @@ class GenerationResult:
 
 
 def check_memory(
-    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False
 ) -> MemoryEstimate:
-    """Admission control: the estimate for `plan`, or MemoryLimitError naming the limit when it does not fit."""
-    needed = estimate(spec, plan, profile, budget)
+    """Admission control: the estimate for `plan` (from a first-frame image when `image_to_video`), or
+    MemoryLimitError naming the limit when it does not fit even in the frugal mode."""
+    needed = estimate(spec, plan, profile, budget, image_to_video)
     if budget is not None and needed.peak > budget:
         advice = "a smaller size, a shorter clip or a lower frame rate"
         if profile is not MemoryProfile.LOW:
@@ -133,7 +134,7 @@ class Engine:
         dtype: torch.dtype | None = None,
         lock: dict[str, LockEntry] | None = None,
         tiny_folder: Path = DEFAULT_TINY_FOLDER,
-        x264_preset: str = "medium",
+        x264_preset: str = media.X264_PRESET_DEFAULT,
         memory_profile: MemoryProfile | None = None,
         memory_budget_gib: float | None = None,
         speed_options: speed.SpeedOptions | None = None,
@@ -217,7 +218,7 @@ class Engine:
         out-of-memory raises OutOfMemory and leaves the engine ready for the next request."""
         spec = validate_request(request)
         plan = plan_generation(request.width, request.height, request.duration, request.fps, spec.audio_sample_rate)
-        needed = check_memory(spec, plan, self.memory_profile, self.memory_budget)
+        needed = check_memory(spec, plan, self.memory_profile, self.memory_budget, request.image is not None)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         loaded_before = len(self._loaded)

@@ -17,8 +17,9 @@ tagged BT.709 (matrix, primaries, transfer) and limited range, so players do not
 is BT.601 and untagged).
 
 `outputQuality` (20-99, the contract's range; 95 by default) maps linearly onto the encoder's constant-quality scale:
-x264 CRF from 40 (quality 20) to 12 (quality 99), VP9 CRF from 50 to 15. Quality 95 gives x264 CRF 13 and VP9 CRF
-17: visually lossless. Audio bitrate is fixed: 192 kb/s AAC, 160 kb/s Opus.
+x264 CRF from 40 (quality 20) to 15 (quality 99), VP9 CRF from 50 to 15. Quality 95 gives x264 CRF 16 with the
+`veryfast` preset (about 2.4 dB above Lightricks' writer, veryfast CRF 19, at its speed: scripts/encoder_bench.py,
+docs/performance.md) and VP9 CRF 17. Audio bitrate is fixed: 192 kb/s AAC, 160 kb/s Opus.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from typing import Iterable
 import numpy as np
 
 QUALITY_MIN, QUALITY_MAX, QUALITY_DEFAULT = 20, 99, 95
+X264_PRESET_DEFAULT = "veryfast"
+"""As fast as Lightricks' own writer (ltx-pipelines media_io: veryfast, CRF 19); docs/performance.md has the measurements."""
 BT709_LIMITED = "scale=out_color_matrix=bt709:out_range=tv,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
 """ffmpeg filters: convert with the BT.709 matrix to limited range, then tag the frames (the encoders copy the tags)."""
 
@@ -62,8 +65,8 @@ class _Codecs:
 
 
 _CODECS = {
-    OutputFormat.MP4: _Codecs("libx264", "aac", 40, 12, "192k", ("-movflags", "+faststart")),
-    OutputFormat.MOV: _Codecs("libx264", "aac", 40, 12, "192k", ()),
+    OutputFormat.MP4: _Codecs("libx264", "aac", 40, 15, "192k", ("-movflags", "+faststart")),
+    OutputFormat.MOV: _Codecs("libx264", "aac", 40, 15, "192k", ()),
     # -b:v 0 makes VP9 a pure constant-quality encode; row-mt spreads rows over the cores; cpu-used 4 trades a
     # little compression for several times the speed of libvpx's default (0, the slowest).
     OutputFormat.WEBM: _Codecs(
@@ -101,11 +104,13 @@ def encode_clip(
     output_path: Path,
     output_format: OutputFormat,
     quality: int = QUALITY_DEFAULT,
-    x264_preset: str = "medium",
+    x264_preset: str = X264_PRESET_DEFAULT,
+    crf: int | None = None,
 ) -> None:
-    """Encode uint8 frame chunks [f, H, W, 3] and optional float32 stereo audio [samples, 2] into `output_path`."""
+    """Encode uint8 frame chunks [f, H, W, 3] and optional float32 stereo audio [samples, 2] into `output_path`.
+    `crf` overrides the one `quality` maps to (scripts/encoder_bench.py measures the scale)."""
     codecs = _CODECS[output_format]
-    crf = crf_for_quality(output_format, quality)
+    crf = crf_for_quality(output_format, quality) if crf is None else crf
     with tempfile.TemporaryDirectory(prefix="ltx-encode-") as scratch:
         command = [
             ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y",

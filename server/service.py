@@ -159,7 +159,7 @@ class TaskService:
         refusals = []
         for worker in workers:
             try:
-                check_memory(spec, plan, MemoryProfile(worker.memory_profile), worker.memory_budget)
+                check_memory(spec, plan, MemoryProfile(worker.memory_profile), worker.memory_budget, job.frame_image is not None)
                 return
             except MemoryLimitError as error:
                 refusals.append(str(error))

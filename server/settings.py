@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from ltx_runtime.media import X264_PRESET_DEFAULT
+
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "ltx-runtime"
 DEFAULT_WEIGHTS_DIR = Path.home() / ".cache" / "ltx-runtime" / "weights"
 
@@ -109,7 +111,8 @@ class Settings(BaseSettings):
     session_replay_seconds: int = Field(600, ge=0)
     """How long a finished result is kept for a Runware WebSocket session to resume (connectionSessionUUID) and
     receive it; Runware documents 120 s."""
-    x264_preset: str = "medium"
+    x264_preset: str = X264_PRESET_DEFAULT
+    """libx264 preset for MP4 / MOV (ltx_runtime/media.py; docs/performance.md measures the choice)."""
     memory_profile: Literal["auto", "resident", "fp8", "low"] = "auto"
     """Where workers keep the weights: resident (bf16, 80 GB cards), fp8 (~48 GB), low (24 GB, streamed); auto
     picks by the GPU's memory."""

@@ -84,7 +84,8 @@ def test_higher_quality_means_lower_crf_and_bigger_files(tmp_path):
     for output_format in OutputFormat:
         crfs = [crf_for_quality(output_format, q) for q in (20, 50, 95, 99)]
         assert crfs == sorted(crfs, reverse=True)
-    assert (crf_for_quality(OutputFormat.MP4, 20), crf_for_quality(OutputFormat.MP4, 99)) == (40, 12)
+    assert (crf_for_quality(OutputFormat.MP4, 20), crf_for_quality(OutputFormat.MP4, 99)) == (40, 15)
+    assert crf_for_quality(OutputFormat.MP4, 95) == 16  # the default quality (docs/performance.md, "The encoder")
     assert (crf_for_quality(OutputFormat.WEBM, 20), crf_for_quality(OutputFormat.WEBM, 99)) == (50, 15)
     with pytest.raises(ValueError):
         crf_for_quality(OutputFormat.MP4, 19)
