@@ -1,7 +1,7 @@
 """Frames + audio -> MP4 / WEBM / MOV through a real ffmpeg (the imageio-ffmpeg binary).
 
 Frames are written to ffmpeg's stdin as raw rgb24, chunk by chunk, by a thread of their own fed through a bounded
-queue (QUEUED_CHUNKS): the caller, the VAE decode, hands a chunk over and goes on with the next at once, so encoding
+queue (QUEUED_CHUNKS), which also starts ffmpeg: the caller, the VAE decode, hands a chunk over and goes on with the next at once, so encoding
 overlaps decoding, the decode never waits on the pipe while the queue has room, and a clip is never held whole in
 memory. Audio (small: 10 s of 48 kHz stereo is 4 MB) is
 written to a temporary raw float32 file that ffmpeg reads as a second input.
@@ -150,26 +150,42 @@ it waits only when this many are still queued (the encoder is behind). A chunk i
 _END = None
 
 
-class _PipeWriter(threading.Thread):
-    """Writes queued frame chunks into ffmpeg's stdin on a thread of its own, so that the caller (the VAE decode)
-    never waits on the pipe while the queue has room. A broken pipe (ffmpeg died) ends the thread; the caller sees
-    it gone and reads ffmpeg's exit code."""
+class _Encoder(threading.Thread):
+    """Starts ffmpeg and writes the queued frame chunks into its stdin, on a thread of its own: the caller (the VAE
+    decode) never waits on the pipe while the queue has room, nor on starting ffmpeg (a fork of a process holding
+    tens of GB of host memory takes a while). The thread lives as long as ffmpeg: PR_SET_PDEATHSIG fires when the
+    thread that started the child ends. A broken pipe (ffmpeg died) stops the writing; `returncode` says why."""
 
-    def __init__(self, stdin):
-        super().__init__(name="ffmpeg-writer", daemon=True)
-        self.stdin = stdin
+    def __init__(self, command: list[str], stderr):
+        super().__init__(name="ffmpeg-encoder", daemon=True)
+        self.command, self.stderr = command, stderr
         self.chunks: queue.Queue = queue.Queue(maxsize=QUEUED_CHUNKS)
+        self.started_ffmpeg = threading.Event()
+        self.process: subprocess.Popen | None = None
+        self.spawn_error: OSError | None = None
 
     def run(self) -> None:
         try:
+            self.process = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stderr=self.stderr,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )  # fmt: skip
+        except OSError as error:
+            self.spawn_error = error
+            return
+        finally:
+            self.started_ffmpeg.set()
+        try:
             while (chunk := self.chunks.get()) is not _END:
-                self.stdin.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
-            self.stdin.close()
+                self.process.stdin.write(memoryview(np.ascontiguousarray(chunk)).cast("B"))
+            self.process.stdin.close()
         except BrokenPipeError:
             pass  # ffmpeg died (or was killed on the caller's error); its exit code says why
+        finally:
+            self.process.wait()
 
     def put(self, chunk: np.ndarray | None) -> bool:
-        """Queue a chunk (or the end); False when the writer has stopped (ffmpeg is gone)."""
+        """Queue a chunk (or the end); False when the thread has stopped (ffmpeg is gone or never started)."""
         while self.is_alive():
             try:
                 self.chunks.put(chunk, timeout=0.1)
@@ -179,7 +195,11 @@ class _PipeWriter(threading.Thread):
         return False
 
     def abandon(self) -> None:
-        """After ffmpeg was killed: drop what is queued so that the thread, if waiting for a chunk, takes the end."""
+        """On the caller's error: kill ffmpeg, drop what is queued so that the thread, if waiting for a chunk, takes
+        the end, and wait for it."""
+        self.started_ffmpeg.wait()
+        if self.process is not None:
+            self.process.kill()
         while True:
             try:
                 self.chunks.get_nowait()
@@ -191,25 +211,22 @@ class _PipeWriter(threading.Thread):
 
 def _run_ffmpeg(command: list[str], frames: Iterable[np.ndarray], frame_shape: tuple[int, int, int]) -> None:
     stderr = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stderr=stderr, preexec_fn=_die_with_parent if sys.platform == "linux" else None
-    )
-    writer = _PipeWriter(process.stdin)
-    writer.start()
+    encoder = _Encoder(command, stderr)
+    encoder.start()
     try:
         for chunk in frames:
             if chunk.dtype != np.uint8 or chunk.shape[1:] != frame_shape:
                 raise EncodingError(f"frame chunk {chunk.shape} {chunk.dtype} does not match {frame_shape} uint8")
-            if not writer.put(chunk):
+            if not encoder.put(chunk):
                 break  # ffmpeg died; its exit code and stderr below say why
-        writer.put(_END)
-        writer.join()
+        encoder.put(_END)
+        encoder.join()
     except BaseException:
-        process.kill()
-        process.wait()
-        writer.abandon()
+        encoder.abandon()
         raise
-    if process.wait() != 0:
+    if encoder.spawn_error is not None:
+        raise encoder.spawn_error
+    if encoder.process.returncode != 0:
         stderr.seek(0)
         message = stderr.read().decode(errors="replace").strip()
-        raise EncodingError(f"ffmpeg failed (exit {process.returncode}): {message[-2000:]}")
+        raise EncodingError(f"ffmpeg failed (exit {encoder.process.returncode}): {message[-2000:]}")

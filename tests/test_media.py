@@ -138,16 +138,19 @@ def test_colour_is_bt709_limited_range_and_tagged(tmp_path, output_format):
 
 
 def _ffmpeg_child() -> int:
-    """The pid of the ffmpeg this process started (read from /proc)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-            if int(fields[1]) == os.getpid() and name.startswith("ffmpeg"):
-                return int(entry.name)
+    """The pid of the ffmpeg this process started (read from /proc; the encoder thread may still be starting it)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+                if int(fields[1]) == os.getpid() and name.startswith("ffmpeg"):
+                    return int(entry.name)
+        time.sleep(0.01)
     raise AssertionError("no ffmpeg child")
 
 
