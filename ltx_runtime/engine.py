@@ -92,7 +92,8 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: loading (first call only), text_encoding, stage_1, upsample, stage_2, audio_decode (audio
     VAE and vocoder; vocoder: its share), decode_and_encode (the VAE decode streamed into the encoder; vae_decode: the
-    VAE's share), total; retried_frugally (1.0) after an out-of-memory."""
+    VAE's share, to_uint8: the frames' conversion, encode_tail: what the encoder takes after the last frame, the only
+    part of encoding that does not overlap the decode), total; retried_frugally (1.0) after an out-of-memory."""
 
 
 def check_memory(
@@ -287,7 +288,7 @@ class Engine:
         long_side = decode.decode_long_side(plan.gen_height, plan.gen_width, frugal)
         with decode.official_tiling(pipeline.vae, plan.gen_height, plan.gen_width, long_side):
             frames = _reporting_frames(decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
-                                       plan, report)  # fmt: skip
+                                       plan, report, timings)  # fmt: skip
             media.encode_clip(
                 frames if frame_observer is None else _observed(frames, frame_observer),
                 audio,
@@ -301,6 +302,7 @@ class Engine:
                 x264_preset=self.x264_preset,
             )
         report("encoding", 1.0)
+        timings["encode_tail"] = time.perf_counter() - timings.pop("last_frame_at")
         timings["decode_and_encode"] = time.perf_counter() - clock
         return timings
 
@@ -349,14 +351,16 @@ def _observed(chunks: Iterator[np.ndarray], observer: FrameObserver) -> Iterator
         yield chunk
 
 
-def _reporting_frames(chunks, plan: GenerationPlan, report: ProgressCallback):
+def _reporting_frames(chunks, plan: GenerationPlan, report: ProgressCallback, timings: dict[str, float]):
     """The decoded chunks, reporting the decoding per chunk, then the start of the encoder's last part (the frames
-    it still holds, the audio and the container), which runs once the last chunk is taken."""
+    it still holds, the audio and the container), which runs once the last chunk is taken: its start is
+    `timings["last_frame_at"]`."""
     done = 0
     for chunk in chunks:
         done += len(chunk)
         report("decoding", done / plan.frames)
         yield chunk
+    timings["last_frame_at"] = time.perf_counter()
     report("encoding", 0.0)
 
 
