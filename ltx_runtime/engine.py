@@ -236,7 +236,7 @@ class Engine:
             for number, frugal in enumerate(attempts, 1):
                 self._restore_placement(components)  # an earlier frugal attempt may have left modules in host memory
                 try:
-                    timings.update(self._attempt(**attempt, frugal=frugal))
+                    timings.update(self._attempt_eager_if_compile_fails(attempt, frugal))
                     break
                 except torch.OutOfMemoryError:
                     pass  # handled below, outside the except block, where the failed attempt's tensors are unreachable
@@ -305,6 +305,21 @@ class Engine:
         timings["encode_tail"] = time.perf_counter() - timings.pop("last_frame_at")
         timings["decode_and_encode"] = time.perf_counter() - clock
         return timings
+
+    def _attempt_eager_if_compile_fails(self, attempt: dict, frugal: bool) -> dict[str, float]:
+        """One attempt; if torch.compile fails on it (no C compiler for Triton, an unsupported op), the compiled
+        blocks go back to eager for good on this engine, with one log line, and the attempt runs again eagerly."""
+        components = attempt["components"]
+        try:
+            return self._attempt(**attempt, frugal=frugal)
+        except torch._dynamo.exc.TorchDynamoException as error:
+            if not speed.uncompile(components.pipeline.transformer):
+                raise  # nothing of ours was compiled
+            reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+            log.warning("torch.compile failed for %s (%s); running eager from now on", components.folder, reason)
+            self.levers[components.folder]["compile"] = f"off (compilation failed, eager instead: {reason})"
+            self._restore_placement(components)
+            return self._attempt(**attempt, frugal=frugal)
 
     def _offload(self, module) -> None:
         """Move a resident module to host memory (streamed modules already live there) and free its GPU memory."""

@@ -5,7 +5,8 @@
   prompt mask, ltx2-models.md section 3). Needs CUDA (flash3: the flash_attn_3 package, Hopper).
 - compile: regional `torch.compile` of the repeated transformer block (diffusers `compile_repeated_blocks`): one block
   compiles once and serves all 48; each new shape pays a warm-up compile. Needs CUDA here (CPU compiles are slow and
-  need a C++ toolchain).
+  need a C++ toolchain) and a C compiler for Triton (off, with the reason, without one). A compilation that fails
+  anyway puts the blocks back to eager for that engine with one log line, and the clip runs on (engine.py).
 - fp8_matmul: torchao float8 dynamic activation and weight quantization (per-row scales) of the transformer blocks'
   linear layers: fp8 tensor-core matmuls. Off unless asked for (`on`): the official pipelines keep bf16 unless told
   otherwise, and the quality of these matmuls has not been measured on a GPU yet. Needs CUDA compute capability 8.9+
@@ -135,5 +136,27 @@ def _compile(transformer, switch: Switch, device: torch.device) -> str:
         return "off"
     if device.type != "cuda":
         return _unavailable(switch == "on", "compilation is used on CUDA only")
+    if missing_compiler() is not None:
+        return _unavailable(switch == "on", missing_compiler())
     transformer.compile_repeated_blocks(fullgraph=True)
     return "regional (LTX2VideoTransformerBlock)"
+
+
+def missing_compiler() -> str | None:
+    """Why inductor cannot build its kernels here, or None: Triton compiles a small C launcher per kernel with the
+    C compiler it finds ($CC, cc, gcc, clang); a runtime-only image has none."""
+    import os
+    import shutil
+
+    candidates = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
+    if not any(shutil.which(candidate) for candidate in candidates):
+        return f"no C compiler for Triton (looked for {', '.join(candidates)})"
+    return None
+
+
+def uncompile(module: torch.nn.Module) -> bool:
+    """Put every `Module.compile`d submodule of `module` back to eager; whether there was any."""
+    compiled = [sub for sub in module.modules() if getattr(sub, "_compiled_call_impl", None) is not None]
+    for sub in compiled:
+        sub._compiled_call_impl = None
+    return bool(compiled)

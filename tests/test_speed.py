@@ -76,3 +76,40 @@ def test_the_optimized_path_renders_what_plain_diffusers_renders(engines, tmp_pa
               for name, engine in (("plain", plain), ("optimized", optimized))]  # fmt: skip
     assert frames[0].shape == frames[1].shape == (50, 128, 256, 3)
     assert np.array_equal(frames[0], frames[1])  # on the CPU every lever that could change numbers is off
+
+
+def test_a_failing_compile_falls_back_to_eager_with_one_log_line(tiny_root, tmp_path, caplog):
+    """torch.compile fails at the first pass (here: a backend that raises, as inductor does without a C compiler):
+    the clip still comes out, the blocks run eager from then on, and the lever table says why."""
+    import logging
+
+    from ltx_runtime import speed
+
+    engine = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", speed_options=SpeedOptions.plain())
+    components = engine.load("ltx-runtime:tiny@1")
+
+    def failing_backend(graph, example_inputs):
+        raise RuntimeError("no C compiler for Triton (forced in a test)")
+
+    for block in components.pipeline.transformer.transformer_blocks:
+        block.compile(backend=failing_backend)
+    request = GenerationRequest(model="ltx-runtime:tiny@1", prompt="a lighthouse", width=128, height=64, duration=1,
+                                fps=8, audio=False, seed=1)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="ltx_runtime.engine"):
+        result = engine.generate(request, tmp_path / "clip.mp4")
+    assert result.path.exists()
+    assert [record.message for record in caplog.records if "torch.compile failed" in record.message][:1]
+    assert len([record for record in caplog.records if "torch.compile failed" in record.message]) == 1
+    assert engine.levers[components.folder]["compile"].startswith("off (compilation failed, eager instead")
+    assert not speed.uncompile(components.pipeline.transformer)  # nothing left compiled
+    engine.generate(request, tmp_path / "again.mp4")  # the next clip runs eager without trying again
+
+
+def test_compile_stays_off_without_a_c_compiler(monkeypatch):
+    from ltx_runtime import speed
+
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert "no C compiler for Triton" in speed.missing_compiler()
+    monkeypatch.delenv("CC")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert speed.missing_compiler() == "no C compiler for Triton (looked for cc, gcc, clang)"
