@@ -51,6 +51,10 @@ LEVERS = {
     "attention=flash3": replace(PLAIN, attention="flash3"),
     "compile=on": replace(PLAIN, compile="on"),
     "fp8_matmul=on": replace(PLAIN, fp8_matmul="on"),
+    "unmasked_cross_attention=on": replace(PLAIN, unmasked_cross_attention="on"),
+    "fp8_attention=on": replace(PLAIN, fp8_attention="on"),
+    "cuda_graphs=on": replace(PLAIN, compile="on", cuda_graphs="on"),
+    "vae_compile=on": replace(PLAIN, vae_compile="on"),
 }
 """Plain diffusers plus one lever. The prompt cache is not among them: the bench never repeats a prompt."""
 CONFIGS = {"plain": PLAIN, **LEVERS, "optimized": SpeedOptions()}
@@ -330,7 +334,7 @@ def add_random_distilled_lora(pipeline, rank: int = LORA_RANK) -> None:
 def guard(reference: Path, candidate: Path, levers: dict[str, str]) -> dict:
     """How far `candidate` is from `reference`: PSNR of the decoded frames (None: identical) and the relative L2
     distance of the decoded audio, against thresholds that are looser when fp8 matmuls were applied."""
-    fp8 = _applied(levers["fp8_matmul"])
+    fp8 = _applied(levers["fp8_matmul"]) or _applied(levers.get("fp8_attention", "off"))
     psnr = video_psnr(reference, candidate)
     threshold = PSNR_THRESHOLD_FP8_DB if fp8 else PSNR_THRESHOLD_DB
     audio = audio_distance(reference, candidate)

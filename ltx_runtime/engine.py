@@ -33,7 +33,7 @@ from .memory import (
     place,
 )  # fmt: skip
 from .progress import StageCallback, denoising_steps
-from .preview import LatentPreview, PreviewCallback
+from .preview import PREVIEW_EVERY, LatentPreview, PreviewCallback
 from .recipes import decode_first_frame, fast, guided
 from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
@@ -125,7 +125,8 @@ class Engine:
 
     `memory_profile` places the weights (default: chosen from the GPU's memory; `resident` on the CPU);
     `memory_budget_gib` caps what a request may plan to use (default: most of the GPU's memory; none on the CPU);
-    `speed_options` picks the optimization levers (default: all that work on this device; speed.py)."""
+    `speed_options` picks the optimization levers (default: all that work on this device; speed.py);
+    `preview_every`: stage-1 steps between two live previews."""
 
     def __init__(
         self,
@@ -139,6 +140,7 @@ class Engine:
         memory_profile: MemoryProfile | None = None,
         memory_budget_gib: float | None = None,
         speed_options: speed.SpeedOptions | None = None,
+        preview_every: int = PREVIEW_EVERY,
     ):
         default_device, default_dtype = pick_device()
         self.device = device or default_device
@@ -151,6 +153,7 @@ class Engine:
         self.memory_profile = memory_profile or (choose_profile(total) if total else MemoryProfile.RESIDENT)
         self.memory_budget = budget_for(total, memory_budget_gib)
         self.speed_options = speed_options or speed.SpeedOptions()
+        self.preview_every = preview_every
         self.levers: dict[Path, dict[str, str]] = {}
         """What the speed levers did, per loaded weights folder."""
         self._loaded: dict[Path, Components] = {}
@@ -267,7 +270,8 @@ class Engine:
         on_step = denoising_steps(report, stage_1_steps)
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
-        on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview)
+        on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview,
+                                                                self.preview_every)  # fmt: skip
         recipe_output = RECIPES[spec.recipe].run(
             components, spec, plan, request.prompt, generator, on_step, image=image, after_encoding=after_encoding,
             on_latents=on_latents,
@@ -313,11 +317,15 @@ class Engine:
         try:
             return self._attempt(**attempt, frugal=frugal)
         except torch._dynamo.exc.TorchDynamoException as error:
-            if not speed.uncompile(components.pipeline.transformer):
+            uncompiled = [speed.uncompile(module) for module in (components.pipeline.transformer, components.pipeline.vae)]
+            if not any(uncompiled):
                 raise  # nothing of ours was compiled
             reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
             log.warning("torch.compile failed for %s (%s); running eager from now on", components.folder, reason)
-            self.levers[components.folder]["compile"] = f"off (compilation failed, eager instead: {reason})"
+            levers = self.levers[components.folder]
+            for lever in ("compile", "vae_compile", "cuda_graphs"):
+                if lever == "compile" or not levers.get(lever, "off").startswith("off"):
+                    levers[lever] = f"off (compilation failed, eager instead: {reason})"
             self._restore_placement(components)
             return self._attempt(**attempt, frugal=frugal)
 

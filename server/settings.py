@@ -127,6 +127,16 @@ class Settings(BaseSettings):
     """Temporal VAE tile length in frames; default the official 80 (overlap 24)."""
     prompt_cache: int = Field(16, ge=0)
     """Prompt embeddings kept for repeated prompts."""
+    unmasked_cross_attention: Literal["auto", "on", "off"] = "auto"
+    """Drop an all-ones prompt mask so that the mask-free attention kernel runs (numerically the same)."""
+    fp8_attention: Literal["on", "off"] = "off"
+    """SageAttention on the self-attention (CUDA, compute capability 8.9+, the sageattention package); opt-in."""
+    cuda_graphs: Literal["on", "off"] = "off"
+    """CUDA graphs (torch.compile reduce-overhead) over the compiled blocks; opt-in, needs compile."""
+    vae_compile: Literal["on", "off"] = "off"
+    """torch.compile of the video VAE's decoder (CUDA); opt-in."""
+    preview_every: int = Field(2, ge=1)
+    """Stage-1 steps between two live previews (each reads a small latent frame back from the GPU)."""
     memory_budget_gib: float | None = Field(None, gt=0)
     """GPU memory a request may plan to use; default 92% of the GPU's (no limit on the CPU). Larger requests are
     refused at submission, naming the limit."""
@@ -159,7 +169,8 @@ class Settings(BaseSettings):
     def speed_options(self):
         from ltx_runtime.speed import SpeedOptions
 
-        return SpeedOptions(self.attention, self.compile, self.fp8_matmul, self.vae_tile_frames, self.prompt_cache)
+        return SpeedOptions(self.attention, self.compile, self.fp8_matmul, self.vae_tile_frames, self.prompt_cache,
+                            self.unmasked_cross_attention, self.fp8_attention, self.cuda_graphs, self.vae_compile)  # fmt: skip
 
     @property
     def base_url(self) -> str:

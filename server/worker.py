@@ -88,6 +88,7 @@ class Worker:
             memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
+            preview_every=settings.preview_every,
         )
         self._safety_checker: SafetyChecker | None = None
         self.stage_times = StageTimes()
