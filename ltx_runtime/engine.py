@@ -35,7 +35,7 @@ from .memory import (
 )  # fmt: skip
 from .loras import USER_LORA_FOLDER, LoraEntry, adapter_name
 from .progress import StageCallback, denoising_steps
-from .preview import LatentPreview, PreviewCallback
+from .preview import PREVIEW_EVERY, LatentPreview, PreviewCallback
 from .recipes import decode_first_frame, fast, guided
 from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
@@ -94,19 +94,23 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: loading (first call only), text_encoding, stage_1, upsample, stage_2, audio_decode (audio
     VAE and vocoder; vocoder: its share), decode_and_encode (the VAE decode streamed into the encoder; vae_decode: the
-    VAE's share), total; retried_frugally (1.0) after an out-of-memory."""
+    VAE's share, to_uint8: the frames' conversion, encode_tail: what the encoder takes after the last frame, the only
+    part of encoding that does not overlap the decode), total; retried_frugally (1.0) after an out-of-memory."""
 
 
 def check_memory(
-    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False
 ) -> MemoryEstimate:
-    """Admission control: the estimate for `plan`, or MemoryLimitError naming the limit when it does not fit."""
-    needed = estimate(spec, plan, profile, budget)
+    """Admission control: the estimate for `plan` (from a first-frame image when `image_to_video`), or
+    MemoryLimitError naming the limit when it does not fit even in the frugal mode."""
+    needed = estimate(spec, plan, profile, budget, image_to_video)
     if budget is not None and needed.peak > budget:
         advice = "a smaller size, a shorter clip or a lower frame rate"
         profiles = list(MemoryProfile)  # from the most GPU memory to the least
         more_frugal = profiles[profiles.index(profile) + 1 :]
-        fitting = next((other for other in more_frugal if estimate(spec, plan, other, budget).peak <= budget), None)
+        fitting = next(
+            (other for other in more_frugal if estimate(spec, plan, other, budget, image_to_video).peak <= budget), None
+        )
         if fitting is not None:
             name = fitting.value
             advice += f", or run the server with the '{name}' memory profile (LTX_MEMORY_PROFILE={name}), which fits"
@@ -129,7 +133,8 @@ class Engine:
 
     `memory_profile` places the weights (default: chosen from the GPU's memory; `resident` on the CPU);
     `memory_budget_gib` caps what a request may plan to use (default: most of the GPU's memory; none on the CPU);
-    `speed_options` picks the optimization levers (default: all that work on this device; speed.py)."""
+    `speed_options` picks the optimization levers (default: all that work on this device; speed.py);
+    `preview_every`: stage-1 steps between two live previews."""
 
     def __init__(
         self,
@@ -139,11 +144,12 @@ class Engine:
         dtype: torch.dtype | None = None,
         lock: dict[str, LockEntry] | None = None,
         tiny_folder: Path = DEFAULT_TINY_FOLDER,
-        x264_preset: str = "medium",
+        x264_preset: str = media.X264_PRESET_DEFAULT,
         memory_profile: MemoryProfile | None = None,
         memory_budget_gib: float | None = None,
         speed_options: speed.SpeedOptions | None = None,
         loras: dict[str, LoraEntry] | None = None,
+        preview_every: int = PREVIEW_EVERY,
     ):
         default_device, default_dtype = pick_device()
         self.device = device or default_device
@@ -156,6 +162,7 @@ class Engine:
         self.memory_profile = memory_profile or (choose_profile(total) if total else MemoryProfile.RESIDENT)
         self.memory_budget = budget_for(total, memory_budget_gib)
         self.speed_options = speed_options or speed.SpeedOptions()
+        self.preview_every = preview_every
         self.levers: dict[Path, dict[str, str]] = {}
         """What the speed levers did, per loaded weights folder."""
         self._loaded: dict[Path, Components] = {}
@@ -258,8 +265,9 @@ class Engine:
         spec = validate_request(request)
         # Without a duration, what cannot fit even at the head's shortest is refused now; the head's pick once known.
         asked = request.duration if request.duration is not None else DURATION_SECONDS[0]
+        image_to_video = request.image is not None
         plan = plan_generation(request.width, request.height, asked, request.fps, spec.audio_sample_rate)
-        needed = check_memory(spec, plan, self.memory_profile, self.memory_budget)
+        needed = check_memory(spec, plan, self.memory_profile, self.memory_budget, image_to_video)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         loaded_before = len(self._loaded)
@@ -272,7 +280,7 @@ class Engine:
             duration = self.choose_duration(spec.id, request.prompt, request.fps)
             timings["duration_head"] = time.perf_counter() - clock  # the prompt's encoding included
             plan = plan_generation(request.width, request.height, duration, request.fps, spec.audio_sample_rate)
-            needed = check_memory(spec, plan, self.memory_profile, self.memory_budget)
+            needed = check_memory(spec, plan, self.memory_profile, self.memory_budget, image_to_video)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
@@ -283,7 +291,7 @@ class Engine:
             for number, frugal in enumerate(attempts, 1):
                 self._restore_placement(components)  # an earlier frugal attempt may have left modules in host memory
                 try:
-                    timings.update(self._attempt(**attempt, frugal=frugal))
+                    timings.update(self._attempt_eager_if_compile_fails(attempt, frugal))
                     break
                 except torch.OutOfMemoryError:
                     pass  # handled below, outside the except block, where the failed attempt's tensors are unreachable
@@ -333,7 +341,8 @@ class Engine:
         on_step = denoising_steps(report, stage_1_steps)
         generator = torch.Generator(self.device).manual_seed(seed)
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
-        on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview)
+        on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview,
+                                                                self.preview_every)  # fmt: skip
         recipe_output = RECIPES[spec.recipe].run(
             components, spec, plan, request, generator, on_step, image=image, after_encoding=after_encoding,
             on_latents=on_latents,
@@ -354,7 +363,7 @@ class Engine:
         long_side = decode.decode_long_side(plan.gen_height, plan.gen_width, frugal)
         with decode.official_tiling(pipeline.vae, plan.gen_height, plan.gen_width, long_side):
             frames = _reporting_frames(decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
-                                       plan, report)  # fmt: skip
+                                       plan, report, timings)  # fmt: skip
             media.encode_clip(
                 frames if frame_observer is None else _observed(frames, frame_observer),
                 audio,
@@ -368,8 +377,28 @@ class Engine:
                 x264_preset=self.x264_preset,
             )
         report("encoding", 1.0)
+        timings["encode_tail"] = time.perf_counter() - timings.pop("last_frame_at")
         timings["decode_and_encode"] = time.perf_counter() - clock
         return timings
+
+    def _attempt_eager_if_compile_fails(self, attempt: dict, frugal: bool) -> dict[str, float]:
+        """One attempt; if torch.compile fails on it (no C compiler for Triton, an unsupported op), the compiled
+        blocks go back to eager for good on this engine, with one log line, and the attempt runs again eagerly."""
+        components = attempt["components"]
+        try:
+            return self._attempt(**attempt, frugal=frugal)
+        except torch._dynamo.exc.TorchDynamoException as error:
+            uncompiled = [speed.uncompile(module) for module in (components.pipeline.transformer, components.pipeline.vae)]
+            if not any(uncompiled):
+                raise  # nothing of ours was compiled
+            reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+            log.warning("torch.compile failed for %s (%s); running eager from now on", components.folder, reason)
+            levers = self.levers[components.folder]
+            for lever in ("compile", "vae_compile", "cuda_graphs"):
+                if lever == "compile" or not levers.get(lever, "off").startswith("off"):
+                    levers[lever] = f"off (compilation failed, eager instead: {reason})"
+            self._restore_placement(components)
+            return self._attempt(**attempt, frugal=frugal)
 
     def _offload(self, module) -> None:
         """Move a resident module to host memory (streamed modules already live there) and free its GPU memory."""
@@ -416,14 +445,16 @@ def _observed(chunks: Iterator[np.ndarray], observer: FrameObserver) -> Iterator
         yield chunk
 
 
-def _reporting_frames(chunks, plan: GenerationPlan, report: ProgressCallback):
+def _reporting_frames(chunks, plan: GenerationPlan, report: ProgressCallback, timings: dict[str, float]):
     """The decoded chunks, reporting the decoding per chunk, then the start of the encoder's last part (the frames
-    it still holds, the audio and the container), which runs once the last chunk is taken."""
+    it still holds, the audio and the container), which runs once the last chunk is taken: its start is
+    `timings["last_frame_at"]`."""
     done = 0
     for chunk in chunks:
         done += len(chunk)
         report("decoding", done / plan.frames)
         yield chunk
+    timings["last_frame_at"] = time.perf_counter()
     report("encoding", 0.0)
 
 

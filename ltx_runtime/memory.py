@@ -8,9 +8,10 @@ Three profiles, picked from the GPU's memory unless a setting names one:
   by layer while the prompt is encoded (diffusers group offloading), so it occupies the GPU only during encoding.
 - `low` (24 GB cards): as `fp8`, and the transformer's blocks are streamed from host memory too, one block ahead.
 
-Estimates are arithmetic on the real parameter counts (catalog.PARAMETER_COUNTS) and the request's token count; the
-activation constants below are first-principles bounds, not measurements (docs/memory.md shows the arithmetic).
-A request whose estimate exceeds the budget is refused before anything runs.
+Estimates are arithmetic on the real parameter counts (catalog.PARAMETER_COUNTS) and the request's token count and
+size; the activation constants per architecture (`ACTIVATIONS`) are measured by tracing the full-size modules on the
+meta device (memory_trace.py; tests/test_memory_trace.py keeps them within 10 % above the traced peaks). A request
+whose estimate exceeds the budget is refused before anything runs. docs/memory.md shows the arithmetic.
 """
 
 from __future__ import annotations
@@ -37,18 +38,41 @@ PROFILE_THRESHOLDS = ((MemoryProfile.RESIDENT, 75 * GIB), (MemoryProfile.FP8, 40
 BUDGET_FRACTION = 0.92
 """Share of the GPU's memory a request may plan to use; the rest covers the CUDA context and fragmentation."""
 
-ACTIVATION_BYTES_PER_TOKEN = 128 * 1024
-"""Peak transformer working memory per video token in bf16 inference: the residual stream and attention projections
-(~5 x 4096 x 2 bytes), the feed-forward's 4x-wide hidden layer and its GELU output (2 x 16384 x 2 bytes), RoPE tables
-in float32 (~2 x 4096 x 4 bytes), about 128 KiB with rounding up for allocator slack. Attention itself is linear in
-memory with flash-style kernels."""
-DECODE_WORKING_BYTES = 8 * GIB
-"""Video VAE decode with spatial tiles and streamed temporal tiles (decode.py): bounded by a tile, not the clip."""
+KIB = 1024
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Working memory of an architecture's largest passes, bf16 inference, measured on the meta device at full size
+    (memory_trace.py), rounded up by 2-4 %."""
+
+    text_to_video: int
+    """Bytes per video token of a stage-2 transformer pass: the residual stream, attention projections, the
+    feed-forward's hidden layer, RoPE tables (attention itself is linear in memory with fused kernels)."""
+    image_to_video: int
+    """The same with a first frame: the pipeline passes a timestep per token, so every block's modulation (shift,
+    scale and gate of each sub-layer) is per token too, not one vector for the clip."""
+    decode_per_pixel: int
+    """Bytes per generated pixel (width x height) of the streamed VAE decode with the official tiles: bounded by an
+    80-frame temporal tile, not by the clip's length."""
+
+
+ACTIVATIONS = {
+    # traced: 144.5 / 328.5 KiB per token
+    "ltx-2": Activations(text_to_video=148 * KIB, image_to_video=336 * KIB, decode_per_pixel=2560),
+    # traced: 144.6 / 376.6 KiB per token (gated attention and cross-attention modulation add per-token tensors)
+    "ltx-2.3": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB, decode_per_pixel=2560),
+    # traced: 144.6 / 376.6 KiB per token, as LTX-2.3 (the FFN biases it drops are weights, not activations)
+    "ltx-2.5": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB, decode_per_pixel=2560),
+}
+# The decode, traced with ltx-core's causal temporal tiles (each later tile starts one latent early): 2481 bytes per
+# generated pixel at 1080p (4.8 GiB), 2506 at 4K (19.5 GiB); the same VAE in every architecture.
+"""Per architecture (catalog.ModelSpec.architecture); a new architecture adds its measured entry here."""
 TEXT_ENCODER_STREAMING_BYTES = 2 * GIB
+"""GPU memory of a streamed text encoder while it encodes: the layers in flight and the embedding table."""
 TRANSFORMER_BLOCKS = 48
 STREAMED_BLOCKS = 2
 """Blocks of a streamed transformer on the GPU at once: the running one and the one being copied in."""
-"""GPU memory of a streamed text encoder while it encodes: the layers in flight and the embedding table."""
 
 
 def choose_profile(total_bytes: int) -> MemoryProfile:
@@ -81,8 +105,11 @@ def video_tokens(plan: GenerationPlan, recipe: Recipe) -> int:
     return max(stage_1 * (1 if recipe is Recipe.FAST else 2), plan.stage2_tokens)
 
 
-def estimate(spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None = None) -> MemoryEstimate:
-    """GPU bytes `plan` needs under `profile` for `spec`'s real weights, phase by phase."""
+def estimate(
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None = None, image_to_video: bool = False
+) -> MemoryEstimate:
+    """GPU bytes `plan` needs under `profile` for `spec`'s real weights, phase by phase; `image_to_video`: the clip
+    starts from a first-frame image (per-token timesteps)."""
     params = PARAMETER_COUNTS[spec.architecture]
     bf16 = 2
     transformer = params["transformer"] * (bf16 if profile is MemoryProfile.RESIDENT else 1)
@@ -93,13 +120,37 @@ def estimate(spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budg
     tokens = video_tokens(plan, spec.recipe)
     resident = transformer + others + text_encoder
     encoding = resident + (0 if profile is MemoryProfile.RESIDENT else TEXT_ENCODER_STREAMING_BYTES)
-    denoising = resident + tokens * ACTIVATION_BYTES_PER_TOKEN
-    decoding = resident + DECODE_WORKING_BYTES
+    activations = ACTIVATIONS[spec.architecture]
+    per_token = activations.image_to_video if image_to_video else activations.text_to_video
+    denoising = resident + tokens * per_token
+    decoding = resident + plan.gen_width * plan.gen_height * activations.decode_per_pixel
     frugal = budget is not None and max(encoding, denoising, decoding) > budget
     if frugal:  # the text encoder leaves the GPU after encoding, a resident transformer during the decode
         denoising -= text_encoder
         decoding -= text_encoder + (0 if profile is MemoryProfile.LOW else transformer)
     return MemoryEstimate(tokens, encoding, denoising, decoding, frugal)
+
+
+@dataclass(frozen=True)
+class HostMemory:
+    loading: int
+    """Host bytes while a model loads: every component is read into host memory in bf16 before `place` puts it
+    where the profile keeps it, whatever the profile."""
+    serving: int
+    """Host bytes the weights keep afterwards: the streamed modules (the text encoder in bf16; under `low` the
+    transformer too, in its fp8 storage)."""
+
+
+def host_memory(spec: ModelSpec, profile: MemoryProfile) -> HostMemory:
+    """The host RAM `spec`'s real weights take under `profile` (the process's own few GiB come on top)."""
+    params = PARAMETER_COUNTS[spec.architecture]
+    loading = sum(params.values()) * 2
+    serving = 0
+    if profile is not MemoryProfile.RESIDENT:
+        serving += params["text_encoder"] * 2
+    if profile is MemoryProfile.LOW:
+        serving += params["transformer"]
+    return HostMemory(loading, serving)
 
 
 FP8_STORAGE = torch.float8_e4m3fn

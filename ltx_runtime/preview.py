@@ -20,7 +20,8 @@ from .decode import decode_video_chunks
 from .geometry import VAE_SPATIAL, GenerationPlan
 
 PREVIEW_EVERY = 2
-"""Denoising steps between two previews (and the last step of stage 1)."""
+"""Denoising steps between two previews (and the last step of stage 1), by default. Each preview reads one small
+latent frame back from the GPU, the only device-to-host sync in denoising: `LTX_PREVIEW_EVERY` spaces them out."""
 FIT_SIZE = 32
 """Latent pixels per side of the random latents the map is fitted on (1024 samples for 129 unknowns)."""
 
@@ -53,16 +54,17 @@ def denormalize(vae, latents: torch.Tensor) -> torch.Tensor:
 
 
 class LatentPreview:
-    """The stage-1 step observer: every PREVIEW_EVERY steps, the middle latent frame as a small PNG for `on_image`."""
+    """The stage-1 step observer: every `every` steps, the middle latent frame as a small PNG for `on_image`."""
 
-    def __init__(self, vae, plan: GenerationPlan, stage_1_steps: int, on_image: PreviewCallback):
+    def __init__(self, vae, plan: GenerationPlan, stage_1_steps: int, on_image: PreviewCallback, every: int = PREVIEW_EVERY):
+        self.every = every
         self.projection = rgb_projection(vae)
         self.shape = (plan.latent_frames, plan.stage1_height // VAE_SPATIAL, plan.stage1_width // VAE_SPATIAL)
         self.stage_1_steps = stage_1_steps
         self.on_image = on_image
 
     def __call__(self, packed_latents: torch.Tensor, done: int, total: int) -> None:
-        if done % PREVIEW_EVERY and done != self.stage_1_steps:
+        if done % self.every and done != self.stage_1_steps:
             return
         self.on_image(self.image(packed_latents), done, self.stage_1_steps)
 

@@ -5,11 +5,21 @@
   prompt mask, ltx2-models.md section 3). Needs CUDA (flash3: the flash_attn_3 package, Hopper).
 - compile: regional `torch.compile` of the repeated transformer block (diffusers `compile_repeated_blocks`): one block
   compiles once and serves all 48; each new shape pays a warm-up compile. Needs CUDA here (CPU compiles are slow and
-  need a C++ toolchain).
+  need a C++ toolchain) and a C compiler for Triton (off, with the reason, without one). A compilation that fails
+  anyway puts the blocks back to eager for that engine with one log line, and the clip runs on (engine.py).
 - fp8_matmul: torchao float8 dynamic activation and weight quantization (per-row scales) of the transformer blocks'
   linear layers: fp8 tensor-core matmuls. Off unless asked for (`on`): the official pipelines keep bf16 unless told
   otherwise, and the quality of these matmuls has not been measured on a GPU yet. Needs CUDA compute capability 8.9+
   and torchao; not applied with the distilled LoRA loaded (peft cannot wrap torchao's float8 weights).
+- unmasked_cross_attention: the prompt mask reaching the transformer is all ones (the connectors replace padding
+  with learned registers), yet passing it forces a masked kernel; an all-ones mask is dropped (a transformer
+  pre-forward hook, checked once per mask tensor), which is numerically the same and lets the mask-free kernels run.
+  On by default, on every device.
+- fp8_attention: SageAttention (int8 Q.K, fp8 P.V; diffusers' `sage` backend) on the self-attention modules. Off
+  unless asked for (`on`): quality unmeasured. Needs CUDA compute capability 8.9+ and the sageattention package.
+- cuda_graphs: the compiled blocks in torch.compile's `reduce-overhead` mode (CUDA graphs: one launch per block
+  instead of hundreds of kernels). Off unless asked for; needs CUDA and compile.
+- vae_compile: torch.compile of the video VAE's decoder (dynamic shapes: edge tiles differ). Off unless asked for.
 - vae_tile_frames: temporal VAE tiles of this many frames; by default the official 80 with an overlap of 24
   (decode.py), each frame decoded 1.43 times; diffusers' default 16 with an overlap of 8 decodes each frame twice.
   Other lengths overlap by half a tile, up to 24 frames.
@@ -25,6 +35,7 @@ it did.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,10 +60,18 @@ class SpeedOptions:
     vae_tile_frames: int | None = None
     """None: the official 80 frames."""
     prompt_cache: int = 16
+    unmasked_cross_attention: Switch = "auto"
+    """Drop a prompt mask that is all ones (it is, after the connectors' registers): the mask-free kernel runs."""
+    fp8_attention: Literal["on", "off"] = "off"
+    """SageAttention (int8 Q.K, fp8 P.V) on the self-attention; explicit opt-in only (quality unmeasured)."""
+    cuda_graphs: Literal["on", "off"] = "off"
+    """torch.compile's `reduce-overhead` mode (CUDA graphs) for the compiled blocks; explicit opt-in only."""
+    vae_compile: Literal["on", "off"] = "off"
+    """torch.compile of the video VAE's decoder; explicit opt-in only (tiles of several shapes recompile)."""
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
-        return cls(attention="native", compile="off", fp8_matmul="off", prompt_cache=0)
+        return cls(attention="native", compile="off", fp8_matmul="off", prompt_cache=0, unmasked_cross_attention="off")
 
 
 def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: bool = False) -> dict[str, str]:
@@ -61,9 +80,13 @@ def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: 
     transformer = components.pipeline.transformer
     applied = {
         "attention": _attention(transformer, options.attention, device),
+        "unmasked_cross_attention": _unmasked_cross_attention(transformer, options.unmasked_cross_attention),
+        "fp8_attention": _fp8_attention(transformer, options.fp8_attention, device),
         "fp8_matmul": _fp8_matmul(components, options.fp8_matmul, device, fp8_storage),
-        "compile": _compile(transformer, options.compile, device),
+        "compile": _compile(transformer, options.compile, device, options.cuda_graphs == "on"),
     }
+    applied["cuda_graphs"] = _cuda_graphs(options.cuda_graphs, applied["compile"], device)
+    applied["vae_compile"] = _vae_compile(components.pipeline.vae, options.vae_compile, device)
     tile = options.vae_tile_frames or TEMPORAL_TILE_FRAMES
     vae = components.pipeline.vae
     vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = tile, tile - tile_overlap(tile)
@@ -130,10 +153,113 @@ def _fp8_matmul(components, switch: Switch, device: torch.device, fp8_storage: b
     return "float8 e4m3 weights and activations, per-row scales"
 
 
-def _compile(transformer, switch: Switch, device: torch.device) -> str:
+def _compile(transformer, switch: Switch, device: torch.device, cuda_graphs: bool = False) -> str:
     if switch == "off":
         return "off"
     if device.type != "cuda":
         return _unavailable(switch == "on", "compilation is used on CUDA only")
+    if missing_compiler() is not None:
+        return _unavailable(switch == "on", missing_compiler())
+    if cuda_graphs:
+        transformer.compile_repeated_blocks(fullgraph=True, mode="reduce-overhead")
+        return "regional (LTX2VideoTransformerBlock), reduce-overhead"
     transformer.compile_repeated_blocks(fullgraph=True)
     return "regional (LTX2VideoTransformerBlock)"
+
+
+def _cuda_graphs(switch: str, compiled: str, device: torch.device) -> str:
+    if switch == "off":
+        return "off"
+    if device.type != "cuda":
+        return _unavailable(True, "CUDA graphs need a CUDA GPU")
+    if not _applied(compiled):
+        return _unavailable(True, "CUDA graphs ride on the compiled blocks, and compile is off")
+    return "on (reduce-overhead over each compiled block)"
+
+
+def _vae_compile(vae, switch: str, device: torch.device) -> str:
+    if switch == "off":
+        return "off"
+    if device.type != "cuda":
+        return _unavailable(True, "compilation is used on CUDA only")
+    if missing_compiler() is not None:
+        return _unavailable(True, missing_compiler())
+    vae.decoder.compile(dynamic=True)  # spatial tiles at the frame's edges have other shapes
+    return "on (the decoder, dynamic shapes)"
+
+
+def _unmasked_cross_attention(transformer, switch: Switch) -> str:
+    if switch == "off":
+        return "off"
+    transformer.register_forward_pre_hook(DropAllOnesMasks(), with_kwargs=True)
+    return "on (an all-ones prompt mask is dropped)"
+
+
+class DropAllOnesMasks:
+    """A transformer pre-forward hook: a prompt mask of all ones changes nothing but forces a masked attention
+    kernel (and keeps FlashAttention off); it is passed as None instead. Each mask tensor is checked once (one small
+    device-to-host read per mask, not per step: the pipeline passes the same tensor, never changed in place, at every
+    step; inference tensors keep no version counter to check that with)."""
+
+    MASKS = ("encoder_attention_mask", "audio_encoder_attention_mask")
+
+    def __init__(self):
+        self._checked: list[tuple[weakref.ref, bool]] = []
+
+    def __call__(self, module, args, kwargs):
+        for name in self.MASKS:
+            mask = kwargs.get(name)
+            if mask is not None and mask.ndim == 2 and self._all_ones(mask):
+                kwargs[name] = None
+        return args, kwargs
+
+    def _all_ones(self, mask: torch.Tensor) -> bool:
+        self._checked = [entry for entry in self._checked if entry[0]() is not None]
+        for reference, answer in self._checked:
+            if reference() is mask:
+                return answer
+        answer = bool((mask == 1).all())
+        self._checked.append((weakref.ref(mask), answer))
+        return answer
+
+
+def _fp8_attention(transformer, switch: str, device: torch.device) -> str:
+    if switch == "off":
+        return "off"
+    if device.type != "cuda" or torch.cuda.get_device_capability(device) < FP8_MIN_CAPABILITY:
+        return _unavailable(True, "FP8 attention needs a CUDA GPU of compute capability 8.9 or newer")
+    from diffusers.models.attention_dispatch import AttentionBackendName, _check_attention_backend_requirements
+
+    sage = AttentionBackendName("sage")
+    try:
+        _check_attention_backend_requirements(sage)
+    except (RuntimeError, ImportError) as error:
+        return _unavailable(True, f"SageAttention is not usable here: {error}")
+    for name, module in transformer.named_modules():
+        if name.rsplit(".", 1)[-1] in SELF_ATTENTION:
+            module.processor._attention_backend = sage
+    return "SageAttention on self-attention"
+
+
+def _applied(outcome: str) -> bool:
+    return not outcome.startswith("off")
+
+
+def missing_compiler() -> str | None:
+    """Why inductor cannot build its kernels here, or None: Triton compiles a small C launcher per kernel with the
+    C compiler it finds ($CC, cc, gcc, clang); a runtime-only image has none."""
+    import os
+    import shutil
+
+    candidates = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
+    if not any(shutil.which(candidate) for candidate in candidates):
+        return f"no C compiler for Triton (looked for {', '.join(candidates)})"
+    return None
+
+
+def uncompile(module: torch.nn.Module) -> bool:
+    """Put every `Module.compile`d submodule of `module` back to eager; whether there was any."""
+    compiled = [sub for sub in module.modules() if getattr(sub, "_compiled_call_impl", None) is not None]
+    for sub in compiled:
+        sub._compiled_call_impl = None
+    return bool(compiled)

@@ -19,9 +19,10 @@ GPUS = (("H200 141 GB", 139.8), ("H100 80 GB", 79.1), ("48 GB", 44.5), ("24 GB",
 def rows() -> list[str]:
     header = (
         "| model | size | s | fps | generated as | latents (F×H×W) | stage-1 tokens | stage-2 tokens | audio latents "
-        "| resident GiB | fp8 GiB | low GiB |"
+        "| resident GiB (text / image) | fp8 GiB (text / image) | low GiB (text / image) |"
     )
     lines = [header, "|" + "---|" * 12]
+    # Each GiB cell: from a prompt / from a first-frame image (per-token timesteps).
     for spec in MODELS.values():
         if spec.demo_only:
             continue
@@ -35,11 +36,15 @@ def rows() -> list[str]:
                     latent_h, latent_w = plan.gen_height // 32, plan.gen_width // 32
                     stage_1 = plan.latent_frames * (latent_h // 2) * (latent_w // 2)
                     audio_latents = round(plan.gen_frames / fps * 25)
-                    peaks = [estimate(spec, plan, profile).peak / GIB for profile in MemoryProfile]
+                    peaks = [
+                        f"{estimate(spec, plan, profile).peak / GIB:.0f} / "
+                        f"{estimate(spec, plan, profile, image_to_video=True).peak / GIB:.0f}"
+                        for profile in MemoryProfile
+                    ]
                     lines.append(
                         f"| {spec.id} | {width}×{height} | {duration:g} | {fps} | {plan.gen_width}×{plan.gen_height}, "
                         f"{plan.gen_frames} frames | {plan.latent_frames}×{latent_h}×{latent_w} | {stage_1:,} "
-                        f"| {plan.stage2_tokens:,} | {audio_latents} | " + " | ".join(f"{peak:.0f}" for peak in peaks) + " |"
+                        f"| {plan.stage2_tokens:,} | {audio_latents} | " + " | ".join(peaks) + " |"
                     )
     return lines
 

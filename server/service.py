@@ -135,8 +135,8 @@ class TaskService:
     def demo_note(self, job: dict) -> str | None:
         """In demo mode, what a clip that takes minutes on the CPU should be told up front (the ack, getResponse, the
         log, the page): the estimate from the rates measured on tiny weights. None for quick clips, and off demo."""
-        if not self.settings.demo or not job.get("width"):
-            return None
+        if not self.settings.demo or not job.get("width") or job.get("duration") is None:
+            return None  # off demo, a size still to come from an image, or a duration the head has yet to pick
         frames = round(job["duration"] * job["fps"])
         per_result = sum(cpu_stage_seconds(job["width"], job["height"], frames).values())
         seconds = per_result * len(job["seeds"])
@@ -186,7 +186,8 @@ class TaskService:
         refusals = []
         for worker in workers:
             try:
-                check_memory(spec, plan, MemoryProfile(worker.memory_profile), worker.memory_budget)
+                profile = MemoryProfile(worker.memory_profile)
+                check_memory(spec, plan, profile, worker.memory_budget, image_to_video=job.frame_image is not None)
                 return
             except MemoryLimitError as error:
                 refusals.append(str(error))

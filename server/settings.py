@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from ltx_runtime.media import X264_PRESET_DEFAULT
+
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "ltx-runtime"
 DEFAULT_WEIGHTS_DIR = Path.home() / ".cache" / "ltx-runtime" / "weights"
 
@@ -115,7 +117,8 @@ class Settings(BaseSettings):
     session_replay_seconds: int = Field(600, ge=0)
     """How long a finished result is kept for a Runware WebSocket session to resume (connectionSessionUUID) and
     receive it; Runware documents 120 s."""
-    x264_preset: str = "medium"
+    x264_preset: str = X264_PRESET_DEFAULT
+    """libx264 preset for MP4 / MOV (ltx_runtime/media.py; docs/performance.md measures the choice)."""
     memory_profile: Literal["auto", "resident", "fp8", "low"] = "auto"
     """Where workers keep the weights: resident (bf16, 80 GB cards), fp8 (~48 GB), low (24 GB, streamed); auto
     picks by the GPU's memory."""
@@ -130,6 +133,16 @@ class Settings(BaseSettings):
     """Temporal VAE tile length in frames; default the official 80 (overlap 24)."""
     prompt_cache: int = Field(16, ge=0)
     """Prompt embeddings kept for repeated prompts."""
+    unmasked_cross_attention: Literal["auto", "on", "off"] = "auto"
+    """Drop an all-ones prompt mask so that the mask-free attention kernel runs (numerically the same)."""
+    fp8_attention: Literal["on", "off"] = "off"
+    """SageAttention on the self-attention (CUDA, compute capability 8.9+, the sageattention package); opt-in."""
+    cuda_graphs: Literal["on", "off"] = "off"
+    """CUDA graphs (torch.compile reduce-overhead) over the compiled blocks; opt-in, needs compile."""
+    vae_compile: Literal["on", "off"] = "off"
+    """torch.compile of the video VAE's decoder (CUDA); opt-in."""
+    preview_every: int = Field(2, ge=1)
+    """Stage-1 steps between two live previews (each reads a small latent frame back from the GPU)."""
     memory_budget_gib: float | None = Field(None, gt=0)
     """GPU memory a request may plan to use; default 92% of the GPU's (no limit on the CPU). Larger requests are
     refused at submission, naming the limit."""
@@ -162,7 +175,8 @@ class Settings(BaseSettings):
     def speed_options(self):
         from ltx_runtime.speed import SpeedOptions
 
-        return SpeedOptions(self.attention, self.compile, self.fp8_matmul, self.vae_tile_frames, self.prompt_cache)
+        return SpeedOptions(self.attention, self.compile, self.fp8_matmul, self.vae_tile_frames, self.prompt_cache,
+                            self.unmasked_cross_attention, self.fp8_attention, self.cuda_graphs, self.vae_compile)  # fmt: skip
 
     @property
     def base_url(self) -> str:

@@ -91,6 +91,7 @@ class Worker:
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
             loras=read_loras(DEFAULT_LOCK_PATH, settings.loras),
+            preview_every=settings.preview_every,
         )
         self._safety_checker: SafetyChecker | None = None
         self.stage_times = StageTimes()

@@ -1,10 +1,16 @@
 """Encoding through the real ffmpeg binary, checked the way a user would: codecs, size, frames, fps, duration, audio."""
 
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from conftest import probe, read_frames
-from ltx_runtime.media import EncodingError, OutputFormat, crf_for_quality, encode_clip
+from ltx_runtime.media import QUEUED_CHUNKS, EncodingError, OutputFormat, crf_for_quality, encode_clip
 
 EXPECTED = {
     OutputFormat.MP4: ("h264", "aac"),
@@ -78,7 +84,8 @@ def test_higher_quality_means_lower_crf_and_bigger_files(tmp_path):
     for output_format in OutputFormat:
         crfs = [crf_for_quality(output_format, q) for q in (20, 50, 95, 99)]
         assert crfs == sorted(crfs, reverse=True)
-    assert (crf_for_quality(OutputFormat.MP4, 20), crf_for_quality(OutputFormat.MP4, 99)) == (40, 12)
+    assert (crf_for_quality(OutputFormat.MP4, 20), crf_for_quality(OutputFormat.MP4, 99)) == (40, 15)
+    assert crf_for_quality(OutputFormat.MP4, 95) == 16  # the default quality (docs/performance.md, "The encoder")
     assert (crf_for_quality(OutputFormat.WEBM, 20), crf_for_quality(OutputFormat.WEBM, 99)) == (50, 15)
     with pytest.raises(ValueError):
         crf_for_quality(OutputFormat.MP4, 19)
@@ -128,3 +135,66 @@ def test_colour_is_bt709_limited_range_and_tagged(tmp_path, output_format):
         assert context.color_range == limited
         luma = next(container.decode(stream)).to_ndarray(format="yuv420p")[:64]
     assert abs(luma.mean() - 173) < 2
+
+
+def _ffmpeg_child() -> int:
+    """The pid of the ffmpeg this process started (read from /proc; the encoder thread may still be starting it)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+                if int(fields[1]) == os.getpid() and name.startswith("ffmpeg"):
+                    return int(entry.name)
+        time.sleep(0.01)
+    raise AssertionError("no ffmpeg child")
+
+
+def test_the_decode_runs_on_while_ffmpeg_is_stalled(tmp_path):
+    """The frames are written by a thread of their own through a bounded queue: with ffmpeg stopped (SIGSTOP), the
+    frame source still gets to hand over QUEUED_CHUNKS more chunks (each far bigger than a pipe's buffer) at once.
+    Writing on the caller's thread, the second chunk would wait for ffmpeg (here: until the timer resumes it)."""
+    chunk = np.full((4, 256, 256, 3), 100, dtype=np.uint8)  # 786 KB, more than a pipe holds
+    handed_over = {}
+
+    def frames():
+        yield chunk
+        encoder = _ffmpeg_child()
+        os.kill(encoder, signal.SIGSTOP)
+        resume = threading.Timer(3.0, os.kill, (encoder, signal.SIGCONT))
+        resume.start()
+        started = time.monotonic()
+        for _ in range(QUEUED_CHUNKS):  # the first chunk is stuck in the pipe; these wait in the queue
+            yield chunk
+        handed_over["seconds"] = time.monotonic() - started
+        resume.join()
+        yield chunk
+
+    path = tmp_path / "clip.mp4"
+    encode_clip(frames(), None, width=256, height=256, fps=10, sample_rate=24000, output_path=path,
+                output_format=OutputFormat.MP4, x264_preset="ultrafast")  # fmt: skip
+    assert handed_over["seconds"] < 1.5
+    assert probe(path).frames == 4 * (QUEUED_CHUNKS + 2)
+
+
+def test_an_encoder_killed_mid_clip_is_an_encoding_error_and_leaves_no_file(tmp_path):
+    """ffmpeg dies while chunks are still coming: the writer thread stops, the frame source is not drained into a
+    dead pipe forever, and the caller gets ffmpeg's exit code (what the worker reports as the encoder's failure)."""
+    taken = []
+
+    def frames():
+        for number, chunk in enumerate(gradient_chunks(200, 128, 128, chunk=4)):
+            if number == 2:
+                os.kill(_ffmpeg_child(), signal.SIGKILL)
+            taken.append(number)
+            yield chunk
+
+    with pytest.raises(EncodingError, match=r"ffmpeg failed \(exit -9\)"):
+        encode_clip(frames(), None, width=128, height=128, fps=10, sample_rate=24000,
+                    output_path=tmp_path / "x.mp4", output_format=OutputFormat.MP4)  # fmt: skip
+    assert not (tmp_path / "x.mp4").exists()
+    assert len(taken) < 50  # it stopped taking frames soon after ffmpeg died

@@ -60,3 +60,15 @@ def test_the_map_follows_the_vae(engine):
     error = (samples @ projection - target).square().mean()
     constant = (target - target.mean(0)).square().mean()
     assert error < constant
+
+
+def test_previews_every_nth_step_by_setting(tiny_root, tmp_path):
+    """Each preview reads a latent frame back from the GPU (a sync): `preview_every` spaces them out; the last step
+    of stage 1 always gets one."""
+    from ltx_runtime.engine import Engine
+
+    engine = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", preview_every=3)
+    previews = []
+    request = GenerationRequest(MODEL, "a lighthouse", width=128, height=64, duration=1, fps=8, audio=False, seed=3)
+    engine.generate(request, tmp_path / "clip.mp4", preview=lambda *image_step_steps: previews.append(image_step_steps))
+    assert [step for _, step, _ in previews] == [3, 6, 8]

@@ -47,7 +47,7 @@ def new_user(tmp_path_factory):
     started = time.perf_counter()
     server = ServerProcess(
         home / ".local" / "share" / "ltx-runtime", home / ".cache" / "ltx-runtime" / "tiny",
-        HOME=str(home), LTX_API_KEYS="", LTX_X264_PRESET="medium",
+        HOME=str(home), LTX_API_KEYS="", LTX_X264_PRESET="veryfast",
     )  # fmt: skip
     env = {**server.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     server.start()

@@ -76,3 +76,94 @@ def test_the_optimized_path_renders_what_plain_diffusers_renders(engines, tmp_pa
               for name, engine in (("plain", plain), ("optimized", optimized))]  # fmt: skip
     assert frames[0].shape == frames[1].shape == (50, 128, 256, 3)
     assert np.array_equal(frames[0], frames[1])  # on the CPU every lever that could change numbers is off
+
+
+def test_a_failing_compile_falls_back_to_eager_with_one_log_line(tiny_root, tmp_path, caplog):
+    """torch.compile fails at the first pass (here: a backend that raises, as inductor does without a C compiler):
+    the clip still comes out, the blocks run eager from then on, and the lever table says why."""
+    import logging
+
+    from ltx_runtime import speed
+
+    engine = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", speed_options=SpeedOptions.plain())
+    components = engine.load("ltx-runtime:tiny@1")
+
+    def failing_backend(graph, example_inputs):
+        raise RuntimeError("no C compiler for Triton (forced in a test)")
+
+    for block in components.pipeline.transformer.transformer_blocks:
+        block.compile(backend=failing_backend)
+    request = GenerationRequest(model="ltx-runtime:tiny@1", prompt="a lighthouse", width=128, height=64, duration=1,
+                                fps=8, audio=False, seed=1)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="ltx_runtime.engine"):
+        result = engine.generate(request, tmp_path / "clip.mp4")
+    assert result.path.exists()
+    assert [record.message for record in caplog.records if "torch.compile failed" in record.message][:1]
+    assert len([record for record in caplog.records if "torch.compile failed" in record.message]) == 1
+    assert engine.levers[components.folder]["compile"].startswith("off (compilation failed, eager instead")
+    assert not speed.uncompile(components.pipeline.transformer)  # nothing left compiled
+    engine.generate(request, tmp_path / "again.mp4")  # the next clip runs eager without trying again
+
+
+def test_compile_stays_off_without_a_c_compiler(monkeypatch):
+    from ltx_runtime import speed
+
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert "no C compiler for Triton" in speed.missing_compiler()
+    monkeypatch.delenv("CC")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert speed.missing_compiler() == "no C compiler for Triton (looked for cc, gcc, clang)"
+
+
+def test_dropping_an_all_ones_prompt_mask_changes_nothing(tiny_root):
+    """The unmasked path equals the masked one: one transformer pass of the tiny model with an all-ones prompt mask,
+    as it comes, and with the hook that drops it."""
+    import torch
+
+    from ltx_runtime.speed import DropAllOnesMasks
+
+    transformer = Engine("tiny", tiny_folder=tiny_root, lock={}).load("ltx-runtime:tiny@1").pipeline.transformer
+    config = transformer.config
+    generator = torch.Generator().manual_seed(0)
+    frames, height, width, audio_frames, text = 2, 4, 6, 5, 16
+    text_dims = config.caption_channels if config.use_prompt_embeddings else config.cross_attention_dim
+    audio_dims = config.caption_channels if config.use_prompt_embeddings else config.audio_cross_attention_dim
+    inputs = dict(
+        hidden_states=torch.randn(1, frames * height * width, config.in_channels, generator=generator),
+        audio_hidden_states=torch.randn(1, audio_frames, config.audio_in_channels, generator=generator),
+        encoder_hidden_states=torch.randn(1, text, text_dims, generator=generator),
+        audio_encoder_hidden_states=torch.randn(1, text, audio_dims, generator=generator),
+        timestep=torch.tensor([500.0]), audio_timestep=torch.tensor([500.0]), sigma=torch.tensor([0.5]),
+        encoder_attention_mask=torch.ones(1, text), audio_encoder_attention_mask=torch.ones(1, text),
+        num_frames=frames, height=height, width=width, fps=25.0, audio_num_frames=audio_frames, return_dict=False,
+    )  # fmt: skip
+    seen = {}
+    hook = DropAllOnesMasks()
+    with torch.no_grad():
+        masked = transformer(**inputs)
+        handle = transformer.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.update(kwargs) or hook(module, args, kwargs), with_kwargs=True
+        )
+        try:
+            unmasked = transformer(**inputs)
+        finally:
+            handle.remove()
+    assert seen["encoder_attention_mask"] is None and seen["audio_encoder_attention_mask"] is None
+    for before, after in zip(masked, unmasked):
+        torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    # A mask with a zero in it is a real mask and stays.
+    partial = inputs["encoder_attention_mask"].clone()
+    partial[0, -1] = 0
+    _, kwargs = hook(transformer, (), {"encoder_attention_mask": partial})
+    assert kwargs["encoder_attention_mask"] is partial
+
+
+def test_every_new_lever_reports_off_with_its_reason_on_the_cpu(tiny_root):
+    options = SpeedOptions(fp8_attention="on", cuda_graphs="on", vae_compile="on", compile="on")
+    engine = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", speed_options=options)
+    levers = engine.levers[engine.load("ltx-runtime:tiny@1").folder]
+    assert levers["fp8_attention"] == "off (FP8 attention needs a CUDA GPU of compute capability 8.9 or newer)"
+    assert levers["cuda_graphs"] == "off (CUDA graphs need a CUDA GPU)"
+    assert levers["vae_compile"] == "off (compilation is used on CUDA only)"
+    assert levers["unmasked_cross_attention"] == "on (an all-ones prompt mask is dropped)"
+    assert SpeedOptions.plain().unmasked_cross_attention == "off"
