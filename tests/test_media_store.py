@@ -220,7 +220,9 @@ def test_a_server_keeps_its_media_in_s3(s3, tiny_root, tmp_path, say):
         assert status == 307
         with urllib.request.urlopen(location) as response:
             assert response.read() == receiver.image and response.headers["Content-Type"] == "image/jpeg"
-        assert [key for key in keys_in(s3, bucket) if "/images/frame-" in key]  # the worker read its copy from S3
+        # The worker read the uploaded image itself from S3 (no local images folder, checked below): no copy is made.
+        images = [key for key in keys_in(s3, bucket) if "/images/" in key]
+        assert f"ltx/images/{image_uuid}" in images and not any("/images/frame-" in key for key in images)
 
         cancelled, after = video_task(width=512, height=288, duration=4, fps=25), video_task()
         assert server.post([cancelled, after])[0] == 200
