@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
-echo "==> running the tests: pytest $* (the whole suite: about 25 minutes on 2 cores; -m 'not slow' is the 8-minute quick layer)"
+echo "==> running the tests: pytest $* (the whole suite: about 30 minutes on 2 cores; -m 'not slow' is the quick layer)"
 .venv/bin/python -m pytest "$@"
 # The store contract suite (tests/test_store.py) runs on both backends above; here every quick server test runs once
 # more with each test server on a fresh Postgres database (LTX_TEST_STORE=postgres, tests/postgres_harness.py).

@@ -72,7 +72,8 @@ def submit_ok(client: RunComfyClient, model: str, body: dict, mode: str = "text-
     assert response.status_code == 200, response.text
     reply = response.json()
     request_id = reply["request_id"]
-    assert set(reply) == {"request_id", "status_url", "result_url", "cancel_url"}
+    # A demo server also warns of a clip that takes minutes on its CPU (issue 25).
+    assert set(reply) - {"warning"} == {"request_id", "status_url", "result_url", "cancel_url"}
     assert reply["status_url"] == f"{client.base}/v1/requests/{request_id}/status"
     return request_id
 

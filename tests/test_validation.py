@@ -71,7 +71,7 @@ def test_an_unknown_duration_is_explained_as_the_cli_explains_it():
     with pytest.raises(ContractError) as raised:
         validate_video_inference(task(duration=7), demo=False)
     assert raised.value.message == get_model("lightricks:2@1").duration_error(1920, 1080, 7, 25)
-    assert "(and 12, 14, 16, 18, 20 at 1920x1080 25 fps)" in raised.value.message
+    assert "(and 12, 14, 16, 18, 20 at 1920x1080 and 25 fps)" in raised.value.message
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,11 @@ def _size(resolution: Any, aspect_ratio: Any, spec: ModelSpec) -> tuple[int, int
         raise invalid_parameter("resolution", f"resolution must be one of {allowed}, got {shown(resolution)}")
     size_problem = spec.size_problem(width, height)
     if size_problem:
+        portrait = height > width
+        listed = () if isinstance(spec.sizes, SizeRange) else spec.sizes
+        if listed and not any((h > w) == portrait for w, h in listed):  # LTX-2 Fast and Pro are landscape only
+            message = f"{spec.id} makes no {aspect_ratio} clips; its sizes: {spec.describe_sizes()}"
+            raise invalid_parameter("aspect_ratio", message)
         raise invalid_parameter("resolution", size_problem)
     return width, height
 
