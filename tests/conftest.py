@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -49,6 +51,19 @@ class Probe:
     audio_rate: int | None
     audio_channels: int | None
     audio_duration: float | None
+
+
+@contextmanager
+def tmpfs(path: Path, size: str):
+    """A small tmpfs mounted at `path`, for disk-full faults (root and mount(2) needed; a skip says so)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); this test needs one")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
 
 
 def asking(spec, plan, prompt: str, **fields) -> GenerationRequest:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import probe
+from conftest import probe, tmpfs
 from ltx_runtime.progress import STAGES
 from server_harness import ServerProcess, video_task
 from test_server_inputs_delivery import receiver  # noqa: F401 - the recording HTTP server, a fixture
@@ -278,15 +278,8 @@ def test_ctrl_c_requeues_the_running_task_which_restarts_from_0(tiny_root, tmp_p
 def small_disk(tmp_path):
     """A 512 KiB tmpfs mounted where the server keeps its media, another disk than the workers' scratch folder (root
     and mount(2) needed; a skip says so)."""
-    media = tmp_path / "data" / "media"
-    media.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(media)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()}); the disk-full test needs it")
-    try:
+    with tmpfs(tmp_path / "data" / "media", "512k") as media:
         yield media
-    finally:
-        subprocess.run(["umount", "-l", str(media)], check=True)
 
 
 def fill_disk(folder: Path) -> Path:
@@ -330,15 +323,8 @@ def test_a_full_disk_fails_the_task_cleanly_and_the_next_one_works_once_space_is
 @pytest.fixture
 def small_data_folder(tmp_path):
     """A 48 MiB tmpfs as the whole data folder: the SQLite file, media, images and scratch (root and mount(2))."""
-    data = tmp_path / "data"
-    data.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(data)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); this test needs one")
-    try:
+    with tmpfs(tmp_path / "data", "48m") as data:
         yield data
-    finally:
-        subprocess.run(["umount", "-l", str(data)], check=True)
 
 
 @pytest.mark.slow

@@ -14,13 +14,13 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import tmpfs
 from server.app import create_app
 from server.auth import ApiKeys
 from server.settings import Settings
@@ -56,19 +56,6 @@ def noise_png(width: int, height: int) -> bytes:
 
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
-
-
-@contextmanager
-def tmpfs(path, size: str):
-    """A small tmpfs mounted at `path` (root and mount(2) needed; a skip says so)."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); this test needs one")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
 
 
 def fill(folder) -> None:
