@@ -23,6 +23,9 @@ DEFAULT_LOCK_PATH = Path(os.environ.get("LTX_WEIGHTS_LOCK", Path(__file__).resol
 """weights.lock: at the repository root; an installed copy (the Docker image) points LTX_WEIGHTS_LOCK at it. Defined
 here, free of torch, for the API server; ltx_runtime.weights reads the same path."""
 USER_LORA_FOLDER = "loras"
+LORA_FOLDER = "distilled_lora"
+"""Where a model folder keeps its distilled LoRA (the guided recipes' stage 2): one .safetensors file (diffusers' or
+Lightricks' key format)."""
 MAX_LORAS = 4
 """LoRAs in one request (chosen: neither the SDK type, `lora: list[dict]`, nor the model pages give a bound)."""
 MIN_WEIGHT, MAX_WEIGHT = -4.0, 4.0

@@ -46,7 +46,7 @@ from .configs import (
     VOCODER_2_0,
     VOCODER_2_3,
 )
-from .weights import LORA_FOLDER
+from .loras import LORA_FOLDER
 
 TINY_FORMAT_VERSION = 4
 """Bumped whenever the tiny layout changes, so that cached tiny folders are rebuilt."""

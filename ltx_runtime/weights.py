@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .catalog import ModelSpec
-from .loras import DEFAULT_LOCK_PATH
+from .loras import DEFAULT_LOCK_PATH, LORA_FOLDER
 from .official import is_official_folder, load_official, official_files
 
 LOCK_FORMAT = 1
@@ -44,8 +44,6 @@ TINY = "tiny"
 PIPELINE_CLASS = "LTX2Pipeline"
 DISTILLED_LORA = "distilled"
 """Adapter name of the distilled LoRA that the guided recipes switch on for stage 2."""
-LORA_FOLDER = "distilled_lora"
-"""Where a model folder keeps that LoRA: one .safetensors file (diffusers' or Lightricks' key format)."""
 REQUIRED_COMPONENTS = (
     "scheduler", "text_encoder", "tokenizer", "connectors", "transformer", "vae", "audio_vae", "vocoder",
     "latent_upsampler",

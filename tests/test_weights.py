@@ -9,10 +9,10 @@ import torch
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine
 from ltx_runtime.request import GenerationRequest
+from ltx_runtime.loras import LORA_FOLDER
 from ltx_runtime.tiny import build_tiny_weights
 from ltx_runtime.weights import (
     DEFAULT_LOCK_PATH,
-    LORA_FOLDER,
     REQUIRED_COMPONENTS,
     WeightsError,
     check_folder,
