@@ -1,4 +1,5 @@
-"""The `ltx-runtime` command line."""
+"""The `ltx-runtime` command line: the library's commands. `serve` is added by the server (`server/main.py`, whose
+`main` is the `ltx-runtime` script), so that the library never imports the server."""
 
 from __future__ import annotations
 
@@ -60,16 +61,16 @@ def generate(
     try:
         spec = get_model(model)
     except KeyError as error:
-        _fail(f"--model: {error}", code=2)
+        fail(f"--model: {error}", code=2)
     suffix = output.suffix.lower().lstrip(".")
     formats = [f.value for f in OutputFormat]
     if output_format is None:
         if suffix and suffix not in formats:  # never a file whose name says another container than it holds
-            _fail(f"--output: {output.name} names a .{suffix} file; this writes {', '.join(formats)} "
+            fail(f"--output: {output.name} names a .{suffix} file; this writes {', '.join(formats)} "
                   f"(name the file so, or pass --format)", code=2)  # fmt: skip
         output_format = OutputFormat(suffix) if suffix else OutputFormat.MP4
     elif suffix and suffix != output_format.value:
-        _fail(f"--output: {output.name} does not end in .{output_format.value}, the --format asked for", code=2)
+        fail(f"--output: {output.name} does not end in .{output_format.value}, the --format asked for", code=2)
     request = GenerationRequest(
         model=spec.id,
         prompt=prompt,
@@ -90,12 +91,12 @@ def generate(
     try:
         validate_request(request)
     except RequestError as error:
-        _fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
+        fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
     if weights != TINY:  # before torch and diffusers are imported, which takes long
         try:
             check_folder(resolve_folder(Path(weights), spec), spec)
         except WeightsError as error:
-            _fail(str(error))
+            fail(str(error))
     if not sys.stderr.isatty():  # the loaders' progress bars are for terminals (set before they are imported)
         os.environ.setdefault("TQDM_DISABLE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -103,11 +104,11 @@ def generate(
     from .memory import MemoryProfile
 
     if memory_profile != "auto" and memory_profile not in {p.value for p in MemoryProfile}:
-        _fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)
+        fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)
     try:
         offered_loras = read_loras(DEFAULT_LOCK_PATH, os.environ.get("LTX_LORAS", ""))
     except LoraListError as error:
-        _fail(str(error))
+        fail(str(error))
     engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile),
                     loras=offered_loras)  # fmt: skip
     if engine.uses_tiny_weights:
@@ -118,7 +119,7 @@ def generate(
         try:
             expected_duration = engine.choose_duration(spec.id, request.prompt, request.fps)
         except WeightsError as error:
-            _fail(str(error))
+            fail(str(error))
         typer.echo(f"the duration head picked {expected_duration:g} s ({round(expected_duration * request.fps)} frames)")
     with Progress(
         TextColumn("{task.description:<14}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=console,
@@ -133,9 +134,9 @@ def generate(
         try:
             result = engine.generate(request, output, progress=tracker)
         except RequestError as error:
-            _fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
+            fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
         except (WeightsError, OutOfMemory) as error:
-            _fail(str(error))
+            fail(str(error))
     audio_text = f"{result.sample_rate} Hz stereo audio" if result.has_audio else "no audio"
     stages = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items() if name != "total")
     typer.echo(
@@ -151,26 +152,7 @@ def _lora_choice(text: str) -> tuple[str, float]:
     try:
         return lora_id, float(weight)
     except ValueError:
-        _fail(f"--lora: {text!r} is not ID=WEIGHT with a number for the weight", code=2)
-
-
-@app.command()
-def serve(
-    host: Optional[str] = typer.Option(None, help="Address to listen on (default: 127.0.0.1; env LTX_HOST)."),
-    port: Optional[int] = typer.Option(None, help="Port (default: 8000; env LTX_PORT)."),
-    public_url: Optional[str] = typer.Option(None, help="Base of the video URLs given to clients (default: http://HOST:PORT; env LTX_PUBLIC_URL)."),
-    demo: bool = typer.Option(False, "--demo", help="Serve tiny random weights (never automatic: without it and without a CUDA GPU, readiness fails)."),
-    log_format: Optional[str] = typer.Option(None, "--log-format", help="text (default) or json: one JSON object per line, for log shippers (env LTX_LOG_FORMAT)."),
-    role: Optional[str] = typer.Option(None, "--role", help="all (default): API and GPU workers on one box; api: the API, media and deliveries, no workers (no GPU needed); worker: the GPU workers only, with /health and /metrics on the port. A fleet's nodes share one task store and media location (env LTX_ROLE)."),
-) -> None:
-    """Run the Runware-compatible server: REST and WebSocket videoInference on /v1. Settings: LTX_* variables."""
-    from server.main import serve as run_server  # the server imports the library, never the other way round
-
-    if log_format not in (None, "text", "json"):
-        _fail("--log-format: choose text or json", code=2)
-    if role not in (None, "all", "api", "worker"):
-        _fail("--role: choose all, api or worker", code=2)
-    run_server(host=host, port=port, public_url=public_url, demo=demo, log_format=log_format, role=role)
+        fail(f"--lora: {text!r} is not ID=WEIGHT with a number for the weight", code=2)
 
 
 @app.command("models")
@@ -204,10 +186,10 @@ def build_tiny(
     from .tiny import ARCHITECTURES, build_tiny_weights
 
     if format not in ("diffusers", "official"):
-        _fail("--format: choose diffusers or official", code=2)
+        fail("--format: choose diffusers or official", code=2)
     if architecture not in (ARCHITECTURES if format == "diffusers" else tuple(TINY_FILES)):
         choices = ARCHITECTURES if format == "diffusers" else tuple(TINY_FILES)
-        _fail(f"--architecture: choose one of {', '.join(choices)} for --format {format}", code=2)
+        fail(f"--architecture: choose one of {', '.join(choices)} for --format {format}", code=2)
     (build_tiny_weights if format == "diffusers" else build_tiny_official)(folder, architecture)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     typer.echo(f"wrote tiny {architecture} weights to {folder} ({size / 1e6:.1f} MB)")
@@ -239,7 +221,7 @@ def weights_pull(models: list[str] = _MODELS_ARGUMENT, weights: Path = _ROOT_OPT
         try:
             folder = pull(entries[model], weights, lock, log=_note)
         except WeightsError as error:
-            _fail(str(error))
+            fail(str(error))
         typer.echo(f"{model}: {len(entries[model].files)} files in {folder} match {lock}")
 
 
@@ -280,7 +262,7 @@ def weights_lock(models: list[str] = _MODELS_ARGUMENT, lock: Path = _LOCK_OPTION
         try:
             lock_entry(entries[model], lock, log=_note)
         except WeightsError as error:
-            _fail(str(error))
+            fail(str(error))
         typer.echo(f"{model}: locked in {lock}")
 
 
@@ -291,10 +273,10 @@ def _lock_entries(lock: Path, models: list[str]) -> dict:
     try:
         entries = read_lock(lock)
     except WeightsError as error:
-        _fail(str(error))
+        fail(str(error))
     unknown = [model for model in models if model not in entries]
     if unknown:
-        _fail(f"no entry for {', '.join(unknown)} in {lock}; it has: {', '.join(entries)}", code=2)
+        fail(f"no entry for {', '.join(unknown)} in {lock}; it has: {', '.join(entries)}", code=2)
     return entries
 
 
@@ -330,7 +312,7 @@ def bench(
     try:
         result = run_bench(options, command=shlex.join(["ltx-runtime", *sys.argv[1:]]), log=_note)
     except BenchError as error:
-        _fail(str(error), code=2)
+        fail(str(error), code=2)
     markdown = render_markdown(result)
     if json_path:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -343,7 +325,7 @@ def _note(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 

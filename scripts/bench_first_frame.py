@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from server.app import create_app  # noqa: E402
-from server.auth import ApiKeys  # noqa: E402
+from server.api.auth import ApiKeys  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server_harness import video_task  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.tasks import open_store  # noqa: E402
+from server.store import open_store  # noqa: E402
 
 SCANS = (  # the statements a scrape ran before issue 27
     "SELECT status, COUNT(*) AS n FROM tasks GROUP BY status",

@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python scripts/loadbench_backends.py OUT_FOLDER
 
 Postgres is a server of its own in a temp folder (tests/postgres_harness.py, the one the tests start), with a fresh
-database per run; each run is `python -m server.loadbench --json OUT_FOLDER/<store>-<round>.json`, whose summary is
+database per run; each run is `python -m server.ops.loadbench --json OUT_FOLDER/<store>-<round>.json`, whose summary is
 printed. Figures: docs/performance.md.
 """
 
@@ -20,7 +20,7 @@ out.mkdir(parents=True, exist_ok=True)
 postgres = shared_server()
 for round_number in (1, 2):
     for store in ("sqlite", "postgres"):
-        command = [sys.executable, "-m", "server.loadbench", "--json", str(out / f"{store}-{round_number}.json")]
+        command = [sys.executable, "-m", "server.ops.loadbench", "--json", str(out / f"{store}-{round_number}.json")]
         if store == "postgres":
             command += ["--database-url", postgres.fresh_database()]
         started = time.time()

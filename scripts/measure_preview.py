@@ -18,7 +18,7 @@ from pathlib import Path
 from ltx_runtime import preview
 from ltx_runtime.engine import Engine
 from ltx_runtime.request import GenerationRequest
-from server.tasks import open_store
+from server.store import open_store
 
 MODEL = "ltx-runtime:tiny@1"
 

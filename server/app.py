@@ -15,25 +15,27 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
-from .auth import ApiKeys
-from .bodies import BodyLimits
-from .http_errors import install_error_handlers
-from .limits import RateLimiter
-from .loops import cleanup_loop, delivery_loop, lease_loop, prepare_loop
-from .media_store import open_media
-from .netguard import GuardedClient, GuardSettings
-from .operations import health_router, media_router
-from .playground import playground_router, static_files
-from .runcomfy.routes import runcomfy_router
-from .runcomfy.service import RunComfyService
-from .runware.routes import SocketLimits, runware_router
-from .runware.service import RunwareService
-from .runware.validation import TASK_TYPE as RUNWARE_VIDEO_TASK
-from .resilience import LoopHealth
-from .service import TaskService
+from .api.auth import ApiKeys
+from .api.bodies import BodyLimits
+from .api.http_errors import install_error_handlers
+from .api.limits import RateLimiter
+from .api.playground import playground_router, static_files
+from .api.runcomfy import protocol as runcomfy_protocol
+from .api.runcomfy.routes import runcomfy_router
+from .api.runcomfy.service import RunComfyService
+from .api.runware import protocol as runware_protocol
+from .api.runware.routes import SocketLimits, runware_router
+from .api.runware.service import RunwareService
+from .api.runware.validation import TASK_TYPE as RUNWARE_VIDEO_TASK
+from .media.netguard import GuardedClient, GuardSettings
+from .media.store import open_media
+from .ops.loops import cleanup_loop, delivery_loop, lease_loop, prepare_loop
+from .ops.routes import health_router, media_router
 from .settings import Settings
-from .supervisor import WorkerPool
-from .tasks import open_store
+from .store import open_store
+from .tasks.service import TaskService
+from .workers.resilience import LoopHealth
+from .workers.supervisor import WorkerPool
 
 log = logging.getLogger("ltx_runtime.server")
 DELIVERY_FLUSH_SECONDS = 10
@@ -110,7 +112,8 @@ def create_app(settings: Settings, keys: ApiKeys | None) -> FastAPI:
         app.include_router(playground_router(settings.demo))
         app.mount("/playground/static", static_files(), name="playground")
     app.include_router(health_router(settings, store, pool, lambda: tasks.draining, health, tasks.check_storage))
-    install_error_handlers(app)
+    install_error_handlers(app, runware_protocol.route_error_body,
+                           {runcomfy_protocol.PATH_PREFIXES: runcomfy_protocol.route_error_body})
     app.state.store = store
     app.state.pool = pool
     app.state.drain = drain

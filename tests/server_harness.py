@@ -71,7 +71,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ltx_runtime", "serve", *(["--demo"] if self.demo else [])], env=self.env,
+                [sys.executable, "-m", "server", "serve", *(["--demo"] if self.demo else [])], env=self.env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         return self.process

@@ -9,7 +9,7 @@ import pytest
 from conftest import probe
 from ltx_runtime.catalog import MODELS
 
-CLI = [sys.executable, "-m", "ltx_runtime"]
+CLI = [sys.executable, "-m", "server"]  # the `ltx-runtime` script: the library's commands and `serve`
 
 
 @pytest.fixture(scope="module")

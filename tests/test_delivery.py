@@ -11,8 +11,8 @@ import time
 import pytest
 from loopback import LoopbackServer, RecordingHandler, serving
 
-from server.delivery import DeliveryOutcome, deliver_upload, deliver_webhook, sign_webhook, verify_webhook
-from server.netguard import GuardedClient, GuardSettings
+from server.media.delivery import DeliveryOutcome, deliver_upload, deliver_webhook, sign_webhook, verify_webhook
+from server.media.netguard import GuardedClient, GuardSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import pytest
 
 from ltx_runtime.progress import cpu_stage_seconds
 from server.app import create_app
-from server.auth import ApiKeys
+from server.api.auth import ApiKeys
 from server.settings import Settings
 
 KEY = "demo-notes-key"

@@ -1,6 +1,6 @@
 """Fault injection against the real server: workers killed at every stage, a hung worker, SIGTERM draining, a full
 disk, a killed ffmpeg, a locked database and corrupt weights (docs/reliability.md). Faults inside a worker come from
-the test hook server/faults.py (LTX_TEST_FAULT); everything else is a real process, file or signal."""
+the test hook server/workers/faults.py (LTX_TEST_FAULT); everything else is a real process, file or signal."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ import pytest
 from conftest import probe
 from postgres_harness import shared_server
 from s3_server import CREDENTIALS, MotoServer
-from server.tasks import WORKER_STALE_SECONDS
+from server.store.records import WORKER_STALE_SECONDS
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, download, free_port, prometheus_values, video_task
 
 pytestmark = pytest.mark.slow  # four servers, 36 clips: 5 min 7 s on the busy 2-core machine (load average ~10)

@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 
 from conftest import probe
 from server.app import create_app
-from server.auth import ApiKeys
+from server.api.auth import ApiKeys
 from server.settings import Settings
 from conftest import read_frames
 from ltx_runtime.tiny import build_tiny_lora

@@ -16,14 +16,14 @@ from fuzz_harness import HUGE_PNG, png_claiming
 from loopback import LoopbackServer, RecordingHandler, serving
 
 from server.app import create_app
-from server.auth import ApiKeys, key_id
-from server.limits import KeyCheckLimiter
-from server.media_store import open_media
-from server.netguard import GuardedClient, GuardSettings
-from server.runware.service import RunwareService, Session
-from server.service import TaskService
+from server.api.auth import ApiKeys, key_id
+from server.api.limits import KeyCheckLimiter
+from server.media.store import open_media
+from server.media.netguard import GuardedClient, GuardSettings
+from server.api.runware.service import RunwareService, Session
+from server.tasks.service import TaskService
 from server.settings import Settings
-from server.tasks import open_store
+from server.store import open_store
 
 KEY = "hostile-input-key"
 

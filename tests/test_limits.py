@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from server.bodies import MAX_DEPTH, InvalidJSON, parameter_name, parse_json, shown
-from server.limits import MAX_TRACKED_KEYS, RateLimiter, TokenBucket
+from server.api.bodies import MAX_DEPTH, InvalidJSON, parameter_name, parse_json, shown
+from server.api.limits import MAX_TRACKED_KEYS, RateLimiter, TokenBucket
 
 
 def test_ordinary_json_passes():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from server.loadbench import latency_summary, parse_options
+from server.ops.loadbench import latency_summary, parse_options
 from server_harness import ServerProcess, video_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_options_refuse_nonsense(capsys):
 def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tiny_root, tmp_path):
     out = tmp_path / "load.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "server.loadbench", "--clients", "5", "--tasks", "2", "--pollers", "10", "--seconds", "2",
+        [sys.executable, "-m", "server.ops.loadbench", "--clients", "5", "--tasks", "2", "--pollers", "10", "--seconds", "2",
          "--json", str(out)],
         env={**os.environ, "LTX_TINY_DIR": str(tiny_root), "PYTHONPATH": str(ROOT)}, cwd=tmp_path,
         capture_output=True, text=True, timeout=300,

@@ -296,7 +296,7 @@ def runware_task(**fields):
 
 
 def test_runware_takes_the_2_5_tiers_with_their_defaults():
-    from server.runware.validation import validate_video_inference
+    from server.api.runware.validation import validate_video_inference
 
     job = validate_video_inference(runware_task(), demo=False)
     assert (job.model, job.width, job.height, job.duration, job.fps, job.audio) == (FAST, 1920, 1080, None, 25, True)
@@ -313,8 +313,8 @@ def test_runware_takes_the_2_5_tiers_with_their_defaults():
      (dict(settings={"audio": "yes"}), "settings.audio"), (dict(providerSettings={}), "providerSettings")],
 )  # fmt: skip
 def test_runware_refuses_what_the_2_5_tiers_do_not_take(fields, parameter):
-    from server.runware.protocol import ContractError
-    from server.runware.validation import validate_video_inference
+    from server.api.runware.protocol import ContractError
+    from server.api.runware.validation import validate_video_inference
 
     with pytest.raises(ContractError) as refused:
         validate_video_inference(runware_task(**fields), demo=False)
@@ -322,8 +322,8 @@ def test_runware_refuses_what_the_2_5_tiers_do_not_take(fields, parameter):
 
 
 def test_runcomfy_ltx_2_5_paths():
-    from server.runcomfy.protocol import RunComfyError
-    from server.runcomfy.validation import resolve_model, validate_submit
+    from server.api.runcomfy.protocol import RunComfyError
+    from server.api.runcomfy.validation import resolve_model, validate_submit
 
     fast_spec = resolve_model("ltx/ltx-2-5/fast", "text-to-video", False)
     job = validate_submit({"prompt": "a cat"}, fast_spec, "text-to-video")

@@ -1,4 +1,4 @@
-"""The media store (server/media_store.py): one contract, two stores — the local data folder, and S3 through boto3
+"""The media store (server/media/store.py): one contract, two stores — the local data folder, and S3 through boto3
 against a real S3 API server (moto in server mode, its own process on a loopback port, spoken to over HTTP)."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import probe
-from server.loops import remove_expired_media
-from server.media_store import LocalMediaStore, MediaNotFound, S3MediaStore, image_key, media_key, open_media
+from server.ops.loops import remove_expired_media
+from server.media.store import LocalMediaStore, MediaNotFound, S3MediaStore, image_key, media_key, open_media
 from server.settings import Settings
-from server.tasks import open_store
+from server.store import open_store
 from s3_server import CREDENTIALS, MotoServer
 from server_harness import ServerProcess, download, video_task
 from test_server_inputs_delivery import Receiver

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from loopback import LoopbackServer, RecordingHandler, serving
 
-from server.netguard import BlockedURLError, FetchError, GuardedClient, GuardSettings, check_address
+from server.media.netguard import BlockedURLError, FetchError, GuardedClient, GuardSettings, check_address
 
 pytestmark = pytest.mark.anyio
 

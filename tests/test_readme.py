@@ -41,7 +41,7 @@ def new_user(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     work = tmp_path_factory.mktemp("work")
     bin_dir = tmp_path_factory.mktemp("bin")
-    for name, command in (("ltx-runtime", f'"{sys.executable}" -m ltx_runtime'), ("python", f'"{sys.executable}"')):
+    for name, command in (("ltx-runtime", f'"{sys.executable}" -m server'), ("python", f'"{sys.executable}"')):
         (bin_dir / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
         (bin_dir / name).chmod(0o755)
     started = time.perf_counter()

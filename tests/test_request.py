@@ -24,7 +24,7 @@ def test_validating_a_request_imports_no_torch():
     result = modules_after(
         "import json, sys\n"
         "from ltx_runtime.request import MAX_SEED, GenerationRequest, RequestError, validate_request\n"
-        "import server.runware.validation\n"
+        "import server.api.runware.validation\n"
         "spec = validate_request(GenerationRequest(model='lightricks:2@1', prompt='a cat', width=1920, height=1080,"
         " duration=6, fps=25, audio=True, seed=MAX_SEED))\n"
         "try:\n"

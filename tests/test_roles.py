@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.auth import ApiKeys
-from server.loops import lease_loop
-from server.resilience import LoopHealth
+from server.api.auth import ApiKeys
+from server.ops.loops import lease_loop
+from server.workers.resilience import LoopHealth
 from server.settings import Settings
-from server.tasks import WORKER_STALE_SECONDS, TaskStore, WorkerRecord, live_workers, open_store
+from server.store.records import WORKER_STALE_SECONDS, TaskStore, WorkerRecord, live_workers
+from server.store import open_store
 from server_harness import prometheus_values
 
 KEY = "roles-key"
@@ -111,7 +112,7 @@ def test_an_api_node_requeues_the_task_of_a_worker_whose_lease_ran_out(tmp_path)
 def test_an_api_node_starts_without_importing_torch(tmp_path):
     script = (
         "import sys\n"
-        "from server.app import create_app\nfrom server.auth import ApiKeys\nfrom server.settings import Settings\n"
+        "from server.app import create_app\nfrom server.api.auth import ApiKeys\nfrom server.settings import Settings\n"
         f"create_app(Settings(role='api', data_dir={str(tmp_path)!r}), ApiKeys(['k']))\n"
         "print(sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'diffusers')))\n"
     )
@@ -122,12 +123,12 @@ def test_an_api_node_starts_without_importing_torch(tmp_path):
 
 @pytest.mark.parametrize("role", ["gpu", "API"])
 def test_serve_refuses_an_unknown_role_naming_the_option(role):
-    result = subprocess.run([sys.executable, "-m", "ltx_runtime", "serve", "--role", role], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "server", "serve", "--role", role], capture_output=True,
                             text=True, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "--role: choose all, api or worker" in result.stderr
 
 
 def test_serve_help_describes_the_roles():
-    result = subprocess.run([sys.executable, "-m", "ltx_runtime", "serve", "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "server", "serve", "--help"], capture_output=True, text=True,
                             timeout=120, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
     assert "--role" in result.stdout and "worker" in result.stdout and "LTX_ROLE" in result.stdout

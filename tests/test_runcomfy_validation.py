@@ -3,8 +3,8 @@
 
 import pytest
 
-from server.runcomfy.protocol import RunComfyError
-from server.runcomfy.validation import resolve_model, validate_submit
+from server.api.runcomfy.protocol import RunComfyError
+from server.api.runcomfy.validation import resolve_model, validate_submit
 
 
 def fast_job(**body):

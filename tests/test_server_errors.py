@@ -13,7 +13,7 @@ import uuid
 import pytest
 from PIL import Image
 
-from server.runware.service import INVALID_KEY_MESSAGE
+from server.api.runware.service import INVALID_KEY_MESSAGE
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, video_task
 
 U = "6f1c3e2a-1b2c-4d5e-8f90-123456789abc"

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import probe
-from server.delivery import verify_webhook
+from server.media.delivery import verify_webhook
 from server_harness import ServerProcess, download, video_task
 
 pytestmark = pytest.mark.slow  # a server of its own and several clips: the long layer

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import probe
-from server.tasks import open_store
+from server.store import open_store
 from server_harness import API_KEY, OTHER_KEY, ServerProcess, download
 
 SEED_PROMPT = (
@@ -164,7 +164,7 @@ def test_cancel_a_queued_and_a_running_request(server, client):
 
 
 def server_key_id() -> str:
-    from server.auth import key_id
+    from server.api.auth import key_id
 
     return key_id(API_KEY)
 

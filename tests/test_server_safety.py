@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from conftest import probe
-from server.media_store import open_media
-from server.runware.service import RunwareService, Session
-from server.service import TaskService
+from server.media.store import open_media
+from server.api.runware.service import RunwareService, Session
+from server.tasks.service import TaskService
 from server.settings import Settings
-from server.tasks import open_store
+from server.store import open_store
 from server_harness import ServerProcess, download, video_task
 from test_server_inputs_delivery import receiver  # noqa: F401 - the module's recording HTTP server, a fixture
 from test_server_runcomfy import TINY_FAST, RunComfyClient

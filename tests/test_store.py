@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from postgres_harness import shared_server
 
-from server.loops import remove_expired, remove_expired_media
-from server.media_store import image_key, media_key, open_media
+from server.ops.loops import remove_expired, remove_expired_media
+from server.media.store import image_key, media_key, open_media
 from server.settings import Settings
-from server.tasks import DeliveryStatus, DuplicateTask, LeaseLost, QueueFull, StoredImage, WorkerRecord, open_store
+from server.store.records import DeliveryStatus, DuplicateTask, LeaseLost, QueueFull, StoredImage, WorkerRecord
+from server.store import open_store
 
 BACKENDS = ["sqlite", "postgres"]
 SCHEMA_VERSION = 3
@@ -151,7 +152,7 @@ def test_get_reads_a_task_and_its_results_in_one_query(store, monkeypatch):
 CLAIMER = """
 import sys, time
 from pathlib import Path
-from server.tasks import open_store
+from server.store import open_store
 store = open_store(sys.argv[1])
 while not Path(sys.argv[3]).exists():
     time.sleep(0.01)
@@ -467,11 +468,11 @@ def test_metrics_counters_come_from_totals_not_a_scan_of_the_task_table(store, b
 
 def test_the_finished_counters_start_from_the_rows_a_version_2_store_has(store_url, backend):
     if backend == "sqlite":
-        from server.store_sqlite import SQLiteTaskStore as backend_class
+        from server.store.sqlite import SQLiteTaskStore as backend_class
 
         url_argument = Path(store_url.removeprefix("sqlite:///"))
     else:
-        from server.store_postgres import PostgresTaskStore as backend_class
+        from server.store.postgres import PostgresTaskStore as backend_class
 
         url_argument = store_url
     version_2 = type("Version2Store", (backend_class,), {"MIGRATIONS": backend_class.MIGRATIONS[:2]})

@@ -22,7 +22,7 @@ from PIL import Image
 
 from conftest import tmpfs
 from server.app import create_app
-from server.auth import ApiKeys
+from server.api.auth import ApiKeys
 from server.settings import Settings
 from server_harness import video_task
 

@@ -4,10 +4,10 @@ import uuid
 
 import pytest
 
-from server.runware.protocol import ContractError
-from server.jobs import MAX_RANDOM_SEED
+from server.api.runware.protocol import ContractError
+from server.tasks.jobs import MAX_RANDOM_SEED
 from ltx_runtime.loras import LoraEntry
-from server.runware.validation import validate_video_inference
+from server.api.runware.validation import validate_video_inference
 
 
 def task(**fields):

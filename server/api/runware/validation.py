@@ -17,9 +17,9 @@ from ltx_runtime.loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT, LoraEntry
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
 from ltx_runtime.request import MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRequest
 
-from ..jobs import Job, job_seeds
+from ...media.netguard import BlockedURLError, parse_url
+from ...tasks.jobs import Job, job_seeds
 from ..bodies import parameter_name, shown
-from ..netguard import BlockedURLError, parse_url
 from .protocol import ContractError
 
 TASK_TYPE = "videoInference"

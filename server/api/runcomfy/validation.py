@@ -16,9 +16,9 @@ from typing import Any
 from ltx_runtime.catalog import ModelSpec, SizeRange, get_model
 from ltx_runtime.request import MAX_SEED
 
+from ...media.netguard import BlockedURLError, parse_url
+from ...tasks.jobs import Job, job_seeds
 from ..bodies import parameter_name, shown
-from ..jobs import Job, job_seeds
-from ..netguard import BlockedURLError, parse_url
 from .protocol import invalid_parameter, unknown_model
 
 # Model path (owner/family/variant) -> catalog id; the demo stand-ins are offered in demo mode only.

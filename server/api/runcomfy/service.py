@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..jobs import ErrorKind, TaskError
-from ..service import TaskService
-from ..tasks import TaskRecord
+from ...store.records import TaskRecord
+from ...tasks.jobs import ErrorKind, TaskError
+from ...tasks.service import TaskService
 from .protocol import STATES, RunComfyError, failure_object, from_task_error
 from .validation import resolve_model, validate_submit
 

@@ -24,9 +24,9 @@ from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.progress import cpu_stage_seconds
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
+from ..logs import job_fields, task_event
 from .jobs import ErrorKind, Job, TaskError
-from .logs import job_fields, task_event
-from .media_store import (
+from ..media.store import (
     LocalMediaStore,
     MediaNotFound,
     MediaStore,
@@ -35,9 +35,9 @@ from .media_store import (
     media_key,
     probe_writable,
 )
-from .netguard import BlockedURLError, FetchError
-from .settings import Settings
-from .tasks import (
+from ..media.netguard import BlockedURLError, FetchError
+from ..settings import Settings
+from ..store.records import (
     DeliveryStatus,
     DuplicateTask,
     QueueFull,

@@ -45,7 +45,7 @@ class RateLimiter:
         self.per_second = per_second
         self.burst = burst
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-        self._lock = threading.Lock()  # the Runware tasks run in a thread pool (server/threads.py)
+        self._lock = threading.Lock()  # the Runware tasks run in a thread pool (server/store/threads.py)
 
     def refusal(self, key_id: str) -> str | None:
         """None when the key may go on; else a message saying the limit and when to retry."""

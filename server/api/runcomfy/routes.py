@@ -12,8 +12,8 @@ from ..bodies import (
     CLOSE_CONNECTION, NOT_JSON_MESSAGE, BodyLimits, BodyTimeout, BodyTooLarge, InvalidJSON, parse_large_json, read_body,
     says_json,
 )  # fmt: skip
+from ...store.threads import in_thread
 from ..limits import RateLimiter
-from ..threads import in_thread
 from .protocol import RunComfyError, account_error, invalid_parameter
 from .service import RunComfyService
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from .media_store import image_key, media_key
-from .tasks import (
+from ..media.store import image_key, media_key
+from .records import (
     UNFINISHED,
     DeliveryRecord,
     DeliveryStatus,

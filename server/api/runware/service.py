@@ -11,13 +11,13 @@ from typing import Any
 
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
+from ...store.records import ResultRecord, TaskRecord
+from ...store.threads import in_thread
+from ...tasks.jobs import ErrorKind, TaskError
+from ...tasks.service import TaskService, not_found_message
 from ..auth import ApiKeys, KeyChecksThrottled
-from ..limits import RateLimiter
-from ..jobs import ErrorKind, TaskError
-from ..service import TaskService, not_found_message
-from ..tasks import ResultRecord, TaskRecord
 from ..bodies import shown
-from ..threads import in_thread
+from ..limits import RateLimiter
 from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
 from .validation import validate_video_inference

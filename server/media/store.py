@@ -9,7 +9,7 @@ for S3.
 folder; `s3://bucket/prefix`, that bucket through boto3, at `LTX_S3_ENDPOINT_URL` for S3-compatible servers (MinIO,
 Ceph, moto...), with credentials the way boto3 reads them (`AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`,
 `AWS_PROFILE`, an instance role). The endpoint is the operator's, never a user's, so it does not go through the SSRF
-guard (`server/netguard.py`), which would refuse a private or loopback S3 server.
+guard (`server/media/netguard.py`), which would refuse a private or loopback S3 server.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from .settings import Settings
+from ..settings import Settings
 
 NAME = re.compile(r"(media|images)/[0-9A-Za-z][0-9A-Za-z._-]*")
 PROBE_BYTES = 4096

@@ -1,7 +1,7 @@
 """The GPU worker: a spawned child process that owns one device, keeps the engine resident and runs tasks.
 
 It claims the oldest queued task from the store, renews its lease while it works, reports per-step progress, encodes
-each result into a scratch file, puts it in the media store (`server/media_store.py`) and only then records it (with
+each result into a scratch file, puts it in the media store (`server/media/store.py`) and only then records it (with
 its deliveries) in one transaction. Bad tasks fail with an `ErrorKind` and the worker carries on; a cancelled task
 stops at its next denoising step (the progress callback sees that the worker no longer holds it), leaves no file or
 object behind, and the worker takes the next task; if the worker itself dies, the lease runs out (or the supervisor
@@ -42,13 +42,14 @@ from ltx_runtime.safety import (
 )
 from ltx_runtime.weights import WeightsError
 
+from ..logs import job_fields, setup_logging, task_event
+from ..media.store import disk_full, image_key, media_key, open_media, scratch_file
+from ..settings import Settings
+from ..store import open_store
+from ..store.records import LeaseLost, TaskRecord, TaskStore
+from ..tasks.jobs import ErrorKind, Job
 from .faults import inject_fault
-from .jobs import ErrorKind, Job
-from .logs import job_fields, setup_logging, task_event
-from .media_store import disk_full, image_key, media_key, open_media, scratch_file
 from .resilience import backoff
-from .settings import Settings
-from .tasks import LeaseLost, TaskRecord, TaskStore, open_store
 
 CPU_WORKER_NICENESS = 10
 """Added to a CPU worker's niceness: its threads (and torch's, started after) yield the cores to the API."""

@@ -27,13 +27,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 
 from ltx_runtime.media import OutputFormat
 
-from .media_store import LocalMediaStore, MediaStore, disk_full, image_key, media_key
-from .resilience import LoopHealth
-from .service import UUID_PATTERN, image_content_type
-from .settings import Settings
-from .supervisor import WorkerPool
-from .tasks import TaskStore, live_workers
-from .threads import in_thread
+from ..media.store import LocalMediaStore, MediaStore, disk_full, image_key, media_key
+from ..settings import Settings
+from ..store.records import TaskStore, live_workers
+from ..store.threads import in_thread
+from ..tasks.service import UUID_PATTERN, image_content_type
+from ..workers.resilience import LoopHealth
+from ..workers.supervisor import WorkerPool
 
 log = logging.getLogger("ltx_runtime.server")
 

@@ -1,8 +1,9 @@
-"""The task store: the task row is the source of truth; there is no second queue.
+"""The task store's records: the task row is the source of truth; there is no second queue.
 
-`TaskStore` is the interface the server and the workers use, and `open_store(url)` opens one: `sqlite:///PATH` (one box,
-the default: `server/store_sqlite.py`) or `postgresql://...` (several hosts sharing one database:
-`server/store_postgres.py`). Both speak the same SQL (`server/store_sql.py`): the claim is
+`TaskStore` is the interface the server and the workers use, and `open_store(url)` (`server/store/__init__.py`) opens
+one: `sqlite:///PATH` (one box,
+the default: `server/store/sqlite.py`) or `postgresql://...` (several hosts sharing one database:
+`server/store/postgres.py`). Both speak the same SQL (`server/store/sql.py`): the claim is
 `UPDATE ... WHERE id = (SELECT ... [FOR UPDATE SKIP LOCKED]) RETURNING`, leases are renewed by the worker's heartbeat
 and expire on the database's clock, never on a host's (architecture.md, scale-out).
 
@@ -18,8 +19,8 @@ requeues only the tasks its own previous workers held (`requeue_node`), never an
 are requeued by whichever node sees them first (`requeue_expired`). Deliveries are claimed the same way: one node sends
 each, under a lease, and a delivery whose sender died goes back to pending when that lease runs out.
 
-The store speaks the runtime's own job type (a JSON dict of `server.jobs.Job`) and error kinds (`ErrorKind` values in
-`error_code`); it knows no contract. A task submitted over a WebSocket session remembers that session, and each result
+The store keeps the runtime's own job type (a JSON dict of `server.tasks.jobs.Job`) and error kinds (`ErrorKind` values
+in `error_code`) as data; it knows no contract. A task submitted over a WebSocket session remembers that session, and each result
 (or failure) is marked once it has been reported to it, so that a client resuming the session gets what finished while
 it was away, once.
 """
@@ -27,7 +28,6 @@ it was away, once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 UNFINISHED = ("preparing", "queued", "running")
@@ -200,19 +200,6 @@ class TaskStore(Protocol):
     def check(self) -> None: ...
     def schema_version(self) -> int: ...
     def close(self) -> None: ...
-
-
-def open_store(url: str, sqlite_busy_timeout: float = 30.0) -> TaskStore:
-    """`sqlite:///PATH` (a relative path; `sqlite:////abs/path` for an absolute one) or `postgresql://...`."""
-    if url.startswith("sqlite:///"):
-        from .store_sqlite import SQLiteTaskStore
-
-        return SQLiteTaskStore(Path(url.removeprefix("sqlite:///")), sqlite_busy_timeout)
-    if url.startswith(("postgresql://", "postgres://")):
-        from .store_postgres import PostgresTaskStore
-
-        return PostgresTaskStore(url)
-    raise ValueError(f"unsupported task store URL {url.split('://')[0]}://...: use sqlite:///PATH or postgresql://...")
 
 
 def live_workers(workers: list[WorkerRecord], now: float) -> list[WorkerRecord]:

@@ -3,7 +3,7 @@
 Codes from docs.runcomfy.com/model-apis/error-codes: 400001 InvalidResourceIdentifier, 403001 PermissionDeniedError,
 404001 ResourceNotFound, 400002 InsufficientResources, 400004 UserAccountError. RunComfy does not publish its error body
 or codes for a bad parameter, a full queue, a failed run or a content check; this server's choices (400003, 408001,
-415001, 429001, 409001, 422001, 500001, 500002, 503001, 503002, 503003, 507001; 405001 in server/http_errors.py)
+415001, 429001, 409001, 422001, 500001, 500002, 503001, 503002, 503003, 507001, 405001)
 follow the same pattern and are documented in the README. Every error is `{"error": {code, name, message, parameter?}}`.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...tasks.jobs import ErrorKind, TaskError
 from ..bodies import shown
-from ..jobs import ErrorKind, TaskError
 
 # The task service's error kinds as (code, name, HTTP status).
 ERROR_CODES: dict[ErrorKind, tuple[int, str, int]] = {
@@ -63,6 +63,17 @@ def error_object(code: int, name: str, message: str, parameter: str | None = Non
     if parameter is not None:
         error["parameter"] = parameter
     return error
+
+
+PATH_PREFIXES = ("/v1/models/", "/v1/requests")
+"""The paths whose errors are RunComfy's, also where no route answers (server/api/http_errors.py)."""
+ROUTE_ERROR_CODES = {404: (404001, "ResourceNotFound"), 405: (405001, "MethodNotAllowed")}
+
+
+def route_error_body(status: int, message: str, parameter: str) -> dict[str, Any]:
+    """An unknown path (404), a wrong method (405), a malformed query parameter (400)."""
+    code, name = ROUTE_ERROR_CODES.get(status, (400003, "InvalidParameter"))
+    return {"error": error_object(code, name, message, parameter)}
 
 
 def invalid_parameter(parameter: str, message: str) -> RunComfyError:

@@ -19,11 +19,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from .logs import task_event
-from .media_store import scratch_file
+from ..logs import task_event
+from ..media.store import scratch_file
+from ..settings import Settings
+from ..store.records import WORKER_HEARTBEAT_SECONDS, TaskStore, WorkerRecord
 from .resilience import LoopHealth, run_forever
-from .settings import Settings
-from .tasks import WORKER_HEARTBEAT_SECONDS, TaskStore, WorkerRecord
 
 log = logging.getLogger(__name__)
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .store_sql import SqlTaskStore, Statements, schema_v3, split_statements
+from .sql import SqlTaskStore, Statements, schema_v3, split_statements
 
 POLL_SECONDS = 0.2
 """How often an idle worker looks for work (SQLite cannot wake it)."""

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from .store_sql import SqlTaskStore, Statements, schema_v3, split_statements
+from .sql import SqlTaskStore, Statements, schema_v3, split_statements
 
 CHANNEL = "ltx_tasks"
 POOL_SIZE = 8

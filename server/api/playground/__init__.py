@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ltx_runtime.catalog import MODELS, ModelSpec, SizeRange
 
-from ..operations import DEMO_WARNING
+from ...ops.routes import DEMO_WARNING
 
 STATIC = Path(__file__).parent / "static"
 NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}

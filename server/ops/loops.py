@@ -2,7 +2,7 @@
 expired leases.
 
 Each reads its work from the task store (the source of truth), so a restart resumes where the last process stopped;
-each outlives a failing store or disk (`server/resilience.py`: log, back off, retry; readiness shows it failing);
+each outlives a failing store or disk (`server/workers/resilience.py`: log, back off, retry; readiness shows it failing);
 with several API nodes each piece of work is claimed in the store, so one node does it.
 They call the synchronous store in a thread (`asyncio.to_thread`: its own pool, apart from the requests' threads),
 never on the event loop the API answers from.
@@ -19,14 +19,14 @@ from collections.abc import Callable
 
 from ltx_runtime.media import OutputFormat
 
-from .delivery import DeliveryOutcome, deliver_upload, deliver_webhook
-from .jobs import Job
-from .logs import task_event
-from .media_store import MediaNotFound, MediaStore, image_key, media_key
-from .resilience import LoopHealth, log_failure, run_forever
-from .service import TaskService
-from .settings import Settings
-from .tasks import ResultRecord, TaskRecord, TaskStore
+from ..logs import task_event
+from ..media.delivery import DeliveryOutcome, deliver_upload, deliver_webhook
+from ..media.store import MediaNotFound, MediaStore, image_key, media_key
+from ..settings import Settings
+from ..store.records import ResultRecord, TaskRecord, TaskStore
+from ..tasks.jobs import Job
+from ..tasks.service import TaskService
+from ..workers.resilience import LoopHealth, log_failure, run_forever
 
 log = logging.getLogger("ltx_runtime.server")
 

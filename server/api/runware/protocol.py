@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..jobs import ErrorKind, TaskError
+from ...tasks.jobs import ErrorKind, TaskError
 
 # The task service's error kinds as Runware codes and the HTTP status of a refusal. A task that failed after it was
 # accepted is reported (getResponse) with the same code and HTTP 500; a cancelled one with 400.
@@ -35,6 +35,15 @@ ERROR_CODES: dict[ErrorKind, tuple[str, int]] = {
     ErrorKind.SHUTTING_DOWN: ("serviceUnavailable", 503),
     ErrorKind.STORE_UNAVAILABLE: ("serviceUnavailable", 503),
 }
+
+
+ROUTE_ERROR_CODES = {404: "notFound", 405: "methodNotAllowed"}
+
+
+def route_error_body(status: int, message: str, parameter: str) -> dict[str, Any]:
+    """An unknown path (404), a wrong method (405), a malformed query parameter (400)."""
+    return {"errors": [{"code": ROUTE_ERROR_CODES.get(status, "invalidParameter"), "message": message,
+                        "parameter": parameter}]}  # fmt: skip
 
 
 class ContractError(Exception):

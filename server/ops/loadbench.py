@@ -1,4 +1,4 @@
-"""The API's load benchmark: `python -m server.loadbench` (docs/performance.md, "The API under load").
+"""The API's load benchmark: `python -m server.ops.loadbench` (docs/performance.md, "The API under load").
 
 It starts a real server (`ltx-runtime serve --demo`: tiny random weights, one CPU worker, which is busy generating the
 submitted clips during the whole run), or targets a running one with `--url`, then:
@@ -291,7 +291,7 @@ def render(result: dict) -> str:
 def parse_options(argv: list[str] | None = None) -> tuple[LoadOptions, Path | None]:
     defaults = LoadOptions()
     parser = argparse.ArgumentParser(
-        prog="python -m server.loadbench",
+        prog="python -m server.ops.loadbench",
         description="Load benchmark of the Runware API: submission acks, then getResponse pollers, then a check that "
         "no acked task is lost. Starts `ltx-runtime serve --demo` (tiny weights, one CPU worker) unless --url is "
         "given.",
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     options, json_path = parse_options(argv)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # stop the server it started on the way out
     try:
-        command = shlex.join(["python", "-m", "server.loadbench", *(argv or sys.argv[1:])])
+        command = shlex.join(["python", "-m", "server.ops.loadbench", *(argv or sys.argv[1:])])
         result = run_loadbench(options, command=command)
     except LoadBenchError as error:
         print(f"error: {error}", file=sys.stderr)

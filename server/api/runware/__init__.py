@@ -1,0 +1,1 @@
+"""The Runware `videoInference` contract: REST and WebSocket."""
