@@ -38,8 +38,8 @@ def test_options_refuse_nonsense(capsys):
 def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tiny_root, tmp_path):
     out = tmp_path / "load.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "server.ops.loadbench", "--clients", "5", "--tasks", "2", "--pollers", "10", "--seconds", "2",
-         "--json", str(out)],
+        [sys.executable, "-m", "server.ops.loadbench", "--clients", "5", "--tasks", "2", "--pollers", "10", "--seconds",
+         "2", "--json", str(out)],
         env={**os.environ, "LTX_TINY_DIR": str(tiny_root), "PYTHONPATH": str(ROOT)}, cwd=tmp_path,
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

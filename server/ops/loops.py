@@ -2,8 +2,8 @@
 expired leases.
 
 Each reads its work from the task store (the source of truth), so a restart resumes where the last process stopped;
-each outlives a failing store or disk (`server/workers/resilience.py`: log, back off, retry; readiness shows it failing);
-with several API nodes each piece of work is claimed in the store, so one node does it.
+each outlives a failing store or disk (`server/workers/resilience.py`: log, back off, retry; readiness shows it
+failing); with several API nodes each piece of work is claimed in the store, so one node does it.
 They call the synchronous store in a thread (`asyncio.to_thread`: its own pool, apart from the requests' threads),
 never on the event loop the API answers from.
 The webhook body is the contract's business: each adapter registers a function per task type that builds it.

@@ -29,7 +29,7 @@ from ltx_runtime.media import OutputFormat
 
 from ..media.store import LocalMediaStore, MediaStore, disk_full, image_key, media_key
 from ..settings import Settings
-from ..store.records import TaskStore, live_workers
+from ..store.records import TaskStatus, TaskStore, live_workers
 from ..store.threads import in_thread
 from ..tasks.service import UUID_PATTERN, image_content_type
 from ..workers.resilience import LoopHealth
@@ -167,12 +167,12 @@ class _StoreCollector:
     def collect(self):
         counts = self.store.status_counts()
         queued = GaugeMetricFamily("ltx_tasks_queued", "Tasks waiting for a worker")
-        queued.add_metric([], counts.get("queued", 0))
+        queued.add_metric([], counts.get(TaskStatus.QUEUED, 0))
         running = GaugeMetricFamily("ltx_tasks_running", "Tasks a worker is generating")
-        running.add_metric([], counts.get("running", 0))
+        running.add_metric([], counts.get(TaskStatus.RUNNING, 0))
         finished = CounterMetricFamily("ltx_tasks_finished", "Finished tasks by outcome", labels=["outcome"])
-        for outcome, status in (("succeeded", "succeeded"), ("failed", "failed"), ("cancelled", "cancelled")):
-            finished.add_metric([outcome], counts.get(status, 0))
+        for outcome in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+            finished.add_metric([outcome], counts.get(outcome, 0))
         count, total = self.store.finished_durations()
         durations = SummaryMetricFamily(
             "ltx_task_duration_seconds", "Seconds from first claim to finish of finished tasks",

@@ -20,17 +20,39 @@ are requeued by whichever node sees them first (`requeue_expired`). Deliveries a
 each, under a lease, and a delivery whose sender died goes back to pending when that lease runs out.
 
 The store keeps the runtime's own job type (a JSON dict of `server.tasks.jobs.Job`) and error kinds (`ErrorKind` values
-in `error_code`) as data; it knows no contract. A task submitted over a WebSocket session remembers that session, and each result
-(or failure) is marked once it has been reported to it, so that a client resuming the session gets what finished while
-it was away, once.
+in `error_code`) as data; it knows no contract. A task submitted over a WebSocket session remembers that session, and
+each result (or failure) is marked once it has been reported to it, so that a client resuming the session gets what
+finished while it was away, once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
-UNFINISHED = ("preparing", "queued", "running")
+
+class TaskStatus(StrEnum):
+    """Where a task stands (the lifecycle above); the values are what the store's `status` column and the wire hold."""
+
+    PREPARING = "preparing"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+UNFINISHED = (TaskStatus.PREPARING, TaskStatus.QUEUED, TaskStatus.RUNNING)
+UNSUCCESSFUL = (TaskStatus.FAILED, TaskStatus.CANCELLED)
+"""Finished without all of its results."""
+
+
+class ResultStatus(StrEnum):
+    """Where one result of a task stands (the `status` column of its row, and its status on the wire)."""
+
+    PROCESSING = "processing"
+    SUCCESS = "success"
 
 
 class DuplicateTask(Exception):
@@ -60,7 +82,7 @@ class ResultRecord:
     index: int
     video_uuid: str
     seed: int
-    status: str
+    status: ResultStatus
     progress: int
     stage: str | None
     file_name: str | None
@@ -82,7 +104,7 @@ class TaskRecord:
     task_type: str
     request: dict[str, Any]
     job: dict[str, Any]
-    status: str
+    status: TaskStatus
     attempts: int
     error_code: str | None
     error_message: str | None
@@ -145,7 +167,7 @@ class TaskStore(Protocol):
 
     # the server's side
     def submit(self, key_id: str, task_uuid: str, task_type: str, request: dict, job: dict, seeds: list[int],
-               status: str = "queued", session_uuid: str | None = None, max_pending: int | None = None,
+               status: TaskStatus = TaskStatus.QUEUED, session_uuid: str | None = None, max_pending: int | None = None,
                image: StoredImage | None = None) -> TaskRecord: ...
     def take_preparing(self, owner: str, lease_seconds: float) -> list[TaskRecord]: ...
     def prepared(self, task_id: int, job: dict, image: StoredImage | None = None) -> None: ...
@@ -158,7 +180,7 @@ class TaskStore(Protocol):
     def mark_reported(self, task_id: int, indexes: list[int]) -> None: ...
     def result_by_video(self, video_uuid: str) -> tuple[ResultRecord, float | None] | None: ...
     def pending_count(self, key_id: str | None = None) -> int: ...
-    def status_counts(self) -> dict[str, int]: ...
+    def status_counts(self) -> dict[TaskStatus, int]: ...
     def oldest_queued_at(self) -> float | None: ...
     def finished_durations(self) -> tuple[int, float]: ...
     def expired_files(self, now: float) -> list[tuple[str, str]]: ...

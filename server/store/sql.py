@@ -27,8 +27,10 @@ from .records import (
     LeaseLost,
     QueueFull,
     ResultRecord,
+    ResultStatus,
     StoredImage,
     TaskRecord,
+    TaskStatus,
     WorkerRecord,
 )
 
@@ -167,15 +169,15 @@ class SqlTaskStore:
             return self._run(query)[0]["n"]
         return self._run(query + " AND key_id = ?", (key_id,))[0]["n"]
 
-    def status_counts(self) -> dict[str, int]:
+    def status_counts(self) -> dict[TaskStatus, int]:
         """Tasks waiting and running now (an index range: bounded by the pending limits, whatever the table's size),
         and the finished ones ever, by outcome (the `task_totals` counters, kept as tasks finish: no scan, and they
         never go down when expired task rows are deleted)."""
         rows = self._run(
             "SELECT status, COUNT(*) AS n FROM tasks WHERE status IN ('queued', 'running') GROUP BY status"
         )
-        counts = {row["status"]: row["n"] for row in rows}
-        counts.update({row["outcome"]: row["n"] for row in self._run("SELECT outcome, n FROM task_totals")})
+        counts = {TaskStatus(row["status"]): row["n"] for row in rows}
+        counts.update({TaskStatus(row["outcome"]): row["n"] for row in self._run("SELECT outcome, n FROM task_totals")})
         return {status: n for status, n in counts.items() if n}
 
     def oldest_queued_at(self) -> float | None:
@@ -196,7 +198,7 @@ class SqlTaskStore:
 
     # -- the server's writes --------------------------------------------------------------------------------------
 
-    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status="queued", session_uuid=None,
+    def submit(self, key_id, task_uuid, task_type, request, job, seeds, status=TaskStatus.QUEUED, session_uuid=None,
                max_pending=None, image=None):  # fmt: skip
         """Insert a task and its results; refused (`QueueFull`) when the key already has `max_pending` unfinished
         tasks, counted in the same transaction as the insert. `image`: its first-frame image (`StoredImage`),
@@ -222,7 +224,7 @@ class SqlTaskStore:
             )
             if image is not None:
                 self._put_image(db, key_id, image, row["id"])
-            if status == "queued":
+            if status == TaskStatus.QUEUED:
                 self._work_queued(db)
             return self._tasks("t.id = ?", (row["id"],), db)[0]
 
@@ -236,7 +238,7 @@ class SqlTaskStore:
                       " WHERE id = ? AND status = 'preparing' RETURNING id", (json.dumps(job), task_id)):  # fmt: skip
                 self._work_queued(db)
 
-    def cancel(self, task_id: int) -> str | None:
+    def cancel(self, task_id: int) -> TaskStatus | None:
         """Cancel a task that has not finished; returns the status it had, or None when it had finished already.
         A running task's worker notices at its next step (`holds` turns false) and stops."""
         with self._transaction() as db:
@@ -250,8 +252,8 @@ class SqlTaskStore:
             )
             db.run("UPDATE deliveries SET state = 'failed', last_error = 'the task was cancelled'"
                    " WHERE task_id = ? AND state = 'pending'", (task_id,))  # fmt: skip
-            self._count_finished(db, "cancelled", [task_id])
-        return rows[0]["status"]
+            self._count_finished(db, TaskStatus.CANCELLED, [task_id])
+        return TaskStatus(rows[0]["status"])
 
     def take_result_files(self, task_id: int) -> list[str]:
         """The file names of a task's finished results, no longer served from now on (a cancelled task's: the caller
@@ -385,11 +387,11 @@ class SqlTaskStore:
             self._check_lease(db, task_id, worker_id)
             db.run(f"UPDATE tasks SET status = 'succeeded', finished_at = {self.NOW}, lease_owner = NULL WHERE id = ?",
                    (task_id,))  # fmt: skip
-            self._count_finished(db, "succeeded", [task_id])
+            self._count_finished(db, TaskStatus.SUCCEEDED, [task_id])
 
     def _check_lease(self, db: Statements, task_id: int, worker_id: str) -> None:
         rows = db.run(f"SELECT lease_owner, status FROM tasks WHERE id = ?{self.FOR_UPDATE}", (task_id,))
-        if not rows or rows[0]["status"] != "running" or rows[0]["lease_owner"] != worker_id:
+        if not rows or rows[0]["status"] != TaskStatus.RUNNING or rows[0]["lease_owner"] != worker_id:
             raise LeaseLost(task_id)
 
     def fail(self, task_id, code, message) -> None:
@@ -400,9 +402,9 @@ class SqlTaskStore:
                 " lease_owner = NULL WHERE id = ? AND status IN ('preparing', 'queued', 'running') RETURNING id",
                 (code, message, task_id),
             )
-            self._count_finished(db, "failed", [row["id"] for row in failed])
+            self._count_finished(db, TaskStatus.FAILED, [row["id"] for row in failed])
 
-    def _count_finished(self, db: Statements, outcome: str, task_ids: list[int]) -> None:
+    def _count_finished(self, db: Statements, outcome: TaskStatus, task_ids: list[int]) -> None:
         """Add tasks that just finished to the `task_totals` counters (/metrics), in their transaction."""
         if not task_ids:
             return
@@ -469,7 +471,7 @@ class SqlTaskStore:
             if queued:
                 self._restart_results(db, queued)
                 self._work_queued(db)
-            self._count_finished(db, "failed", [row["id"] for row in failed])
+            self._count_finished(db, TaskStatus.FAILED, [row["id"] for row in failed])
         return sorted(row["id"] for row in failed + queued)
 
     # -- deliveries (the outbox) ----------------------------------------------------------------------------------
@@ -548,7 +550,7 @@ def _task_record(row: dict[str, Any]) -> TaskRecord:
         task_type=row["task_type"],
         request=json.loads(row["request"]),
         job=json.loads(row["job"]),
-        status=row["status"],
+        status=TaskStatus(row["status"]),
         attempts=row["attempts"],
         error_code=row["error_code"],
         error_message=row["error_message"],
@@ -566,7 +568,7 @@ def _result_record(row: dict[str, Any]) -> ResultRecord:
         index=row["idx"],
         video_uuid=row["video_uuid"],
         seed=row["seed"],
-        status=row["status"],
+        status=ResultStatus(row["status"]),
         progress=row["progress"],
         stage=row["stage"],
         file_name=row["file_name"],

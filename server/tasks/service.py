@@ -44,6 +44,7 @@ from ..store.records import (
     ResultRecord,
     StoredImage,
     TaskRecord,
+    TaskStatus,
     TaskStore,
     live_workers,
 )
@@ -89,7 +90,7 @@ class TaskService:
                 self._check_memory(job)
                 record = self.store.submit(
                     key_id, task_id, task_type, request, job.to_dict(), job.seeds,
-                    status="preparing" if job.image_url else "queued", session_uuid=session_uuid,
+                    status=TaskStatus.PREPARING if job.image_url else TaskStatus.QUEUED, session_uuid=session_uuid,
                     max_pending=self.settings.max_pending_per_key, image=image,
                 )  # fmt: skip
             except BaseException:

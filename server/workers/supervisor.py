@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from ..logs import task_event
 from ..media.store import scratch_file
 from ..settings import Settings
-from ..store.records import WORKER_HEARTBEAT_SECONDS, TaskStore, WorkerRecord
+from ..store.records import WORKER_HEARTBEAT_SECONDS, TaskStatus, TaskStore, WorkerRecord
 from .resilience import LoopHealth, run_forever
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class WorkerPool:
             task_ids = self.store.release_owned(worker.worker_id)
         for task_id in task_ids:
             task = self.store.get_by_id(task_id)
-            if task.status == "failed":
+            if task.status == TaskStatus.FAILED:
                 task_event("failed", task.task_uuid, level=logging.WARNING, worker=worker.worker_id,
                            kind=task.error_code, error=task.error_message)  # fmt: skip
             else:

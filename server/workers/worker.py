@@ -46,7 +46,7 @@ from ..logs import job_fields, setup_logging, task_event
 from ..media.store import disk_full, image_key, media_key, open_media, scratch_file
 from ..settings import Settings
 from ..store import open_store
-from ..store.records import LeaseLost, TaskRecord, TaskStore
+from ..store.records import LeaseLost, ResultStatus, TaskRecord, TaskStatus, TaskStore
 from ..tasks.jobs import ErrorKind, Job
 from .faults import inject_fault
 from .resilience import backoff
@@ -159,13 +159,13 @@ class Worker:
             if safety.check_inputs and job.frame_image_file:
                 self._check_input_image(job)
             for result in task.results:
-                if result.status != "success":  # a retried task keeps the results it already has
+                if result.status != ResultStatus.SUCCESS:  # a retried task keeps the results it already has
                     self._generate(task, job, result.index, result.seed, result.video_uuid, safety.mode)
             self.store.finish(task.id, self.worker_id)
             finished = True
             task_event("finished", task.task_uuid, seconds=time.perf_counter() - started, **fields)
         except (TaskReleased, LeaseLost):
-            cancelled = self.store.get_by_id(task.id).status == "cancelled"
+            cancelled = self.store.get_by_id(task.id).status == TaskStatus.CANCELLED
             task_event("cancelled" if cancelled else "lease_lost", task.task_uuid, level=logging.WARNING,
                        worker=self.worker_id, seconds=time.perf_counter() - started)  # fmt: skip
         except ContentFlagged as error:
@@ -309,7 +309,8 @@ class Worker:
                 job.deliveries(),
             )  # fmt: skip
         except LeaseLost:
-            if self.store.get_by_id(task.id).status == "cancelled":  # else a retry elsewhere owns this file name
+            # else a retry elsewhere owns this file name
+            if self.store.get_by_id(task.id).status == TaskStatus.CANCELLED:
                 self.media.delete(media_key(file_name))
             raise
         stage_seconds = tracker.seconds()

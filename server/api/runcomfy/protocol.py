@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...store.records import TaskStatus
 from ...tasks.jobs import ErrorKind, TaskError
 from ..bodies import shown
 
@@ -35,13 +36,13 @@ ERROR_CODES: dict[ErrorKind, tuple[int, str, int]] = {
     ErrorKind.STORE_UNAVAILABLE: (503003, "StoreUnavailable", 503),
 }
 # The store's task states as RunComfy request states ("failed" is this server's: RunComfy publishes no failed state).
-STATES = {
-    "preparing": "in_queue",
-    "queued": "in_queue",
-    "running": "in_progress",
-    "succeeded": "completed",
-    "cancelled": "cancelled",
-    "failed": "failed",
+STATES: dict[TaskStatus, str] = {
+    TaskStatus.PREPARING: "in_queue",
+    TaskStatus.QUEUED: "in_queue",
+    TaskStatus.RUNNING: "in_progress",
+    TaskStatus.SUCCEEDED: "completed",
+    TaskStatus.CANCELLED: "cancelled",
+    TaskStatus.FAILED: "failed",
 }
 
 

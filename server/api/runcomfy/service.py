@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ...store.records import TaskRecord
+from ...store.records import TaskRecord, TaskStatus
 from ...tasks.jobs import ErrorKind, TaskError
 from ...tasks.service import TaskService
 from .protocol import STATES, RunComfyError, failure_object, from_task_error
@@ -47,9 +47,9 @@ class RunComfyService:
         body: dict[str, Any] = {"request_id": request_id, "status": STATES[record.status]}
         if body["status"] == "in_queue":
             body["queue_position"] = self.tasks.queue_position(record)
-        if record.status == "running":
+        if record.status == TaskStatus.RUNNING:
             body["progress"] = min(result.progress for result in record.results)  # an extension: 0-100
-        if record.status == "failed":
+        if record.status == TaskStatus.FAILED:
             body["error"] = failure_object(record.error_code, record.error_message)
         elif body["status"] in ("in_queue", "in_progress") and (note := self.tasks.demo_note(record.job)):
             body["warning"] = note  # an extension, as progress is
@@ -58,7 +58,7 @@ class RunComfyService:
     def result(self, key_id: str, request_id: str) -> dict[str, Any]:
         """The output once completed; the current state (as status gives it) before that."""
         record = self._find(key_id, request_id)
-        if record.status != "succeeded":
+        if record.status != TaskStatus.SUCCEEDED:
             return self.status(key_id, request_id)
         (result,) = record.results
         return {"request_id": request_id, "status": "completed", "output": {"video": self.tasks.media_url(result)}}

@@ -11,7 +11,7 @@ from typing import Any
 
 from ltx_runtime.request import SafetyMode, SafetyRequest
 
-from ...store.records import ResultRecord, TaskRecord
+from ...store.records import UNSUCCESSFUL, ResultRecord, ResultStatus, TaskRecord
 from ...store.threads import in_thread
 from ...tasks.jobs import ErrorKind, TaskError
 from ...tasks.service import TaskService, not_found_message
@@ -92,7 +92,7 @@ class RunwareService:
         deadline = time.monotonic() + self.tasks.settings.sync_wait_seconds
         while True:
             record = await in_thread(self._find, task, session)
-            if record.status in ("failed", "cancelled") or all(r.status == "success" for r in record.results):
+            if record.status in UNSUCCESSFUL or all(r.status == ResultStatus.SUCCESS for r in record.results):
                 return await in_thread(self._get_response, {"taskUUID": record.task_uuid}, session)
             if time.monotonic() >= deadline:
                 break
@@ -165,11 +165,12 @@ class RunwareService:
     def _replay(self, session: Session) -> list[Reply]:
         frames = []
         for record in self.tasks.unreported(session.key_id, session.connection_uuid):
-            if record.status in ("failed", "cancelled"):
+            if record.status in UNSUCCESSFUL:
                 frames.append(Reply(errors=[self._failure(record)]))
                 self.tasks.mark_reported(record, [])
                 continue
-            finished = [result for result in record.results if result.status == "success" and not result.reported]
+            finished = [result for result in record.results
+                        if result.status == ResultStatus.SUCCESS and not result.reported]
             frames.append(Reply(data=[self.result_item(record, result) for result in finished]))
             session.sent_successes.update(result.video_uuid for result in finished)
             self.tasks.mark_reported(record, [result.index for result in finished])
@@ -221,7 +222,7 @@ class RunwareService:
         """
         record = self._find(task, session)
         own_session = session.websocket and record.session_uuid == session.connection_uuid
-        if record.status in ("failed", "cancelled"):
+        if record.status in UNSUCCESSFUL:
             if own_session and not record.reported:
                 self.tasks.mark_reported(record, [])
             return Reply(errors=[self._failure(record)])
@@ -229,7 +230,7 @@ class RunwareService:
         all_sent = all(r.video_uuid in session.sent_successes for r in record.results)
         for result in record.results:
             repeat = session.websocket and not all_sent and result.video_uuid in session.sent_successes
-            if result.status == "success" and not repeat:
+            if result.status == ResultStatus.SUCCESS and not repeat:
                 items.append(self.result_item(record, result))
                 if session.websocket:
                     session.sent_successes.add(result.video_uuid)
@@ -242,7 +243,8 @@ class RunwareService:
                     if result.preview:
                         item["preview"] = result.preview  # the live preview while denoising
                 items.append(item)
-        newly_sent = [result.index for result in record.results if result.status == "success" and not result.reported]
+        newly_sent = [result.index for result in record.results
+                      if result.status == ResultStatus.SUCCESS and not result.reported]
         if own_session and newly_sent:
             self.tasks.mark_reported(record, newly_sent)
         return Reply(data=items)
@@ -329,7 +331,7 @@ class RunwareService:
                 for r in record.results
             ],  # fmt: skip
         }
-        if record.status in ("failed", "cancelled"):
+        if record.status in UNSUCCESSFUL:
             summary["error"] = self._failure(record).item()
         return summary
 
