@@ -40,7 +40,8 @@ import torch
 from . import media
 from .catalog import get_model
 from .engine import Engine, pick_device
-from .memory import BUDGET_FRACTION, GIB, MemoryProfile, free_cached_memory
+from .admission import GIB, MemoryProfile
+from .memory import BUDGET_FRACTION, free_cached_memory
 from .request import GenerationRequest, RequestError, validate_request
 from .speed import SpeedOptions
 from .weights import DISTILLED_LORA, Components

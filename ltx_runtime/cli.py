@@ -101,7 +101,7 @@ def generate(
         os.environ.setdefault("TQDM_DISABLE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from .engine import Engine, OutOfMemory
-    from .memory import MemoryProfile
+    from .admission import MemoryProfile
 
     if memory_profile != "auto" and memory_profile not in {p.value for p in MemoryProfile}:
         fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)

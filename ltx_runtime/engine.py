@@ -8,7 +8,6 @@ Models are loaded on first use and stay resident between calls. CUDA runs in bfl
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,17 +21,8 @@ from . import decode, media, speed
 from .catalog import MODELS, ModelSpec, Recipe, get_model
 from .configs import DURATION_SECONDS
 from .geometry import GenerationPlan, plan_generation
-from .memory import (
-    GIB,
-    MemoryEstimate,
-    MemoryProfile,
-    budget_for,
-    choose_profile,
-    estimate,
-    free_cached_memory,
-    gpu_memory_bytes,
-    place,
-)  # fmt: skip
+from .admission import DEFAULT_TINY_FOLDER, MemoryProfile, check_memory
+from .memory import budget_for, choose_profile, free_cached_memory, gpu_memory_bytes, place  # fmt: skip
 from .loras import USER_LORA_FOLDER, LoraEntry, adapter_name
 from .progress import StageCallback, denoising_steps
 from .preview import PREVIEW_EVERY, LatentPreview, PreviewCallback
@@ -53,8 +43,6 @@ from .weights import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny"))
-"""Root of the tiny weights: one folder per architecture (ltx-2/, ltx-2.3/), built on first use."""
 ProgressCallback = StageCallback
 """(stage, fraction of that stage done): the stages of progress.STAGES in order, up to "encoding"."""
 FrameObserver = Callable[[np.ndarray, int], None]
@@ -63,13 +51,6 @@ what it raises ends the clip and leaves no file (the content safety check, ltx_r
 
 RECIPES = {Recipe.FAST: fast, Recipe.PRO: guided, Recipe.LTX23: guided, Recipe.LTX25_PRO: guided}
 """The module whose `run` denoises each catalog recipe; every `run` takes the same arguments."""
-
-
-class MemoryLimitError(RequestError):
-    """A request whose estimated GPU memory exceeds the budget: refused before anything runs."""
-
-    def __init__(self, message: str):
-        super().__init__("width", message)
 
 
 class OutOfMemory(RuntimeError):
@@ -96,30 +77,6 @@ class GenerationResult:
     VAE and vocoder; vocoder: its share), decode_and_encode (the VAE decode streamed into the encoder; vae_decode: the
     VAE's share, to_uint8: the frames' conversion, encode_tail: what the encoder takes after the last frame, the only
     part of encoding that does not overlap the decode), total; retried_frugally (1.0) after an out-of-memory."""
-
-
-def check_memory(
-    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False
-) -> MemoryEstimate:
-    """Admission control: the estimate for `plan` (from a first-frame image when `image_to_video`), or
-    MemoryLimitError naming the limit when it does not fit even in the frugal mode."""
-    needed = estimate(spec, plan, profile, budget, image_to_video)
-    if budget is not None and needed.peak > budget:
-        advice = "a smaller size, a shorter clip or a lower frame rate"
-        profiles = list(MemoryProfile)  # from the most GPU memory to the least
-        more_frugal = profiles[profiles.index(profile) + 1 :]
-        fitting = next(
-            (other for other in more_frugal if estimate(spec, plan, other, budget, image_to_video).peak <= budget), None
-        )
-        if fitting is not None:
-            name = fitting.value
-            advice += f", or run the server with the '{name}' memory profile (LTX_MEMORY_PROFILE={name}), which fits"
-        raise MemoryLimitError(
-            f"{plan.width}x{plan.height} for {plan.duration:g} s at {plan.fps} fps needs about "
-            f"{needed.peak / GIB:.0f} GiB of GPU memory ({needed.tokens:,} video tokens) with the '{profile.value}' "
-            f"memory profile, over this server's limit of {budget / GIB:.0f} GiB; ask for {advice}"
-        )
-    return needed
 
 
 def pick_device() -> tuple[torch.device, torch.dtype]:

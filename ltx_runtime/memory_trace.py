@@ -1,5 +1,5 @@
 """The GPU working memory of a clip's largest passes, traced on the meta device: the real full-size modules run on
-tensors that have shapes but no data, so a machine without a GPU measures what memory.py's estimate must cover.
+tensors that have shapes but no data, so a machine without a GPU measures what admission.py's estimate must cover.
 
 `PeakMemory` follows every tensor created while it is active (its storage's bytes, until the storage is freed) and
 keeps the peak. Attention runs as the GPU kernels the engine uses do (flash-style cuDNN / FlashAttention: the output
@@ -11,7 +11,7 @@ Weights are made before the trace and not counted: the figures are the activatio
   kept clean with per-token timesteps, and with them per-token modulation tensors in every block.
 - `decode_peak`: the streamed VAE decode (decode.py) with the official spatial and temporal tiles.
 
-tests/test_memory_trace.py compares memory.py's estimate with these for each recipe at 1080p and 4K.
+tests/test_memory_trace.py compares admission.py's estimate with these for each recipe at 1080p and 4K.
 """
 
 from __future__ import annotations

@@ -28,13 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .memory import MemoryProfile
+from .admission import SAFETY_CHECKER, MemoryProfile, missing_files
 from .request import SafetyMode, SafetyRequest
 from .weights import LockEntry, WeightsError, _check_against_lock
 
-SAFETY_CHECKER = "safety-checker"
-"""The classifier's weights.lock entry and its folder name under a weights root."""
-REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 BATCH_SIZE = 16
 """Frames per classifier pass: 16 x 3 x 224 x 224 inputs, well under 1 GB of activations for ViT-L/14."""
 TINY_MARKER = "ltx_runtime_tiny_safety.json"
@@ -67,11 +64,6 @@ def image_pixels(data: bytes) -> np.ndarray:
 
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-
-
-def missing_files(folder: Path) -> list[str]:
-    """The classifier files `folder` lacks (all of them when it does not exist)."""
-    return [name for name in REQUIRED_FILES if not (Path(folder) / name).is_file()]
 
 
 def checker_device(engine_device: torch.device, profile: MemoryProfile) -> torch.device:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ltx_runtime.catalog import MODELS, SizeRange
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.memory import GIB, MemoryProfile, estimate
+from ltx_runtime.admission import GIB, MemoryProfile, estimate
 
 RANGE_SAMPLE = (((1280, 720), (1920, 1080), (1080, 1920), (2560, 1440), (3840, 2160)), (5, 10, 20), (24, 50))
 """What the table shows of a model that takes any size, duration and fps in ranges (lightricks:ltx@2)."""

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from ltx_runtime.admission import DEFAULT_TINY_FOLDER, SAFETY_CHECKER
 from ltx_runtime.media import X264_PRESET_DEFAULT
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "ltx-runtime"
@@ -202,12 +203,8 @@ class Settings(BaseSettings):
 
     @property
     def safety_folder(self) -> Path:
-        from ltx_runtime.safety import SAFETY_CHECKER
-
         if self.safety_weights is not None:
             return self.safety_weights
-        from ltx_runtime.engine import DEFAULT_TINY_FOLDER  # the demo weights' folder, shared with the CLI
-
         return (DEFAULT_TINY_FOLDER if self.demo else self.weights_dir) / SAFETY_CHECKER
 
     @property

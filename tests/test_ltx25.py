@@ -376,8 +376,9 @@ def test_the_cli_writes_2_5_clips_of_the_asked_shape(tiny_root, tmp_path, model,
 def test_2_5_refusals_name_the_memory_profile_that_would_fit():
     """An 80 GB card: 4K in bf16 does not fit LTX-2.5 Fast even frugally, fp8 does; 20 s of 4K at 50 fps fits no
     profile, and the refusal then names none. (1080p fits bf16 there only frugally: the text encoder leaves the GPU.)"""
-    from ltx_runtime.engine import MemoryLimitError, check_memory
-    from ltx_runtime.memory import GIB, MemoryProfile, budget_for
+    from ltx_runtime.admission import MemoryLimitError, check_memory
+    from ltx_runtime.admission import GIB, MemoryProfile
+    from ltx_runtime.memory import budget_for
 
     budget = budget_for(79 * GIB, None)  # what an "80 GB" card reports
     spec = get_model(FAST)

@@ -12,10 +12,12 @@ from conftest import probe
 
 from ltx_runtime import decode
 from ltx_runtime.catalog import MODELS, get_model
-from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory, check_memory
+from ltx_runtime.admission import MemoryLimitError, check_memory
+from ltx_runtime.engine import Engine, OutOfMemory
 from ltx_runtime.request import GenerationRequest
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.memory import GIB, MemoryProfile, budget_for, choose_profile, estimate
+from ltx_runtime.admission import GIB, MemoryProfile, estimate
+from ltx_runtime.memory import budget_for, choose_profile
 
 HOSTED = [spec for spec in MODELS.values() if not spec.demo_only]
 

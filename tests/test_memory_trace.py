@@ -11,9 +11,10 @@ import pytest
 
 from ltx_runtime import memory_trace
 from ltx_runtime.catalog import get_model
-from ltx_runtime.engine import MemoryLimitError, check_memory
+from ltx_runtime.admission import MemoryLimitError, check_memory
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.memory import GIB, MemoryProfile, estimate, host_memory
+from ltx_runtime.admission import GIB, MemoryProfile, estimate
+from ltx_runtime.memory import host_memory
 
 RECIPES = ("lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2.5-fast")  # Fast, Pro, 2.3, 2.5
 SIZES = {"1080p": (1920, 1080), "4K": (3840, 2160)}

@@ -43,9 +43,8 @@ def test_admission_control_builds_no_model():
     result = modules_after(
         "import json, sys, time\n"
         "from ltx_runtime.catalog import get_model\n"
-        "from ltx_runtime.engine import MemoryLimitError, check_memory\n"
         "from ltx_runtime.geometry import plan_generation\n"
-        "from ltx_runtime.memory import GIB, MemoryProfile\n"
+        "from ltx_runtime.admission import GIB, MemoryLimitError, MemoryProfile, check_memory\n"
         "started = time.perf_counter()\n"
         "plan = plan_generation(3840, 2160, 10, 50, 24000)\n"
         "try:\n"

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from ltx_runtime.admission import REQUIRED_FILES, SAFETY_CHECKER, MemoryProfile
 from ltx_runtime.engine import GenerationRequest
-from ltx_runtime.memory import MemoryProfile
 from ltx_runtime.safety import (
-    REQUIRED_FILES,
-    SAFETY_CHECKER,
     ContentFlagged,
     FrameScreen,
     SafetyChecker,

@@ -18,7 +18,9 @@ import time
 import uuid
 from contextlib import contextmanager
 
+from ltx_runtime.admission import MemoryLimitError, MemoryProfile, check_memory, missing_files
 from ltx_runtime.catalog import get_model
+from ltx_runtime.configs import DURATION_SECONDS
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.progress import cpu_stage_seconds
@@ -156,8 +158,6 @@ class TaskService:
         job.safety = safety.to_dict()
         if not safety.active or self.settings.tiny_safety_checker:
             return
-        from ltx_runtime.safety import missing_files  # torch: an API node imports it only when a check is asked
-
         missing = missing_files(self.settings.safety_folder)
         if missing:
             log.error("content classifier missing in %s: %s", self.settings.safety_folder, ", ".join(missing))
@@ -176,10 +176,6 @@ class TaskService:
         workers = [worker for worker in live_workers(self.store.workers(), time.time()) if worker.state == "ready"]
         if job.width is None or not workers or any(worker.memory_budget is None for worker in workers):
             return
-        from ltx_runtime.engine import MemoryLimitError, check_memory  # torch: not at an API node's start-up
-        from ltx_runtime.configs import DURATION_SECONDS
-        from ltx_runtime.memory import MemoryProfile
-
         spec = get_model(job.model)
         # Without a duration (the duration head picks it on the worker): what cannot fit even at its shortest pick.
         duration = job.duration if job.duration is not None else DURATION_SECONDS[0]

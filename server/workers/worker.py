@@ -24,15 +24,15 @@ import threading
 import time
 from dataclasses import replace
 
+from ltx_runtime.admission import SAFETY_CHECKER, MemoryLimitError, MemoryProfile
 from ltx_runtime.catalog import get_model
-from ltx_runtime.engine import Engine, MemoryLimitError, OutOfMemory
+from ltx_runtime.engine import Engine, OutOfMemory
 from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
-from ltx_runtime.memory import MemoryProfile, free_cached_memory
+from ltx_runtime.memory import free_cached_memory
 from ltx_runtime.media import EncodingError, OutputFormat
 from ltx_runtime.progress import JobProgress, StageCallback, StageTimes
 from ltx_runtime.request import GenerationRequest, RequestError, SafetyMode, SafetyRequest
 from ltx_runtime.safety import (
-    SAFETY_CHECKER,
     ContentFlagged,
     FrameScreen,
     SafetyChecker,

@@ -1,0 +1,157 @@
+"""What an API node needs to admit a task, free of torch (an API node never imports it): the memory profiles and the
+estimate of the GPU memory a request needs, the admission check against a worker's budget, and where the content
+classifier's files are and which of them are missing.
+
+Estimates are arithmetic on the real parameter counts (catalog.PARAMETER_COUNTS) and the request's token count and
+size; the activation constants per architecture (`ACTIVATIONS`) are measured by tracing the full-size modules on the
+meta device (memory_trace.py; tests/test_memory_trace.py keeps them within 10 % above the traced peaks). memory.py
+places the weights by these profiles; docs/memory.md shows the arithmetic.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from .catalog import PARAMETER_COUNTS, ModelSpec, Recipe
+from .geometry import GenerationPlan
+from .request import RequestError
+
+GIB = 1024**3
+
+
+class MemoryProfile(str, Enum):
+    RESIDENT = "resident"
+    FP8 = "fp8"
+    LOW = "low"
+
+
+KIB = 1024
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Working memory of an architecture's largest passes, bf16 inference, measured on the meta device at full size
+    (memory_trace.py), rounded up by 2-4 %."""
+
+    text_to_video: int
+    """Bytes per video token of a stage-2 transformer pass: the residual stream, attention projections, the
+    feed-forward's hidden layer, RoPE tables (attention itself is linear in memory with fused kernels)."""
+    image_to_video: int
+    """The same with a first frame: the pipeline passes a timestep per token, so every block's modulation (shift,
+    scale and gate of each sub-layer) is per token too, not one vector for the clip."""
+    decode_per_pixel: int
+    """Bytes per generated pixel (width x height) of the streamed VAE decode with the official tiles: bounded by an
+    80-frame temporal tile, not by the clip's length."""
+
+
+ACTIVATIONS = {
+    # traced: 144.5 / 328.5 KiB per token
+    "ltx-2": Activations(text_to_video=148 * KIB, image_to_video=336 * KIB, decode_per_pixel=2560),
+    # traced: 144.6 / 376.6 KiB per token (gated attention and cross-attention modulation add per-token tensors)
+    "ltx-2.3": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB, decode_per_pixel=2560),
+    # traced: 144.6 / 376.6 KiB per token, as LTX-2.3 (the FFN biases it drops are weights, not activations)
+    "ltx-2.5": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB, decode_per_pixel=2560),
+}
+# The decode, traced with ltx-core's causal temporal tiles (each later tile starts one latent early): 2481 bytes per
+# generated pixel at 1080p (4.8 GiB), 2506 at 4K (19.5 GiB); the same VAE in every architecture.
+"""Per architecture (catalog.ModelSpec.architecture); a new architecture adds its measured entry here."""
+TEXT_ENCODER_STREAMING_BYTES = 2 * GIB
+"""GPU memory of a streamed text encoder while it encodes: the layers in flight and the embedding table."""
+TRANSFORMER_BLOCKS = 48
+STREAMED_BLOCKS = 2
+"""Blocks of a streamed transformer on the GPU at once: the running one and the one being copied in."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    tokens: int
+    """Video tokens in the largest transformer pass (stage 2: latent frames x H/32 x W/32)."""
+    encoding: int
+    denoising: int
+    decoding: int
+    frugal: bool
+    """Whether the clip fits the budget only with the text encoder off the GPU after encoding and a resident
+    transformer off it during the decode (the engine's frugal mode)."""
+
+    @property
+    def peak(self) -> int:
+        return max(self.encoding, self.denoising, self.decoding)
+
+
+def video_tokens(plan: GenerationPlan, recipe: Recipe) -> int:
+    """Tokens of the widest transformer pass: stage 2 at full size, or stage 1 when guidance batches the
+    conditional and unconditional passes together (half the size, a quarter of the tokens, twice the batch)."""
+    stage_1 = plan.latent_frames * (plan.stage1_height // 32) * (plan.stage1_width // 32)
+    return max(stage_1 * (1 if recipe is Recipe.FAST else 2), plan.stage2_tokens)
+
+
+def estimate(
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None = None, image_to_video: bool = False
+) -> MemoryEstimate:
+    """GPU bytes `plan` needs under `profile` for `spec`'s real weights, phase by phase; `image_to_video`: the clip
+    starts from a first-frame image (per-token timesteps)."""
+    params = PARAMETER_COUNTS[spec.architecture]
+    bf16 = 2
+    transformer = params["transformer"] * (bf16 if profile is MemoryProfile.RESIDENT else 1)
+    if profile is MemoryProfile.LOW:
+        transformer = transformer * STREAMED_BLOCKS // TRANSFORMER_BLOCKS
+    others = sum(count for name, count in params.items() if name not in ("transformer", "text_encoder")) * bf16
+    text_encoder = params["text_encoder"] * bf16 if profile is MemoryProfile.RESIDENT else 0
+    tokens = video_tokens(plan, spec.recipe)
+    resident = transformer + others + text_encoder
+    encoding = resident + (0 if profile is MemoryProfile.RESIDENT else TEXT_ENCODER_STREAMING_BYTES)
+    activations = ACTIVATIONS[spec.architecture]
+    per_token = activations.image_to_video if image_to_video else activations.text_to_video
+    denoising = resident + tokens * per_token
+    decoding = resident + plan.gen_width * plan.gen_height * activations.decode_per_pixel
+    frugal = budget is not None and max(encoding, denoising, decoding) > budget
+    if frugal:  # the text encoder leaves the GPU after encoding, a resident transformer during the decode
+        denoising -= text_encoder
+        decoding -= text_encoder + (0 if profile is MemoryProfile.LOW else transformer)
+    return MemoryEstimate(tokens, encoding, denoising, decoding, frugal)
+
+
+class MemoryLimitError(RequestError):
+    """A request whose estimated GPU memory exceeds the budget: refused before anything runs."""
+
+    def __init__(self, message: str):
+        super().__init__("width", message)
+
+
+def check_memory(
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False
+) -> MemoryEstimate:
+    """Admission control: the estimate for `plan` (from a first-frame image when `image_to_video`), or
+    MemoryLimitError naming the limit when it does not fit even in the frugal mode."""
+    needed = estimate(spec, plan, profile, budget, image_to_video)
+    if budget is not None and needed.peak > budget:
+        advice = "a smaller size, a shorter clip or a lower frame rate"
+        profiles = list(MemoryProfile)  # from the most GPU memory to the least
+        more_frugal = profiles[profiles.index(profile) + 1 :]
+        fitting = next(
+            (other for other in more_frugal if estimate(spec, plan, other, budget, image_to_video).peak <= budget), None
+        )
+        if fitting is not None:
+            name = fitting.value
+            advice += f", or run the server with the '{name}' memory profile (LTX_MEMORY_PROFILE={name}), which fits"
+        raise MemoryLimitError(
+            f"{plan.width}x{plan.height} for {plan.duration:g} s at {plan.fps} fps needs about "
+            f"{needed.peak / GIB:.0f} GiB of GPU memory ({needed.tokens:,} video tokens) with the '{profile.value}' "
+            f"memory profile, over this server's limit of {budget / GIB:.0f} GiB; ask for {advice}"
+        )
+    return needed
+
+
+DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny"))
+"""Root of the tiny weights: one folder per architecture (ltx-2/, ltx-2.3/), built on first use."""
+SAFETY_CHECKER = "safety-checker"
+"""The classifier's weights.lock entry and its folder name under a weights root."""
+REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
+
+
+def missing_files(folder: Path) -> list[str]:
+    """The classifier files `folder` lacks (all of them when it does not exist)."""
+    return [name for name in REQUIRED_FILES if not (Path(folder) / name).is_file()]
