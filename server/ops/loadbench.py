@@ -221,7 +221,7 @@ def started_server(options: LoadOptions, data_dir: Path) -> Iterator[tuple[str, 
     log_path = data_dir / "server.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ltx_runtime", "serve", "--demo"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "server", "serve", "--demo"], env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     try:
