@@ -2,8 +2,8 @@
 estimate of the GPU memory a request needs, the admission check against a worker's budget, and where the content
 classifier's files are and which of them are missing.
 
-Estimates are arithmetic on the real parameter counts (catalog.PARAMETER_COUNTS) and the request's token count and
-size; the activation constants per architecture (`ACTIVATIONS`) are measured by tracing the full-size modules on the
+Estimates are arithmetic on the real parameter counts (catalog.PARAMETER_COUNTS, and the guided recipes' distilled
+LoRA: catalog.DISTILLED_LORA_BYTES) and the request's token count, size and VAE tiles; the activation constants per architecture (`ACTIVATIONS`) are measured by tracing the full-size modules on the
 meta device (memory_trace.py; tests/test_memory_trace.py keeps them within 10 % above the traced peaks). memory.py
 places the weights by these profiles; docs/memory.md shows the arithmetic.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .catalog import PARAMETER_COUNTS, ModelSpec, Recipe
-from .geometry import GenerationPlan
+from .catalog import DISTILLED_LORA_BYTES, PARAMETER_COUNTS, ModelSpec, Recipe
+from .geometry import LARGER_TILES, OFFICIAL_TILES, DecodeTiles, GenerationPlan, plan_generation
 from .request import RequestError
 
 GIB = 1024**3
@@ -42,21 +42,30 @@ class Activations:
     image_to_video: int
     """The same with a first frame: the pipeline passes a timestep per token, so every block's modulation (shift,
     scale and gate of each sub-layer) is per token too, not one vector for the clip."""
-    decode_per_pixel: int
-    """Bytes per generated pixel (width x height) of the streamed VAE decode with the official tiles: bounded by an
-    80-frame temporal tile, not by the clip's length."""
+    decode_per_pixel: dict[DecodeTiles, int]
+    """Bytes per generated pixel (width x height) of the streamed VAE decode with each tiling the plan may pick
+    (geometry.py: the official tiles and `LARGER_TILES`): bounded by a temporal tile, not by the clip's length."""
 
 
+UNTILED_160, UNTILED_80 = LARGER_TILES
 ACTIVATIONS = {
-    # traced: 144.5 / 328.5 KiB per token
-    "ltx-2": Activations(text_to_video=148 * KIB, image_to_video=336 * KIB, decode_per_pixel=2560),
-    # traced: 144.6 / 376.6 KiB per token (gated attention and cross-attention modulation add per-token tensors)
-    "ltx-2.3": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB, decode_per_pixel=2560),
-    # traced: 144.6 / 376.6 KiB per token, as LTX-2.3 (the FFN biases it drops are weights, not activations)
-    "ltx-2.5": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB, decode_per_pixel=2560),
-}
-# The decode, traced with ltx-core's causal temporal tiles (each later tile starts one latent early): 2481 bytes per
-# generated pixel at 1080p (4.8 GiB), 2506 at 4K (19.5 GiB); the same VAE in every architecture.
+    # traced: 144.5 / 328.5 KiB per token; decode 2481 / 7850 / 12987 bytes per pixel (official, whole frames in
+    # 80- and 160-frame tiles)
+    "ltx-2": Activations(text_to_video=148 * KIB, image_to_video=336 * KIB,
+                         decode_per_pixel={OFFICIAL_TILES: 2560, UNTILED_80: 8064, UNTILED_160: 13312}),
+    # traced: 144.6 / 376.6 KiB per token (gated attention and cross-attention modulation add per-token tensors);
+    # decode 6827 / 11086 bytes per pixel untiled (its VAE is narrower)
+    "ltx-2.3": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB,
+                           decode_per_pixel={OFFICIAL_TILES: 2560, UNTILED_80: 7040, UNTILED_160: 11392}),
+    # traced: 144.6 / 376.6 KiB per token, as LTX-2.3 (the FFN biases it drops are weights, not activations); the
+    # decode as LTX-2.3's (the same VAE)
+    "ltx-2.5": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB,
+                           decode_per_pixel={OFFICIAL_TILES: 2560, UNTILED_80: 7040, UNTILED_160: 11392}),
+}  # fmt: skip
+# The decode with the official tiles, traced with ltx-core's causal temporal tiles (each later tile starts one latent
+# early): 2481 bytes per generated pixel at 1080p (4.8 GiB), 2506 at 4K (19.5 GiB). Whole frames cost the same per
+# pixel at 1080p and 4K (the frame's area is all there is), and 3-5x the official tiles' at 1080p: they are for cards
+# with room to spare.
 """Per architecture (catalog.ModelSpec.architecture); a new architecture adds its measured entry here."""
 TEXT_ENCODER_STREAMING_BYTES = 2 * GIB
 """GPU memory of a streamed text encoder while it encodes: the layers in flight and the embedding table."""
@@ -75,6 +84,8 @@ class MemoryEstimate:
     frugal: bool
     """Whether the clip fits the budget only with the text encoder off the GPU after encoding and a resident
     transformer off it during the decode (the engine's frugal mode)."""
+    tiles: DecodeTiles = OFFICIAL_TILES
+    """The VAE tiles the decoding phase is counted with."""
 
     @property
     def peak(self) -> int:
@@ -89,13 +100,16 @@ def video_tokens(plan: GenerationPlan, recipe: Recipe) -> int:
 
 
 def estimate(
-    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None = None, image_to_video: bool = False
-) -> MemoryEstimate:
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None = None,
+    image_to_video: bool = False, tiles: DecodeTiles = OFFICIAL_TILES,
+) -> MemoryEstimate:  # fmt: skip
     """GPU bytes `plan` needs under `profile` for `spec`'s real weights, phase by phase; `image_to_video`: the clip
-    starts from a first-frame image (per-token timesteps)."""
+    starts from a first-frame image (per-token timesteps); `tiles`: the VAE tiles of the decode."""
     params = PARAMETER_COUNTS[spec.architecture]
     bf16 = 2
     transformer = params["transformer"] * (bf16 if profile is MemoryProfile.RESIDENT else 1)
+    if spec.needs_distilled_lora:  # loaded into the transformer, kept in bf16 by every profile (LAYERWISE_CASTING_SKIP)
+        transformer += DISTILLED_LORA_BYTES[spec.architecture]
     if profile is MemoryProfile.LOW:
         transformer = transformer * STREAMED_BLOCKS // TRANSFORMER_BLOCKS
     others = sum(count for name, count in params.items() if name not in ("transformer", "text_encoder")) * bf16
@@ -106,12 +120,55 @@ def estimate(
     activations = ACTIVATIONS[spec.architecture]
     per_token = activations.image_to_video if image_to_video else activations.text_to_video
     denoising = resident + tokens * per_token
-    decoding = resident + plan.gen_width * plan.gen_height * activations.decode_per_pixel
+    decoding = resident + plan.gen_width * plan.gen_height * activations.decode_per_pixel[tiles]
     frugal = budget is not None and max(encoding, denoising, decoding) > budget
     if frugal:  # the text encoder leaves the GPU after encoding, a resident transformer during the decode
         denoising -= text_encoder
         decoding -= text_encoder + (0 if profile is MemoryProfile.LOW else transformer)
-    return MemoryEstimate(tokens, encoding, denoising, decoding, frugal)
+    return MemoryEstimate(tokens, encoding, denoising, decoding, frugal, tiles)
+
+
+def choose_tiles(
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False
+) -> tuple[MemoryEstimate, str]:
+    """The estimate with the largest VAE tiles (decode.LARGER_TILES, then the official ones) that leave the clip
+    within the budget without the frugal mode, and why those: larger tiles never cost a clip its speed elsewhere."""
+    official = estimate(spec, plan, profile, budget, image_to_video)
+    if budget is None:
+        return official, "the official tiles: no GPU memory budget to plan larger ones against"
+    if official.frugal:
+        return official, "the official tiles: the clip needs the frugal mode already"
+    for tiles in LARGER_TILES:
+        larger = estimate(spec, plan, profile, None, image_to_video, tiles)  # not frugal
+        if larger.peak <= budget:
+            needs = f"the decode needs {larger.decoding / GIB:.1f} GiB of the {budget / GIB:.1f} GiB budget"
+            return larger, f"{tiles}: {needs}"
+    return official, (
+        f"the official tiles: {LARGER_TILES[-1]} would need {larger.decoding / GIB:.1f} GiB, over the "
+        f"{budget / GIB:.1f} GiB budget"
+    )
+
+
+def default_clip(spec: ModelSpec) -> GenerationPlan:
+    """The clip a model's profile is chosen for: its default size, duration and fps (a model whose duration head
+    picks the length: its shortest hosted duration)."""
+    width, height = spec.default_size
+    seconds = spec.default_duration or min(spec.durations)
+    return plan_generation(width, height, seconds, spec.default_fps, spec.audio_sample_rate)
+
+
+def choose_profile(spec: ModelSpec, budget: int | None) -> MemoryProfile:
+    """The profile that keeps the most of `spec` on the GPU and still fits its default clip (text-to-video) in the
+    budget, the frugal mode allowed; `low` when none does; `resident` without a budget (the CPU). Per model: the
+    guided recipes' distilled LoRA (7.6 GB) tips LTX-2.3 and LTX-2.5 Pro out of `resident` on an 80 GB card, where
+    LTX-2 fits."""
+    if budget is None:
+        return MemoryProfile.RESIDENT
+    clip = default_clip(spec)
+    for profile in MemoryProfile:
+        if estimate(spec, clip, profile, budget).peak <= budget:
+            return profile
+    return MemoryProfile.LOW
 
 
 class MemoryLimitError(RequestError):

@@ -43,7 +43,7 @@ from .engine import Engine, pick_device
 from .admission import GIB, MemoryProfile
 from .memory import BUDGET_FRACTION, free_cached_memory
 from .request import GenerationRequest, RequestError, validate_request
-from .speed import SpeedOptions
+from .speed import SpeedOptions, applied
 from .weights import DISTILLED_LORA, Components
 
 PLAIN = SpeedOptions.plain()
@@ -56,6 +56,7 @@ LEVERS = {
     "fp8_attention=on": replace(PLAIN, fp8_attention="on"),
     "cuda_graphs=on": replace(PLAIN, compile="on", cuda_graphs="on"),
     "vae_compile=on": replace(PLAIN, vae_compile="on"),
+    "vae_tiles=on": replace(PLAIN, vae_tiles="on"),
 }
 """Plain diffusers plus one lever. The prompt cache is not among them: the bench never repeats a prompt."""
 CONFIGS = {"plain": PLAIN, **LEVERS, "optimized": SpeedOptions()}
@@ -241,7 +242,7 @@ def _run_config(name: str, engine: Engine, request: GenerationRequest, options: 
         components = engine.load(spec.id)
     else:
         # Built on the GPU when everything stays resident there; in host memory when the profile streams it.
-        build_on = engine.device if engine.memory_profile is MemoryProfile.RESIDENT else torch.device("cpu")
+        build_on = engine.device if engine.profile_for(spec.id) is MemoryProfile.RESIDENT else torch.device("cpu")
         components = random_components(spec.architecture, spec.needs_distilled_lora, build_on, engine.dtype)
         engine.adopt(spec.id, components)
     setup = time.perf_counter() - started
@@ -254,7 +255,7 @@ def _run_config(name: str, engine: Engine, request: GenerationRequest, options: 
         result = engine.generate(replace(request, prompt=f"{PROMPT} (warm-up {number})"), workdir / "scratch.mp4")
         warmups.append(result.timings["total"])
         log(f"{spec.id} {name}: warm-up {number}/{options.warmup}: {warmups[-1]:.2f} s (not counted)")
-    runs, peak, retried = [], 0, 0
+    runs, peak, retried, tiles = [], 0, 0, []
     guard_file = workdir / f"{spec.id.replace(':', '_')}-{name}.mp4"
     for number in range(1, repeats + 1):
         _reset_peak_memory(engine.device)
@@ -262,13 +263,15 @@ def _run_config(name: str, engine: Engine, request: GenerationRequest, options: 
         result = engine.generate(replace(request, prompt=f"{PROMPT} (run {number})"), path)
         peak = max(peak, _peak_memory(engine.device))
         retried += int("retried_frugally" in result.timings)
+        tiles = list(dict.fromkeys([*tiles, result.vae_tiles]))
         runs.append(stage_times(result.timings))
         log(f"{spec.id} {name}: run {number}/{repeats}: {result.timings['total']:.2f} s")
     return {
         "name": name,
         "speed_options": asdict(CONFIGS[name]),
         "levers": levers,
-        "memory_profile": engine.memory_profile.value,
+        "memory_profile": engine.profile_for(spec.id).value,
+        "vae_tiles": tiles,
         "setup_s": setup,
         "warmup_s": warmups,
         "stages": summarize(runs),
@@ -335,7 +338,7 @@ def add_random_distilled_lora(pipeline, rank: int = LORA_RANK) -> None:
 def guard(reference: Path, candidate: Path, levers: dict[str, str]) -> dict:
     """How far `candidate` is from `reference`: PSNR of the decoded frames (None: identical) and the relative L2
     distance of the decoded audio, against thresholds that are looser when fp8 matmuls were applied."""
-    fp8 = _applied(levers["fp8_matmul"]) or _applied(levers.get("fp8_attention", "off"))
+    fp8 = applied(levers["fp8_matmul"]) or applied(levers.get("fp8_attention", "off"))
     psnr = video_psnr(reference, candidate)
     threshold = PSNR_THRESHOLD_FP8_DB if fp8 else PSNR_THRESHOLD_DB
     audio = audio_distance(reference, candidate)
@@ -413,10 +416,6 @@ def frame_spread(path: Path) -> float:
         pixels = frame.astype(np.float64)
         total, squares, values = total + pixels.sum(), squares + np.square(pixels).sum(), values + pixels.size
     return math.sqrt(max(squares / values - (total / values) ** 2, 0.0))
-
-
-def _applied(outcome: str) -> bool:
-    return not outcome.startswith("off")
 
 
 def _reset_peak_memory(device: torch.device) -> None:
@@ -560,6 +559,7 @@ def _lever_table(configs: list[dict]) -> list[str]:
     for lever in configs[0]["levers"]:
         lines.append(_row(lever, *(config["levers"][lever] for config in configs)))
     lines.append(_row("memory profile", *(config["memory_profile"] for config in configs)))
+    lines.append(_row("VAE tiles used", *("; ".join(config["vae_tiles"]) for config in configs)))
     return lines
 
 

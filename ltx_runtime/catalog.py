@@ -42,6 +42,12 @@ PARAMETER_COUNTS = {
 }  # fmt: skip
 """Parameters per component of each architecture's released checkpoints, for memory arithmetic without building a
 model (a test counts them again on the real architectures: fullsize.py)."""
+DISTILLED_LORA_BYTES = {
+    "ltx-2": 7_670_000_000,  # ltx-2-19b-distilled-lora-384: "7.67 GB" on its HF blob page (weights.lock)
+    "ltx-2.3": 7_605_507_256,  # ltx-2.3-22b-distilled-lora-384-1.1, exact (weights.lock)
+    "ltx-2.5": 7_605_507_256 * 450 // 384,  # ltx-2.5-22b-distilled-lora-450: size unpublished, 2.3's scaled by rank
+}
+"""Bytes of the distilled LoRA the guided recipes load into the transformer for stage 2 (bf16, on the GPU with it)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class GuidanceLimits:
 
 LTX_2_GUIDANCE = GuidanceLimits(default_steps=40)
 LTX_2_3_GUIDANCE = GuidanceLimits(default_steps=30)
+GUIDANCE_BY_RECIPE = {Recipe.PRO: LTX_2_GUIDANCE, Recipe.LTX23: LTX_2_3_GUIDANCE, Recipe.LTX25_PRO: LTX_2_3_GUIDANCE}
+"""Each guided recipe's defaults (recipes/guided.py reads its steps and video CFG here), also for the models whose
+contract does not let a request set them (`ModelSpec.guidance` None). LTX-2.5: `LTX_2_4_PARAMS`, 2.3's steps."""
 
 
 class UnknownModelError(KeyError):

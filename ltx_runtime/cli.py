@@ -50,7 +50,7 @@ def generate(
     negative_prompt: Optional[str] = typer.Option(None, help="Guided models only: what to steer away from (default: the official negative prompt)."),
     lora: Optional[list[str]] = typer.Option(None, "--lora", help="ID=WEIGHT (repeatable): a LoRA listed in weights.lock or LTX_LORAS, its file in the weights root's loras/ folder, at that weight for this clip (LTX-2.3 models)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
-    memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory)."),
+    memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory, per model)."),
 ) -> None:
     """Generate one clip and write it to --output."""
     from .loras import DEFAULT_LOCK_PATH, LoraListError, read_loras
@@ -289,7 +289,7 @@ def bench(
     fps: int = typer.Option(25, help="Frames per second."),
     audio: bool = typer.Option(True, "--audio/--no-audio", help="Generate and decode the soundtrack too."),
     weights: str = typer.Option("random", help="random: the real architectures with random weights, built on the GPU (no download); tiny: the tiny demo weights (runs on a CPU)."),
-    configs: str = typer.Option("plain,optimized", help="Comma-separated configurations: plain, optimized, or one lever alone (attention=cudnn, attention=flash3, compile=on, fp8_matmul=on, unmasked_cross_attention=on, fp8_attention=on, cuda_graphs=on, vae_compile=on)."),
+    configs: str = typer.Option("plain,optimized", help="Comma-separated configurations: plain, optimized, or one lever alone (attention=cudnn, attention=flash3, compile=on, fp8_matmul=on, unmasked_cross_attention=on, fp8_attention=on, cuda_graphs=on, vae_compile=on, vae_tiles=on)."),
     per_lever: bool = typer.Option(False, "--per-lever", help="Run plain, each lever alone, then optimized (replaces --configs)."),
     repeats: Optional[int] = typer.Option(None, help="Measured clips per configuration (default: 3 on CUDA, 1 on the CPU)."),
     warmup: int = typer.Option(1, help="Clips run first and not counted, per configuration."),

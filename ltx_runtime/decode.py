@@ -10,8 +10,10 @@ causal decoder's single first frame) gets weight 0, and the tiles are blended by
 
 Tile sizes are v1.2.0's (ltx-pipelines utils/helpers.py `tiling_config_for_vae`, conv VAE): temporal tiles of 80
 frames overlapping by 24 (speed.py sets them on the VAE), spatial tiles of 768 px along the long side and the same
-share of the short side, overlapping by 64 px (`official_tiling`). ltx-core 1.0.0's `TilingConfig.default()` was
-512 px / 64 frames.
+share of the short side, overlapping by 64 px (`OFFICIAL_TILES`, set by `tiling`). ltx-core 1.0.0's
+`TilingConfig.default()` was 512 px / 64 frames. On a card with memory to spare the plan may pick `LARGER_TILES`
+(admission.py `choose_tiles`, the `vae_tiles` lever in speed.py): whole frames, in temporal tiles of 160 or 80 frames,
+which decode fewer overlapping pixels and frames twice.
 """
 
 from __future__ import annotations
@@ -24,20 +26,22 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .geometry import (  # noqa: F401 - the spatial tiles' arithmetic lives with the rest of the shape arithmetic
+from .geometry import (  # noqa: F401 - the tiles' arithmetic lives with the rest of the shape arithmetic
+    LARGER_TILES,
     MIN_DECODE_TILE_LATENTS,
+    OFFICIAL_TILES,
     SPATIAL_TILE_LONG_SIDE,
     SPATIAL_TILE_OVERLAP,
+    TEMPORAL_TILE_FRAMES,
+    TEMPORAL_TILE_OVERLAP,
+    DecodeTiles,
     GenerationPlan,
     crop_frames,
     spatial_tile_size,
     thinnest_decode_tile,
+    tile_overlap,
     trim_frames,
 )
-
-TEMPORAL_TILE_FRAMES = 80
-TEMPORAL_TILE_OVERLAP = 24
-
 
 def decode_long_side(gen_height: int, gen_width: int, frugal: bool) -> int:
     """The spatial tiles' long side for a decode: the official one, or for a frugal decode (after an out-of-memory)
@@ -49,20 +53,26 @@ def decode_long_side(gen_height: int, gen_width: int, frugal: bool) -> int:
 
 
 @contextmanager
-def official_tiling(vae, height: int, width: int, long_side: int = SPATIAL_TILE_LONG_SIDE):
-    """The VAE with the official spatial tiles for a height x width decode for the duration, untiled again after
-    (so that nothing else, such as the next request's image encode, inherits them). Temporal tiles are streamed by
-    `decode_video_chunks`, never done inside the VAE."""
-    tile_height, tile_width = spatial_tile_size(height, width, long_side)
-    vae.enable_tiling(
-        tile_sample_min_height=tile_height, tile_sample_min_width=tile_width,
-        tile_sample_stride_height=tile_height - SPATIAL_TILE_OVERLAP, tile_sample_stride_width=tile_width - SPATIAL_TILE_OVERLAP,
-    )  # fmt: skip
+def tiling(vae, height: int, width: int, tiles: DecodeTiles = OFFICIAL_TILES):
+    """The VAE with `tiles` for a height x width decode for the duration, untiled and with its own temporal tiles
+    again after (so that nothing else, such as the next request's image encode, inherits them). Temporal tiles are
+    streamed by `decode_video_chunks`, never done inside the VAE."""
+    temporal = vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames
+    if tiles.frames is not None:
+        vae.tile_sample_min_num_frames = tiles.frames
+        vae.tile_sample_stride_num_frames = tiles.frames - tile_overlap(tiles.frames)
+    if tiles.long_side is not None:
+        tile_height, tile_width = spatial_tile_size(height, width, tiles.long_side)
+        vae.enable_tiling(
+            tile_sample_min_height=tile_height, tile_sample_min_width=tile_width,
+            tile_sample_stride_height=tile_height - SPATIAL_TILE_OVERLAP, tile_sample_stride_width=tile_width - SPATIAL_TILE_OVERLAP,
+        )  # fmt: skip
     vae.use_framewise_decoding = False
     try:
         yield vae
     finally:
         vae.disable_tiling()
+        vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = temporal
 
 
 @dataclass(frozen=True)

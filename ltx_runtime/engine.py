@@ -21,8 +21,8 @@ from . import decode, media, speed
 from .catalog import MODELS, ModelSpec, Recipe, get_model
 from .configs import DURATION_SECONDS
 from .geometry import GenerationPlan, plan_generation
-from .admission import DEFAULT_TINY_FOLDER, MemoryProfile, check_memory
-from .memory import budget_for, choose_profile, free_cached_memory, gpu_memory_bytes, place  # fmt: skip
+from .admission import DEFAULT_TINY_FOLDER, MemoryProfile, check_memory, choose_profile, choose_tiles
+from .memory import budget_for, free_cached_memory, gpu_memory_bytes, place  # fmt: skip
 from .loras import USER_LORA_FOLDER, LoraEntry, adapter_name
 from .progress import StageCallback, denoising_steps
 from .preview import PREVIEW_EVERY, LatentPreview, PreviewCallback
@@ -72,6 +72,8 @@ class GenerationResult:
     output_format: media.OutputFormat
     tiny_weights: bool
     """True when the clip came from random demo weights (it is noise)."""
+    vae_tiles: str = str(decode.OFFICIAL_TILES)
+    """The VAE tiles the video was decoded with (the `vae_tiles` lever, or the frugal mode's smaller ones)."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: loading (first call only), text_encoding, stage_1, upsample, stage_2, audio_decode (audio
     VAE and vocoder; vocoder: its share), decode_and_encode (the VAE decode streamed into the encoder; vae_decode: the
@@ -88,7 +90,8 @@ def pick_device() -> tuple[torch.device, torch.dtype]:
 class Engine:
     """Loads models on demand from `weights` (a folder, a root of per-model folders, or "tiny") and keeps them.
 
-    `memory_profile` places the weights (default: chosen from the GPU's memory; `resident` on the CPU);
+    `memory_profile` places the weights (default: chosen per model against the GPU's memory, `profile_for`;
+    `resident` on the CPU);
     `memory_budget_gib` caps what a request may plan to use (default: most of the GPU's memory; none on the CPU);
     `speed_options` picks the optimization levers (default: all that work on this device; speed.py);
     `preview_every`: stage-1 steps between two live previews."""
@@ -116,7 +119,8 @@ class Engine:
         self.tiny_folder = Path(tiny_folder)
         self.x264_preset = x264_preset
         total = gpu_memory_bytes(self.device)
-        self.memory_profile = memory_profile or (choose_profile(total) if total else MemoryProfile.RESIDENT)
+        self.memory_profile = memory_profile
+        """The profile set for every model; None: chosen per model (`profile_for`)."""
         self.memory_budget = budget_for(total, memory_budget_gib)
         self.speed_options = speed_options or speed.SpeedOptions()
         self.preview_every = preview_every
@@ -126,6 +130,12 @@ class Engine:
         self._adopted: dict[str, Path] = {}
         self.loras = loras or {}
         """The LoRAs requests may name (ltx_runtime.loras), their files in the weights root's loras/ folder."""
+
+    def profile_for(self, model_id: str) -> MemoryProfile:
+        """The memory profile `model_id` runs under: the one set, else the one its default clip fits in within the
+        memory budget (admission.choose_profile; the API node picks the same for admission); `resident` without a
+        budget (the CPU's default)."""
+        return self.memory_profile or choose_profile(get_model(model_id), self.memory_budget)
 
     @property
     def uses_tiny_weights(self) -> bool:
@@ -187,9 +197,10 @@ class Engine:
         components = self._loaded.get(folder)
         if components is None:
             components = load_components(folder, spec, self.dtype, lock)
-            place(components, self.memory_profile, self.device, self.dtype)
-            self._install(components)
-            log.info("loaded %s from %s on %s (%s, %s profile)", spec.id, folder, self.device, self.dtype, self.memory_profile.value)
+            profile = self.profile_for(spec.id)
+            place(components, profile, self.device, self.dtype)
+            self._install(components, profile)
+            log.info("loaded %s from %s on %s (%s, %s profile)", spec.id, folder, self.device, self.dtype, profile.value)
         else:
             check_folder(folder, spec, lock)
             check_components(components, spec)
@@ -199,12 +210,13 @@ class Engine:
         """Serve `model_id` with components built elsewhere (the benchmark's random full-size models), placed by
         this engine's memory profile and sped up by its levers like loaded ones."""
         check_components(components, get_model(model_id))
-        place(components, self.memory_profile, self.device, self.dtype)
-        self._install(components)
+        profile = self.profile_for(model_id)
+        place(components, profile, self.device, self.dtype)
+        self._install(components, profile)
         self._adopted[model_id] = components.folder
 
-    def _install(self, components: Components) -> None:
-        fp8_storage = self.memory_profile is not MemoryProfile.RESIDENT
+    def _install(self, components: Components, profile: MemoryProfile) -> None:
+        fp8_storage = profile is not MemoryProfile.RESIDENT
         self.levers[components.folder] = speed.apply(components, self.speed_options, self.device, fp8_storage)
         self._loaded[components.folder] = components
 
@@ -224,7 +236,8 @@ class Engine:
         asked = request.duration if request.duration is not None else DURATION_SECONDS[0]
         image_to_video = request.image is not None
         plan = plan_generation(request.width, request.height, asked, request.fps, spec.audio_sample_rate)
-        needed = check_memory(spec, plan, self.memory_profile, self.memory_budget, image_to_video)
+        profile = self.profile_for(spec.id)
+        needed = check_memory(spec, plan, profile, self.memory_budget, image_to_video)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         loaded_before = len(self._loaded)
@@ -237,12 +250,15 @@ class Engine:
             duration = self.choose_duration(spec.id, request.prompt, request.fps)
             timings["duration_head"] = time.perf_counter() - clock  # the prompt's encoding included
             plan = plan_generation(request.width, request.height, duration, request.fps, spec.audio_sample_rate)
-            needed = check_memory(spec, plan, self.memory_profile, self.memory_budget, image_to_video)
+            needed = check_memory(spec, plan, profile, self.memory_budget, image_to_video)
+        if speed.applied(self.levers[components.folder]["vae_tiles"]):
+            needed, why = choose_tiles(spec, plan, profile, self.memory_budget, image_to_video)
+            log.info("VAE tiles for %s %dx%d: %s", spec.id, plan.width, plan.height, why)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
         attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
                        components=components, report=progress or (lambda stage, fraction: None),
-                       frame_observer=frame_observer, preview=preview)  # fmt: skip
+                       frame_observer=frame_observer, preview=preview, tiles=needed.tiles)  # fmt: skip
         attempts = (needed.frugal, True)
         try:
             for number, frugal in enumerate(attempts, 1):
@@ -268,7 +284,8 @@ class Engine:
             self._restore_placement(components)
             raise
         timings["total"] = time.perf_counter() - started
-        return self._result(request, spec, plan, seed, Path(output_path), components, timings)
+        tiles = _decode_tiles(plan, needed.tiles, frugal)
+        return self._result(request, spec, plan, seed, Path(output_path), components, timings, tiles)
 
     def choose_duration(self, model_id: str, prompt: str, fps: int) -> float:
         """The seconds the model's duration head gives `prompt` at `fps`, as Lightricks' pipelines resolve an
@@ -290,9 +307,11 @@ class Engine:
         return frames / fps
 
     def _attempt(
-        self, *, request, spec, plan, seed, image, output_path, components, report, frame_observer, preview, frugal
-    ) -> dict[str, float]:
-        """One try at the whole clip; `frugal` trades speed for GPU memory. Returns the per-stage timings."""
+        self, *, request, spec, plan, seed, image, output_path, components, report, frame_observer, preview, tiles,
+        frugal,
+    ) -> dict[str, float]:  # fmt: skip
+        """One try at the whole clip with `tiles` for the VAE decode; `frugal` trades speed for GPU memory (and
+        decodes in smaller tiles). Returns the per-stage timings."""
         report("text_encoding", 0.0)
         stage_1_steps = RECIPES[spec.recipe].stage_1_steps(spec, request)
         on_step = denoising_steps(report, stage_1_steps)
@@ -317,8 +336,7 @@ class Engine:
         clock = time.perf_counter()
         if frugal:
             self._offload(pipeline.transformer)
-        long_side = decode.decode_long_side(plan.gen_height, plan.gen_width, frugal)
-        with decode.official_tiling(pipeline.vae, plan.gen_height, plan.gen_width, long_side):
+        with decode.tiling(pipeline.vae, plan.gen_height, plan.gen_width, _decode_tiles(plan, tiles, frugal)):
             frames = _reporting_frames(decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
                                        plan, report, timings)  # fmt: skip
             media.encode_clip(
@@ -369,7 +387,7 @@ class Engine:
                 module.to(self.device)
 
     @staticmethod
-    def _result(request, spec, plan, seed, path, components, timings) -> GenerationResult:
+    def _result(request, spec, plan, seed, path, components, timings, tiles) -> GenerationResult:
         return GenerationResult(
             path=path,
             model=spec.id,
@@ -384,6 +402,7 @@ class Engine:
             output_format=request.output_format,
             tiny_weights=is_tiny(components.folder),
             timings=timings,
+            vae_tiles=str(tiles),
         )
 
 
@@ -392,6 +411,13 @@ def image_crf(components: Components) -> int:
     from diffusers.pipelines.ltx2.utils import resolve_default_image_crf
 
     return resolve_default_image_crf(components.pipeline.text_encoder)
+
+
+def _decode_tiles(plan: GenerationPlan, tiles: decode.DecodeTiles, frugal: bool) -> decode.DecodeTiles:
+    """The planned tiles, or in the frugal mode the official ones at a quarter of their area where they can decode."""
+    if not frugal:
+        return tiles
+    return decode.DecodeTiles(decode.decode_long_side(plan.gen_height, plan.gen_width, frugal))
 
 
 def _observed(chunks: Iterator[np.ndarray], observer: FrameObserver) -> Iterator[np.ndarray]:

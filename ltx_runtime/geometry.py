@@ -23,6 +23,34 @@ SPATIAL_TILE_OVERLAP = 64
 MIN_DECODE_TILE_LATENTS = 2
 """The VAE decoder pads each spatial tile by reflection, one latent on each side: a tile needs at least two."""
 
+TEMPORAL_TILE_FRAMES = 80
+TEMPORAL_TILE_OVERLAP = 24
+
+
+def tile_overlap(tile_frames: int) -> int:
+    """Frames two temporal VAE tiles share: half a tile, at most the official 24 (80 -> 24, diffusers' 16 -> 8)."""
+    return min(tile_frames // 2, TEMPORAL_TILE_OVERLAP)
+
+
+@dataclass(frozen=True)
+class DecodeTiles:
+    """The tiles of one video decode."""
+
+    long_side: int | None
+    """The spatial tiles' long side in pixels (the short side gets the same share); None: whole frames."""
+    frames: int | None = None
+    """The temporal tiles' length in frames (overlapping by `tile_overlap`); None: as set on the VAE (speed.py: the
+    official 80, or the `vae_tile_frames` setting)."""
+
+    def __str__(self) -> str:
+        spatial = "whole frames" if self.long_side is None else f"{self.long_side} px tiles"
+        return spatial + ("" if self.frames is None else f", {self.frames}-frame temporal tiles")
+
+
+OFFICIAL_TILES = DecodeTiles(SPATIAL_TILE_LONG_SIDE)
+LARGER_TILES = (DecodeTiles(None, 2 * TEMPORAL_TILE_FRAMES), DecodeTiles(None, TEMPORAL_TILE_FRAMES))
+"""What the plan may pick instead of the official tiles when the decode fits the budget with them, largest first."""
+
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple

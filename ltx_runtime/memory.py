@@ -1,7 +1,8 @@
 """GPU memory: profiles that place the model's weights (the profiles themselves and the estimate of what a request
 needs are in admission.py, free of torch, for the API server).
 
-Three profiles, picked from the GPU's memory unless a setting names one:
+Three profiles, picked per model unless a setting names one (admission.choose_profile: the first of them in which
+the model's default clip fits the GPU's budget):
 
 - `resident` (80 GB cards and up): every module in bf16 on the GPU, nothing moves.
 - `fp8` (~48 GB cards): the transformer's weights are stored in float8 (e4m3) and cast to bf16 layer by layer as they
@@ -22,16 +23,8 @@ import torch
 from .admission import GIB, MemoryProfile
 from .catalog import PARAMETER_COUNTS, ModelSpec
 
-PROFILE_THRESHOLDS = ((MemoryProfile.RESIDENT, 75 * GIB), (MemoryProfile.FP8, 40 * GIB))
-"""The smallest GPU each profile is chosen for (an "80 GB" card reports about 79 GiB); below 40 GiB: `low`."""
 BUDGET_FRACTION = 0.92
 """Share of the GPU's memory a request may plan to use; the rest covers the CUDA context and fragmentation."""
-
-def choose_profile(total_bytes: int) -> MemoryProfile:
-    for profile, minimum in PROFILE_THRESHOLDS:
-        if total_bytes >= minimum:
-            return profile
-    return MemoryProfile.LOW
 
 
 @dataclass(frozen=True)

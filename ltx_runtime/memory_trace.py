@@ -9,7 +9,8 @@ Weights are made before the trace and not counted: the figures are the activatio
 - `denoising_peak`: one stage-2 transformer pass at full size (the widest pass of every recipe: four times stage 1's
   tokens, which the guided recipes batch twice) for text-to-video or image-to-video, whose first latent frame is
   kept clean with per-token timesteps, and with them per-token modulation tensors in every block.
-- `decode_peak`: the streamed VAE decode (decode.py) with the official spatial and temporal tiles.
+- `decode_peak`: the streamed VAE decode (decode.py) with the official spatial and temporal tiles, or the larger
+  ones the plan may pick.
 
 tests/test_memory_trace.py compares admission.py's estimate with these for each recipe at 1080p and 4K.
 """
@@ -25,7 +26,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from .configs import TRANSFORMER, TRANSFORMER_BY_ARCHITECTURE, VIDEO_VAE, VIDEO_VAE_BY_ARCHITECTURE
-from .decode import TEMPORAL_TILE_FRAMES, TEMPORAL_TILE_OVERLAP, decode_video_chunks, official_tiling
+from .decode import (
+    OFFICIAL_TILES,
+    TEMPORAL_TILE_FRAMES,
+    TEMPORAL_TILE_OVERLAP,
+    DecodeTiles,
+    decode_video_chunks,
+    tiling,
+)
 from .geometry import VAE_SPATIAL, GenerationPlan
 
 META = torch.device("meta")
@@ -120,12 +128,12 @@ def denoising_peak(architecture: str, plan: GenerationPlan, image_to_video: bool
     return trace.peak
 
 
-def decode_peak(architecture: str, plan: GenerationPlan) -> int:
-    """Bytes of working memory of the streamed video VAE decode of `plan`'s latents (official tiles)."""
+def decode_peak(architecture: str, plan: GenerationPlan, tiles: DecodeTiles = OFFICIAL_TILES) -> int:
+    """Bytes of working memory of the streamed video VAE decode of `plan`'s latents with `tiles`."""
     vae = _vae(architecture)
     shape = (1, vae.config.latent_channels, plan.latent_frames, plan.gen_height // VAE_SPATIAL, plan.gen_width // VAE_SPATIAL)
     latents = torch.empty(shape, dtype=torch.bfloat16, device=META)
-    with official_tiling(vae, plan.gen_height, plan.gen_width), FlashLikeAttention(), PeakMemory() as trace:
+    with tiling(vae, plan.gen_height, plan.gen_width, tiles), FlashLikeAttention(), PeakMemory() as trace:
         for _ in decode_video_chunks(vae, latents):
             pass
     return trace.peak

@@ -23,6 +23,11 @@
 - vae_tile_frames: temporal VAE tiles of this many frames; by default the official 80 with an overlap of 24
   (decode.py), each frame decoded 1.43 times; diffusers' default 16 with an overlap of 8 decodes each frame twice.
   Other lengths overlap by half a tile, up to 24 frames.
+- vae_tiles: larger VAE tiles where the card has room: per clip, the plan (admission.py `choose_tiles`) decodes whole
+  frames in 160- or then 80-frame temporal tiles when the decode fits the memory budget with them and the clip needs
+  no frugal mode, else the official tiles (the reason is logged). Fewer pixels and frames are decoded twice, and
+  there are no spatial seams; the output differs from the official tiled decode only at the seams (the bench's
+  quality guard). On by default on CUDA; the CPU (no memory budget) keeps the official tiles.
 - prompt_cache: prompt embeddings kept for this many recent prompts, so a repeated prompt skips the 12B text encoder.
 
 `SpeedOptions()` is the engine's default ("auto": every lever that can work on this device, fp8 matmuls excepted);
@@ -41,7 +46,7 @@ from typing import Literal
 
 import torch
 
-from .decode import TEMPORAL_TILE_FRAMES, TEMPORAL_TILE_OVERLAP
+from .decode import TEMPORAL_TILE_FRAMES, tile_overlap
 from .recipes import PromptCache
 
 log = logging.getLogger(__name__)
@@ -68,10 +73,13 @@ class SpeedOptions:
     """torch.compile's `reduce-overhead` mode (CUDA graphs) for the compiled blocks; explicit opt-in only."""
     vae_compile: Literal["on", "off"] = "off"
     """torch.compile of the video VAE's decoder; explicit opt-in only (tiles of several shapes recompile)."""
+    vae_tiles: Switch = "auto"
+    """Larger VAE tiles (whole frames, longer temporal tiles) when the clip's plan has room for them on the GPU."""
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
-        return cls(attention="native", compile="off", fp8_matmul="off", prompt_cache=0, unmasked_cross_attention="off")
+        return cls(attention="native", compile="off", fp8_matmul="off", prompt_cache=0, unmasked_cross_attention="off",
+                   vae_tiles="off")  # fmt: skip
 
 
 def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: bool = False) -> dict[str, str]:
@@ -91,16 +99,12 @@ def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: 
     vae = components.pipeline.vae
     vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = tile, tile - tile_overlap(tile)
     applied["vae_tile_frames"] = str(tile)
+    applied["vae_tiles"] = _vae_tiles(options.vae_tiles, device)
     components.prompt_cache = PromptCache(options.prompt_cache)
     applied["prompt_cache"] = str(options.prompt_cache)
     for lever, outcome in applied.items():
         log.info("speed lever %s: %s", lever, outcome)
     return applied
-
-
-def tile_overlap(tile_frames: int) -> int:
-    """Frames two temporal VAE tiles share: half a tile, at most the official 24 (80 -> 24, diffusers' 16 -> 8)."""
-    return min(tile_frames // 2, TEMPORAL_TILE_OVERLAP)
 
 
 def _unavailable(requested: bool, reason: str) -> str:
@@ -172,7 +176,7 @@ def _cuda_graphs(switch: str, compiled: str, device: torch.device) -> str:
         return "off"
     if device.type != "cuda":
         return _unavailable(True, "CUDA graphs need a CUDA GPU")
-    if not _applied(compiled):
+    if not applied(compiled):
         return _unavailable(True, "CUDA graphs ride on the compiled blocks, and compile is off")
     return "on (reduce-overhead over each compiled block)"
 
@@ -186,6 +190,14 @@ def _vae_compile(vae, switch: str, device: torch.device) -> str:
         return _unavailable(True, missing_compiler())
     vae.decoder.compile(dynamic=True)  # spatial tiles at the frame's edges have other shapes
     return "on (the decoder, dynamic shapes)"
+
+
+def _vae_tiles(switch: Switch, device: torch.device) -> str:
+    if switch == "off":
+        return "off"
+    if device.type != "cuda":
+        return _unavailable(switch == "on", "larger tiles are planned against a GPU's memory budget")
+    return "per clip: whole frames in 160- or 80-frame tiles where the decode fits the budget, else the official"
 
 
 def _unmasked_cross_attention(transformer, switch: Switch) -> str:
@@ -241,7 +253,8 @@ def _fp8_attention(transformer, switch: str, device: torch.device) -> str:
     return "SageAttention on self-attention"
 
 
-def _applied(outcome: str) -> bool:
+def applied(outcome: str) -> bool:
+    """Whether a lever's outcome (what `apply` reports) is on."""
     return not outcome.startswith("off")
 
 

@@ -1,19 +1,39 @@
-"""Print docs/memory.md's table: how every hosted (model, size, duration, fps) is generated and what it costs.
+"""Print docs/memory.md's tables: the memory profile and VAE tiles each hosted model gets per GPU, and how every
+hosted (model, size, duration, fps) is generated and what it costs.
 
     .venv/bin/python scripts/memory_table.py > /tmp/table.md
 
-tests/test_memory_doc.py checks that docs/memory.md carries exactly this output.
+tests/test_memory_doc.py checks that docs/memory.md carries exactly this output (between its markers).
 """
 
 from __future__ import annotations
 
 from ltx_runtime.catalog import MODELS, SizeRange
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.admission import GIB, MemoryProfile, estimate
+from ltx_runtime.admission import GIB, MemoryProfile, choose_profile, choose_tiles, default_clip, estimate
+from ltx_runtime.memory import budget_for
 
 RANGE_SAMPLE = (((1280, 720), (1920, 1080), (1080, 1920), (2560, 1440), (3840, 2160)), (5, 10, 20), (24, 50))
 """What the table shows of a model that takes any size, duration and fps in ranges (lightricks:ltx@2)."""
 GPUS = (("H200 141 GB", 139.8), ("H100 80 GB", 79.1), ("48 GB", 44.5), ("24 GB", 23.6))
+
+
+def profile_rows() -> list[str]:
+    """Per hosted model and GPU: the profile `auto` picks (admission.choose_profile) and the VAE tiles the `vae_tiles`
+    lever plans for the model's default clip from a prompt (admission.choose_tiles)."""
+    lines = ["| model | default clip | " + " | ".join(name for name, _ in GPUS) + " |", "|" + "---|" * (len(GPUS) + 2)]
+    for spec in MODELS.values():
+        if spec.demo_only:
+            continue
+        clip = default_clip(spec)
+        cells = []
+        for _, gib in GPUS:
+            budget = budget_for(int(gib * GIB), None)
+            profile = choose_profile(spec, budget)
+            cells.append(f"`{profile.value}`, {choose_tiles(spec, clip, profile, budget)[0].tiles}")
+        about = f"{clip.width}×{clip.height}, {clip.duration:g} s, {clip.fps} fps"
+        lines.append(f"| {spec.id} | {about} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def rows() -> list[str]:
@@ -50,4 +70,6 @@ def rows() -> list[str]:
 
 
 if __name__ == "__main__":
+    print("\n".join(profile_rows()))
+    print()
     print("\n".join(rows()))

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     """libx264 preset for MP4 / MOV (ltx_runtime/media.py; docs/performance.md measures the choice)."""
     memory_profile: Literal["auto", "resident", "fp8", "low"] = "auto"
     """Where workers keep the weights: resident (bf16, 80 GB cards), fp8 (~48 GB), low (24 GB, streamed); auto
-    picks by the GPU's memory."""
+    picks by the GPU's memory, per model."""
     attention: Literal["auto", "native", "cudnn", "flash3"] = "auto"
     """Speed levers (ltx_runtime/speed.py); auto: cuDNN attention on CUDA, PyTorch's native one elsewhere."""
     compile: Literal["auto", "on", "off"] = "auto"
@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     """CUDA graphs (torch.compile reduce-overhead) over the compiled blocks; opt-in, needs compile."""
     vae_compile: Literal["on", "off"] = "off"
     """torch.compile of the video VAE's decoder (CUDA); opt-in."""
+    vae_tiles: Literal["auto", "on", "off"] = "auto"
+    """Larger VAE tiles (whole frames, longer temporal tiles) where a clip's memory plan has room (CUDA)."""
     preview_every: int = Field(2, ge=1)
     """Stage-1 steps between two live previews (each reads a small latent frame back from the GPU)."""
     memory_budget_gib: float | None = Field(None, gt=0)
@@ -177,7 +179,8 @@ class Settings(BaseSettings):
         from ltx_runtime.speed import SpeedOptions
 
         return SpeedOptions(self.attention, self.compile, self.fp8_matmul, self.vae_tile_frames, self.prompt_cache,
-                            self.unmasked_cross_attention, self.fp8_attention, self.cuda_graphs, self.vae_compile)  # fmt: skip
+                            self.unmasked_cross_attention, self.fp8_attention, self.cuda_graphs, self.vae_compile,
+                            self.vae_tiles)  # fmt: skip
 
     @property
     def base_url(self) -> str:

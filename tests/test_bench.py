@@ -111,9 +111,11 @@ def test_medians_speedups_and_markdown_of_a_hand_made_result():
         "notes": ["a note"],
         "models": [{"model": "lightricks:2@1", "name": "LTX-2 Fast", "encoder_floor_db": 48.0,
                     "reference_frame_std": 61.0, "configs": [
-            dict(name="plain", levers=levers, memory_profile="low", stages=plain, peak_memory_gib=20.5,
+            dict(name="plain", levers=levers, memory_profile="low", vae_tiles=["768 px tiles"], stages=plain,
+                 peak_memory_gib=20.5,
                  setup_s=31.0, warmup_s=[14.0], retried_frugally=0, speedup_vs_plain=speedups(plain, plain)),
             dict(name="optimized", levers={"attention": "cudnn", "compile": "regional"}, memory_profile="low",
+                 vae_tiles=["whole frames, 160-frame temporal tiles", "384 px tiles"],
                  stages=fast, peak_memory_gib=19.25, setup_s=35.0, warmup_s=[95.5], retried_frugally=1,
                  speedup_vs_plain=speedups(plain, fast),
                  guard=dict(psnr_db=41.23, identical_frames=False, psnr_threshold_db=35.0, audio_rel_l2=0.012,
@@ -126,6 +128,7 @@ def test_medians_speedups_and_markdown_of_a_hand_made_result():
     assert "| peak GPU memory GiB (max allocated) | 20.50 | 19.25 |  |" in markdown
     assert "| warm-up clips, not counted | 14.0 | 95.5 |  |" in markdown
     assert "| attention | native | cudnn |" in markdown and "| memory profile | low | low |" in markdown
+    assert "| VAE tiles used | 768 px tiles | whole frames, 160-frame temporal tiles; 384 px tiles |" in markdown
     assert "| optimized | 41.2 dB | 0.0120 | >= 35 dB, <= 0.1 | yes |" in markdown
     assert "| setup: weights and levers, not counted | 31.0 | 35.0 |  |" in markdown
     assert "capped at 23.8 GiB" in markdown and "floor on this content: 48.0 dB" in markdown

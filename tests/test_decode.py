@@ -7,12 +7,14 @@ import torch
 from diffusers import LTX2Pipeline
 
 from ltx_runtime.decode import (
+    LARGER_TILES,
+    DecodeTiles,
     audio_waveform,
     decode_long_side,
     decode_video_chunks,
-    official_tiling,
     spatial_tile_size,
     temporal_tiles,
+    tiling,
     to_uint8_frames,
     video_frames,
 )
@@ -60,11 +62,25 @@ def test_spatial_tiles_are_the_official_ones(height, width, tile):
 
 def test_official_tiling_is_scoped_to_the_decode(pipeline):
     vae = pipeline.vae
-    with official_tiling(vae, 1088, 1920):
+    with tiling(vae, 1088, 1920):
         assert vae.use_tiling and not vae.use_framewise_decoding
         assert (vae.tile_sample_min_height, vae.tile_sample_min_width) == (448, 768)
         assert (vae.tile_sample_stride_height, vae.tile_sample_stride_width) == (384, 704)  # 64 px overlap
     assert not vae.use_tiling
+
+
+def test_larger_tiles_decode_whole_frames_in_longer_temporal_tiles_for_the_decode_only(pipeline):
+    """The `vae_tiles` lever's tiles: no spatial tiling, 160-frame temporal tiles overlapping by the official 24;
+    afterwards the VAE has its own temporal tiles again (speed.py's) and no spatial tiling."""
+    vae = pipeline.vae
+    vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = 80, 56
+    latents = torch.randn(1, vae.config.latent_channels, 24, 2, 3, generator=torch.Generator().manual_seed(3))
+    with tiling(vae, 64, 96, LARGER_TILES[0]), torch.inference_mode():
+        assert not vae.use_tiling and (vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames) == (160, 136)
+        chunks = list(decode_video_chunks(vae, latents))
+    assert [chunk.shape[2] for chunk in chunks] == [128, 57]  # tiles [0, 20), [16, 24); 80-frame ones make three
+    assert (vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames) == (80, 56) and not vae.use_tiling
+    assert str(LARGER_TILES[0]) == "whole frames, 160-frame temporal tiles" and str(DecodeTiles(768)) == "768 px tiles"
 
 
 @pytest.mark.parametrize(
@@ -75,7 +91,7 @@ def test_undecodable_sizes_are_the_ones_the_tiled_vae_decode_fails_on(pipeline, 
     """Issue 27: 1024x64 was accepted and failed in the VAE decode (a 1-latent strip of the tiled decode meets the
     decoder's reflection padding). The validators refuse what `undecodable_size` names; the real decoder agrees."""
     latents = torch.zeros(1, pipeline.vae.config.latent_channels, 1, height // 32, width // 32)
-    with official_tiling(pipeline.vae, height, width), torch.inference_mode():
+    with tiling(pipeline.vae, height, width), torch.inference_mode():
         try:
             pipeline.vae.decode(latents, return_dict=False)
             decoded = True
@@ -91,7 +107,8 @@ def test_frugal_tiles_are_half_size_unless_those_cannot_decode(pipeline):
     assert decode_long_side(1088, 1920, frugal=True) == 384 and decode_long_side(1088, 1920, frugal=False) == 768
     assert decode_long_side(1472, 2560, frugal=True) == 768
     latents = torch.zeros(1, pipeline.vae.config.latent_channels, 1, 1472 // 32, 2560 // 32)
-    with official_tiling(pipeline.vae, 1472, 2560, decode_long_side(1472, 2560, frugal=True)), torch.inference_mode():
+    frugal = DecodeTiles(decode_long_side(1472, 2560, frugal=True))
+    with tiling(pipeline.vae, 1472, 2560, frugal), torch.inference_mode():
         assert pipeline.vae.decode(latents, return_dict=False)[0].shape[-2:] == (1472, 2560)
 
 

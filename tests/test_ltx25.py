@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -205,7 +206,7 @@ def test_only_2_5_fast_stage_1_is_ancestral(engine, monkeypatch, model, ancestra
     plan = plan_generation(128, 64, 1, 8, spec.audio_sample_rate)
     recipe = fast if spec.recipe is Recipe.FAST else guided
     if recipe is guided:  # two steps are enough to tell: stage 1 of the guided recipe is never ancestral
-        monkeypatch.setitem(guided.PARAMS, spec.recipe, guided.GuidedParams(steps=2, stg_block=0))
+        monkeypatch.setitem(guided.PARAMS, spec.recipe, replace(guided.PARAMS[spec.recipe], steps=2, stg_block=0))
     recipe.run(engine.load(model), spec, plan, asking(spec, plan, "a cat"), torch.Generator().manual_seed(1), lambda done, total: None)
     assert len(seen) == ancestral_steps
     if ancestral_steps:

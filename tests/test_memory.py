@@ -16,8 +16,9 @@ from ltx_runtime.admission import MemoryLimitError, check_memory
 from ltx_runtime.engine import Engine, OutOfMemory
 from ltx_runtime.request import GenerationRequest
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.admission import GIB, MemoryProfile, estimate
-from ltx_runtime.memory import budget_for, choose_profile
+from ltx_runtime.admission import GIB, MemoryProfile, choose_profile, choose_tiles, estimate
+from ltx_runtime.geometry import LARGER_TILES, OFFICIAL_TILES
+from ltx_runtime.memory import budget_for
 
 HOSTED = [spec for spec in MODELS.values() if not spec.demo_only]
 
@@ -33,7 +34,74 @@ def tiny_request(**overrides) -> GenerationRequest:
     [(139.8, MemoryProfile.RESIDENT), (79.1, MemoryProfile.RESIDENT), (44.5, MemoryProfile.FP8), (23.6, MemoryProfile.LOW)],
 )
 def test_the_profile_follows_the_gpus_memory(gpu_gib, profile):
-    assert choose_profile(int(gpu_gib * GIB)) is profile
+    assert choose_profile(get_model("lightricks:2@1"), budget_for(int(gpu_gib * GIB), None)) is profile
+    assert choose_profile(get_model("lightricks:2@1"), None) is MemoryProfile.RESIDENT  # no budget: the CPU
+
+
+def test_the_distilled_lora_is_counted_and_the_profile_is_chosen_per_model():
+    """The guided recipes hold the distilled LoRA (7.6 GB, bf16) beside the transformer: counted, it puts LTX-2.3
+    resident over an 80 GB card's budget even while encoding, so LTX-2.3 runs `fp8` there while LTX-2 Fast and Pro
+    stay `resident`; an H200 keeps all of them resident."""
+    h100, h200 = budget_for(int(79.1 * GIB), None), budget_for(int(139.8 * GIB), None)
+    clip = plan_generation(1920, 1080, 8, 25, 48000)
+    fast, pro, ltx23 = (get_model(model) for model in ("lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3"))
+    lora = estimate(pro, clip, MemoryProfile.RESIDENT).encoding - estimate(fast, clip, MemoryProfile.RESIDENT).encoding
+    assert lora == 7_670_000_000  # resident and fp8: all of it on the GPU, in bf16
+    assert estimate(pro, clip, MemoryProfile.FP8).encoding - estimate(fast, clip, MemoryProfile.FP8).encoding == lora
+    assert estimate(ltx23, clip, MemoryProfile.RESIDENT).encoding > h100
+    profiles = {spec.id: choose_profile(spec, h100) for spec in (fast, pro, ltx23)}
+    assert profiles == {fast.id: MemoryProfile.RESIDENT, pro.id: MemoryProfile.RESIDENT, ltx23.id: MemoryProfile.FP8}
+    assert all(choose_profile(spec, h200) is MemoryProfile.RESIDENT for spec in HOSTED)
+    with pytest.raises(MemoryLimitError, match="LTX_MEMORY_PROFILE=fp8"):  # forced resident: refused, naming fp8
+        check_memory(ltx23, clip, MemoryProfile.RESIDENT, h100)
+    check_memory(ltx23, clip, choose_profile(ltx23, h100), h100)
+
+
+def test_an_engine_picks_the_profile_per_model(tiny_root):
+    engine = Engine("tiny", tiny_folder=tiny_root, lock={}, memory_budget_gib=79.1 * 0.92)
+    assert engine.memory_profile is None
+    assert engine.profile_for("lightricks:2@1") is MemoryProfile.RESIDENT
+    assert engine.profile_for("lightricks:ltx@2.3") is MemoryProfile.FP8
+    forced = Engine("tiny", tiny_folder=tiny_root, lock={}, memory_profile=MemoryProfile.LOW, memory_budget_gib=79.1)
+    assert forced.profile_for("lightricks:2@1") is forced.profile_for("lightricks:ltx@2.3") is MemoryProfile.LOW
+
+
+@pytest.mark.parametrize(
+    "model, gpu_gib, size, profile, tiles",
+    [
+        # An H200: whole frames in 160-frame tiles at 1080p (26 GiB of decode beside 64 GiB of weights) ...
+        ("lightricks:2@1", 139.8, (1920, 1080), MemoryProfile.RESIDENT, LARGER_TILES[0]),
+        # ... in 80-frame tiles at 4K (61 GiB: 160-frame tiles would need 101) ...
+        ("lightricks:2@1", 139.8, (3840, 2160), MemoryProfile.RESIDENT, LARGER_TILES[1]),
+        # ... but not for LTX-2 Pro at 4K, whose distilled LoRA leaves too little room: the official tiles.
+        ("lightricks:2@0", 139.8, (3840, 2160), MemoryProfile.RESIDENT, OFFICIAL_TILES),
+        # An 80 GB card resident: 64 GiB of weights leave no room for whole frames at 1080p.
+        ("lightricks:2@1", 79.1, (1920, 1080), MemoryProfile.RESIDENT, OFFICIAL_TILES),
+        # The same card with fp8 weights (LTX-2.3's profile there) has room again.
+        ("lightricks:ltx@2.3", 79.1, (1920, 1080), MemoryProfile.FP8, LARGER_TILES[0]),
+        # A 24 GB card: the official tiles.
+        ("lightricks:2@1", 23.6, (1920, 1080), MemoryProfile.LOW, OFFICIAL_TILES),
+    ],
+)  # fmt: skip
+def test_larger_vae_tiles_are_chosen_where_the_card_has_room(model, gpu_gib, size, profile, tiles):
+    spec, budget = get_model(model), budget_for(int(gpu_gib * GIB), None)
+    clip = plan_generation(*size, 8, 25, spec.audio_sample_rate)
+    planned, why = choose_tiles(spec, clip, profile, budget)
+    assert planned.tiles == tiles and not planned.frugal and planned.peak <= budget
+    official = estimate(spec, clip, profile, budget)
+    # the estimate follows the tiles: only the decode phase changes
+    assert (planned.encoding, planned.denoising) == (official.encoding, official.denoising)
+    assert (planned.decoding > official.decoding) == (tiles != OFFICIAL_TILES)
+    assert why.startswith(str(tiles) if tiles != OFFICIAL_TILES else "the official tiles")
+    assert ("over the" in why) == (tiles == OFFICIAL_TILES)
+
+
+def test_larger_tiles_are_never_planned_without_a_budget_or_for_a_frugal_clip():
+    spec = get_model("lightricks:2@1")
+    clip = plan_generation(3840, 2160, 10, 50, spec.audio_sample_rate)
+    assert choose_tiles(spec, clip, MemoryProfile.RESIDENT, None)[0].tiles == OFFICIAL_TILES
+    planned, why = choose_tiles(spec, clip, MemoryProfile.RESIDENT, int(110 * GIB))
+    assert planned.frugal and planned.tiles == OFFICIAL_TILES and "frugal" in why
 
 
 def test_the_budget_is_most_of_the_gpu_or_the_setting():

@@ -8,9 +8,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_documented_table_is_the_scripts_output():
-    rows = runpy.run_path(str(ROOT / "scripts" / "memory_table.py"))["rows"]()
+def test_the_documented_tables_are_the_scripts_output():
+    script = runpy.run_path(str(ROOT / "scripts" / "memory_table.py"))
+    rows = script["rows"]()
     doc = (ROOT / "docs" / "memory.md").read_text()
+    profiles = doc.split("<!-- profile-table:start -->\n", 1)[1].split("\n<!-- profile-table:end -->", 1)[0]
+    assert profiles.splitlines() == script["profile_rows"]()
     documented = doc.split("<!-- memory-table:start -->\n", 1)[1].split("\n<!-- memory-table:end -->", 1)[0]
     assert documented.splitlines() == rows
     # 3 + 3 + 6 + 6 sizes x 3 durations x 2, 2, 4 and 4 frame rates, plus the header and separator; LTX-2 (any

@@ -12,6 +12,7 @@ import pytest
 from ltx_runtime import memory_trace
 from ltx_runtime.catalog import get_model
 from ltx_runtime.admission import MemoryLimitError, check_memory
+from ltx_runtime.geometry import LARGER_TILES, OFFICIAL_TILES, DecodeTiles
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.admission import GIB, MemoryProfile, estimate
 from ltx_runtime.memory import host_memory
@@ -27,17 +28,17 @@ def traced_denoising(architecture: str, size: str, image_to_video: bool) -> int:
 
 
 @lru_cache(maxsize=None)
-def traced_decode(architecture: str, size: str) -> int:
-    return memory_trace.decode_peak(architecture, plan(size))
+def traced_decode(architecture: str, size: str, tiles: DecodeTiles = OFFICIAL_TILES) -> int:
+    return memory_trace.decode_peak(architecture, plan(size), tiles)
 
 
 def plan(size: str):
     return plan_generation(*SIZES[size], 8, 25, 48000)
 
 
-def estimated(model: str, size: str, image_to_video: bool) -> tuple[int, int]:
+def estimated(model: str, size: str, image_to_video: bool, tiles: DecodeTiles = OFFICIAL_TILES) -> tuple[int, int]:
     """(denoising, decoding) working memory of the estimate: each phase's bytes beyond the weights."""
-    needed = estimate(get_model(model), plan(size), MemoryProfile.RESIDENT, image_to_video=image_to_video)
+    needed = estimate(get_model(model), plan(size), MemoryProfile.RESIDENT, image_to_video=image_to_video, tiles=tiles)
     assert needed.tokens == plan(size).stage2_tokens  # stage 2 is every recipe's widest pass
     return needed.denoising - needed.encoding, needed.decoding - needed.encoding
 
@@ -67,6 +68,14 @@ def test_the_denoising_estimate_covers_the_traced_pass(model, size, image_to_vid
 def test_the_decode_estimate_covers_the_traced_decode(model, size):
     architecture = get_model(model).architecture
     check(estimated(model, size, False)[1], traced_decode(architecture, size))
+
+
+@pytest.mark.parametrize("tiles", LARGER_TILES, ids=str)
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("model", ("lightricks:2@1", "lightricks:ltx@2.3", "lightricks:ltx@2.5-fast"))
+def test_the_decode_estimate_follows_the_larger_tiles(model, size, tiles):
+    """The whole-frame decodes the `vae_tiles` lever may plan (quick to trace: no spatial tiles to loop over)."""
+    check(estimated(model, size, False, tiles)[1], traced_decode(get_model(model).architecture, size, tiles))
 
 
 def test_image_to_video_plans_the_frugal_mode_on_an_80_gb_card():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -171,14 +172,14 @@ def test_a_clip_of_several_temporal_tiles_decodes_as_officially(architecture, ou
 @on("ltx-2")
 def test_spatial_tiles_are_placed_and_blended_differently_from_the_official_ones(architecture, ours, theirs):
     """A known divergence (docs/fidelity.md): 89 frames of 128x192 px in spatial tiles of 128 px along the long side
-    overlapping by 64 (ltx-core's sizes, set by `official_tiling`) with 80-frame temporal tiles. Inside each temporal
+    overlapping by 64 (ltx-core's sizes, set by `decode.tiling`) with 80-frame temporal tiles. Inside each temporal
     tile the engine tiles spatially with diffusers' `tiled_decode`: a tile at every stride (4 rows of 96 px here,
     ltx-core 2), each blended over the overlap with a ramp from 0 and cropped to the stride, where ltx-core blends
     its tiles with trapezoid masks. Asserted to differ, so that this test is turned into a parity test the day the
     engine tiles spatially as ltx-core does."""
     vae = ours[0].vae
     vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = 80, 56
-    with torch.inference_mode(), decode.official_tiling(vae, 128, 192, long_side=128):
+    with torch.inference_mode(), decode.tiling(vae, 128, 192, decode.DecodeTiles(128)):
         raw = raw_video_latents(vae, INPUTS["tiled_decode.wide_latent"])
         decoded = torch.cat(list(decode.decode_video_chunks(vae, raw)), 2)
     official = theirs["tiled_decode"]["spatial_128"]
@@ -407,7 +408,8 @@ def test_the_guided_recipe_end_to_end_matches(monkeypatch, architecture, officia
     it keeps stage 1's, and so does the recipe: the audio is compared with the official stage-1 audio. The negative
     prompt is the recipe's (v1.2.0 text), given to both."""
     spec = get_model(GUIDED_MODELS[architecture])
-    monkeypatch.setitem(guided.PARAMS, spec.recipe, guided.GuidedParams(steps=PRO_STEPS, stg_block=PRO_STG_BLOCK))
+    few_steps = replace(guided.PARAMS[spec.recipe], steps=PRO_STEPS, stg_block=PRO_STG_BLOCK)
+    monkeypatch.setitem(guided.PARAMS, spec.recipe, few_steps)
     components, plan, output = run_recipe(monkeypatch, official_root, theirs["pro"], spec.id)
     video, audio = normalised(components, output)
     assert max_difference(video, theirs["pro"]["video"]) < LORA_TOLERANCE
@@ -423,7 +425,7 @@ def test_the_fast_recipes_frames_match(fast_run, theirs):
     flips a value lying on an integer boundary by one step: allowed for at most 0.1 % of the values."""
     components, plan, output = fast_run
     vae = components.pipeline.vae
-    with decode.official_tiling(vae, plan.gen_height, plan.gen_width):
+    with decode.tiling(vae, plan.gen_height, plan.gen_width):
         frames = torch.cat([torch.from_numpy(chunk) for chunk in decode.video_frames(vae, output.video_latents, plan)])
     assert max_difference(frames, theirs["fast"]["frames"]) <= 1
     differing = (frames != theirs["fast"]["frames"]).float().mean().item()

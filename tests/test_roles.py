@@ -19,7 +19,7 @@ from server.workers.resilience import LoopHealth
 from server.settings import Settings
 from server.store.records import WORKER_STALE_SECONDS, TaskStore, WorkerRecord, live_workers
 from server.store import open_store
-from server_harness import prometheus_values
+from server_harness import prometheus_values, video_task
 
 KEY = "roles-key"
 
@@ -53,6 +53,21 @@ def test_an_api_node_serves_the_contract_and_is_ready_when_the_store_answers(tmp
     answer = call(app, "POST", "/v1", json=[{"taskType": "getResponse", "taskUUID": "0" * 8}])
     assert answer.status_code == 401  # the contract's routes are here (and check the key)
     assert call(app, "GET", "/media/" + "0" * 36 + ".mp4").json()["errors"][0]["code"] == "mediaNotFound"
+
+
+def test_admission_picks_the_memory_profile_per_model_for_a_worker_that_reports_auto(tmp_path):
+    """An 80 GB worker on `auto` runs LTX-2.3 in `fp8` (its bf16 weights and distilled LoRA exceed the budget): the
+    API node admits its 1080p clip, as the worker will run it; one forced to `resident` refuses it, naming fp8."""
+    app = create_app(Settings(role="api", data_dir=tmp_path, demo=True), ApiKeys([KEY]))
+    store = app.state.store
+    task = video_task(model="lightricks:ltx@2.3", width=1920, height=1080, duration=6, fps=25)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    store.worker_state("w-80gb", 1, "ready", "cuda:0 weights", "resident", int(79.1 * 0.92 * 2**30))
+    refused = call(app, "POST", "/v1", json=[task], headers=headers).json()["errors"][0]
+    assert refused["code"] == "unsupportedDimensions" and "LTX_MEMORY_PROFILE=fp8" in refused["message"]
+    store.worker_state("w-80gb", 1, "ready", "cuda:0 weights", "auto", int(79.1 * 0.92 * 2**30))
+    accepted = call(app, "POST", "/v1", json=[task], headers=headers)
+    assert accepted.status_code == 200 and accepted.json()["data"][0]["taskUUID"] == task["taskUUID"]
 
 
 def test_a_worker_node_serves_health_and_metrics_only(tmp_path):

@@ -158,12 +158,32 @@ def test_dropping_an_all_ones_prompt_mask_changes_nothing(tiny_root):
     assert kwargs["encoder_attention_mask"] is partial
 
 
-def test_every_new_lever_reports_off_with_its_reason_on_the_cpu(tiny_root):
-    options = SpeedOptions(fp8_attention="on", cuda_graphs="on", vae_compile="on", compile="on")
+def test_every_new_lever_reports_off_with_its_reason_on_the_cpu(tiny_root, tmp_path):
+    options = SpeedOptions(fp8_attention="on", cuda_graphs="on", vae_compile="on", compile="on", vae_tiles="on")
     engine = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", speed_options=options)
     levers = engine.levers[engine.load("ltx-runtime:tiny@1").folder]
     assert levers["fp8_attention"] == "off (FP8 attention needs a CUDA GPU of compute capability 8.9 or newer)"
     assert levers["cuda_graphs"] == "off (CUDA graphs need a CUDA GPU)"
     assert levers["vae_compile"] == "off (compilation is used on CUDA only)"
     assert levers["unmasked_cross_attention"] == "on (an all-ones prompt mask is dropped)"
-    assert SpeedOptions.plain().unmasked_cross_attention == "off"
+    assert levers["vae_tiles"] == "off (larger tiles are planned against a GPU's memory budget)"
+    assert SpeedOptions.plain().unmasked_cross_attention == SpeedOptions.plain().vae_tiles == "off"
+    # the clip decodes with the official tiles, and says so
+    result = engine.generate(GenerationRequest(model="ltx-runtime:tiny@1", prompt="a fox", width=256, height=128,
+                                               duration=1, fps=25, audio=False, seed=1), tmp_path / "clip.mp4")
+    assert result.vae_tiles == "768 px tiles"
+
+
+def test_the_engine_decodes_with_the_tiles_its_plan_picks(tiny_root, tmp_path):
+    """The `vae_tiles` lever is off on the CPU; switched on here by hand with an H200's budget, the clip is decoded
+    in whole frames with 160-frame tiles, which at this size (one 768 px tile, 5 latent frames) are the official
+    decode: the same frames."""
+    request = GenerationRequest(model="ltx-runtime:tiny@1", prompt="a fox", width=256, height=128, duration=1, fps=25,
+                                audio=False, seed=1)  # fmt: skip
+    official = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", memory_budget_gib=128.6)
+    first = official.generate(request, tmp_path / "official.mp4")
+    larger = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", memory_budget_gib=128.6)
+    larger.levers[larger.load(request.model).folder]["vae_tiles"] = "per clip"
+    second = larger.generate(request, tmp_path / "larger.mp4")
+    assert (first.vae_tiles, second.vae_tiles) == ("768 px tiles", "whole frames, 160-frame temporal tiles")
+    assert np.array_equal(read_frames(tmp_path / "official.mp4"), read_frames(tmp_path / "larger.mp4"))

@@ -18,7 +18,7 @@ import time
 import uuid
 from contextlib import contextmanager
 
-from ltx_runtime.admission import MemoryLimitError, MemoryProfile, check_memory, missing_files
+from ltx_runtime.admission import MemoryLimitError, MemoryProfile, check_memory, choose_profile, missing_files
 from ltx_runtime.catalog import get_model
 from ltx_runtime.configs import DURATION_SECONDS
 from ltx_runtime.geometry import plan_generation
@@ -183,7 +183,9 @@ class TaskService:
         refusals = []
         for worker in workers:
             try:
-                profile = MemoryProfile(worker.memory_profile)
+                # "auto": the worker picks per model, as choose_profile does here
+                auto = worker.memory_profile == "auto"
+                profile = choose_profile(spec, worker.memory_budget) if auto else MemoryProfile(worker.memory_profile)
                 check_memory(spec, plan, profile, worker.memory_budget, image_to_video=job.frame_image is not None)
                 return
             except MemoryLimitError as error:

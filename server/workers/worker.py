@@ -108,7 +108,7 @@ class Worker:
             self.store.worker_state(self.worker_id, os.getpid(), "failed", f"{type(error).__name__}: {error}")
             raise SystemExit(3) from error
         detail = f"{self.engine.device} {'tiny demo weights' if self.engine.uses_tiny_weights else 'weights'}"
-        profile = self.engine.memory_profile.value
+        profile = self.engine.memory_profile.value if self.engine.memory_profile else "auto"  # auto: per model
         self.store.worker_state(self.worker_id, os.getpid(), "ready", detail, profile, self.engine.memory_budget)
         failures = 0
         while not self.draining.is_set():
@@ -237,7 +237,7 @@ class Worker:
             folder = self.settings.safety_folder
             if self.settings.tiny_safety_checker:
                 ensure_tiny_safety_checker(folder.parent)
-            device = checker_device(self.engine.device, self.engine.memory_profile)
+            device = checker_device(self.engine.device, self.engine.profile_for(PRELOAD_MODEL))
             self._safety_checker = SafetyChecker.load(
                 folder, device, self.settings.safety_adjustment, self.engine.lock.get(SAFETY_CHECKER)
             )
