@@ -20,8 +20,9 @@ from .decode import decode_video_chunks
 from .geometry import VAE_SPATIAL, GenerationPlan
 
 PREVIEW_EVERY = 2
-"""Denoising steps between two previews (and the last step of stage 1), by default. Each preview reads one small
-latent frame back from the GPU, the only device-to-host sync in denoising: `LTX_PREVIEW_EVERY` spaces them out."""
+"""Denoising steps between two previews (and the last step of stage 1), by default (`LTX_PREVIEW_EVERY`). Each
+preview reads one small latent frame back from the GPU without waiting for it (`HostCopy`): the denoising loop has
+no device-to-host sync but the one at the end of stage 1."""
 FIT_SIZE = 32
 """Latent pixels per side of the random latents the map is fitted on (1024 samples for 129 unknowns)."""
 
@@ -53,8 +54,32 @@ def denormalize(vae, latents: torch.Tensor) -> torch.Tensor:
     return latents * std / vae.config.scaling_factor + mean
 
 
+class HostCopy:
+    """A device tensor on its way to host memory without a sync: on CUDA copied asynchronously into pinned memory,
+    with an event recorded behind the copy on the current stream; elsewhere a plain copy (a copy on the CPU too).
+    `result()` waits for the event (long passed when read a denoising step or more later) and returns the host
+    tensor."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.event = None
+        if tensor.device.type != "cuda":
+            self.host = tensor.to("cpu", copy=True)  # a copy even of a host tensor: it is read a step later
+            return
+        self.host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        self.host.copy_(tensor, non_blocking=True)
+        self.event = torch.cuda.Event()
+        self.event.record()
+
+    def result(self) -> torch.Tensor:
+        if self.event is not None:
+            self.event.synchronize()
+        return self.host
+
+
 class LatentPreview:
-    """The stage-1 step observer: every `every` steps, the middle latent frame as a small PNG for `on_image`."""
+    """The stage-1 step observer: every `every` steps, the middle latent frame as a small PNG for `on_image`. A
+    step's frame is copied to the host without waiting (`HostCopy`) and turned into its image at the next preview
+    step, when the copy is done; the last step of stage 1 sends its own and any pending one at once."""
 
     def __init__(self, vae, plan: GenerationPlan, stage_1_steps: int, on_image: PreviewCallback, every: int = PREVIEW_EVERY):
         self.every = every
@@ -62,16 +87,27 @@ class LatentPreview:
         self.shape = (plan.latent_frames, plan.stage1_height // VAE_SPATIAL, plan.stage1_width // VAE_SPATIAL)
         self.stage_1_steps = stage_1_steps
         self.on_image = on_image
+        self.pending: tuple[HostCopy, int] | None = None
+        """The last preview step's frame on its way to the host, and that step."""
 
     def __call__(self, packed_latents: torch.Tensor, done: int, total: int) -> None:
         if done % self.every and done != self.stage_1_steps:
             return
-        self.on_image(self.image(packed_latents), done, self.stage_1_steps)
-
-    def image(self, packed_latents: torch.Tensor) -> str:
-        """Packed latents [1, F*H*W, C] (patch size 1) -> a PNG data URI of the middle frame, H x W pixels."""
         frames, height, width = self.shape
-        frame = packed_latents[0].reshape(frames, height, width, -1)[frames // 2].float().cpu()
+        frame = packed_latents[0].reshape(frames, height, width, -1)[frames // 2].float()
+        if self.pending is not None:
+            self._send(*self.pending)
+        self.pending = (HostCopy(frame), done)
+        if done == self.stage_1_steps:
+            self._send(*self.pending)
+            self.pending = None
+
+    def _send(self, copy: HostCopy, done: int) -> None:
+        self.on_image(self.image(copy.result()), done, self.stage_1_steps)
+
+    def image(self, frame: torch.Tensor) -> str:
+        """The middle latent frame [H, W, C] (float32, on the host) -> a PNG data URI, H x W pixels."""
+        height, width = frame.shape[:2]
         rgb = torch.cat([frame, torch.ones(height, width, 1)], dim=2) @ self.projection
         pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
         buffer = io.BytesIO()

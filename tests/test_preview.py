@@ -72,3 +72,31 @@ def test_previews_every_nth_step_by_setting(tiny_root, tmp_path):
     request = GenerationRequest(MODEL, "a lighthouse", width=128, height=64, duration=1, fps=8, audio=False, seed=3)
     engine.generate(request, tmp_path / "clip.mp4", preview=lambda *image_step_steps: previews.append(image_step_steps))
     assert [step for _, step, _ in previews] == [3, 6, 8]
+
+
+def test_a_preview_is_sent_at_the_next_preview_step_from_a_copy_made_at_its_own(engine):
+    """The copy to the host is started at a preview step and read at the next one (on CUDA asynchronous, into pinned
+    memory, behind an event; on the CPU a plain copy): each image still shows the latents of its own step, even after
+    the denoiser has overwritten them in place, and the last stage-1 step sends its own at once."""
+    plan = plan_generation(128, 64, 1, 8, 24000)
+    sent = []
+    vae = engine.load(MODEL).pipeline.vae
+    observer = LatentPreview(vae, plan, 6, lambda *image_done_steps: sent.append(image_done_steps))
+    frames, height, width = observer.shape
+    latents = torch.zeros(1, frames * height * width, 8)
+    expected = {}
+    for step in range(1, 7):
+        latents.copy_(torch.randn(latents.shape, generator=torch.Generator().manual_seed(step)))  # in place
+        observer(latents, step, 6)
+        if step % 2 == 0:
+            expected[step] = observer.image(latents[0].reshape(frames, height, width, -1)[frames // 2].clone())
+            assert [done for _, done, _ in sent] == list(range(2, step + 1 if step == 6 else step, 2))
+    assert [(image, done, steps) for image, done, steps in sent] == [(expected[step], step, 6) for step in (2, 4, 6)]
+    assert len(set(expected.values())) == 3 and observer.pending is None
+
+
+def test_a_host_copy_off_the_gpu_is_a_plain_copy():
+    tensor = torch.arange(6.0)
+    copy = preview_module.HostCopy(tensor)
+    tensor.zero_()
+    assert copy.event is None and copy.result().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # not a view
