@@ -2,7 +2,7 @@
 
 import pytest
 
-from ltx_runtime.catalog import MODELS, Recipe, UnknownModelError, get_model, hosted_models
+from ltx_runtime.catalog import GUIDANCE_BY_RECIPE, MODELS, Recipe, UnknownModelError, get_model, hosted_models
 
 LANDSCAPE = {(1920, 1080), (2560, 1440), (3840, 2160)}
 
@@ -141,3 +141,17 @@ def test_open_weights_ltx2_takes_free_sizes_durations_fps_and_the_guided_paramet
     assert ltx2.hosted_price(1920, 1080, 5) == pytest.approx(0.15)  # "$0.15 / 5 s"
     for model_id in ("lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3-fast"):
         assert get_model(model_id).guidance is None
+
+
+def test_the_guided_recipes_defaults_live_in_the_catalog_once():
+    """Review finding: 40 / 30 steps were written both here and in recipes/guided.py; the recipe reads the catalog,
+    and a model that takes `steps` offers its recipe's default."""
+    from ltx_runtime.recipes import guided
+
+    for recipe, params in guided.PARAMS.items():
+        limits = GUIDANCE_BY_RECIPE[recipe]
+        assert (params.steps, params.video_cfg) == (limits.default_steps, limits.default_cfg)
+    assert {recipe: params.steps for recipe, params in guided.PARAMS.items()} == {
+        Recipe.PRO: 40, Recipe.LTX23: 30, Recipe.LTX25_PRO: 30}  # fmt: skip  # ltx-pipelines constants.py
+    for spec in MODELS.values():
+        assert spec.guidance is None or spec.guidance == GUIDANCE_BY_RECIPE[spec.recipe], spec.id

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
 
-from ..catalog import ModelSpec, Recipe
+from ..catalog import GUIDANCE_BY_RECIPE, ModelSpec, Recipe
 from ..geometry import GenerationPlan
 from ..request import GenerationRequest
 from ..weights import DISTILLED_LORA, Components
@@ -84,7 +84,7 @@ def stage_1_sigmas(steps: int) -> list[float]:
 class GuidedParams:
     steps: int
     stg_block: int
-    video_cfg: float = 3.0
+    video_cfg: float
     video_stg: float = 1.0
     video_modality: float = 3.0
     video_rescale: float = 0.7
@@ -107,12 +107,18 @@ class GuidedParams:
         )
 
 
+def _official(recipe: Recipe, stg_block: int) -> GuidedParams:
+    """The official parameters: the steps and video CFG from the catalog (what a request may set), the rest here."""
+    limits = GUIDANCE_BY_RECIPE[recipe]
+    return GuidedParams(steps=limits.default_steps, stg_block=stg_block, video_cfg=limits.default_cfg)
+
+
 PARAMS = {
-    Recipe.PRO: GuidedParams(steps=40, stg_block=29),  # LTX-2.0 dev
-    Recipe.LTX23: GuidedParams(steps=30, stg_block=28),  # LTX-2.3 dev
+    Recipe.PRO: _official(Recipe.PRO, stg_block=29),  # LTX-2.0 dev: 40 steps
+    Recipe.LTX23: _official(Recipe.LTX23, stg_block=28),  # LTX-2.3 dev: 30 steps
     # LTX-2.5 dev: `LTX_2_4_PARAMS`, the params of every checkpoint from 2.4 on: 2.3's, but for the image CRF (18),
     # which diffusers' `resolve_default_image_crf` reads off the Gemma 4 text encoder (engine.image_crf).
-    Recipe.LTX25_PRO: GuidedParams(steps=30, stg_block=28),
+    Recipe.LTX25_PRO: _official(Recipe.LTX25_PRO, stg_block=28),
 }
 
 
