@@ -786,20 +786,22 @@ def official_files(folder: Path, dev: bool) -> dict[str, Path]:
     upsampler, the Gemma folder, and (dev only) the distilled LoRA; in a split folder (LTX-2.5) the transformer,
     text encoder, conv video VAE, audio VAE and duration head files instead of the checkpoint and Gemma folder."""
     folder = Path(folder)
-    files = {"upsampler": _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler")}
+    upsampler = lambda: _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler")  # noqa: E731
     if is_split_folder(folder):
         kind = "dev" if dev else "distilled"
-        files.update(
+        files = dict(
             transformer=_one_file(folder / DIFFUSION_MODELS, f"*-{kind}-transformer*.safetensors", f"{kind} transformer"),
             text_encoder=_one_file(folder / "text_encoders", "*.safetensors", "text encoder"),
             video_vae=_one_file(folder / "vae", "*video-vae-conv*.safetensors", "conv video VAE"),
             audio_vae=_one_file(folder / "vae", "*audio-vae*.safetensors", "audio VAE"),
             duration_head=_one_file(folder / "model_patches", "*duration-head*.safetensors", "duration head"),
+            upsampler=upsampler(),
         )  # fmt: skip
     else:
-        files.update(
+        files = dict(
             checkpoint=_one_file(folder / CHECKPOINTS, "*-dev*.safetensors" if dev else "*-distilled*.safetensors",
                                  "dev checkpoint" if dev else "distilled checkpoint"),
+            upsampler=upsampler(),
             gemma=_one_file(folder, "*/tokenizer_config.json", "Gemma folder (with tokenizer_config.json)").parent,
         )  # fmt: skip
     if dev:
