@@ -11,12 +11,21 @@ A folder as users keep it:
                                                       (language_model.model.*, vision_tower.*, multi_modal_projector.*),
                                                       tokenizer.json / tokenizer.model
 
+LTX-2.5 comes as split files, one per component (`SPLIT_FILES`; ltx-pipelines 1.2.0's split mode, ComfyUI's folders):
+
+    diffusion_models/ltx-2.5-22b-{distilled,dev}-transformer-bf16.safetensors   transformer + text connectors
+    text_encoders/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors   the fine-tuned Gemma 4, its projection, config and
+                                                                  tokenizer inside
+    vae/ltx-2.5-video-vae-conv-bf16.safetensors, vae/ltx-2.5-audio-vae-bf16.safetensors (audio VAE + vocoder)
+    latent_upscale_models/, loras/ (dev), model_patches/ltx-2.5-duration-head-bf16.safetensors
+
 Everything is read from the files themselves: each diffusers component is built from the checkpoint's `config`
 metadata (no config download) and each of its tensors is read under its official name (`to_official`, the same map
 that writes tiny weights in this format). diffusers' `from_single_file` is not used: its LTX-2 maps cover the 2.0
 transformer and VAEs only (no connectors, vocoder, upsampler or LTX-2.3 keys) and take their configs from a hub repo.
 tests/test_official.py checks our names against diffusers' own single-file conversion where it exists
-(`convert_ltx2_*_to_diffusers`), and tests/test_parity.py against ltx-core 1.0.0's configurators and outputs.
+(`convert_ltx2_*_to_diffusers`), tests/test_parity.py against ltx-core 1.0.0's configurators and outputs, and
+scripts/ltx25_parity.py (by hand) the LTX-2.5 files against ltx-core / ltx-pipelines 1.2.0.
 """
 
 from __future__ import annotations
@@ -786,7 +795,10 @@ def official_files(folder: Path, dev: bool) -> dict[str, Path]:
     upsampler, the Gemma folder, and (dev only) the distilled LoRA; in a split folder (LTX-2.5) the transformer,
     text encoder, conv video VAE, audio VAE and duration head files instead of the checkpoint and Gemma folder."""
     folder = Path(folder)
-    upsampler = lambda: _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler")  # noqa: E731
+
+    def upsampler() -> Path:  # in the order a user would add the files, so the first missing one is named
+        return _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler")
+
     if is_split_folder(folder):
         kind = "dev" if dev else "distilled"
         files = dict(
