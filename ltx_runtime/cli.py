@@ -178,18 +178,17 @@ def list_models() -> None:
 def build_tiny(
     folder: Path = typer.Argument(..., help="Folder to write (replaced if it exists)."),
     architecture: str = typer.Option("ltx-2", help="ltx-2 (Fast, Pro), ltx-2.3 (LTX-2.3: gated attention, 48 kHz vocoder) or ltx-2.5 (LTX-2.5 Fast and Pro: Gemma 4, duration head)."),
-    format: str = typer.Option("diffusers", help="diffusers: the diffusers layout; official: Lightricks' single files in the ltx-pipelines/ComfyUI layout (checkpoints/, latent_upscale_models/, loras/, a Gemma folder)."),
+    format: str = typer.Option("diffusers", help="diffusers: the diffusers layout; official: Lightricks' own files in the ltx-pipelines/ComfyUI layout (ltx-2, ltx-2.3: checkpoints/, latent_upscale_models/, loras/, a Gemma folder; ltx-2.5: one file per component in diffusion_models/, text_encoders/, vae/, latent_upscale_models/, loras/, model_patches/)."),
 ) -> None:
     """Write tiny random LTX-2 weights in the real diffusers layout or Lightricks' own format, offline (for tests and
     demo mode)."""
-    from .official import TINY_FILES, build_tiny_official
+    from .official import build_tiny_official
     from .tiny import ARCHITECTURES, build_tiny_weights
 
     if format not in ("diffusers", "official"):
         fail("--format: choose diffusers or official", code=2)
-    if architecture not in (ARCHITECTURES if format == "diffusers" else tuple(TINY_FILES)):
-        choices = ARCHITECTURES if format == "diffusers" else tuple(TINY_FILES)
-        fail(f"--architecture: choose one of {', '.join(choices)} for --format {format}", code=2)
+    if architecture not in ARCHITECTURES:
+        fail(f"--architecture: choose one of {', '.join(ARCHITECTURES)}", code=2)
     (build_tiny_weights if format == "diffusers" else build_tiny_official)(folder, architecture)
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     typer.echo(f"wrote tiny {architecture} weights to {folder} ({size / 1e6:.1f} MB)")

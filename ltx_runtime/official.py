@@ -11,12 +11,21 @@ A folder as users keep it:
                                                       (language_model.model.*, vision_tower.*, multi_modal_projector.*),
                                                       tokenizer.json / tokenizer.model
 
+LTX-2.5 comes as split files, one per component (`SPLIT_FILES`; ltx-pipelines 1.2.0's split mode, ComfyUI's folders):
+
+    diffusion_models/ltx-2.5-22b-{distilled,dev}-transformer-bf16.safetensors   transformer + text connectors
+    text_encoders/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors   the fine-tuned Gemma 4, its projection, config and
+                                                                  tokenizer inside
+    vae/ltx-2.5-video-vae-conv-bf16.safetensors, vae/ltx-2.5-audio-vae-bf16.safetensors (audio VAE + vocoder)
+    latent_upscale_models/, loras/ (dev), model_patches/ltx-2.5-duration-head-bf16.safetensors
+
 Everything is read from the files themselves: each diffusers component is built from the checkpoint's `config`
 metadata (no config download) and each of its tensors is read under its official name (`to_official`, the same map
 that writes tiny weights in this format). diffusers' `from_single_file` is not used: its LTX-2 maps cover the 2.0
 transformer and VAEs only (no connectors, vocoder, upsampler or LTX-2.3 keys) and take their configs from a hub repo.
 tests/test_official.py checks our names against diffusers' own single-file conversion where it exists
-(`convert_ltx2_*_to_diffusers`), and tests/test_parity.py against ltx-core 1.0.0's configurators and outputs.
+(`convert_ltx2_*_to_diffusers`), tests/test_parity.py against ltx-core 1.0.0's configurators and outputs, and
+scripts/ltx25_parity.py (by hand) the LTX-2.5 files against ltx-core / ltx-pipelines 1.2.0.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .configs import GEMMA4_LTX_VERSION as GEMMA4_VERSION
 
 if TYPE_CHECKING:  # torch itself only where tensors are made: the folder checks run before it is imported
     import torch
@@ -40,9 +51,32 @@ TINY_FILES = {
 }  # fmt: skip
 """(distilled, dev, spatial upsampler, distilled LoRA) file names of each architecture, as Lightricks names them."""
 
+DIFFUSION_MODELS = "diffusion_models"
+SPLIT_FILES = {
+    "distilled": f"{DIFFUSION_MODELS}/ltx-2.5-22b-distilled-transformer-bf16.safetensors",
+    "dev": f"{DIFFUSION_MODELS}/ltx-2.5-22b-dev-transformer-bf16.safetensors",
+    "text_encoder": "text_encoders/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors",
+    "video_vae": "vae/ltx-2.5-video-vae-conv-bf16.safetensors",
+    "audio_vae": "vae/ltx-2.5-audio-vae-bf16.safetensors",
+    "upsampler": f"{UPSCALERS}/ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors",
+    "lora": f"{LORAS}/ltx-2.5-22b-distilled-lora-450-bf16.safetensors",
+    "duration_head": "model_patches/ltx-2.5-duration-head-bf16.safetensors",
+}  # fmt: skip
+"""LTX-2.5's split files (one per component, the ComfyUI layout; shared/docs/ltx25.md section 1.1). The video VAE
+is the conv one: the diffusion decoder (`vae/ltx-2.5-video-vae-bf16.safetensors`) decodes the same latents and is
+not loaded by this runtime."""
+SPLIT_MODEL_VERSION = "2.5.0"
+"""The transformer file's `model_version` metadata: ltx-pipelines 1.2.0 samples stage 1 ancestrally from (2, 5) and
+takes the 2.4+ parameters (`detect_model_version`, `detect_params`). The released file's exact string is not in our
+sources [U]; any 2.5.x parses the same."""
+
 
 def is_official_folder(folder: Path) -> bool:
-    return (Path(folder) / CHECKPOINTS).is_dir()
+    return (Path(folder) / CHECKPOINTS).is_dir() or (Path(folder) / DIFFUSION_MODELS).is_dir()
+
+
+def is_split_folder(folder: Path) -> bool:
+    return (Path(folder) / DIFFUSION_MODELS).is_dir()
 
 
 # --- configs: the official metadata is the source; diffusers configs are derived from it ----------------------------
@@ -52,8 +86,8 @@ def tiny_official_config(architecture: str = "ltx-2", gemma_hidden: int = 32) ->
     """The `config` metadata of a tiny main checkpoint: the real keys and values except widths, depths and head
     counts. Sizes ltx-core fixes are kept: 128 latent channels, 8x32x32 VAE, 8 audio latent channels x 16 mel bins,
     128 learnable registers; LTX-2's connectors are as wide as Gemma (`gemma_hidden`), LTX-2.3's as their stream."""
-    if architecture not in ("ltx-2", "ltx-2.3"):
-        raise ValueError(f"official-format tiny weights exist for ltx-2 and ltx-2.3, not {architecture!r}")
+    if architecture not in ("ltx-2", "ltx-2.3", "ltx-2.5"):
+        raise ValueError(f"official-format tiny weights exist for ltx-2, ltx-2.3 and ltx-2.5, not {architecture!r}")
     transformer = dict(
         dropout=0.0, attention_bias=True, num_vector_embeds=None, activation_fn="gelu-approximate",
         num_embeds_ada_norm=1000, use_linear_projection=False, only_cross_attention=False, cross_attention_norm=True,
@@ -101,7 +135,7 @@ def tiny_official_config(architecture: str = "ltx-2", gemma_hidden: int = 32) ->
         upsample_rates=[6, 5, 2, 2, 2], upsample_kernel_sizes=[16, 15, 8, 4, 4], upsample_initial_channel=32,
         output_sampling_rate=24000, use_tanh_at_final=True, use_bias_at_final=True,
     )  # fmt: skip
-    if architecture == "ltx-2.3":
+    if architecture in ("ltx-2.3", "ltx-2.5"):
         # 22B: gated attention, cross-attention AdaLN, the text projections moved before the per-modality
         # connectors (each as wide as its stream), the bandwidth-extension vocoder (16 -> 48 kHz).
         transformer.update(
@@ -120,6 +154,10 @@ def tiny_official_config(architecture: str = "ltx-2", gemma_hidden: int = 32) ->
                         upsample_initial_channel=32, input_sampling_rate=16000, output_sampling_rate=48000,
                         n_fft=512, hop_length=80, num_mels=64),
         }  # fmt: skip
+    if architecture == "ltx-2.5":
+        # ltx-core 1.2.0 LTXModelConfigurator: "LTX 2.5 (gemma4) sets ff_bias=false" (the audio FFN keeps its biases),
+        # and the generated-keyframe checkpoints set use_keyframes_abs_pos_embedding.
+        transformer.update(ff_bias=False, audio_ff_bias=True, use_keyframes_abs_pos_embedding=True)
     return {"transformer": transformer, "vae": vae, "audio_vae": audio_vae, "vocoder": vocoder}
 
 
@@ -202,6 +240,8 @@ def diffusers_configs(config: dict, gemma_layers: int) -> dict[str, dict]:
         cross_attn_timestep_scale_multiplier=t["av_ca_timestep_scale_multiplier"], rope_type=t["rope_type"],
         gated_attn=ltx23, cross_attn_mod=ltx23, audio_gated_attn=ltx23, audio_cross_attn_mod=ltx23,
         use_prompt_embeddings=not ltx23, perturbed_attn=True,  # STG runs on every model (ltx2-models.md 2a item 2)
+        ff_bias=t.get("ff_bias", True), audio_ff_bias=t.get("audio_ff_bias", True),
+        use_keyframes_abs_pos_embedding=t.get("use_keyframes_abs_pos_embedding", False),
     )  # fmt: skip
     connectors = dict(
         caption_channels=t["caption_channels"], text_proj_in_factor=gemma_layers + 1,
@@ -445,6 +485,145 @@ def gemma_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return official
 
 
+# --- LTX-2.5: the Gemma 4 text encoder file and the duration head ---------------------------------------------------
+
+_GEMMA4_TO_COMFY = (("model.language_model.", "model."), ("model.vision_embedder.", "vision_model."),
+                    ("model.embed_vision.", "multi_modal_projector."), ("model.embed_audio.", "audio_projector."))  # fmt: skip
+"""transformers' gemma4_unified names -> the text encoder file's (ltx-core 1.2.0 `_flatten_gemma4_unified_keys_for_comfy`:
+ComfyUI's flat LM layout, which its packer writes by default and its loader detects)."""
+GEMMA_CONFIG_KEY, TOKENIZER_TENSOR, ASSET_PREFIX = "gemma_config", "tokenizer_json", "hf_asset__"
+"""Where the text encoder file keeps the HF config (metadata), tokenizer.json and the sidecars (uint8 tensors)
+(ltx-core 1.2.0 gemma_assets.py)."""
+_GEMMA4_PROCESSOR = {"processor_class": "Gemma4UnifiedProcessor",
+                     "image_processor": {"image_processor_type": "Gemma4UnifiedImageProcessor"},
+                     "video_processor": {"video_processor_type": "Gemma4UnifiedVideoProcessor"},
+                     "feature_extractor": {"feature_extractor_type": "Gemma4UnifiedAudioFeatureExtractor"}}  # fmt: skip
+"""The processor sidecar ltx-core requires (`processor_config.json`; used only to enhance prompts, which the 2.5
+encoder was not trained for): the class names only, the real file's settings are not in our sources [U]."""
+
+
+def _bytes_tensor(data: bytes) -> torch.Tensor:
+    import torch
+
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def pack_gemma4(text_encoder, tokenizer) -> tuple[dict[str, torch.Tensor], str]:
+    """A Gemma 4 text encoder as the one-file text encoder (tensors, `gemma_config` JSON), as ltx-core 1.2.0's
+    `build_text_encoder_tensors_from_gemma_root` packs an HF folder: ComfyUI's flat keys, tokenizer.json and the
+    sidecars as byte tensors, the config (with its `gemma_version`) in the metadata."""
+    import tempfile
+
+    tensors = {}
+    for key, value in text_encoder.state_dict().items():
+        if key == "lm_head.weight":
+            continue  # tied to the token embeddings
+        tensors[_rename_prefix(key, _GEMMA4_TO_COMFY)] = value
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        tensors[TOKENIZER_TENSOR] = _bytes_tensor((Path(folder) / "tokenizer.json").read_bytes())
+        for path in Path(folder).glob("*.json"):
+            if path.name != "tokenizer.json":
+                tensors[ASSET_PREFIX + path.name] = _bytes_tensor(path.read_bytes())
+    tensors[ASSET_PREFIX + "processor_config.json"] = _bytes_tensor(json.dumps(_GEMMA4_PROCESSOR).encode())
+    return tensors, json.dumps(_gemma4_config_for_ltx_core(text_encoder.config.to_dict()))
+
+
+def _gemma4_config_for_ltx_core(config: dict) -> dict:
+    """The config as transformers before 5.15 writes it (ltx-core 1.2.0 pins transformers < 5.15): the global
+    layers' wider heads as `global_head_dim`, which later releases fold into `per_layer_config` (a form 5.14 refuses:
+    AmbiguousGlobalPerLayerAttributeError on `head_dim`). transformers 5.24 reads both."""
+    text = dict(config["text_config"])
+    per_layer = text.pop("per_layer_config", None) or {}
+    full = [index for index, kind in enumerate(text["layer_types"]) if kind == "full_attention"]
+    widths = {json.dumps(per_layer.get(str(index), {})) for index in full}
+    if set(per_layer) - {str(index) for index in full} or len(widths) != 1 or set(per_layer.get(str(full[0]), {})) - {"head_dim"}:
+        raise ValueError(f"Gemma 4 per-layer config {per_layer} is not just the global layers' head_dim")
+    text["global_head_dim"] = per_layer[str(full[0])]["head_dim"] if per_layer else text["head_dim"]
+    return {**config, "text_config": text}
+
+
+def _rename_prefix(key: str, pairs) -> str:
+    for old, new in pairs:
+        if key.startswith(old):
+            return new + key.removeprefix(old)
+    return key
+
+
+def load_gemma4(path: Path, dtype: torch.dtype):
+    """The text encoder (transformers' Gemma4UnifiedForConditionalGeneration) and its tokenizer from a one-file text
+    encoder; the stamp `gemma_version` must be the one the transformer file names (as ltx-core checks)."""
+    import torch
+    from accelerate import init_empty_weights
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
+    from transformers import Gemma4UnifiedConfig, Gemma4UnifiedForConditionalGeneration, PreTrainedTokenizerFast
+
+    with safe_open(str(path), "pt") as file:
+        metadata = file.metadata() or {}
+        if GEMMA_CONFIG_KEY not in metadata or TOKENIZER_TENSOR not in file.keys():
+            raise ValueError(f"{path} has no {GEMMA_CONFIG_KEY!r} metadata or {TOKENIZER_TENSOR!r} tensor: not an "
+                             "LTX-2.5 text encoder file")  # fmt: skip
+        config = Gemma4UnifiedConfig.from_dict(json.loads(metadata[GEMMA_CONFIG_KEY]))
+        with init_empty_weights(include_buffers=False):
+            model = Gemma4UnifiedForConditionalGeneration(config)
+        inverse = tuple((new, old) for old, new in _GEMMA4_TO_COMFY)
+        stored = {_rename_prefix(key, inverse): key for key in file.keys()
+                  if key != TOKENIZER_TENSOR and not key.startswith(ASSET_PREFIX)
+                  and not key.startswith("text_embedding_projection.")}  # fmt: skip
+        state = {}
+        for key in model.state_dict():
+            name = stored.get("model.language_model.embed_tokens.weight" if key == "lm_head.weight" else key)
+            if name is None:
+                raise KeyError(f"the text encoder file {path} lacks {key}")
+            state[key] = file.get_tensor(name)
+        model.load_state_dict(state, strict=True, assign=True)
+        model.tie_weights()
+        tokenizer_json = bytes(file.get_tensor(TOKENIZER_TENSOR).numpy())
+        tokenizer_config = json.loads(bytes(file.get_tensor(ASSET_PREFIX + "tokenizer_config.json").numpy()))
+    skip = {"tokenizer_class", "auto_map", "model_max_length", "backend", "processor_class", "added_tokens_decoder"}
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tokenizer_json.decode()),
+                                        model_max_length=1024,
+                                        **{k: v for k, v in tokenizer_config.items() if k not in skip})  # fmt: skip
+    return model.to(dtype).eval(), tokenizer
+
+
+_DURATION_ATTENTION = "attention_pooler."
+
+
+def duration_head_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers' LTX2DurationHead state under ltx-core 1.2.0's `duration_head.*` names: its pooler is a
+    torch.nn.MultiheadAttention (q, k, v stacked in `in_proj_*`, `out_proj`)."""
+    import torch
+
+    official = {}
+    for key, value in state_dict.items():
+        if not any(key.startswith(f"{_DURATION_ATTENTION}to_{p}.") for p in ("q", "k", "v", "out")):
+            official["duration_head." + key] = value
+    for kind in ("weight", "bias"):
+        official[f"duration_head.{_DURATION_ATTENTION}cross_attn.in_proj_{kind}"] = torch.cat(
+            [state_dict[f"{_DURATION_ATTENTION}to_{p}.{kind}"] for p in "qkv"])
+        official[f"duration_head.{_DURATION_ATTENTION}cross_attn.out_proj.{kind}"] = state_dict[
+            f"{_DURATION_ATTENTION}to_out.{kind}"]
+    return official
+
+
+def duration_head_from_official(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    ours = {}
+    for key, value in tensors.items():
+        key = key.removeprefix("duration_head.")
+        attention = _DURATION_ATTENTION + "cross_attn."
+        if key.startswith(attention + "in_proj_"):
+            kind = key.removeprefix(attention + "in_proj_")
+            for name, part in zip("qkv", value.chunk(3)):
+                ours[f"{_DURATION_ATTENTION}to_{name}.{kind}"] = part
+        elif key.startswith(attention + "out_proj."):
+            ours[_DURATION_ATTENTION + "to_out." + key.removeprefix(attention + "out_proj.")] = value
+        else:
+            ours[key] = value
+    return ours
+
+
 # --- tiny weights in the official format -----------------------------------------------------------------------------
 
 GEMMA_FOLDER = "gemma-3"
@@ -468,34 +647,51 @@ def _build_diffusers_modules(config: dict, upsampler_config: dict, gemma_layers:
     return modules
 
 
-def _save(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> None:
+def _save(path: Path, tensors: dict[str, torch.Tensor], config: dict | None, **metadata: str) -> None:
     import torch
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Lightricks ships bf16; the statistics buffers too.
-    save_file({k: v.detach().to(torch.bfloat16).contiguous() for k, v in tensors.items()}, str(path),
-              metadata={"config": json.dumps(config)})  # fmt: skip
+    if config is not None:
+        metadata["config"] = json.dumps(config)
+    # Lightricks ships bf16; the statistics buffers too (byte tensors, the text encoder's tokenizer and sidecars, stay).
+    save_file({k: (v.detach().to(torch.bfloat16) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()},
+              str(path), metadata=metadata)  # fmt: skip
+
+
+def _official_lora(transformer) -> dict[str, torch.Tensor]:
+    """A random LoRA on the transformer's attention projections in Lightricks' key format."""
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    transformer.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    )  # alpha = rank: ltx-core adds B @ A unscaled
+    lora = {}
+    for key, value in get_peft_model_state_dict(transformer).items():
+        module, kind = key.rsplit(".lora_", 1)
+        name = to_official("transformer", {module + ".weight": value})
+        lora["diffusion_model." + next(iter(name)).removeprefix(TRANSFORMER_PREFIX).removesuffix(".weight")
+             + ".lora_" + kind] = value  # fmt: skip
+    return lora
 
 
 def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0) -> Path:
-    """Write tiny random weights of `architecture` to `folder` in Lightricks' own layout and single-file format:
-    checkpoints/ (the distilled and the dev file: the same tiny tensors under both names), latent_upscale_models/,
-    loras/ (the distilled LoRA in Lightricks' key format) and a Gemma folder. Returns the folder."""
+    """Write tiny random weights of `architecture` to `folder` in Lightricks' own layout and format. LTX-2 and
+    LTX-2.3: checkpoints/ (the distilled and the dev file: the same tiny tensors under both names),
+    latent_upscale_models/, loras/ (the distilled LoRA in Lightricks' key format) and a Gemma folder. LTX-2.5: one
+    file per component (`SPLIT_FILES`). Returns the folder."""
     import shutil
 
     import torch
-    from peft import LoraConfig, get_peft_model_state_dict
 
     from .tiny import TINY_MARKER, _build_text_encoder, _build_tokenizer
 
-    distilled, dev, upsampler_file, lora_file = TINY_FILES[architecture]
     folder = Path(folder)
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     torch.manual_seed(seed)
     tokenizer = _build_tokenizer()
-    text_encoder = _build_text_encoder(len(tokenizer))
+    text_encoder = _build_text_encoder(len(tokenizer), architecture)
     text_config = text_encoder.config.text_config
     config = tiny_official_config(architecture, text_config.hidden_size)
     modules = _build_diffusers_modules(config, tiny_upsampler_config(), text_config.num_hidden_layers)
@@ -506,25 +702,26 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     if mel is not None:  # the BWE's STFT and mel bases are checkpoint buffers (zeros until loaded): random here too
         for buffer in (mel.mel_basis, mel.stft_fn.forward_basis, mel.stft_fn.inverse_basis):
             buffer.uniform_(0.0, 0.1)
+    official = {name: to_official(name, modules[name].state_dict(), modules[name].config) for name in MAIN_COMPONENTS}
+    if architecture == "ltx-2.5":
+        _write_split(staging, config, official, modules, text_encoder, tokenizer)
+    else:
+        _write_single_files(staging, architecture, config, official, modules, text_encoder, tokenizer)
+    marker = {"format": "official", "architecture": architecture, "seed": seed}
+    (staging / TINY_MARKER).write_text(json.dumps(marker) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
 
-    main = {}
-    for name in MAIN_COMPONENTS:
-        main.update(to_official(name, modules[name].state_dict(), modules[name].config))
+
+def _write_single_files(staging: Path, architecture: str, config: dict, official: dict, modules: dict, text_encoder,
+                        tokenizer) -> None:  # fmt: skip
+    distilled, dev, upsampler_file, lora_file = TINY_FILES[architecture]
+    main = {key: value for tensors in official.values() for key, value in tensors.items()}
     for name in (distilled, dev):
         _save(staging / CHECKPOINTS / name, main, config)
     _save(staging / UPSCALERS / upsampler_file, modules["latent_upsampler"].state_dict(), tiny_upsampler_config())
-
-    transformer = modules["transformer"]
-    transformer.add_adapter(
-        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
-    )  # alpha = rank: ltx-core adds B @ A unscaled
-    lora = {}
-    for key, value in get_peft_model_state_dict(transformer).items():
-        module, kind = key.rsplit(".lora_", 1)
-        name = to_official("transformer", {module + ".weight": value})
-        lora["diffusion_model." + next(iter(name)).removeprefix(TRANSFORMER_PREFIX).removesuffix(".weight")
-             + ".lora_" + kind] = value  # fmt: skip
-    _save(staging / LORAS / lora_file, lora, {})
+    _save(staging / LORAS / lora_file, _official_lora(modules["transformer"]), {})
 
     gemma = staging / GEMMA_FOLDER
     gemma.mkdir()
@@ -543,11 +740,36 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     # ltx-core looks the tokenizer folder up by this file name; the tokenizer itself is read from tokenizer.json.
     (gemma / "tokenizer.model").write_bytes(b"")
     (gemma / "preprocessor_config.json").write_text(json.dumps(_GEMMA_PREPROCESSOR, indent=2) + "\n")
-    marker = {"format": "official", "architecture": architecture, "seed": seed}
-    (staging / TINY_MARKER).write_text(json.dumps(marker) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder
+
+
+def _write_split(staging: Path, config: dict, official: dict, modules: dict, text_encoder, tokenizer) -> None:
+    """LTX-2.5's split files (`SPLIT_FILES`), laid out and keyed as ltx-core 1.2.0 reads them in split mode
+    (`ModelPaths.from_split`): each component's tensors under the monolith's names, each file's `config` metadata
+    holding the sections its configurator reads."""
+    from .tiny import _build_duration_head
+
+    transformer_file = {**official["transformer"],
+                        **{k: v for k, v in official["connectors"].items() if k.startswith(TRANSFORMER_PREFIX)}}  # fmt: skip
+    projection = {k: v for k, v in official["connectors"].items() if not k.startswith(TRANSFORMER_PREFIX)}
+    stamp = dict(model_version=SPLIT_MODEL_VERSION, gemma_source_checkpoint=json.dumps({"gemma_version": GEMMA4_VERSION}))
+    for role in ("distilled", "dev"):
+        _save(staging / SPLIT_FILES[role], transformer_file, {"transformer": config["transformer"]}, **stamp)
+    tensors, gemma_config = pack_gemma4(text_encoder, tokenizer)
+    _save(staging / SPLIT_FILES["text_encoder"], {**tensors, **projection}, None, format="pt", gemma_config=gemma_config)
+    _save(staging / SPLIT_FILES["video_vae"], official["vae"], {"vae": config["vae"]})
+    _save(staging / SPLIT_FILES["audio_vae"], {**official["audio_vae"], **official["vocoder"]},
+          {"audio_vae": config["audio_vae"], "vocoder": config["vocoder"]})  # fmt: skip
+    _save(staging / SPLIT_FILES["upsampler"], modules["latent_upsampler"].state_dict(), tiny_upsampler_config())
+    _save(staging / SPLIT_FILES["lora"], _official_lora(modules["transformer"]), {})
+    head = _build_duration_head()
+    t = config["transformer"]
+    head_config = {"transformer": {"cross_attention_dim": t["cross_attention_dim"],
+                                   "audio_cross_attention_dim": t["audio_cross_attention_dim"]},
+                   "duration_head": {"pooler_hidden_dim": head.config.pooler_hidden_dim,
+                                     "num_queries": head.config.num_queries,
+                                     "num_pooler_heads": head.config.num_pooler_heads,
+                                     "mlp_hidden": head.config.mlp_hidden_dim}}  # fmt: skip
+    _save(staging / SPLIT_FILES["duration_head"], duration_head_to_official(head.state_dict()), head_config)
 
 
 # --- loading ---------------------------------------------------------------------------------------------------------
@@ -559,8 +781,9 @@ sigmas)."""
 
 
 def _one_file(folder: Path, pattern: str, what: str) -> Path:
-    # bf16 files only: Lightricks' fp8 / fp4 files need their own kernels (ltx2-models.md 1.3)
-    matches = sorted(path for path in folder.glob(pattern) if not any(q in path.name for q in ("-fp8", "-fp4")))
+    # bf16 files only: Lightricks' fp8 / fp4 / INT8-ConvRot files need their own kernels (ltx2-models.md 1.3, docs/memory.md)
+    matches = sorted(path for path in folder.glob(pattern)
+                     if not any(q in path.name for q in ("-fp8", "-fp4", "-int8")))  # fmt: skip
     if len(matches) != 1:
         found = ", ".join(path.name for path in matches) or "none"
         raise FileNotFoundError(f"{folder} must hold exactly one {what} ({pattern}); found {found}")
@@ -569,14 +792,30 @@ def _one_file(folder: Path, pattern: str, what: str) -> Path:
 
 def official_files(folder: Path, dev: bool) -> dict[str, Path]:
     """The files one model needs from an official-layout folder: the dev or distilled checkpoint, the x2 spatial
-    upsampler, the Gemma folder, and (dev only) the distilled LoRA."""
+    upsampler, the Gemma folder, and (dev only) the distilled LoRA; in a split folder (LTX-2.5) the transformer,
+    text encoder, conv video VAE, audio VAE and duration head files instead of the checkpoint and Gemma folder."""
     folder = Path(folder)
-    files = {
-        "checkpoint": _one_file(folder / CHECKPOINTS, "*-dev*.safetensors" if dev else "*-distilled*.safetensors",
-                                "dev checkpoint" if dev else "distilled checkpoint"),
-        "upsampler": _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler"),
-        "gemma": _one_file(folder, "*/tokenizer_config.json", "Gemma folder (with tokenizer_config.json)").parent,
-    }  # fmt: skip
+
+    def upsampler() -> Path:  # in the order a user would add the files, so the first missing one is named
+        return _one_file(folder / UPSCALERS, "*spatial-upscaler-x2*.safetensors", "x2 spatial upsampler")
+
+    if is_split_folder(folder):
+        kind = "dev" if dev else "distilled"
+        files = dict(
+            transformer=_one_file(folder / DIFFUSION_MODELS, f"*-{kind}-transformer*.safetensors", f"{kind} transformer"),
+            text_encoder=_one_file(folder / "text_encoders", "*.safetensors", "text encoder"),
+            video_vae=_one_file(folder / "vae", "*video-vae-conv*.safetensors", "conv video VAE"),
+            audio_vae=_one_file(folder / "vae", "*audio-vae*.safetensors", "audio VAE"),
+            duration_head=_one_file(folder / "model_patches", "*duration-head*.safetensors", "duration head"),
+            upsampler=upsampler(),
+        )  # fmt: skip
+    else:
+        files = dict(
+            checkpoint=_one_file(folder / CHECKPOINTS, "*-dev*.safetensors" if dev else "*-distilled*.safetensors",
+                                 "dev checkpoint" if dev else "distilled checkpoint"),
+            upsampler=upsampler(),
+            gemma=_one_file(folder, "*/tokenizer_config.json", "Gemma folder (with tokenizer_config.json)").parent,
+        )  # fmt: skip
     if dev:
         files["lora"] = _one_file(folder / LORAS, "*distilled-lora*.safetensors", "distilled LoRA")
     return files
@@ -592,6 +831,13 @@ def _metadata_config(path: Path) -> dict:
     return json.loads(metadata["config"])
 
 
+def _metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as file:
+        return file.metadata() or {}
+
+
 def load_official(folder: Path, dev: bool, dtype: torch.dtype):
     """An LTX2Pipeline and the latent upsampler from an official-layout folder (see the module docstring), plus the
     path of the distilled LoRA (dev only, else None). Nothing is downloaded."""
@@ -602,26 +848,78 @@ def load_official(folder: Path, dev: bool, dtype: torch.dtype):
     from transformers import AutoTokenizer, Gemma3ForConditionalGeneration
 
     files = official_files(folder, dev)
-    config = _metadata_config(files["checkpoint"])
-    text_encoder = Gemma3ForConditionalGeneration.from_pretrained(files["gemma"], dtype=dtype, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(files["gemma"], local_files_only=True)
+    duration_head = None
+    if "transformer" in files:  # split files: each component's tensors and config sections in its own file
+        component_files = dict(transformer=files["transformer"], connectors=files["transformer"],
+                               vae=files["video_vae"], audio_vae=files["audio_vae"], vocoder=files["audio_vae"])  # fmt: skip
+        config = {}
+        for path in dict.fromkeys(component_files.values()):
+            config.update(_metadata_config(path))
+        expected = json.loads(_metadata(files["transformer"]).get("gemma_source_checkpoint", "{}")).get("gemma_version")
+        text_encoder, tokenizer = load_gemma4(files["text_encoder"], dtype)
+        if expected != getattr(text_encoder.config, "gemma_version", None):
+            raise ValueError(f"{files['text_encoder'].name} is Gemma version "
+                             f"{getattr(text_encoder.config, 'gemma_version', None)!r}; the transformer needs "
+                             f"{expected!r} (LTX-2.5 takes its fine-tuned Gemma 4, not stock Gemma)")  # fmt: skip
+        component_files["connectors"] = (files["transformer"], files["text_encoder"])
+    else:
+        config = _metadata_config(files["checkpoint"])
+        component_files = dict.fromkeys(MAIN_COMPONENTS, files["checkpoint"])
+        text_encoder = Gemma3ForConditionalGeneration.from_pretrained(files["gemma"], dtype=dtype, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(files["gemma"], local_files_only=True)
     # Parameters on the meta device (nothing allocated, nothing initialised: they are assigned from the files);
     # buffers real, since the ones not stored in the files (e.g. the BWE resampler's filter) are computed here.
     with init_empty_weights(include_buffers=False):
         modules = _build_diffusers_modules(
             config, _metadata_config(files["upsampler"]), text_encoder.config.text_config.num_hidden_layers
         )
-    with safe_open(str(files["checkpoint"]), "pt") as checkpoint:
-        for name in MAIN_COMPONENTS:
-            _from_official(name, modules[name], checkpoint, modules[name].config)
+    for name in MAIN_COMPONENTS:
+        _from_official(name, modules[name], _Files(component_files[name]), modules[name].config)
     with safe_open(str(files["upsampler"]), "pt") as checkpoint:
         _from_official("latent_upsampler", modules["latent_upsampler"], checkpoint)
     for name, module in modules.items():
         # plain cast; the bandwidth-extension vocoder stays in float32, as officially (ltx2-models.md 2a item 4)
         keep_float32 = name == "vocoder" and "bwe" in config["vocoder"]
         torch.nn.Module.to(module, torch.float32 if keep_float32 else dtype).eval()
+    if "duration_head" in files:
+        duration_head = _load_duration_head(files["duration_head"], dtype)
     pipeline = LTX2Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG), text_encoder=text_encoder.eval(),
-        tokenizer=tokenizer, **{name: modules[name] for name in MAIN_COMPONENTS},
+        tokenizer=tokenizer, duration_head=duration_head, **{name: modules[name] for name in MAIN_COMPONENTS},
     )  # fmt: skip
     return pipeline, modules["latent_upsampler"], files.get("lora")
+
+
+class _Files:
+    """The tensors of one or more safetensors files, read by name (a component of the split files may span two:
+    the text connectors sit in the transformer file, their input projections in the text encoder file)."""
+
+    def __init__(self, paths):
+        from safetensors import safe_open
+
+        self.files = [safe_open(str(path), "pt") for path in ([paths] if isinstance(paths, Path) else paths)]
+
+    def keys(self):
+        return [key for file in self.files for key in file.keys()]
+
+    def get_tensor(self, name):
+        return next(file.get_tensor(name) for file in self.files if name in file.keys())
+
+
+def _load_duration_head(path: Path, dtype: torch.dtype):
+    from diffusers.pipelines.ltx2 import LTX2DurationHead
+    from safetensors.torch import load_file
+
+    config = _metadata_config(path)
+    head_config = config.get("duration_head", {})
+    transformer = config.get("transformer", {})
+    # ltx-core 1.2.0 DurationHeadConfigurator: the input widths from the transformer section, the rest (defaults
+    # the JAX model's) from a `duration_head` section
+    head = LTX2DurationHead(
+        video_cross_attention_dim=transformer.get("cross_attention_dim", 4096),
+        audio_cross_attention_dim=transformer.get("audio_cross_attention_dim", 2048),
+        pooler_hidden_dim=head_config.get("pooler_hidden_dim", 256), num_queries=head_config.get("num_queries", 1),
+        num_pooler_heads=head_config.get("num_pooler_heads", 4), mlp_hidden_dim=head_config.get("mlp_hidden", 256),
+    )  # fmt: skip
+    head.load_state_dict(duration_head_from_official(load_file(str(path))), strict=True)
+    return head.to(dtype).eval()

@@ -94,4 +94,5 @@ def test_runware_sdk_1_8_0_gets_an_ltx_2_5_clip_and_the_duration_head_picks_its_
     info = probe(download(result["videoURL"], tmp_path / "clip.mp4")[0])
     assert (info.width, info.height, info.fps) == (720, 1280, 24)
     assert (info.frames - 1) % 8 == 0 and 24 <= info.frames <= 20 * 24 + 1  # 8k+1 frames, 1-20 s
+    assert result["duration"] == pytest.approx(info.frames / 24)  # the head's pick, in the result
     assert (info.audio_rate, info.audio_channels) == (48000, 2)

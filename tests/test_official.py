@@ -179,3 +179,97 @@ def test_any_load_failure_is_the_loaders_error(official_root, tmp_path):
     rewrite_checkpoints(root, lambda tensors, config: config["transformer"].update(positional_embedding_max_pos=[]))
     with pytest.raises(WeightsError, match=f"cannot load the weights in {root}: IndexError"):
         load_components(root, get_model("ltx-runtime:tiny@1"), torch.float32)
+
+
+# --- LTX-2.5: the split files ----------------------------------------------------------------------------------------
+
+
+def test_ltx25_split_files_have_the_official_layout_and_metadata(tmp_path):
+    """`weights build-tiny --format official --architecture ltx-2.5`: one file per component under the folders
+    ComfyUI and ltx-pipelines 1.2.0 use; the metadata ltx-core 1.2.0 reads (the transformer's `model_version` >= 2.5
+    for the ancestral stage 1, `gemma_source_checkpoint`, the text encoder's `gemma_config`)."""
+    result = subprocess.run([sys.executable, "-m", "ltx_runtime", "weights", "build-tiny", str(tmp_path / "ltx-2.5"),
+                             "--architecture", "ltx-2.5", "--format", "official"], capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    root = tmp_path / "ltx-2.5"
+    files = sorted(str(path.relative_to(root)) for path in root.rglob("*.safetensors"))
+    assert files == sorted(official.SPLIT_FILES.values())
+    with safe_open(str(root / official.SPLIT_FILES["distilled"]), "pt") as file:
+        metadata, keys = file.metadata(), set(file.keys())
+    transformer = json.loads(metadata["config"])["transformer"]
+    assert metadata["model_version"].startswith("2.5")
+    assert json.loads(metadata["gemma_source_checkpoint"]) == {"gemma_version": "gemma4-12b-ltx-v1"}
+    assert (transformer["ff_bias"], transformer["audio_ff_bias"], transformer["use_keyframes_abs_pos_embedding"]) == (
+        False, True, True)  # fmt: skip
+    assert "model.diffusion_model.keyframes_abs_pos_embedding" in keys
+    blocks = [key for key in keys if key.startswith("model.diffusion_model.transformer_blocks.")]
+    assert not any(".ff." in key and key.endswith(".bias") for key in blocks)  # the video FFN: no biases
+    assert any(".audio_ff." in key and key.endswith(".bias") for key in blocks)
+    assert all(key.startswith("model.diffusion_model.") for key in keys)  # the connectors too
+    with safe_open(str(root / official.SPLIT_FILES["text_encoder"]), "pt") as file:
+        gemma = json.loads(file.metadata()["gemma_config"])
+        keys = set(file.keys())
+    assert gemma["model_type"] == "gemma4_unified" and gemma["gemma_version"] == "gemma4-12b-ltx-v1"
+    assert "per_layer_config" not in gemma["text_config"] and gemma["text_config"]["global_head_dim"] == 16
+    assert {"tokenizer_json", "hf_asset__tokenizer_config.json", "hf_asset__processor_config.json"} <= keys
+    assert "model.layers.0.post_feedforward_layernorm.weight" in keys  # ComfyUI's flat LM layout
+    assert any(key.startswith("text_embedding_projection.video_aggregate_embed.") for key in keys)
+    with safe_open(str(root / official.SPLIT_FILES["duration_head"]), "pt") as file:
+        assert "duration_head.attention_pooler.cross_attn.in_proj_weight" in set(file.keys())
+
+
+@pytest.fixture(scope="module")
+def ltx25_root(tmp_path_factory):
+    return official.build_tiny_official(tmp_path_factory.mktemp("official") / "ltx-2.5", "ltx-2.5")
+
+
+@pytest.mark.parametrize("model, lora", [("lightricks:ltx@2.5-fast", False), ("lightricks:ltx@2.5-pro", True)])
+def test_a_split_folder_loads_as_the_2_5_components(ltx25_root, model, lora):
+    from diffusers.pipelines.ltx2 import LTX2DurationHead
+    from transformers import Gemma4UnifiedForConditionalGeneration
+
+    spec = get_model(model)
+    check_folder(ltx25_root, spec)
+    pipeline, _, lora_file = official.load_official(ltx25_root, dev=spec.needs_distilled_lora, dtype=torch.float32)
+    assert isinstance(pipeline.text_encoder, Gemma4UnifiedForConditionalGeneration)
+    assert isinstance(pipeline.duration_head, LTX2DurationHead)
+    assert pipeline.transformer.config.ff_bias is False and pipeline.transformer.config.use_keyframes_abs_pos_embedding
+    assert pipeline.vocoder.config.output_sampling_rate == 48000
+    assert (lora_file is not None) == lora
+
+
+def test_a_split_folder_missing_its_duration_head_or_with_stock_gemma_is_refused(ltx25_root, tmp_path):
+    spec = get_model("lightricks:ltx@2.5-fast")
+    folder = tmp_path / "partial"
+    shutil.copytree(ltx25_root, folder)
+    (folder / official.SPLIT_FILES["duration_head"]).unlink()
+    with pytest.raises(WeightsError, match="duration head"):
+        check_folder(folder, spec)
+    shutil.copytree(ltx25_root / "model_patches", folder / "model_patches", dirs_exist_ok=True)
+    from safetensors.torch import load_file, save_file
+
+    path = folder / official.SPLIT_FILES["text_encoder"]
+    with safe_open(str(path), "pt") as file:
+        metadata = file.metadata()
+    gemma = json.loads(metadata["gemma_config"])
+    del gemma["gemma_version"]  # stock Gemma 4 carries no fine-tune stamp
+    save_file(load_file(str(path)), str(path), metadata={**metadata, "gemma_config": json.dumps(gemma)})
+    with pytest.raises(ValueError, match="gemma4-12b-ltx-v1"):
+        official.load_official(folder, dev=False, dtype=torch.float32)
+
+
+def test_generate_runs_on_a_2_5_split_folder(ltx25_root, tmp_path, prober):
+    """build-tiny official 2.5 -> `generate --weights DIR` (the same loader) -> the clip probed."""
+    output = tmp_path / "clip.mp4"
+    result = subprocess.run(
+        [sys.executable, "-m", "ltx_runtime", "generate", "-p", "a cat", "-o", str(output), "-m",
+         "ltx-runtime:tiny-ltx25@1", "--width", "128", "--height", "64", "--duration", "1", "--fps", "24", "--audio",
+         "--seed", "3", "--weights", str(ltx25_root)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    facts = prober(output)
+    assert (facts.width, facts.height, facts.frames, facts.fps) == (128, 64, 24, 24)
+    assert (facts.audio_codec, facts.audio_rate, facts.audio_channels) == ("aac", 48000, 2)
+    assert abs(facts.audio_duration - 1.0) < 0.05

@@ -49,11 +49,27 @@ def test_rest_submit_poll_download(server, tmp_path):
     (item,) = server.wait_for_results(task["taskUUID"])
     assert item["videoUUID"] == video_uuid and item["seed"] == 77
     assert item["cost"] > 0 and item["videoURL"] == f"{server.base}/media/{video_uuid}.mp4"
+    assert "duration" not in item  # the request named it
     path, content_type = download(item["videoURL"], tmp_path / "clip.mp4")
     assert content_type == "video/mp4"
     info = probe(path)
     assert (info.width, info.height, info.frames, info.fps) == (128, 72, 8, 8)
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 24000, 2)
+
+
+@pytest.mark.slow
+def test_a_result_without_an_asked_duration_reports_the_duration_heads_pick(server, tmp_path):
+    """LTX-2.5 (tiny) with no duration: the result item says how long the clip the duration head picked is, and the
+    clip is that long (8k+1 frames)."""
+    task = video_task(model="ltx-runtime:tiny-ltx25@1", width=96, height=64, fps=8)
+    del task["duration"]
+    assert server.post([task])[0] == 200
+    (item,) = server.wait_for_results(task["taskUUID"])
+    info = probe(download(item["videoURL"], tmp_path / "clip.mp4")[0])
+    assert (info.frames - 1) % 8 == 0 and item["duration"] == pytest.approx(info.frames / 8)
+    assert info.audio_duration == pytest.approx(item["duration"], abs=0.05)
+    (again,) = server.post([{"taskType": "getResponse", "taskUUID": task["taskUUID"]}])[1]["data"]
+    assert again["duration"] == item["duration"]  # kept with the result, not recomputed
 
 
 def test_rest_authentication_task_instead_of_a_header(server):

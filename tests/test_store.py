@@ -19,7 +19,7 @@ from server.store.records import DeliveryStatus, DuplicateTask, LeaseLost, Queue
 from server.store import open_store
 
 BACKENDS = ["sqlite", "postgres"]
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @pytest.fixture(params=BACKENDS)

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from .sql import SqlTaskStore, Statements, schema_v3, split_statements
+from .sql import SqlTaskStore, Statements, schema_v3, schema_v4, split_statements
 
 CHANNEL = "ltx_tasks"
 POOL_SIZE = 8
@@ -124,7 +124,8 @@ class PostgresTaskStore(SqlTaskStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     FOR_UPDATE = " FOR UPDATE"
     RESULTS_JSON = "json_agg(json_build_object({fields}))::text"
-    MIGRATIONS = [_schema(SCHEMA_V1), _schema(SCHEMA_V2), schema_v3("DOUBLE PRECISION", "BIGINT")]
+    MIGRATIONS = [_schema(SCHEMA_V1), _schema(SCHEMA_V2), schema_v3("DOUBLE PRECISION", "BIGINT"),
+                  schema_v4("DOUBLE PRECISION")]  # fmt: skip
     integrity_error = psycopg.errors.UniqueViolation
     errors = (psycopg.Error,)  # the pool's PoolTimeout included
 

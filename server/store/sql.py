@@ -35,7 +35,7 @@ from .records import (
 )
 
 RESULT_COLUMNS = ("idx", "video_uuid", "seed", "status", "progress", "stage", "file_name", "gpu_seconds", "cost",
-                  "reported", "expires_at", "preview")  # fmt: skip
+                  "reported", "expires_at", "preview", "duration")  # fmt: skip
 DELIVERY_BATCH = 50
 """The most deliveries one node claims at a time."""
 
@@ -368,14 +368,15 @@ class SqlTaskStore:
         self._run("UPDATE results SET preview = ? WHERE task_id = ? AND idx = ? AND status = 'processing'",
                   (json.dumps(preview), task_id, index))  # fmt: skip
 
-    def complete_result(self, task_id, worker_id, index, file_name, gpu_seconds, cost, expires_at, deliveries) -> None:
+    def complete_result(self, task_id, worker_id, index, file_name, gpu_seconds, cost, expires_at, deliveries,
+                        duration=None) -> None:  # fmt: skip
         """Record one finished result and queue its deliveries, atomically; only while `worker_id` holds the lease."""
         with self._transaction() as db:
             self._check_lease(db, task_id, worker_id)
             db.run(
                 "UPDATE results SET status = 'success', progress = 100, stage = NULL, file_name = ?, gpu_seconds = ?,"
-                f" cost = ?, expires_at = ?, finished_at = {self.NOW} WHERE task_id = ? AND idx = ?",
-                (file_name, gpu_seconds, cost, expires_at, task_id, index),
+                f" cost = ?, expires_at = ?, duration = ?, finished_at = {self.NOW} WHERE task_id = ? AND idx = ?",
+                (file_name, gpu_seconds, cost, expires_at, duration, task_id, index),
             )
             db.run_many(
                 "INSERT INTO deliveries (task_id, idx, kind, url) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -577,6 +578,7 @@ def _result_record(row: dict[str, Any]) -> ResultRecord:
         reported=bool(row["reported"]),
         expires_at=row["expires_at"],
         preview=json.loads(row["preview"]) if row["preview"] else None,
+        duration=row["duration"],
     )
 
 
@@ -604,6 +606,15 @@ def schema_v3(real: str, bigint: str) -> Migration:
     def migrate(db: Statements) -> None:
         for statement in split_statements(script):
             db.run(statement)
+
+    return migrate
+
+
+def schema_v4(real: str) -> Migration:
+    """Version 4: a result keeps the duration the duration head picked for it (null when the request named one)."""
+
+    def migrate(db: Statements) -> None:
+        db.run(f"ALTER TABLE results ADD COLUMN duration {real}")
 
     return migrate
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .sql import SqlTaskStore, Statements, schema_v3, split_statements
+from .sql import SqlTaskStore, Statements, schema_v3, schema_v4, split_statements
 
 POLL_SECONDS = 0.2
 """How often an idle worker looks for work (SQLite cannot wake it)."""
@@ -133,7 +133,7 @@ class SQLiteTaskStore(SqlTaskStore):
     SKIP_LOCKED = ""
     FOR_UPDATE = ""
     RESULTS_JSON = "json_group_array(json_object({fields}))"
-    MIGRATIONS = [_schema_v1, _schema_v2, schema_v3("REAL", "INTEGER")]
+    MIGRATIONS = [_schema_v1, _schema_v2, schema_v3("REAL", "INTEGER"), schema_v4("REAL")]
     integrity_error = sqlite3.IntegrityError
     errors = (sqlite3.Error,)
 

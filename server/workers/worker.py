@@ -306,7 +306,7 @@ class Worker:
         try:
             self.store.complete_result(
                 task.id, self.worker_id, index, file_name, gpu_seconds, self._cost(job, gpu_seconds), time.time() + ttl,
-                job.deliveries(),
+                job.deliveries(), duration=job.duration if picked else None,
             )  # fmt: skip
         except LeaseLost:
             # else a retry elsewhere owns this file name

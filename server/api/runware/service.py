@@ -266,6 +266,8 @@ class RunwareService:
             item["NSFWContent"] = False  # checked, and not flagged: a flagged result never gets this far
         if record.request.get("includeCost") is True:
             item["cost"] = result.cost
+        if result.duration is not None:  # no duration asked: the one the duration head picked (LTX-2.5)
+            item["duration"] = result.duration
         return item
 
     def webhook_body(self, record: TaskRecord, result: ResultRecord) -> dict[str, Any]:
