@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from server.app import create_app  # noqa: E402
 from server.api.auth import ApiKeys  # noqa: E402
 from server.settings import Settings  # noqa: E402
-from server_harness import video_task  # noqa: E402
+from support.server_harness import video_task  # noqa: E402
 
 AUTH = {"Authorization": "Bearer bench-key"}
 

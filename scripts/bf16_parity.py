@@ -1,7 +1,7 @@
 """Stage by stage, how far this runtime in bf16 is from ltx-core / ltx-pipelines 1.0.0 in bf16 (the official
 pipelines' own dtype), on the tiny official-format weights on the CPU, next to how far the official bf16 run is from
 the official float32 run (docs/fidelity.md, "bf16"). Same files, same noise (the official run's), as
-tests/test_parity.py.
+tests/engine/test_parity.py.
 
     .venv/bin/python scripts/bf16_parity.py
 """
@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")]
 
 import test_parity as parity  # noqa: E402
 
@@ -31,7 +31,7 @@ TASKS = ["text", "vae_decode", "audio_decode", "fast"]
 def oracle(root: Path, folder: Path, dtype: str) -> dict[str, dict[str, torch.Tensor]]:
     source, target = folder / "in.safetensors", folder / f"out-{dtype}.safetensors"
     save_file({key: value for key, value in parity.INPUTS.items() if key.split(".")[0] in TASKS}, str(source))
-    subprocess.run([str(parity.ORACLE), str(ROOT / "tests" / "parity" / "oracle.py"), str(root), str(source),
+    subprocess.run([str(parity.ORACLE), str(ROOT / "tests" / "engine" / "parity" / "oracle.py"), str(root), str(source),
                     str(target), *TASKS], check=True, env={**os.environ, "LTX_ORACLE_DTYPE": dtype})  # fmt: skip
     outputs: dict[str, dict[str, torch.Tensor]] = {task: {} for task in TASKS}
     for key, value in load_file(str(target)).items():

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python scripts/loadbench_backends.py OUT_FOLDER
 
-Postgres is a server of its own in a temp folder (tests/postgres_harness.py, the one the tests start), with a fresh
+Postgres is a server of its own in a temp folder (tests/support/postgres_harness.py, the one the tests start), with a fresh
 database per run; each run is `python -m server.ops.loadbench --json OUT_FOLDER/<store>-<round>.json`, whose summary is
 printed. Figures: docs/performance.md.
 """
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from postgres_harness import shared_server  # noqa: E402
+from support.postgres_harness import shared_server  # noqa: E402
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)

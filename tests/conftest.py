@@ -1,4 +1,5 @@
-"""Shared fixtures: one set of tiny weights and one resident engine for the whole session, and a media prober."""
+"""Shared fixtures: one set of tiny weights and one resident engine for the whole session, a media prober, and the
+loopback servers several layers use (an S3 API server, a recording HTTP receiver). Helpers live in tests/support/."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from ltx_runtime.engine import Engine
 from ltx_runtime.request import GenerationRequest
 from ltx_runtime.tiny import ARCHITECTURES, build_tiny_weights
+from support.receiver import Receiver
+from support.s3_server import CREDENTIALS, MotoServer
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +39,26 @@ def tiny_weights(tiny_root) -> Path:
 def engine(tiny_root) -> Engine:
     # x264's fastest preset: these tests check shapes and streams, not compression efficiency.
     return Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast")
+
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server, and boto3's credentials in the environment (where production reads them too)."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in CREDENTIALS.items():
+            environment.setenv(name, value)
+        yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """An image host, webhook receiver and upload endpoint on a loopback port (support/receiver.py)."""
+    receiver = Receiver()
+    yield receiver
+    receiver.http.shutdown()
 
 
 @dataclass

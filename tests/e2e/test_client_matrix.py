@@ -1,0 +1,94 @@
+"""The current Runware SDK, `runware-sdk` 1.8.0, over both transports and through a dropped WebSocket.
+
+The legacy `runware` 0.5.24 (WebSocket) is driven in test_server.py, the RunComfy client in test_server_runcomfy.py.
+runware-sdk's import name is `runware` too, so it lives in a folder of its own (scripts/install.sh --test puts it in
+.test-clients/; this module installs it there if it is missing) and runs in a subprocess (tests/clients/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import probe
+from support.server_harness import API_KEY, ServerProcess, download, server_fixture
+
+pytestmark = pytest.mark.slow  # runware-sdk in a subprocess against a real server, seconds-long clips
+
+ROOT = Path(__file__).resolve().parents[2]
+SDK_FOLDER = ROOT / ".test-clients" / "runware-sdk-1.8.0"
+SCRIPT = ROOT / "tests" / "e2e" / "clients" / "runware_sdk_run.py"
+
+
+@pytest.fixture(scope="module")
+def runware_sdk() -> Path:
+    if not (SDK_FOLDER / "runware" / "client.py").is_file():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(SDK_FOLDER), "runware-sdk==1.8.0"],
+            check=True,
+        )
+    return SDK_FOLDER
+
+
+server = server_fixture("server-clients")
+
+
+def run_sdk(sdk: Path, server: ServerProcess, transport: str, task: dict, *extra: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(sdk))  # the SDK alone: none of the legacy SDK in this venv is visible
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), transport, str(server.port), API_KEY, json.dumps(task), *extra],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert set(outcome["looked_up"]) <= {"127.0.0.1"}, outcome["looked_up"]  # nothing left the machine
+    return outcome
+
+
+@pytest.mark.parametrize("transport", ["websocket", "rest"])
+def test_runware_sdk_1_8_0_gets_two_distinct_videos(runware_sdk, server, transport, tmp_path):
+    task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "ltx-runtime:tiny@1",
+            "positivePrompt": "a kite over a beach", "width": 512, "height": 288, "duration": 4, "fps": 25,
+            "numberResults": 2, "seed": 40}  # seconds long: the SDK first polls after 1 s and must see it running
+    outcome = run_sdk(runware_sdk, server, transport, task)
+    results = outcome["results"]
+    assert [item["status"] for item in results] == ["success", "success"]
+    assert sorted(item["seed"] for item in results) == [40, 41]
+    assert len({item["videoUUID"] for item in results}) == 2
+    assert outcome["progress"]  # progress reached on_progress while the task ran
+    info = probe(download(results[0]["videoURL"], tmp_path / "clip.mp4")[0])
+    assert (info.width, info.height, info.frames) == (512, 288, 100)
+
+
+def test_runware_sdk_reconnects_in_the_middle_of_a_task_and_gets_its_result(runware_sdk, server, tmp_path):
+    # Long enough (several seconds on a CPU) that the connection drops while it runs.
+    task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "ltx-runtime:tiny@1",
+            "positivePrompt": "a train at night", "width": 512, "height": 288, "duration": 4, "fps": 25}
+    outcome = run_sdk(runware_sdk, server, "websocket", task, "--drop-connection-at-progress", "1")
+    assert outcome["dropped"]
+    before, after = outcome["sessions"]
+    assert before and before == after  # it resumed the same connectionSessionUUID
+    (item,) = outcome["results"]
+    assert item["status"] == "success" and item["taskUUID"] == task["taskUUID"]
+    info = probe(download(item["videoURL"], tmp_path / "clip.mp4")[0])
+    assert (info.width, info.height, info.frames) == (512, 288, 100)
+
+
+def test_runware_sdk_1_8_0_gets_an_ltx_2_5_clip_and_the_duration_head_picks_its_length(runware_sdk, server, tmp_path):
+    """LTX-2.5 Fast by its hosted id (demo server: tiny 2.5 weights), with no duration: the head picks it."""
+    task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "lightricks:ltx@2.5-fast",
+            "positivePrompt": "a kite over a beach", "width": 720, "height": 1280, "fps": 24}
+    outcome = run_sdk(runware_sdk, server, "rest", task)
+    (result,) = outcome["results"]
+    assert result["status"] == "success"
+    info = probe(download(result["videoURL"], tmp_path / "clip.mp4")[0])
+    assert (info.width, info.height, info.fps) == (720, 1280, 24)
+    assert (info.frames - 1) % 8 == 0 and 24 <= info.frames <= 20 * 24 + 1  # 8k+1 frames, 1-20 s
+    assert result["duration"] == pytest.approx(info.frames / 24)  # the head's pick, in the result
+    assert (info.audio_rate, info.audio_channels) == (48000, 2)
