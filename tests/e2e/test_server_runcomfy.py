@@ -14,12 +14,9 @@ from PIL import Image
 
 from conftest import probe
 from server.store import open_store
+from support.bad_input import BAD_BODIES, SEED_PROMPT, cases_named, runcomfy_body
 from support.server_harness import API_KEY, OTHER_KEY, download, server_fixture
 
-SEED_PROMPT = (
-    "A photorealistic portrait of a stylish young woman sitting at an outdoor Parisian café with red woven bistro "
-    "chairs and circular white tables."
-)
 TINY_FAST = "ltx-runtime/tiny/fast"
 
 
@@ -165,27 +162,13 @@ def server_key_id() -> str:
     return key_id(API_KEY)
 
 
-BAD_BODIES = [
-    ("duration not offered", {"duration": 7}, "duration"),
-    ("duration odd type", {"duration": "6"}, "duration"),
-    ("12 s at 1440p", {"duration": 12, "resolution": "1440p"}, "duration"),
-    ("12 s at 50 fps", {"duration": 12, "fps": 50}, "duration"),
-    ("resolution unknown", {"resolution": "720p"}, "resolution"),
-    ("free size on a hosted model", {"resolution": "128x72"}, "resolution"),
-    ("aspect ratio", {"aspect_ratio": "9:16"}, "aspect_ratio"),
-    ("fps", {"fps": 24}, "fps"),
-    ("generate_audio a string", {"generate_audio": "yes"}, "generate_audio"),
-    ("unknown parameter", {"negative_prompt": "x"}, "negative_prompt"),
-    ("image_url on text-to-video", {"image_url": "https://example.com/a.png"}, "image_url"),
-    ("prompt missing", {"prompt": None}, "prompt"),
-    ("seed negative", {"seed": -1}, "seed"),
-]
+# The table runs in process (unit/test_validation_errors.py); this one goes through the real server's HTTP path.
+WIRE_BODIES = cases_named(BAD_BODIES, "12 s at 1440p")
 
 
-@pytest.mark.parametrize("name, fields, parameter", BAD_BODIES, ids=[case[0] for case in BAD_BODIES])
+@pytest.mark.parametrize("name, fields, parameter", WIRE_BODIES, ids=[case[0] for case in WIRE_BODIES])
 def test_bad_bodies_name_the_parameter(client, name, fields, parameter):
-    body = {key: value for key, value in {"prompt": SEED_PROMPT, **fields}.items() if value is not None}
-    response = client.submit("ltx/ltx-2/fast", body)
+    response = client.submit("ltx/ltx-2/fast", runcomfy_body(fields))
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (error["code"], error["name"], error["parameter"]) == (400003, "InvalidParameter", parameter)

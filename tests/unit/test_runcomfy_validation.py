@@ -1,5 +1,5 @@
 """RunComfy submit bodies in-process: defaults from the seed's schema, the catalog's duration rule, demo stand-ins
-(the wire-level error table is in test_server_runcomfy)."""
+(the error table: test_validation_errors.py)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""videoInference validation in-process: defaults and seeds (the wire-level error table is in test_server_errors)."""
+"""videoInference validation in-process: defaults and seeds (the error table: test_validation_errors.py)."""
 
 import uuid
 
