@@ -13,9 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from ltx_runtime.engine import Engine
 from ltx_runtime.request import GenerationRequest
-from ltx_runtime.tiny import ARCHITECTURES, build_tiny_weights
 from support.receiver import Receiver
 from support.s3_server import CREDENTIALS, MotoServer
 
@@ -23,6 +21,8 @@ from support.s3_server import CREDENTIALS, MotoServer
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     """Tiny weights for both architectures, built once for the session (what `--weights tiny` builds on demand)."""
+    from ltx_runtime.tiny import ARCHITECTURES, build_tiny_weights  # here: torch is imported only by tests that need it
+
     root = tmp_path_factory.mktemp("tiny")
     for architecture in ARCHITECTURES:
         build_tiny_weights(root / architecture, architecture)
@@ -36,7 +36,9 @@ def tiny_weights(tiny_root) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(tiny_root) -> Engine:
+def engine(tiny_root):
+    from ltx_runtime.engine import Engine
+
     # x264's fastest preset: these tests check shapes and streams, not compression efficiency.
     return Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast")
 
