@@ -12,7 +12,7 @@ Weights are made before the trace and not counted: the figures are the activatio
 - `decode_peak`: the streamed VAE decode (decode.py) with the official spatial and temporal tiles, or the larger
   ones the plan may pick.
 
-tests/test_memory_trace.py compares admission.py's estimate with these for each recipe at 1080p and 4K.
+tests/engine/test_memory_trace.py compares admission.py's estimate with these for each recipe at 1080p and 4K.
 """
 
 from __future__ import annotations

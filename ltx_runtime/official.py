@@ -23,8 +23,8 @@ Everything is read from the files themselves: each diffusers component is built 
 metadata (no config download) and each of its tensors is read under its official name (`to_official`, the same map
 that writes tiny weights in this format). diffusers' `from_single_file` is not used: its LTX-2 maps cover the 2.0
 transformer and VAEs only (no connectors, vocoder, upsampler or LTX-2.3 keys) and take their configs from a hub repo.
-tests/test_official.py checks our names against diffusers' own single-file conversion where it exists
-(`convert_ltx2_*_to_diffusers`), tests/test_parity.py against ltx-core 1.0.0's configurators and outputs, and
+tests/engine/test_official.py checks our names against diffusers' own single-file conversion where it exists
+(`convert_ltx2_*_to_diffusers`), tests/engine/test_parity.py against ltx-core 1.0.0's configurators and outputs, and
 scripts/ltx25_parity.py (by hand) the LTX-2.5 files against ltx-core / ltx-pipelines 1.2.0.
 """
 

@@ -146,7 +146,7 @@ class SafetyChecker:
 def clip_pixels(frames: torch.Tensor, processor) -> torch.Tensor:
     """The CLIP image processor's steps on uint8 frames [n, H, W, 3] wherever they are: resize the short side to
     `size.shortest_edge` (bicubic, antialiased, rounded to uint8 levels as PIL's is), centre-crop to `crop_size`,
-    rescale and normalize. Within one uint8 level of the PIL processor (tests/test_safety.py)."""
+    rescale and normalize. Within one uint8 level of the PIL processor (tests/engine/test_safety.py)."""
     images = frames.permute(0, 3, 1, 2).float()
     height, width = images.shape[-2:]
     short = processor.size.shortest_edge

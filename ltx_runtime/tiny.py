@@ -5,7 +5,7 @@ checkpoint (model_index.json plus one subfolder per component, latent_upsampler/
 go through the very loader, recipe, crop/trim and muxing code that production uses.
 
 The widths, depths and head counts are tiny (a 2-core CPU renders 1080p in about a minute); every other config key
-is the released checkpoints' (configs.py; tests/test_tiny_configs.py lists the exceptions by name), so
+is the released checkpoints' (configs.py; tests/engine/test_tiny_configs.py lists the exceptions by name), so
 the *geometry* and the behaviour switches are the real ones:
 - video VAE: 32x spatial and 8x temporal compression (8k+1 frames -> k+1 latent frames);
 - audio: 16 kHz mel spectrogram, hop 160, 4x latent compression -> 25 audio latent frames per second;

@@ -49,7 +49,7 @@ pip_install -e ".${extras}"
 if [[ -n "$extras" ]]; then
     # The parity tests' oracle: Lightricks' ltx-core / ltx-pipelines 1.0.0 in their own venv (they need transformers
     # 4.57, the project transformers 5). --no-deps, then only what they import, so that pip never pulls torchaudio or
-    # another torch (torchaudio is stubbed in the oracle process; tests/parity/oracle.py says why).
+    # another torch (torchaudio is stubbed in the oracle process; tests/engine/parity/oracle.py says why).
     step "creating .venv-oracle: Lightricks' ltx-core and ltx-pipelines 1.0.0, the parity tests' reference"
     python3 -m venv .venv-oracle
     oracle_pip() { .venv-oracle/bin/python -m pip install --progress-bar off "$@" >>"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }; }
@@ -59,11 +59,11 @@ if [[ -n "$extras" ]]; then
     oracle_pip einops numpy "transformers~=4.57.0" "huggingface_hub~=0.36.0" "tokenizers~=0.22.0" safetensors \
         accelerate "scipy>=1.14" av tqdm pillow
     # The current Runware SDK shares the import name `runware` with the legacy one in .venv: it gets a folder of its
-    # own, which the client-matrix tests put on a subprocess's PYTHONPATH (tests/clients/).
+    # own, which the client-matrix tests put on a subprocess's PYTHONPATH (tests/e2e/clients/).
     step "installing runware-sdk 1.8.0 into .test-clients/ (the client-matrix tests)"
     pip_install --upgrade --target .test-clients/runware-sdk-1.8.0 "runware-sdk==1.8.0"
 
-    # The playground's browser tests drive Debian's Chromium through Playwright (tests/test_playground.py); Playwright's
+    # The playground's browser tests drive Debian's Chromium through Playwright (tests/e2e/test_playground.py); Playwright's
     # own browser download (`playwright install`) is never used.
     if [[ ! -x /usr/bin/chromium ]]; then
         step "installing Debian's chromium (the playground's browser tests)"
@@ -74,7 +74,7 @@ if [[ -n "$extras" ]]; then
     fi
 
     # The task store tests run every case on a real PostgreSQL server too, started by the tests in a temp folder
-    # (tests/postgres_harness.py); Debian's package brings initdb and pg_ctl.
+    # (tests/support/postgres_harness.py); Debian's package brings initdb and pg_ctl.
     if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then
         step "installing Debian's postgresql (the task store tests on Postgres)"
         as_root=""

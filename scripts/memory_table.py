@@ -3,7 +3,7 @@ hosted (model, size, duration, fps) is generated and what it costs.
 
     .venv/bin/python scripts/memory_table.py > /tmp/table.md
 
-tests/test_memory_doc.py checks that docs/memory.md carries exactly this output (between its markers).
+tests/unit/test_memory_doc.py checks that docs/memory.md carries exactly this output (between its markers).
 """
 
 from __future__ import annotations

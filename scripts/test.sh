@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
-echo "==> running the tests: pytest $* (the whole suite: about 30 minutes on 2 cores; -m 'not slow' is the quick layer)"
+echo "==> running the tests: pytest $* (the whole suite; README, Tests: each layer alone and its time)"
 .venv/bin/python -m pytest "$@"
-# The store contract suite (tests/test_store.py) runs on both backends above; here every quick server test runs once
-# more with each test server on a fresh Postgres database (LTX_TEST_STORE=postgres, tests/postgres_harness.py).
-echo "==> the quick server tests again on the Postgres task store: LTX_TEST_STORE=postgres pytest -m 'not slow' tests/test_server*.py tests/test_delivery.py"
-LTX_TEST_STORE=postgres exec .venv/bin/python -m pytest -m "not slow" tests/test_server*.py tests/test_delivery.py
+# The store contract suite (tests/contract/test_store.py) runs on both backends above; here every quick server test
+# runs once more with each test server on a fresh Postgres database (LTX_TEST_STORE=postgres,
+# tests/support/postgres_harness.py).
+echo "==> the quick server tests again on the Postgres task store: LTX_TEST_STORE=postgres pytest -m 'not slow' tests/e2e/test_server*.py"
+LTX_TEST_STORE=postgres exec .venv/bin/python -m pytest -m "not slow" tests/e2e/test_server*.py

@@ -1,5 +1,5 @@
 """The task store contract: every case runs against both backends, SQLite (a file) and Postgres (a real server started
-for the session, tests/postgres_harness.py): claims, leases on the database's clock, requeues, exactly-once results,
+for the session, tests/support/postgres_harness.py): claims, leases on the database's clock, requeues, exactly-once results,
 deliveries, sessions, media expiry, migrations, wake-ups."""
 
 import sqlite3

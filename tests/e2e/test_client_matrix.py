@@ -2,7 +2,7 @@
 
 The legacy `runware` 0.5.24 (WebSocket) is driven in test_server.py, the RunComfy client in test_server_runcomfy.py.
 runware-sdk's import name is `runware` too, so it lives in a folder of its own (scripts/install.sh --test puts it in
-.test-clients/; this module installs it there if it is missing) and runs in a subprocess (tests/clients/).
+.test-clients/; this module installs it there if it is missing) and runs in a subprocess (tests/e2e/clients/).
 """
 
 from __future__ import annotations

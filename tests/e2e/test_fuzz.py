@@ -3,7 +3,7 @@
 
 Every answer keeps the contract's shape and names the parameter, nothing is a 5xx, the server log has no traceback,
 and a canary task submitted before the fuzzing still finishes with a valid video. The CI-sized run is the default;
-`pytest tests/test_fuzz.py -m "fuzz_long or not slow"` adds the same targets with five times as many cases
+`pytest tests/e2e/test_fuzz.py -m "fuzz_long or not slow"` adds the same targets with five times as many cases
 (docs/reliability.md).
 """
 

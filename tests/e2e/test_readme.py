@@ -148,6 +148,20 @@ def test_only_files_in_the_repository_are_cited():
         assert "shared/docs" not in path.read_text(), path  # a private folder; the facts carry their public sources
 
 
+def test_the_two_set_up_commands_come_first():
+    """Before any use: the command that installs and serves on the defaults, then the one that runs the tests."""
+    serve, tests = README.index("ltx-runtime serve --demo"), README.index("bash scripts/test.sh")
+    assert README.index("scripts/install.sh") < serve < tests < README.index("## Quick start")
+
+
+def test_the_files_the_docs_name_exist():
+    """Every path under tests/, scripts/ and docs/ that the README and docs name is in the repository."""
+    root = Path(__file__).resolve().parents[2]
+    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for named in re.findall(r"\b((?:tests|scripts|docs)/[\w/.-]+\.(?:py|sh|md))\b", path.read_text()):
+            assert (root / named).is_file(), (path.name, named)
+
+
 @pytest.mark.slow
 def test_the_runware_sdk_example(new_user, tmp_path, say):
     server, work, env, _ = new_user

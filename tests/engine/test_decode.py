@@ -1,5 +1,5 @@
 """Streaming decode: ltx-core's temporal tiles, a chunk at a time, exact lengths (the comparison with the official
-tiled decode itself is in tests/test_parity.py)."""
+tiled decode itself is in tests/engine/test_parity.py)."""
 
 import numpy as np
 import pytest

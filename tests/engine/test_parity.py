@@ -1,7 +1,7 @@
 """Parity with Lightricks' official implementation (ltx-core / ltx-pipelines 1.0.0 from PyPI) on tiny random weights.
 
 Both sides load the same files: tiny weights written by `build_tiny_official` in Lightricks' single-file format (bf16,
-as Lightricks ships them). The official code runs in its own venv (tests/parity/oracle.py; .venv-oracle is made by
+as Lightricks ships them). The official code runs in its own venv (tests/engine/parity/oracle.py; .venv-oracle is made by
 scripts/install.sh --test, LTX_ORACLE_PYTHON overrides it) and tensors cross through safetensors files, so this
 process never imports ltx-core. Both sides compute in float32 on the CPU: the tolerances below only have to absorb
 float32 summation-order differences between two implementations of the same layers (measured maxima in
@@ -93,10 +93,10 @@ INPUTS = {
 """Each task's inputs: 64x128 pixels and 17 frames (latents 3x2x4), 17 audio latent frames (0.68 s); the tiled decode
 185 frames of 64x96 (latents 24x2x3: three temporal tiles of 80 frames) and 89 frames of 128x192 (latents 12x4x6);
 the first frame (random pixels at the stage-1 and the full size); the recipes run at 128x64, 17 frames, 25 fps with
-the prompt of tests/parity/oracle.py."""
+the prompt of tests/engine/parity/oracle.py."""
 PROMPT = "a cat over the ocean"
 PRO_STEPS, PRO_STG_BLOCK = 2, 1
-"""As tests/parity/oracle.py: the guided recipe with 2 stage-1 steps (the 40-step schedule is compared on its own) and
+"""As tests/engine/parity/oracle.py: the guided recipe with 2 stage-1 steps (the 40-step schedule is compared on its own) and
 STG on block 1 of the 2-block tiny transformer (the real block, 29, does not exist in it)."""
 
 

@@ -8,7 +8,7 @@ LANDSCAPE = {(1920, 1080), (2560, 1440), (3840, 2160)}
 
 
 HOSTED = {"lightricks:2@1", "lightricks:2@0", "lightricks:ltx@2.3", "lightricks:ltx@2.3-fast", "lightricks:ltx@2",
-          "lightricks:ltx@2.5-fast", "lightricks:ltx@2.5-pro"}  # LTX-2.5: tests/test_ltx25.py
+          "lightricks:ltx@2.5-fast", "lightricks:ltx@2.5-pro"}  # LTX-2.5: tests/engine/test_ltx25.py
 
 
 def test_the_hosted_models_and_the_tiny_demo_models_are_listed():

@@ -1,6 +1,6 @@
 """Run one videoInference task through the current Runware SDK (`runware-sdk` 1.8.0) against this server.
 
-Started by tests/test_client_matrix.py in a subprocess whose PYTHONPATH holds runware-sdk (its import name, `runware`,
+Started by tests/e2e/test_client_matrix.py in a subprocess whose PYTHONPATH holds runware-sdk (its import name, `runware`,
 is the legacy SDK's too). Prints one JSON line: the results, the progress values seen, the WebSocket session before
 and after a forced reconnect, and every host name the SDK tried to resolve (anything but loopback is refused, so
 nothing leaves the machine).

@@ -1,7 +1,7 @@
 """The official implementation (ltx-core / ltx-pipelines 1.0.0) as a test oracle. Runs in its own venv
 (.venv-oracle, made by scripts/install.sh --test), never in the project's process:
 
-    .venv-oracle/bin/python tests/parity/oracle.py WEIGHTS_DIR INPUT.safetensors OUTPUT.safetensors TASK...
+    .venv-oracle/bin/python tests/engine/parity/oracle.py WEIGHTS_DIR INPUT.safetensors OUTPUT.safetensors TASK...
 
 Tensors go in and out through safetensors files, named "task.tensor" (one process runs every task: importing
 transformers and ltx-core is most of the time). Shims, all in this process only (ltx2-models.md 2a item 10):
