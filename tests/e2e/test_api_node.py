@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from server_harness import ServerProcess, video_task
+from support.server_harness import ServerProcess, video_task
 
 from server.store import open_store
 
