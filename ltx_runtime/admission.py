@@ -4,7 +4,7 @@ classifier's files are and which of them are missing.
 
 Estimates are arithmetic on the real parameter counts (catalog.PARAMETER_COUNTS, and the guided recipes' distilled
 LoRA: catalog.DISTILLED_LORA_BYTES) and the request's token count, size and VAE tiles; the activation constants per architecture (`ACTIVATIONS`) are measured by tracing the full-size modules on the
-meta device (memory_trace.py; tests/test_memory_trace.py keeps them within 10 % above the traced peaks). memory.py
+meta device (memory_trace.py; tests/engine/test_memory_trace.py keeps them within 10 % above the traced peaks). memory.py
 places the weights by these profiles; docs/memory.md shows the arithmetic.
 """
 
