@@ -92,19 +92,24 @@ class MemoryEstimate:
         return max(self.encoding, self.denoising, self.decoding)
 
 
-def video_tokens(plan: GenerationPlan, recipe: Recipe) -> int:
+def video_tokens(plan: GenerationPlan, recipe: Recipe, appended_frames: int = 0) -> int:
     """Tokens of the widest transformer pass: stage 2 at full size, or stage 1 when guidance batches the
-    conditional and unconditional passes together (half the size, a quarter of the tokens, twice the batch)."""
-    stage_1 = plan.latent_frames * (plan.stage1_height // 32) * (plan.stage1_width // 32)
-    return max(stage_1 * (1 if recipe is Recipe.FAST else 2), plan.stage2_tokens)
+    conditional and unconditional passes together (half the size, a quarter of the tokens, twice the batch).
+    `appended_frames`: keyframe images past the first frame, each appended as one more latent frame of tokens
+    (ltx-core `VideoConditionByKeyframeIndex`)."""
+    frames = plan.latent_frames + appended_frames
+    stage_1 = frames * (plan.stage1_height // 32) * (plan.stage1_width // 32)
+    stage_2 = frames * (plan.gen_height // 32) * (plan.gen_width // 32)
+    return max(stage_1 * (1 if recipe is Recipe.FAST else 2), stage_2)
 
 
 def estimate(
     spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None = None,
-    image_to_video: bool = False, tiles: DecodeTiles = OFFICIAL_TILES,
+    image_to_video: bool = False, tiles: DecodeTiles = OFFICIAL_TILES, appended_frames: int = 0,
 ) -> MemoryEstimate:  # fmt: skip
     """GPU bytes `plan` needs under `profile` for `spec`'s real weights, phase by phase; `image_to_video`: the clip
-    starts from a first-frame image (per-token timesteps); `tiles`: the VAE tiles of the decode."""
+    is conditioned on frame images (per-token timesteps), `appended_frames` of them past the first frame; `tiles`:
+    the VAE tiles of the decode."""
     params = PARAMETER_COUNTS[spec.architecture]
     bf16 = 2
     transformer = params["transformer"] * (bf16 if profile is MemoryProfile.RESIDENT else 1)
@@ -114,7 +119,7 @@ def estimate(
         transformer = transformer * STREAMED_BLOCKS // TRANSFORMER_BLOCKS
     others = sum(count for name, count in params.items() if name not in ("transformer", "text_encoder")) * bf16
     text_encoder = params["text_encoder"] * bf16 if profile is MemoryProfile.RESIDENT else 0
-    tokens = video_tokens(plan, spec.recipe)
+    tokens = video_tokens(plan, spec.recipe, appended_frames)
     resident = transformer + others + text_encoder
     encoding = resident + (0 if profile is MemoryProfile.RESIDENT else TEXT_ENCODER_STREAMING_BYTES)
     activations = ACTIVATIONS[spec.architecture]
@@ -129,17 +134,18 @@ def estimate(
 
 
 def choose_tiles(
-    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False,
+    appended_frames: int = 0,
 ) -> tuple[MemoryEstimate, str]:
     """The estimate with the largest VAE tiles (decode.LARGER_TILES, then the official ones) that leave the clip
     within the budget without the frugal mode, and why those: larger tiles never cost a clip its speed elsewhere."""
-    official = estimate(spec, plan, profile, budget, image_to_video)
+    official = estimate(spec, plan, profile, budget, image_to_video, appended_frames=appended_frames)
     if budget is None:
         return official, "the official tiles: no GPU memory budget to plan larger ones against"
     if official.frugal:
         return official, "the official tiles: the clip needs the frugal mode already"
     for tiles in LARGER_TILES:
-        larger = estimate(spec, plan, profile, None, image_to_video, tiles)  # not frugal
+        larger = estimate(spec, plan, profile, None, image_to_video, tiles, appended_frames)  # not frugal
         if larger.peak <= budget:
             needs = f"the decode needs {larger.decoding / GIB:.1f} GiB of the {budget / GIB:.1f} GiB budget"
             return larger, f"{tiles}: {needs}"
@@ -179,18 +185,22 @@ class MemoryLimitError(RequestError):
 
 
 def check_memory(
-    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False
+    spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False,
+    appended_frames: int = 0,
 ) -> MemoryEstimate:
-    """Admission control: the estimate for `plan` (from a first-frame image when `image_to_video`), or
-    MemoryLimitError naming the limit when it does not fit even in the frugal mode."""
-    needed = estimate(spec, plan, profile, budget, image_to_video)
+    """Admission control: the estimate for `plan` (conditioned on frame images when `image_to_video`,
+    `appended_frames` of them past the first frame), or MemoryLimitError naming the limit when it does not fit even
+    in the frugal mode."""
+
+    def needs(under: MemoryProfile) -> MemoryEstimate:
+        return estimate(spec, plan, under, budget, image_to_video, appended_frames=appended_frames)
+
+    needed = needs(profile)
     if budget is not None and needed.peak > budget:
         advice = "a smaller size, a shorter clip or a lower frame rate"
         profiles = list(MemoryProfile)  # from the most GPU memory to the least
         more_frugal = profiles[profiles.index(profile) + 1 :]
-        fitting = next(
-            (other for other in more_frugal if estimate(spec, plan, other, budget, image_to_video).peak <= budget), None
-        )
+        fitting = next((other for other in more_frugal if needs(other).peak <= budget), None)
         if fitting is not None:
             name = fitting.value
             advice += f", or run the server with the '{name}' memory profile (LTX_MEMORY_PROFILE={name}), which fits"

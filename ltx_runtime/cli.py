@@ -44,7 +44,7 @@ def generate(
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same clip (default: random)."),
     output_format: Optional[OutputFormat] = typer.Option(None, "--format", help="mp4, webm or mov (default: from the output suffix, else mp4)."),
     quality: int = typer.Option(QUALITY_DEFAULT, help="20-99, mapped onto the encoder's CRF (higher is better, larger)."),
-    image: Optional[Path] = typer.Option(None, "--image", help="First-frame image (PNG, JPEG or WEBP), resized and centre-cropped to the frame.", exists=True, dir_okay=False),
+    image: Optional[list[str]] = typer.Option(None, "--image", help="FILE[@FRAME] (repeatable): an image (PNG, JPEG or WEBP) the clip shows at FRAME: first (the default), last, or a 0-based frame index (e.g. photo.png@48); resized and centre-cropped to the frame. One image per frame, at most one per 8 frames of the clip."),
     steps: Optional[int] = typer.Option(None, help="Guided models only: stage-1 denoising steps (default: the official 40 for LTX-2, 30 for LTX-2.3)."),
     guidance_scale: Optional[float] = typer.Option(None, help="Guided models only: the video CFG scale (default: the official 3.0)."),
     negative_prompt: Optional[str] = typer.Option(None, help="Guided models only: what to steer away from (default: the official negative prompt)."),
@@ -82,7 +82,7 @@ def generate(
         seed=seed,
         output_format=output_format,
         quality=quality,
-        image=image.read_bytes() if image else None,
+        keyframes=tuple(_keyframe(text) for text in image or ()),
         steps=steps,
         guidance_scale=guidance_scale,
         negative_prompt=negative_prompt,
@@ -91,7 +91,7 @@ def generate(
     try:
         validate_request(request)
     except RequestError as error:
-        fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
+        _refuse(error)
     if weights != TINY:  # before torch and diffusers are imported, which takes long
         try:
             check_folder(resolve_folder(Path(weights), spec), spec)
@@ -134,7 +134,7 @@ def generate(
         try:
             result = engine.generate(request, output, progress=tracker)
         except RequestError as error:
-            fail(f"--{error.parameter.replace('_', '-')}: {error}", code=2)
+            _refuse(error)
         except (WeightsError, OutOfMemory) as error:
             fail(str(error))
     audio_text = f"{result.sample_rate} Hz stereo audio" if result.has_audio else "no audio"
@@ -144,6 +144,28 @@ def generate(
         f"{result.duration:g} s, {audio_text}, {result.output_format.value}, seed {result.seed}, "
         f"{result.timings['total']:.1f} s ({stages})"
     )
+
+
+OPTIONS = {"keyframes": "image"}
+"""The option of a request field whose name differs from it."""
+
+
+def _refuse(error) -> None:
+    """Exit naming the option of the request field a RequestError names."""
+    fail(f"--{OPTIONS.get(error.parameter, error.parameter).replace('_', '-')}: {error}", code=2)
+
+
+def _keyframe(text: str):
+    """--image FILE[@first|@last|@INDEX] (FILE alone: the first frame; a FILE whose name has an @ keeps it unless
+    what follows the last @ is a frame)."""
+    from .request import LAST, Keyframe
+
+    path, _, frame = text.rpartition("@")
+    if not path or not (frame in ("first", LAST) or frame.isdigit()):
+        path, frame = text, "first"
+    if not Path(path).is_file():
+        fail(f"--image: {path} is not a file", code=2)
+    return Keyframe(Path(path).read_bytes(), 0 if frame == "first" else frame if frame == LAST else int(frame))
 
 
 def _lora_choice(text: str) -> tuple[str, float]:

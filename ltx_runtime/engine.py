@@ -26,8 +26,8 @@ from .memory import budget_for, free_cached_memory, gpu_memory_bytes, place  # f
 from .loras import USER_LORA_FOLDER, LoraEntry, adapter_name
 from .progress import StageCallback, denoising_steps
 from .preview import PREVIEW_EVERY, LatentPreview, PreviewCallback
-from .recipes import decode_first_frame, fast, guided
-from .request import MAX_SEED, GenerationRequest, RequestError, validate_request
+from .recipes import ConditioningImage, decode_frame_image, fast, guided
+from .request import MAX_SEED, GenerationRequest, RequestError, keyframes_problem, resolve_keyframes, validate_request
 from .tiny import ensure_tiny_weights, is_tiny
 from .weights import (
     Components,
@@ -234,10 +234,11 @@ class Engine:
         spec = validate_request(request)
         # Without a duration, what cannot fit even at the head's shortest is refused now; the head's pick once known.
         asked = request.duration if request.duration is not None else DURATION_SECONDS[0]
-        image_to_video = request.image is not None
+        image_to_video = bool(request.keyframes)
+        appended = sum(keyframe.frame != 0 for keyframe in request.keyframes)
         plan = plan_generation(request.width, request.height, asked, request.fps, spec.audio_sample_rate)
         profile = self.profile_for(spec.id)
-        needed = check_memory(spec, plan, profile, self.memory_budget, image_to_video)
+        needed = check_memory(spec, plan, profile, self.memory_budget, image_to_video, appended)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         loaded_before = len(self._loaded)
@@ -250,13 +251,17 @@ class Engine:
             duration = self.choose_duration(spec.id, request.prompt, request.fps)
             timings["duration_head"] = time.perf_counter() - clock  # the prompt's encoding included
             plan = plan_generation(request.width, request.height, duration, request.fps, spec.audio_sample_rate)
-            needed = check_memory(spec, plan, profile, self.memory_budget, image_to_video)
+            needed = check_memory(spec, plan, profile, self.memory_budget, image_to_video, appended)
+            problem = keyframes_problem([keyframe.frame for keyframe in request.keyframes], plan.frames)
+            if problem:  # an index past the frames the head picked
+                raise RequestError("keyframes", problem)
         if speed.applied(self.levers[components.folder]["vae_tiles"]):
-            needed, why = choose_tiles(spec, plan, profile, self.memory_budget, image_to_video)
+            needed, why = choose_tiles(spec, plan, profile, self.memory_budget, image_to_video, appended)
             log.info("VAE tiles for %s %dx%d: %s", spec.id, plan.width, plan.height, why)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
-        image = None if request.image is None else decode_first_frame(request.image, image_crf(components))
-        attempt = dict(request=request, spec=spec, plan=plan, seed=seed, image=image, output_path=Path(output_path),
+        images = tuple(ConditioningImage(decode_frame_image(keyframe.image, image_crf(components)), keyframe.frame)
+                       for keyframe in resolve_keyframes(request.keyframes, plan.frames))  # fmt: skip
+        attempt = dict(request=request, spec=spec, plan=plan, seed=seed, images=images, output_path=Path(output_path),
                        components=components, report=progress or (lambda stage, fraction: None),
                        frame_observer=frame_observer, preview=preview, tiles=needed.tiles)  # fmt: skip
         attempts = (needed.frugal, True)
@@ -307,7 +312,7 @@ class Engine:
         return frames / fps
 
     def _attempt(
-        self, *, request, spec, plan, seed, image, output_path, components, report, frame_observer, preview, tiles,
+        self, *, request, spec, plan, seed, images, output_path, components, report, frame_observer, preview, tiles,
         frugal,
     ) -> dict[str, float]:  # fmt: skip
         """One try at the whole clip with `tiles` for the VAE decode; `frugal` trades speed for GPU memory (and
@@ -320,7 +325,7 @@ class Engine:
         on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview,
                                                                 self.preview_every)  # fmt: skip
         recipe_output = RECIPES[spec.recipe].run(
-            components, spec, plan, request, generator, on_step, image=image, after_encoding=after_encoding,
+            components, spec, plan, request, generator, on_step, images=images, after_encoding=after_encoding,
             on_latents=on_latents,
         )  # fmt: skip
         timings = dict(recipe_output.timings)

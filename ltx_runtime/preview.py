@@ -93,8 +93,9 @@ class LatentPreview:
     def __call__(self, packed_latents: torch.Tensor, done: int, total: int) -> None:
         if done % self.every and done != self.stage_1_steps:
             return
-        frames, height, width = self.shape
-        frame = packed_latents[0].reshape(frames, height, width, -1)[frames // 2].float()
+        frames, height, width = self.shape  # the packed latents may end in appended keyframe tokens: not the clip's
+        clip = packed_latents[0, : frames * height * width]
+        frame = clip.reshape(frames, height, width, -1)[frames // 2].float()
         if self.pending is not None:
             self._send(*self.pending)
         self.pending = (HostCopy(frame), done)

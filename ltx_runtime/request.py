@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import media
 from .catalog import ModelSpec, get_model
+from .geometry import VAE_TEMPORAL, frames_for_vae
 from .loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT
 
 MAX_SEED = 2**63 - 1
@@ -28,6 +29,18 @@ class RequestError(ValueError):
         self.parameter = parameter
 
 
+LAST = "last"
+"""A keyframe's `frame` for the clip's last frame, resolved once the frame count is known (`resolve_keyframes`)."""
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    image: bytes
+    """A PNG, JPEG or WEBP file."""
+    frame: int | str = 0
+    """0-based index into the output frames, or LAST."""
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     model: str
@@ -41,8 +54,9 @@ class GenerationRequest:
     seed: int | None = None
     output_format: media.OutputFormat = media.OutputFormat.MP4
     quality: int = media.QUALITY_DEFAULT
-    image: bytes | None = None
-    """A first-frame image file (PNG, JPEG or WEBP), fitted to the frame by resizing and centre-cropping."""
+    keyframes: tuple["Keyframe", ...] = ()
+    """Images the clip shows at given frames (image-to-video with a first frame, keyframe interpolation with more);
+    each image file is fitted to the frame by resizing and centre-cropping."""
     steps: int | None = None
     """Stage-1 denoising steps of a guided model (None: the official count)."""
     guidance_scale: float | None = None
@@ -77,8 +91,12 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
         raise RequestError("seed", f"the seed must be between 0 and {MAX_SEED}")
     if not media.QUALITY_MIN <= request.quality <= media.QUALITY_MAX:
         raise RequestError("quality", f"quality must be {media.QUALITY_MIN} to {media.QUALITY_MAX}")
-    if request.image is not None:
-        check_image(request.image)
+    for keyframe in request.keyframes:
+        check_image(keyframe.image)
+    frames = [keyframe.frame for keyframe in request.keyframes]
+    problem = keyframes_problem(frames, None if request.duration is None else round(request.duration * request.fps))
+    if problem:
+        raise RequestError("keyframes", problem)
     check_guidance(spec, request.steps, request.guidance_scale, request.negative_prompt)
     check_lora_weights(spec, request.loras)
     return spec
@@ -117,12 +135,45 @@ def check_guidance(spec: ModelSpec, steps: int | None, guidance_scale: float | N
 
 
 def check_image(data: bytes) -> None:
-    """Refuse a first-frame image that is not a readable PNG, JPEG or WEBP file."""
+    """Refuse a conditioning image that is not a readable PNG, JPEG or WEBP file."""
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
             image.load()
     except (UnidentifiedImageError, OSError) as error:
-        raise RequestError("image", f"the first-frame image is not a readable PNG, JPEG or WEBP file ({error})") from None
+        raise RequestError("image", f"a frame image is not a readable PNG, JPEG or WEBP file ({error})") from None
+
+
+def max_keyframes(frames: int) -> int:
+    """At most one image per latent frame of the clip (one per 8 frames, and the first): each image past the
+    first frame appends a latent frame's worth of tokens to every denoising pass, so this bounds the sequence at
+    twice the clip's, which the memory estimate counts (memory.estimate `keyframes`). The official pipelines set no
+    limit; more images than latent frames crowd several into the span one latent frame encodes."""
+    return (frames_for_vae(frames) - 1) // VAE_TEMPORAL + 1
+
+
+def keyframes_problem(positions: list, frames: int | None) -> str | None:
+    """What is wrong with keyframe positions (0-based frame indexes or LAST) for a clip of `frames` output frames
+    (None: not known yet, the duration head picks it; only what holds at any length is checked)."""
+    for position in positions:
+        if position != LAST and (isinstance(position, bool) or not isinstance(position, int) or position < 0):
+            return f"a keyframe's frame must be first, last or a frame index from 0, not {position!r}"
+    resolved = [frames - 1 if position == LAST and frames is not None else position for position in positions]
+    duplicate = next((position for i, position in enumerate(resolved) if position in resolved[:i]), None)
+    if duplicate is not None:
+        return f"two images are given for frame {duplicate}"
+    if frames is None:
+        return None
+    if len(positions) > max_keyframes(frames):
+        return f"at most {max_keyframes(frames)} frame images for a clip of {frames} frames, not {len(positions)}"
+    beyond = next((position for position in resolved if position >= frames), None)
+    if beyond is not None:
+        return f"frame {beyond} is past the clip's last frame ({frames - 1}: {frames} frames)"
+    return None
+
+
+def resolve_keyframes(keyframes: tuple[Keyframe, ...], frames: int) -> tuple[Keyframe, ...]:
+    """The keyframes with LAST as the index of the last of `frames` output frames."""
+    return tuple(Keyframe(k.image, frames - 1) if k.frame == LAST else k for k in keyframes)
 
 
 class SafetyMode(str, Enum):
@@ -137,7 +188,7 @@ class SafetyMode(str, Enum):
 
 @dataclass(frozen=True)
 class SafetyRequest:
-    """What a task asks to be checked: its output frames (`mode`) and its first-frame image (`check_inputs`)."""
+    """What a task asks to be checked: its output frames (`mode`) and its frame images (`check_inputs`)."""
 
     mode: SafetyMode = SafetyMode.NONE
     check_inputs: bool = False

@@ -135,8 +135,8 @@ IMAGE_ROTATION = {3: 180, 6: 270, 8: 90}
 (ltx-pipelines media_io/decode.py `decode_image`)."""
 
 
-def decode_first_frame(data: bytes, crf: int) -> np.ndarray:
-    """A first-frame image file as the official pipelines prepare it before any resizing: turned upright by its EXIF
+def decode_frame_image(data: bytes, crf: int) -> np.ndarray:
+    """A frame image file as the official pipelines prepare it before any resizing: turned upright by its EXIF
     orientation, converted to sRGB (an embedded ICC profile is honoured), RGB uint8 [H, W, 3], then re-compressed
     as one H.264 frame at `crf` (the model's training CRF, 33 for LTX-2 and LTX-2.3) at its source size.
     ltx-pipelines media_io/decode.py: `decode_image`, then `preprocess`."""
@@ -195,7 +195,7 @@ def untiled(vae):
 
 
 def encode_first_frame(pipe, pixels: np.ndarray, width: int, height: int) -> torch.Tensor:
-    """A prepared first frame (`decode_first_frame`) fitted to width x height and encoded by the VAE, untiled, to
+    """A prepared frame image (`decode_frame_image`) fitted to width x height and encoded by the VAE, untiled, to
     its mode: raw (denormalized) latents [1, C, 1, height/32, width/32]."""
     vae = pipe.vae
     frame = fit_frame(pixels, width, height).to(device=vae.device, dtype=vae.dtype)
@@ -203,16 +203,68 @@ def encode_first_frame(pipe, pixels: np.ndarray, width: int, height: int) -> tor
         return vae.encode(frame).latent_dist.mode()
 
 
-def stage_1_first_frame(pipe, pixels: np.ndarray | None, plan) -> dict:
-    """Stage-1 pipeline arguments for a first-frame image (none without one): the image encoded at the stage-1 size
-    as the first latent frame, zeros elsewhere, and `noise_scale=1.0`: the image-to-video pipeline keeps that frame
-    clean and fills the others with noise, the same noise it draws when it encodes an image itself."""
-    if pixels is None:
+@dataclass(frozen=True)
+class ConditioningImage:
+    pixels: np.ndarray
+    """The image as `decode_frame_image` prepares it."""
+    frame: int
+    """The output frame it is placed at (0-based)."""
+
+
+def only_first_frame(images: tuple[ConditioningImage, ...]) -> bool:
+    return [image.frame for image in images] == [0]
+
+
+def image_conditioning(pipe, images: tuple[ConditioningImage, ...], plan, width: int, height: int) -> dict:
+    """Pipeline arguments that condition a stage at width x height on the frame images, as ltx-pipelines'
+    `combined_image_conditionings` does in every pipeline we follow: an image at frame 0 replaces the first latent
+    frame (`VideoConditionByLatentIndex`), any other is appended as one more latent frame of tokens placed at its
+    frame (`VideoConditionByKeyframeIndex`); all at strength 1 (clean: denoise mask 0, timestep 0).
+
+    A first frame alone: the image-to-video pipeline's arguments (the image encoded as the first latent frame, zeros
+    elsewhere, `noise_scale=1.0`: it keeps that frame clean and fills the others with the same noise it draws when
+    it encodes an image itself). Keyframes: `KeyframePipeline`'s conditions. No images: none."""
+    if not images:
         return {}
-    image_latent = encode_first_frame(pipe, pixels, plan.stage1_width, plan.stage1_height).to(torch.float32)
-    latents = image_latent.new_zeros((*image_latent.shape[:2], plan.latent_frames, *image_latent.shape[3:]))
-    latents[:, :, :1] = image_latent
-    return {"latents": latents, "noise_scale": 1.0}
+    if only_first_frame(images):
+        image_latent = encode_first_frame(pipe, images[0].pixels, width, height).to(torch.float32)
+        latents = image_latent.new_zeros((*image_latent.shape[:2], plan.latent_frames, *image_latent.shape[3:]))
+        latents[:, :, :1] = image_latent
+        return {"latents": latents, "noise_scale": 1.0}
+    return pipe.conditions(images)
+
+
+def _keyframe_pipeline_class():
+    from diffusers import LTX2ConditionPipeline
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+    class KeyframePipeline(LTX2ConditionPipeline):
+        """diffusers' condition pipeline (first frame by latent replacement, other frames as appended keyframe
+        tokens, per-token timesteps from the conditioning mask, the appended tokens dropped at the end) with each
+        keyframe placed at its output frame, as ltx-core's `VideoConditionByKeyframeIndex(frame_idx)` places it:
+        diffusers takes a latent index and starts the keyframe at that latent frame's first pixel frame
+        ((index - 1) * 8 + 1), the official pipelines take the pixel frame itself. The time span of a one-image
+        keyframe is [frame, frame + 1) / fps in both diffusers and ltx-core 1.2.0 (400fd31); 1.0.0 gave it 8 frames
+        (docs/fidelity.md)."""
+
+        def conditions(self, images: tuple[ConditioningImage, ...]) -> dict:
+            """`conditions` for a call; the images are already CRF-compressed (`decode_frame_image`), so diffusers
+            must not compress them again (crf 0). Each keyframe names the latent frame that holds its pixel frame;
+            `_prepare_keyframe_coords` then places it at the pixel frame, in the same order."""
+            self._keyframe_frames = iter([image.frame for image in images if image.frame != 0])
+            latent_index = [0 if image.frame == 0 else (image.frame - 1) // self.vae_temporal_compression_ratio + 1
+                            for image in images]  # fmt: skip
+            return {"conditions": [LTX2VideoCondition(frames=image.pixels, index=index, strength=1.0, crf=0)
+                                   for image, index in zip(images, latent_index)]}  # fmt: skip
+
+        def _prepare_keyframe_coords(self, *, pixel_frame_idx: int, **kwargs) -> torch.Tensor:
+            return super()._prepare_keyframe_coords(pixel_frame_idx=next(self._keyframe_frames), **kwargs)
+
+        def prepare_latents(self, *args, **kwargs):
+            with untiled(self.vae):  # it encodes the images: untiled, as the official pipelines do (`untiled`)
+                return super().prepare_latents(*args, **kwargs)
+
+    return KeyframePipeline
 
 
 @contextmanager
@@ -261,14 +313,18 @@ def unshifted_scheduler(pipe):
     )
 
 
-def pipelines_for(components, scheduler, image_to_video: bool):
-    """A text- or image-to-video pipeline and the upsample pipeline around the already loaded modules.
+def pipelines_for(components, scheduler, images: tuple[ConditioningImage, ...] = ()):
+    """A text-to-video, image-to-video (a first frame) or keyframe pipeline (images at other frames) and the upsample
+    pipeline around the already loaded modules.
 
     No module is copied: only the (tiny) scheduler object is new."""
     from diffusers import LTX2ImageToVideoPipeline, LTX2LatentUpsamplePipeline, LTX2Pipeline
 
     base = components.pipeline
-    pipeline_class = LTX2ImageToVideoPipeline if image_to_video else LTX2Pipeline
+    if not images:
+        pipeline_class = LTX2Pipeline
+    else:
+        pipeline_class = LTX2ImageToVideoPipeline if only_first_frame(images) else _keyframe_pipeline_class()
     denoise = pipeline_class(**{**base.components, "scheduler": scheduler})
     upsample = LTX2LatentUpsamplePipeline(vae=base.vae, latent_upsampler=components.latent_upsampler)
     for pipe in (denoise, upsample):
@@ -277,16 +333,19 @@ def pipelines_for(components, scheduler, image_to_video: bool):
 
 
 def upsample_and_refine(
-    denoise, upsample, plan, video_latents, audio_latents, image, clock: StageClock, **stage_2
+    denoise, upsample, plan, video_latents, audio_latents, images, clock: StageClock, **stage_2
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The second half every two-stage recipe shares: x2 latent upsampling, then the 3 distilled stage-2 sigmas at
-    full size (re-noised to the first of them), guidance off. With a first-frame image, the image encoded at full
-    size replaces the first latent frame and stays clean."""
+    full size (re-noised to the first of them), guidance off. The frame images condition it again, encoded at full
+    size (`image_conditioning`; a first frame replaces the first latent frame and stays clean)."""
     from diffusers.pipelines.ltx2.utils import STAGE_2_DISTILLED_SIGMA_VALUES
 
     video_latents = upsample(latents=video_latents, output_type="latent", return_dict=False)[0]
-    if image is not None:
-        video_latents[:, :, :1] = encode_first_frame(denoise, image, plan.gen_width, plan.gen_height)
+    conditioning = {}
+    if only_first_frame(images):
+        video_latents[:, :, :1] = encode_first_frame(denoise, images[0].pixels, plan.gen_width, plan.gen_height)
+    elif images:
+        conditioning = denoise.conditions(images)
     clock.lap("upsample")
     video_latents, audio_latents = denoise(
         latents=video_latents,
@@ -301,6 +360,7 @@ def upsample_and_refine(
         output_type="latent",
         return_dict=False,
         **GUIDANCE_OFF,
+        **conditioning,
         **stage_2,
     )
     clock.lap("stage_2")

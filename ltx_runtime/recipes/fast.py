@@ -9,16 +9,17 @@
    is the clip's audio (the distilled pipeline keeps stage 2's audio).
 A request's LoRAs are on in both stages, as in the official `DistilledPipeline`.
 The sigmas are used as published, so this recipe's scheduler does not shift them (`use_dynamic_shifting=False`).
-With a first-frame image (prepared once, `decode_first_frame`), both stages run diffusers' image-to-video pipeline:
-stage 1 conditions on the image encoded at the half size; for stage 2 the first latent frame is replaced by the
-image encoded at full size and kept clean. Decoding is not part of the recipe: the engine streams it (decode.py).
+With frame images (prepared once, `decode_frame_image`), both stages are conditioned on them, as the official
+`combined_image_conditionings` does: a first frame alone runs diffusers' image-to-video pipeline (stage 1 conditions
+on the image encoded at the half size; for stage 2 the first latent frame is replaced by the image encoded at full
+size and kept clean); keyframes at other frames run the keyframe pipeline, which appends them as clean tokens in both
+stages (`image_conditioning`). Decoding is not part of the recipe: the engine streams it (decode.py).
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
@@ -33,11 +34,12 @@ from . import (
     RecipeOutput,
     StageClock,
     StepCallback,
+    ConditioningImage,
     cross_attention_gates,
+    image_conditioning,
     loras_on,
     pipelines_for,
     request_adapters,
-    stage_1_first_frame,
     step_reporter,
     unshifted_scheduler,
     upsample_and_refine,
@@ -59,12 +61,12 @@ def run(
     request: GenerationRequest,
     generator: torch.Generator,
     on_step: StepCallback,
-    image: np.ndarray | None = None,
+    images: tuple[ConditioningImage, ...] = (),
     after_encoding: Callable[[], None] | None = None,
     on_latents: LatentsCallback | None = None,
 ) -> RecipeOutput:
     deterministic = unshifted_scheduler(components.pipeline)
-    denoise, upsample = pipelines_for(components, deterministic, image is not None)
+    denoise, upsample = pipelines_for(components, deterministic, images)
     if spec.architecture in ANCESTRAL_ARCHITECTURES:
         denoise.scheduler = ancestral_scheduler(deterministic, generator.initial_seed())
     clock = StageClock(denoise.device)
@@ -91,13 +93,13 @@ def run(
             callback_on_step_end=step_reporter(on_step, 0, TOTAL_STEPS, on_latents),
             use_cross_timestep=CROSS_TIMESTEP,
             **GUIDANCE_OFF,
-            **stage_1_first_frame(denoise, image, plan),
+            **image_conditioning(denoise, images, plan, plan.stage1_width, plan.stage1_height),
         )
         clock.lap("stage_1")
 
         denoise.scheduler = deterministic  # stage 2 is always plain Euler: 3 steps cannot absorb fresh noise
         video_latents, audio_latents = upsample_and_refine(
-            denoise, upsample, plan, video_latents, audio_latents, image, clock,
+            denoise, upsample, plan, video_latents, audio_latents, images, clock,
             prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,
             callback_on_step_end=step_reporter(on_step, STAGE_1_STEPS, TOTAL_STEPS), use_cross_timestep=CROSS_TIMESTEP,
         )  # fmt: skip

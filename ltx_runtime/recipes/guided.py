@@ -34,11 +34,12 @@ from . import (
     RecipeOutput,
     StageClock,
     StepCallback,
+    ConditioningImage,
     cross_attention_gates,
+    image_conditioning,
     loras_on,
     pipelines_for,
     request_adapters,
-    stage_1_first_frame,
     step_reporter,
     unshifted_scheduler,
     upsample_and_refine,
@@ -144,14 +145,14 @@ def run(
     request: GenerationRequest,
     generator: torch.Generator,
     on_step: StepCallback,
-    image: np.ndarray | None = None,
+    images: tuple[ConditioningImage, ...] = (),
     after_encoding: Callable[[], None] | None = None,
     on_latents: LatentsCallback | None = None,
 ) -> RecipeOutput:
     params = params_for(spec, request)
     total = params.steps + len(STAGE_2_DISTILLED_SIGMA_VALUES)
     negative_prompt = NEGATIVE_PROMPT if request.negative_prompt is None else request.negative_prompt
-    denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image is not None)
+    denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), images)
     clock = StageClock(denoise.device)
 
     with torch.inference_mode(), cross_attention_gates(denoise.transformer):
@@ -183,13 +184,13 @@ def run(
                 callback_on_step_end=step_reporter(on_step, 0, total, on_latents),
                 use_cross_timestep=CROSS_TIMESTEP,
                 **params.guidance(),
-                **stage_1_first_frame(denoise, image, plan),
+                **image_conditioning(denoise, images, plan, plan.stage1_width, plan.stage1_height),
             )
         clock.lap("stage_1")
 
         with loras_on(denoise, [(DISTILLED_LORA, 1.0), *user_loras]):
             video_latents, _ = upsample_and_refine(
-                denoise, upsample, plan, video_latents, audio_latents, image, clock,
+                denoise, upsample, plan, video_latents, audio_latents, images, clock,
                 prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,
                 callback_on_step_end=step_reporter(on_step, params.steps, total), use_cross_timestep=CROSS_TIMESTEP,
             )  # fmt: skip
