@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from conftest import probe, read_frames
-from ltx_runtime.request import GenerationRequest, RequestError
+from ltx_runtime.request import LAST, GenerationRequest, Keyframe, RequestError
 from ltx_runtime.media import OutputFormat
 from ltx_runtime.progress import STAGES
-from ltx_runtime.recipes import fast
+from ltx_runtime.recipes import fast, guided
 
 TINY = "ltx-runtime:tiny@1"
 
@@ -108,7 +108,7 @@ def test_components_are_shared_not_copied(engine):
     from ltx_runtime.recipes import pipelines_for, unshifted_scheduler
 
     components = engine.load(TINY)
-    denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), image_to_video=True)
+    denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline))
     assert denoise.transformer is components.pipeline.transformer
     assert denoise.text_encoder is components.pipeline.text_encoder
     assert upsample.vae is components.pipeline.vae
@@ -184,25 +184,96 @@ def test_first_frame_image_conditions_the_clip(engine, tmp_path, monkeypatch):
     """
     from ltx_runtime.decode import to_uint8_frames
     from ltx_runtime.geometry import crop_frames, plan_generation
-    from ltx_runtime.recipes import decode_first_frame, encode_first_frame
+    from ltx_runtime.recipes import decode_frame_image, encode_first_frame
 
     latents = []
     original_run = fast.run
     monkeypatch.setattr(fast, "run", lambda *args, **kwargs: latents.append(out := original_run(*args, **kwargs)) or out)
     image_bytes = gradient_png(400, 208)
-    with_image = engine.generate(request(image=image_bytes, audio=True, quality=99), tmp_path / "i2v.mp4")
+    with_image = engine.generate(request(keyframes=(Keyframe(image_bytes),), audio=True, quality=99), tmp_path / "i2v.mp4")
     engine.generate(request(quality=99), tmp_path / "t2v.mp4")
     info = probe(with_image.path)
     assert (info.width, info.height, info.frames, info.audio_codec) == (200, 104, 17, "aac")
 
     pipe = engine.load(TINY).pipeline
     with torch.inference_mode():
-        image_latent = encode_first_frame(pipe, decode_first_frame(image_bytes, 33), 256, 128)
+        image_latent = encode_first_frame(pipe, decode_frame_image(image_bytes, 33), 256, 128)
         torch.testing.assert_close(latents[0].video_latents[:, :, :1], image_latent, atol=1e-4, rtol=1e-4)
         assert not torch.allclose(latents[1].video_latents[:, :, :1], image_latent, atol=0.1)
         decoded = pipe.vae.decode(latents[0].video_latents, return_dict=False)[0][:, :, :1]
     reference = to_uint8_frames(crop_frames(decoded, plan_generation(200, 104, 1, 17, 24000)))[0]
     assert luma_difference(read_frames(with_image.path)[0], reference) < 4
+
+
+def solid_png(colour, size=(300, 160)):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("model", [TINY, "ltx-runtime:tiny-pro@1"])
+def test_keyframes_are_held_as_the_official_code_holds_them(engine, tmp_path, monkeypatch, model):
+    """First and last frame (and one in between) on tiny weights: the first image replaces latent frame 0, the others
+    are appended as one latent frame of tokens each (ltx-core `VideoConditionByKeyframeIndex`), placed at their
+    output frame: time [frame, frame + 1) / fps without the causal fix, space as the clip's. Every conditioned token
+    has timestep 0 in every step of both stages (denoise mask 0, strength 1), the others the step's sigma; the
+    appended tokens are dropped before decoding and the file has the clip's shape."""
+    from ltx_runtime.geometry import plan_generation
+    from ltx_runtime.recipes import decode_frame_image, encode_first_frame
+
+    transformer = engine.load(model).pipeline.transformer
+    calls = []
+    handle = transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append((kwargs["timestep"].clone(), kwargs["video_coords"].clone(),
+                                                   kwargs["hidden_states"].shape[1])), with_kwargs=True)  # fmt: skip
+    first = gradient_png(400, 208)
+    keyframes = (Keyframe(first, 0), Keyframe(solid_png((0, 0, 255)), LAST), Keyframe(solid_png((0, 255, 0)), 5))
+    try:
+        result = engine.generate(request(model=model, keyframes=keyframes), tmp_path / "keyframes.mp4")
+    finally:
+        handle.remove()
+    info = probe(result.path)
+    assert (info.width, info.height, info.frames, info.fps, info.audio_codec) == (200, 104, 17, 17, "aac")
+
+    plan = plan_generation(200, 104, 1, 17, 24000)  # 17 frames: 3 latent frames; last = frame 16
+    per_stage = {(plan.stage1_width // 32) * (plan.stage1_height // 32), (plan.gen_width // 32) * (plan.gen_height // 32)}
+    assert {tokens // (plan.latent_frames + 2) for _, _, tokens in calls} == per_stage  # both stages, 2 frames appended
+    for timestep, coords, tokens in calls:
+        per_frame = tokens // (plan.latent_frames + 2)
+        base = plan.latent_frames * per_frame
+        assert timestep.shape[-1] == tokens
+        assert (timestep[:, :per_frame] == 0).all() and (timestep[:, base:] == 0).all()  # the three images
+        assert (timestep[:, per_frame:base] > 0).all()  # the frames being generated
+        appended = coords[0, 0, base:]  # the time axis [start, end) of the appended tokens, in seconds
+        torch.testing.assert_close(appended[:per_frame], torch.tensor([[16 / 17, 17 / 17]]).expand(per_frame, 2))
+        torch.testing.assert_close(appended[per_frame:], torch.tensor([[5 / 17, 6 / 17]]).expand(per_frame, 2))
+        torch.testing.assert_close(coords[0, 1:, base:], coords[0, 1:, :per_frame].repeat(1, 2, 1))  # same places
+
+    # The first image is latent frame 0 of the result (replaced, then held clean), as in image-to-video.
+    pipe = engine.load(model).pipeline
+    latents = []
+    module = fast if model == TINY else guided
+    original = module.run
+    monkeypatch.setattr(module, "run", lambda *args, **kwargs: latents.append(out := original(*args, **kwargs)) or out)
+    engine.generate(request(model=model, keyframes=keyframes), tmp_path / "again.mp4")
+    with torch.inference_mode():
+        image_latent = encode_first_frame(pipe, decode_frame_image(first, 33), plan.gen_width, plan.gen_height)
+    torch.testing.assert_close(latents[0].video_latents[:, :, :1], image_latent, atol=1e-4, rtol=1e-4)
+    assert latents[0].video_latents.shape[2] == plan.latent_frames
+
+
+@pytest.mark.parametrize(
+    "frames, problem",
+    [([0, 0], "two images are given for frame 0"), ([16, LAST], "two images are given for frame 16"),
+     ([17], "frame 17 is past the clip's last frame"), ([-1], "frame index from 0"), (["middle"], "first, last"),
+     ([0, 4, 8, 12], "at most 3 frame images")],
+)  # fmt: skip
+def test_bad_keyframes_are_request_errors(engine, tmp_path, frames, problem):
+    keyframes = tuple(Keyframe(solid_png((9, 9, 9)), frame) for frame in frames)
+    with pytest.raises(RequestError, match=problem) as raised:
+        engine.generate(request(keyframes=keyframes), tmp_path / "clip.mp4")
+    assert raised.value.parameter == "keyframes"
+    assert not (tmp_path / "clip.mp4").exists()
 
 
 def test_first_frame_image_is_fitted_without_stretching():
@@ -230,15 +301,15 @@ def test_first_frame_preprocessing_follows_the_official_order():
     media_io `decode_image` + `preprocess`; resizing comes later (`fit_frame`)."""
     from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf
 
-    from ltx_runtime.recipes import decode_first_frame
+    from ltx_runtime.recipes import decode_frame_image
 
-    upright = decode_first_frame(jpeg_with_orientation(1), crf=0)
-    rotated = decode_first_frame(jpeg_with_orientation(6), crf=0)  # 6: the camera was turned; rotate 270 degrees
+    upright = decode_frame_image(jpeg_with_orientation(1), crf=0)
+    rotated = decode_frame_image(jpeg_with_orientation(6), crf=0)  # 6: the camera was turned; rotate 270 degrees
     assert upright.shape == (60, 120, 3) and rotated.shape == (120, 60, 3)
     assert upright[30, 10, 0] > 200 and rotated[10, 30, 0] > 200 and rotated[110, 30, 2] > 200  # red went to the top
 
     source = gradient_png(401, 203)
-    prepared = decode_first_frame(source, crf=33)
+    prepared = decode_frame_image(source, crf=33)
     pixels = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
     assert prepared.shape == (202, 400, 3)  # H.264 needs even sizes: cropped, as officially
     assert np.array_equal(prepared, apply_image_conditioning_crf(pixels, 33))
@@ -251,14 +322,14 @@ def test_the_first_frame_is_encoded_untiled_on_every_request(engine, tmp_path):
     the next image was then encoded in tiles."""
     image = gradient_png(1024, 576)
     big = dict(width=1024, height=576, duration=1, fps=8, audio=False)
-    first = read_frames(engine.generate(request(image=image, seed=21, **big), tmp_path / "1.mp4").path)
+    first = read_frames(engine.generate(request(keyframes=(Keyframe(image),), seed=21, **big), tmp_path / "1.mp4").path)
     for number in (2, 3, 4):
         engine.generate(request(seed=number, **big), tmp_path / f"{number}.mp4")
     vae = engine.load(TINY).pipeline.vae
     assert not vae.use_tiling  # the decodes' tiles did not outlive them
     vae.enable_tiling(tile_sample_min_height=448, tile_sample_min_width=768)  # as a leaked GPU decode would leave it
     try:
-        fifth = read_frames(engine.generate(request(image=image, seed=21, **big), tmp_path / "5.mp4").path)
+        fifth = read_frames(engine.generate(request(keyframes=(Keyframe(image),), seed=21, **big), tmp_path / "5.mp4").path)
     finally:
         vae.disable_tiling()
     assert np.array_equal(first, fifth)
@@ -266,7 +337,7 @@ def test_the_first_frame_is_encoded_untiled_on_every_request(engine, tmp_path):
 
 def test_a_broken_image_is_a_request_error(engine, tmp_path):
     with pytest.raises(RequestError) as raised:
-        engine.generate(request(image=b"not an image"), tmp_path / "clip.mp4")
+        engine.generate(request(keyframes=(Keyframe(b"not an image"),)), tmp_path / "clip.mp4")
     assert raised.value.parameter == "image"
 
 

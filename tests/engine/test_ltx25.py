@@ -16,7 +16,7 @@ from conftest import asking, probe
 from ltx_runtime.catalog import Recipe, get_model
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.recipes import ancestral, fast, guided
-from ltx_runtime.request import GenerationRequest, RequestError, validate_request
+from ltx_runtime.request import GenerationRequest, Keyframe, RequestError, validate_request
 
 FAST, PRO = "lightricks:ltx@2.5-fast", "lightricks:ltx@2.5-pro"
 TINY_FAST, TINY_PRO = "ltx-runtime:tiny-ltx25@1", "ltx-runtime:tiny-ltx25-pro@1"
@@ -281,7 +281,7 @@ def test_a_first_frame_image_conditions_2_5_fast(engine, tmp_path):
     Image.new("RGB", (200, 100), (200, 30, 30)).save(buffer, format="PNG")
     out = tmp_path / "i2v.mp4"
     engine.generate(GenerationRequest(model=TINY_FAST, prompt="a red wall", width=128, height=64, duration=1, fps=9,
-                                      audio=False, seed=1, image=buffer.getvalue()), out)  # fmt: skip
+                                      audio=False, seed=1, keyframes=(Keyframe(buffer.getvalue()),)), out)  # fmt: skip
     assert probe(out).frames == 9
 
 

@@ -309,18 +309,18 @@ def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id:
     speed.apply(components, speed.SpeedOptions.plain(), torch.device("cpu"))  # as the engine: VAE tiles, no cache
     queue = inject_noise(monkeypatch, [theirs[f"noise_{index}"] for index in range(4)])
     plan = plan_generation(128, 64, 17 / 25, 25, spec.audio_sample_rate)
-    image = None
+    images = ()
     if first_frame:
         vae = components.pipeline.vae
         encoded = {(plan.stage1_width, plan.stage1_height): theirs["image_latent_stage_1"],
                    (plan.gen_width, plan.gen_height): theirs["image_latent_stage_2"]}  # fmt: skip
         monkeypatch.setattr(recipes, "encode_first_frame",
                             lambda pipe, pixels, width, height: raw_video_latents(vae, encoded[width, height]))  # fmt: skip
-        image = np.zeros((plan.gen_height, plan.gen_width, 3), np.uint8)  # stands for the encoded frame
+        images = (recipes.ConditioningImage(np.zeros((plan.gen_height, plan.gen_width, 3), np.uint8), 0),)  # stands for the encoded frame
     recipe = fast.run if spec.recipe == Recipe.FAST else guided.run
     request = GenerationRequest(spec.id, PROMPT, plan.width, plan.height, plan.duration, plan.fps, audio=True)
     output = recipe(components, spec, plan, request, torch.Generator().manual_seed(0), lambda done, total: None,
-                    image=image)  # fmt: skip
+                    images=images)  # fmt: skip
     assert queue == [], "every official noise tensor was used"
     return components, plan, output
 

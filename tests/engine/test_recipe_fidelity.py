@@ -18,7 +18,7 @@ from ltx_runtime import configs
 from ltx_runtime.catalog import Recipe, get_model, hosted_models
 from ltx_runtime.engine import Engine
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.recipes import fast, guided
+from ltx_runtime.recipes import ConditioningImage, fast, guided
 from ltx_runtime.tiny import build_tiny_weights
 
 
@@ -237,11 +237,11 @@ def test_image_to_video_cross_attention_follows_v1_2_0(engine, model):
         for name, module in (("scale_shift", "av_cross_attn_video_scale_shift"), ("gate", "av_cross_attn_video_a2v_gate"))
     ]  # fmt: skip
     plan = plan_generation(64, 64, 1, 9, spec.audio_sample_rate)  # stage 1: 1 x 1 latent pixels, 2 latent frames
-    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    image = ConditioningImage(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8), 0)
     module = fast if spec.recipe is Recipe.FAST else guided
     try:
         module.run(components, spec, plan, asking(spec, plan, "a lighthouse"), torch.Generator().manual_seed(5),
-                   lambda done, total: None, image=image)  # fmt: skip
+                   lambda done, total: None, images=(image,))  # fmt: skip
     finally:
         for handle in handles:
             handle.remove()

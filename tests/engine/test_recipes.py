@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import probe
-from ltx_runtime.request import GenerationRequest
+from ltx_runtime.request import GenerationRequest, Keyframe
 
 TINY_PRO, TINY_LTX23 = "ltx-runtime:tiny-pro@1", "ltx-runtime:tiny-ltx23@1"
 
@@ -88,7 +88,7 @@ def test_switching_the_lora_on_changes_the_transformer(engine):
 @pytest.mark.parametrize("model, rate", [("ltx-runtime:tiny@1", 24000), (TINY_PRO, 24000), (TINY_LTX23, 48000)])
 @pytest.mark.parametrize("with_image", [False, True])
 def test_each_recipe_writes_a_clip(engine, tmp_path, model, rate, with_image):
-    result = engine.generate(request(model, image=first_frame_png() if with_image else None), tmp_path / "clip.mp4")
+    result = engine.generate(request(model, keyframes=(Keyframe(first_frame_png()),) if with_image else ()), tmp_path / "clip.mp4")
     info = probe(result.path)
     assert (info.width, info.height, info.frames, info.fps) == (96, 64, 9, 9)
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", rate, 2)
