@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Callable
 
 import numpy as np
@@ -234,6 +235,7 @@ def image_conditioning(pipe, images: tuple[ConditioningImage, ...], plan, width:
     return pipe.conditions(images)
 
 
+@cache
 def _keyframe_pipeline_class():
     from diffusers import LTX2ConditionPipeline
     from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition

@@ -199,9 +199,9 @@ class SqlTaskStore:
     # -- the server's writes --------------------------------------------------------------------------------------
 
     def submit(self, key_id, task_uuid, task_type, request, job, seeds, status=TaskStatus.QUEUED, session_uuid=None,
-               max_pending=None, image=None):  # fmt: skip
+               max_pending=None, images=()):  # fmt: skip
         """Insert a task and its results; refused (`QueueFull`) when the key already has `max_pending` unfinished
-        tasks, counted in the same transaction as the insert. `image`: its first-frame image (`StoredImage`),
+        tasks, counted in the same transaction as the insert. `images`: its frame images (`StoredImage`s),
         recorded as the task's own."""
         with self._transaction() as db:
             if max_pending is not None:
@@ -222,16 +222,16 @@ class SqlTaskStore:
                 "INSERT INTO results (task_id, idx, video_uuid, seed) VALUES (?, ?, ?, ?)",
                 [(row["id"], i, str(uuid.uuid4()), seed) for i, seed in enumerate(seeds)],
             )
-            if image is not None:
+            for image in images:
                 self._put_image(db, key_id, image, row["id"])
             if status == TaskStatus.QUEUED:
                 self._work_queued(db)
             return self._tasks("t.id = ?", (row["id"],), db)[0]
 
-    def prepared(self, task_id: int, job: dict, image: StoredImage | None = None) -> None:
-        """The task's inputs are local now (`image`: its fetched first-frame image): store its final job, queue it."""
+    def prepared(self, task_id: int, job: dict, images: list[StoredImage] = ()) -> None:
+        """The task's inputs are local now (`images`: its fetched frame images): store its final job, queue it."""
         with self._transaction() as db:
-            if image is not None:
+            for image in images:
                 key_id = db.run("SELECT key_id FROM tasks WHERE id = ?", (task_id,))[0]["key_id"]
                 self._put_image(db, key_id, image, task_id)
             if db.run("UPDATE tasks SET job = ?, status = 'queued', lease_owner = NULL, lease_expires = NULL"

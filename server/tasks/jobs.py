@@ -26,7 +26,7 @@ class Job:
     model: str
     prompt: str
     width: int | None
-    """None until a first-frame image decides it (LTX-2.3 without a size takes the image's orientation)."""
+    """None until a frame image decides it (LTX-2.3 without a size takes the image's orientation)."""
     height: int | None
     duration: float | None
     """Seconds; None: the model's duration head picks them when the job runs (LTX-2.5)."""
@@ -40,10 +40,10 @@ class Job:
     """Seconds the results stay downloadable; None: the server's default."""
     webhook_url: str | None = None
     upload_endpoint: str | None = None
-    frame_image: str | None = None
-    """The first-frame image reference as sent (an imageUUID, a URL, a data URI or base64); the service resolves it."""
-    frame_image_file: str | None = None
-    """The resolved image's file name in the images folder, once it is local."""
+    frame_images: list[dict[str, Any]] | None = None
+    """The images the clip shows at given frames, each {"image": the reference as sent (an imageUUID, a URL, a data
+    URI or base64; the service resolves it), "frame": a 0-based frame index or "last", "file": the resolved image's
+    file name in the images folder, once it is local}."""
     steps: int | None = None
     """Guided models: stage-1 steps (None: the official count)."""
     cfg_scale: float | None = None
@@ -61,11 +61,10 @@ class Job:
         return len(self.seeds)
 
     @property
-    def image_url(self) -> str | None:
-        """The first-frame image when it still has to be fetched from the network."""
-        if self.frame_image and self.frame_image.startswith(("http://", "https://")) and not self.frame_image_file:
-            return self.frame_image
-        return None
+    def image_urls(self) -> list[str]:
+        """The frame images that still have to be fetched from the network."""
+        return [item["image"] for item in self.frame_images or ()
+                if "file" not in item and item["image"].startswith(("http://", "https://"))]  # fmt: skip
 
     def deliveries(self) -> list[tuple[str, str]]:
         """(kind, url) of each place a finished result is sent to."""
@@ -92,7 +91,7 @@ class ErrorKind(str, Enum):
     to their wire codes."""
 
     INVALID_IMAGE = "invalid_image"
-    """The first-frame image is missing, unreadable, too large, or its URL could not be fetched."""
+    """A frame image is missing, unreadable, too large, or its URL could not be fetched."""
     TOO_LARGE = "too_large"
     """The clip needs more GPU memory than any worker's budget."""
     QUEUE_FULL = "queue_full"
@@ -111,7 +110,7 @@ class ErrorKind(str, Enum):
     CHECK_UNAVAILABLE = "check_unavailable"
     """The task needs a content check and the content classifier is not installed."""
     CONTENT_FLAGGED = "content_flagged"
-    """The content check flagged the first-frame image or the output; nothing is served."""
+    """The content check flagged a frame image or the output; nothing is served."""
     GENERATION_FAILED = "generation_failed"
     WORKER_LOST = "worker_lost"
     """The worker died (or hung, and its supervisor killed it) while running the task, max_attempts times."""

@@ -1,7 +1,7 @@
 """The task service: what every contract adapter does with a job, in the runtime's own terms.
 
 It submits (idempotent per API key and task id), admits (GPU memory, per-key limits), reads, lists, cancels and
-prepares tasks (fetching first-frame image URLs), keeps uploaded images in the media store, and finds the results a
+prepares tasks (fetching frame image URLs), keeps uploaded images in the media store, and finds the results a
 resuming session has not been sent. It raises `TaskError` with an `ErrorKind`; it knows no wire format, and imports
 no adapter.
 """
@@ -73,7 +73,7 @@ class TaskService:
     def submit(
         self, key_id: str, task_id: str, task_type: str, request: dict, job: Job, session_uuid: str | None = None
     ) -> TaskRecord:
-        """Admit and queue a job. Local images (an imageUUID, a data URI, base64) are checked now; an image URL is
+        """Admit and queue a job. Local images (an imageUUID, a data URI, base64) are checked now; image URLs are
         fetched after the reply (status "preparing", see `prepare`), so a slow host never delays it."""
         if self.draining:
             raise TaskError(
@@ -81,23 +81,24 @@ class TaskService:
             )
         with self.storage_errors():
             self.check_storage()
-            image = None
-            if job.frame_image is not None and job.image_url is None:
-                image = self.attach_image(job, self._local_image(key_id, job.frame_image))
-                if not UUID_PATTERN.match(job.frame_image):  # image data: kept once, as the image, never echoed
-                    request = replace_value(request, job.frame_image, image.image_uuid)
-                    job.frame_image = image.image_uuid
+            images = []
             try:
+                for item in job.frame_images or ():
+                    if item["image"].startswith(("http://", "https://")):
+                        continue
+                    images.append(image := self.attach_image(job, item, self._local_image(key_id, item["image"])))
+                    if not UUID_PATTERN.match(item["image"]):  # image data: kept once, as the image, never echoed
+                        request = replace_value(request, item["image"], image.image_uuid)
+                        item["image"] = image.image_uuid
                 self._check_safety(job)
                 self._check_memory(job)
                 record = self.store.submit(
                     key_id, task_id, task_type, request, job.to_dict(), job.seeds,
-                    status=TaskStatus.PREPARING if job.image_url else TaskStatus.QUEUED, session_uuid=session_uuid,
-                    max_pending=self.settings.max_pending_per_key, image=image,
+                    status=TaskStatus.PREPARING if job.image_urls else TaskStatus.QUEUED, session_uuid=session_uuid,
+                    max_pending=self.settings.max_pending_per_key, images=images,
                 )  # fmt: skip
             except BaseException:
-                if image is not None:  # refused: its image goes too
-                    self.media.delete(image_key(image.file_name))
+                self._delete_images(images)  # refused: its images go too
                 raise
         task_event("accepted", task_id, key=key_id, **job_fields(record.job))
         if note := self.demo_note(record.job):
@@ -186,7 +187,8 @@ class TaskService:
                 # "auto": the worker picks per model, as choose_profile does here
                 auto = worker.memory_profile == "auto"
                 profile = choose_profile(spec, worker.memory_budget) if auto else MemoryProfile(worker.memory_profile)
-                check_memory(spec, plan, profile, worker.memory_budget, image_to_video=job.frame_image is not None)
+                check_memory(spec, plan, profile, worker.memory_budget, image_to_video=bool(job.frame_images),
+                             appended_frames=sum(item["frame"] != 0 for item in job.frame_images or ()))  # fmt: skip
                 return
             except MemoryLimitError as error:
                 refusals.append(str(error))
@@ -244,14 +246,15 @@ class TaskService:
                 raise TaskError(ErrorKind.INVALID_IMAGE, f"the uploaded image {reference} is gone", "image") from None
         return decode_image_data(reference, self.settings.max_image_bytes)
 
-    def attach_image(self, job: Job, data: bytes) -> StoredImage:
-        """Check an image, keep it in the media store and point the job at it; LTX-2.3 without a size takes the
-        1080p size of the image's orientation. The caller records it in the task store, as the task's own image."""
+    def attach_image(self, job: Job, item: dict, data: bytes) -> StoredImage:
+        """Check a frame image, keep it in the media store and point the job's `item` at it; LTX-2.3 without a size
+        takes the 1080p size of the orientation of the first image attached. The caller records it in the task
+        store, as the task's own image."""
         width, height = check_image(data, self.settings.max_image_pixels)
         image_uuid = str(uuid.uuid4())
         image = StoredImage(image_uuid, image_uuid, image_content_type(data))
         self.media.put_bytes(image_key(image.file_name), data, image.content_type)
-        job.frame_image_file = image.file_name
+        item["file"] = image.file_name
         if job.width is None:
             job.width, job.height = (1080, 1920) if height > width else (1920, 1080)
         return image
@@ -273,28 +276,35 @@ class TaskService:
         return image_uuid
 
     async def prepare(self, record: TaskRecord, client) -> None:
-        """Fetch a task's first-frame image URL through the guarded client, then queue the task (or fail it)."""
+        """Fetch a task's frame image URLs through the guarded client, then queue the task (or fail it)."""
         job = Job.from_dict(record.job)
-        try:
-            data, _ = await client.get_bytes(job.frame_image)
-        except (BlockedURLError, FetchError) as error:
-            # Say what happened, never what the remote host answered.
-            message = f"the first-frame image could not be fetched: {error}"
-            await asyncio.to_thread(self._fail_preparing, record, message)
-        else:
-            await asyncio.to_thread(self._attach_fetched, record, job, data)  # the store, off the event loop
+        fetched = []
+        for url in job.image_urls:
+            try:
+                fetched.append((await client.get_bytes(url))[0])
+            except (BlockedURLError, FetchError) as error:
+                # Say what happened, never what the remote host answered.
+                message = f"the frame image {url} could not be fetched: {error}"
+                await asyncio.to_thread(self._fail_preparing, record, message)
+                return
+        await asyncio.to_thread(self._attach_fetched, record, job, fetched)  # the store, off the event loop
 
-    def _attach_fetched(self, record: TaskRecord, job: Job, data: bytes) -> None:
+    def _attach_fetched(self, record: TaskRecord, job: Job, fetched: list[bytes]) -> None:
+        images = []
         try:
-            image = self.attach_image(job, data)
-        except TaskError as error:
-            self._fail_preparing(record, f"the first-frame image: {error.message}")
-            return
-        try:
-            self.store.prepared(record.id, job.to_dict(), image)
+            for item, data in zip([item for item in job.frame_images if "file" not in item], fetched):
+                images.append(self.attach_image(job, item, data))
+            self.store.prepared(record.id, job.to_dict(), images)
+        except TaskError as error:  # not an image it takes: the task fails, and the images it fetched go
+            self._delete_images(images)
+            self._fail_preparing(record, f"the frame image {item['image']}: {error.message}")
         except BaseException:  # the store failed: fetched again once the claim runs out
-            self.media.delete(image_key(image.file_name))
+            self._delete_images(images)
             raise
+
+    def _delete_images(self, images: list[StoredImage]) -> None:
+        for image in images:
+            self.media.delete(image_key(image.file_name))
 
     def _fail_preparing(self, record: TaskRecord, message: str) -> None:
         self.store.fail(record.id, ErrorKind.INVALID_IMAGE.value, message)

@@ -31,7 +31,7 @@ from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.memory import free_cached_memory
 from ltx_runtime.media import EncodingError, OutputFormat
 from ltx_runtime.progress import JobProgress, StageCallback, StageTimes
-from ltx_runtime.request import GenerationRequest, RequestError, SafetyMode, SafetyRequest
+from ltx_runtime.request import GenerationRequest, Keyframe, RequestError, SafetyMode, SafetyRequest
 from ltx_runtime.safety import (
     ContentFlagged,
     FrameScreen,
@@ -156,8 +156,8 @@ class Worker:
         # The server's requirement again, for tasks queued before it was set.
         safety = SafetyRequest.from_dict(job.safety).at_least(SafetyMode(self.settings.require_safety))
         try:
-            if safety.check_inputs and job.frame_image_file:
-                self._check_input_image(job)
+            if safety.check_inputs:
+                self._check_input_images(job)
             for result in task.results:
                 if result.status != ResultStatus.SUCCESS:  # a retried task keeps the results it already has
                     self._generate(task, job, result.index, result.seed, result.video_uuid, safety.mode)
@@ -172,7 +172,7 @@ class Worker:
             self._fail(task, started, ErrorKind.CONTENT_FLAGGED, str(error))
         except MemoryLimitError as error:  # submitted before this worker reported its memory
             self._fail(task, started, ErrorKind.TOO_LARGE, str(error))
-        except RequestError as error:  # validated already; what is left is an unreadable first-frame image
+        except RequestError as error:  # validated already; left: an unreadable image, keyframes past the picked duration
             kind = ErrorKind.INVALID_IMAGE if error.parameter == "image" else ErrorKind.INVALID_REQUEST
             self._fail(task, started, kind, str(error))
         except OutOfMemory as error:
@@ -244,13 +244,13 @@ class Worker:
             log.info("content classifier loaded from %s on %s", folder, device)
         return self._safety_checker
 
-    def _check_input_image(self, job: Job) -> None:
-        """checkInputs: the first-frame image as sent, before any generation."""
-        pixels = image_pixels(self.media.read_bytes(image_key(job.frame_image_file)))
-        if self.safety_checker().flags(pixels[None]).any():
-            raise ContentFlagged(
-                "the content safety check flagged the first-frame image (inputs.frameImages); nothing was generated"
-            )
+    def _check_input_images(self, job: Job) -> None:
+        """checkInputs: each frame image as sent, before any generation."""
+        for item in job.frame_images or ():
+            pixels = image_pixels(self.media.read_bytes(image_key(item["file"])))
+            if self.safety_checker().flags(pixels[None]).any():
+                raise ContentFlagged(f"the content safety check flagged the frame image for frame {item['frame']}"
+                                     " (inputs.frameImages); nothing was generated")  # fmt: skip
 
     def _generate(
         self, task: TaskRecord, job: Job, index: int, seed: int, video_uuid: str, safety_mode: SafetyMode
@@ -270,7 +270,8 @@ class Worker:
             seed=seed,
             output_format=OutputFormat(job.output_format),
             quality=job.quality,
-            image=self.media.read_bytes(image_key(job.frame_image_file)) if job.frame_image_file else None,
+            keyframes=tuple(Keyframe(self.media.read_bytes(image_key(item["file"])), item["frame"])
+                            for item in job.frame_images or ()),  # fmt: skip
             steps=job.steps,
             guidance_scale=job.cfg_scale,
             negative_prompt=job.negative_prompt,

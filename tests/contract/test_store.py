@@ -401,8 +401,8 @@ def test_images_and_finished_task_rows_expire_with_what_they_hold(tmp_path, stor
         media.put_bytes(image_key(image.file_name), b"png", image.content_type)
     store.put_image("k", uploaded)
     store.put_image("k", fresh)
-    done = store.submit("k", "done", "videoInference", {}, {}, [1], image=first_frames[0])
-    waiting = store.submit("k", "waiting", "videoInference", {}, {}, [1], image=first_frames[1])
+    done = store.submit("k", "done", "videoInference", {}, {}, [1], images=[first_frames[0]])
+    waiting = store.submit("k", "waiting", "videoInference", {}, {}, [1], images=[first_frames[1]])
     store.claim("w", 30)  # "done"
     name = f"{done.results[0].video_uuid}.mp4"
     media.put_bytes(media_key(name), b"video", "video/mp4")

@@ -178,7 +178,7 @@ def test_a_first_frame_data_uri_is_stored_once_as_an_image_and_never_echoed(tmp_
     row = app.state.store._run("SELECT request, job FROM tasks WHERE task_uuid = ?", (task["taskUUID"],))[0]
     assert len(row["request"]) + len(row["job"]) < 4000, (len(row["request"]), len(row["job"]))
     image_uuid = json.loads(row["request"])["inputs"]["frameImages"][0]["image"]
-    assert json.loads(row["job"])["frame_image"] == image_uuid
+    assert json.loads(row["job"])["frame_images"][0]["image"] == image_uuid
     served = call(app, "GET", f"/images/{image_uuid}")
     assert served.status_code == 200 and served.content == png  # the one copy, as an image
     assert sorted(os.listdir(tmp_path / "images")) == [image_uuid]

@@ -98,6 +98,30 @@ def test_generate_from_a_first_frame_image(env, tmp_path):
 
 
 @pytest.mark.slow
+def test_generate_with_keyframes(env, tmp_path):
+    """--image FILE@FRAME, repeatable: first (a bare FILE), last and an index; a file whose name has an @ keeps it."""
+    from PIL import Image
+
+    Image.new("RGB", (320, 180), (10, 200, 30)).save(tmp_path / "first.jpg")
+    Image.new("RGB", (320, 180), (200, 10, 30)).save(tmp_path / "last@2x.png")
+    out = tmp_path / "clip.mp4"
+    base = ["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a green field", "--width", "160",
+            "--height", "88", "--duration", "1", "--fps", "17", "--audio", "-o", str(out)]  # fmt: skip
+    run([*base, "--image", str(tmp_path / "first.jpg"), "--image", f"{tmp_path / 'last@2x.png'}@last",
+         "--image", f"{tmp_path / 'first.jpg'}@9"], env)  # fmt: skip
+    info = probe(out)
+    assert (info.width, info.height, info.frames, info.fps, info.audio_rate) == (160, 88, 17, 17, 24000)
+    for images, problem in [
+        ([f"{tmp_path / 'first.jpg'}@17"], "--image: frame 17 is past the clip's last frame"),
+        ([str(tmp_path / "first.jpg"), f"{tmp_path / 'first.jpg'}@first"], "--image: two images are given for frame 0"),
+        ([f"{tmp_path / 'last@2x.png'}"], None),  # the whole name is the file: the first frame
+    ]:
+        result = run([*base, *[arg for image in images for arg in ("--image", image)]], env, check=problem is None)
+        if problem:
+            assert result.returncode == 2 and problem in result.stderr, result.stderr
+
+
+@pytest.mark.slow
 def test_model_defaults_apply(env, tmp_path):
     out = tmp_path / "clip.webm"
     result = run(["generate", "--weights", "tiny", "-m", "ltx-runtime:tiny@1", "-p", "a cat", "--duration", "1",

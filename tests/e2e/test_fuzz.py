@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from conftest import probe
 from support.fuzz_harness import (
-    FUZZ_LORAS, HUGE_PNG, LONG_RUN_FACTOR, Connection, tiny_video_task, check_runcomfy_reply, check_runware_errors, check_runware_reply, json_values,
+    FUZZ_LORAS, HUGE_PNG, LONG_RUN_FACTOR, PIXEL_PNG, Connection, tiny_video_task, check_runcomfy_reply, check_runware_errors, check_runware_reply, json_values,
     odd_names, runcomfy_body, runcomfy_raw, runware_body, runware_raw, uuids,
 )  # fmt: skip
 from support.server_harness import API_KEY, OTHER_KEY, ServerProcess, download, video_task
@@ -183,6 +183,12 @@ TARGETS = {
         [{**tiny_video_task(), "webhookURL": "http://[::1"}],
         [{**tiny_video_task(), "uploadEndpoint": "http://example.com\uff03x/"}],
         [{**tiny_video_task(), "inputs": {"frameImages": ["http://[::1/a.png"]}}],
+        # Keyframes (issue 21): too many for 8 frames, two for one frame, past the last frame, a frame of no type.
+        [{**tiny_video_task(), "inputs": {"frameImages": [{"image": PIXEL_PNG, "frame": i} for i in range(3)]}}],
+        [{**tiny_video_task(), "inputs": {"frameImages": [{"image": PIXEL_PNG, "frame": 7}, {"image": PIXEL_PNG, "frame": "last"}]}}],
+        [{**tiny_video_task(), "inputs": {"frameImages": [{"image": PIXEL_PNG, "frame": 8}]}}],
+        [{**tiny_video_task(), "inputs": {"frameImages": [{"image": PIXEL_PNG, "frame": 2**63}]}}],
+        [{**tiny_video_task(), "inputs": {"frameImages": [{"image": PIXEL_PNG, "frame": [0]}]}}],
         [{**tiny_video_task(), "width": 1024, "height": 64}],  # accepted, then failed in the VAE decode
         [tiny_video_task(), {"taskType": "listTasks", "offset": 2**64}],
     ]),

@@ -1,4 +1,5 @@
-"""First-frame images (data URI, imageUpload UUID, URL), webhooks and uploads, through the real server.
+"""Frame images (data URI, imageUpload UUID, URL; first frame and keyframes), webhooks and uploads, through the
+real server.
 
 Receivers and image hosts are HTTP servers on 127.0.0.1, opened to the server by its allowlist setting; addresses
 that must be refused are refused before any connection is made.
@@ -7,16 +8,19 @@ that must be refused are refused before any connection is made.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 import urllib.request
 import uuid
 
 import pytest
+from PIL import Image
+from websockets.sync.client import connect
 
 from conftest import probe
 from server.media.delivery import verify_webhook
-from support.server_harness import download, server_fixture, video_task
+from support.server_harness import API_KEY, download, server_fixture, video_task
 
 pytestmark = pytest.mark.slow  # a server of its own and several clips: the long layer
 
@@ -64,6 +68,69 @@ def test_first_frame_by_url_from_an_allowlisted_host(server, receiver, tmp_path)
     assert (status, body["data"][0]) == (200, {"taskType": "videoInference", "taskUUID": task["taskUUID"]})
     check_clip(server.wait_for_results(task["taskUUID"])[0], tmp_path)
     assert receiver.wait_for("GET", "/first-frame.jpg")
+
+
+def keyframe_task(frame_images, **fields):
+    audio = {"providerSettings": {"lightricks": {"generateAudio": True}}}
+    return video_task(**{"width": 160, "height": 88, "duration": 1, "fps": 17, "inputs": {"frameImages": frame_images},
+                         **audio, **fields})
+
+
+def check_keyframe_clip(item, tmp_path):
+    info = probe(download(item["videoURL"], tmp_path / f"{item['videoUUID']}.mp4")[0])
+    assert (info.video_codec, info.width, info.height, info.frames, info.fps) == ("h264", 160, 88, 17, 17)
+    assert (info.audio_codec, info.audio_rate) == ("aac", 24000)
+
+
+def jpeg_data_uri(colour) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 180), colour).save(buffer, format="JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_first_and_last_frames_over_rest(server, receiver, tmp_path):
+    """Keyframes (issue 21): the first frame as a data URI (checked with the task), the last by URL (fetched after
+    the reply) and one at frame 8: one clip of the asked shape, with audio; the images are the task's own."""
+    task = keyframe_task([{"image": jpeg_data_uri((200, 30, 30)), "frame": "first"},
+                          {"image": receiver.url("/last-frame.jpg"), "frame": "last"},
+                          {"image": jpeg_data_uri((30, 200, 30)), "frame": 8}])  # fmt: skip
+    status, body = server.post([task])
+    assert (status, body["data"][0]) == (200, {"taskType": "videoInference", "taskUUID": task["taskUUID"]})
+    check_keyframe_clip(server.wait_for_results(task["taskUUID"])[0], tmp_path)
+    assert receiver.wait_for("GET", "/last-frame.jpg")
+
+
+def test_first_and_last_frames_over_websocket(server, tmp_path):
+    task = keyframe_task([{"image": jpeg_data_uri((20, 20, 220)), "frame": "first"},
+                          {"image": jpeg_data_uri((220, 220, 20)), "frame": "last"}])  # fmt: skip
+    with connect(f"ws://127.0.0.1:{server.port}/v1") as socket:
+        socket.send(json.dumps([{"taskType": "authentication", "apiKey": API_KEY}]))
+        assert "data" in json.loads(socket.recv(timeout=10))
+        socket.send(json.dumps([task]))
+        assert json.loads(socket.recv(timeout=10)) == {"data": [{"taskType": "videoInference", "taskUUID": task["taskUUID"]}]}
+        for _ in range(600):
+            socket.send(json.dumps([{"taskType": "getResponse", "taskUUID": task["taskUUID"]}]))
+            (item,) = json.loads(socket.recv(timeout=10))["data"]
+            if item["status"] == "success":
+                break
+            assert item["status"] == "processing", item
+            time.sleep(0.2)
+    check_keyframe_clip(item, tmp_path)
+
+
+def test_a_keyframe_url_that_fails_fails_the_task(server, receiver):
+    """A last frame whose URL redirects to a blocked address: the task fails naming inputs.frameImages."""
+    task = keyframe_task([{"image": jpeg_data_uri((1, 2, 3)), "frame": "first"},
+                          {"image": receiver.url("/redirect-to-metadata"), "frame": "last"}])  # fmt: skip
+    assert server.post([task])[0] == 200
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        item = server.post([{"taskType": "getResponse", "taskUUID": task["taskUUID"]}])[1]
+        if "errors" in item:
+            break
+        time.sleep(0.2)
+    (error,) = item["errors"]
+    assert error["parameter"] == "inputs.frameImages" and "/redirect-to-metadata" in error["message"]
 
 
 def test_an_unknown_image_uuid_is_refused_at_once(server):

@@ -334,7 +334,7 @@ def test_runcomfy_ltx_2_5_paths():
     assert (job.width, job.height, job.duration, job.fps) == (720, 1280, 8.0, 48)
     pro = resolve_model("ltx/ltx-2-5/pro", "image-to-video", False)
     job = validate_submit({"prompt": "a dog", "image_url": "https://example.com/dog.png"}, pro, "image-to-video")
-    assert job.model == PRO and job.frame_image == "https://example.com/dog.png"
+    assert job.model == PRO and job.frame_images == [{"image": "https://example.com/dog.png", "frame": 0}]
     with pytest.raises(RunComfyError) as refused:
         validate_submit({"prompt": "a dog", "resolution": "2160p"}, pro, "text-to-video")
     assert refused.value.parameter == "resolution"

@@ -41,7 +41,7 @@ for a few dozen layers and still fails on any wrong weight, key or formula."""
 ARCHITECTURES = ("ltx-2", "ltx-2.3")
 ORACLE_TASKS = {
     "ltx-2": ["upsampler", "vae_decode", "tiled_decode", "audio_decode", "schedules", "text", "transformer", "fast",
-              "image_to_video", "image_to_video_v1_2", "pro"],  # fmt: skip
+              "image_to_video", "image_to_video_v1_2", "keyframes", "keyframes_v1_2", "pro"],  # fmt: skip
     # no Fast recipe runs LTX-2.3; its video VAE and upsampler are the same tiny layout as LTX-2's
     "ltx-2.3": ["audio_decode", "text", "transformer", "pro"],
 }
@@ -80,6 +80,8 @@ def _random(*shape: int, seed: int) -> torch.Tensor:
 
 FIRST_FRAME = {"stage_1": _random(1, 3, 1, 32, 64, seed=5).clamp(-1, 1),
                "stage_2": _random(1, 3, 1, 64, 128, seed=6).clamp(-1, 1)}  # fmt: skip
+LAST_FRAME = {"last_stage_1": _random(1, 3, 1, 32, 64, seed=9).clamp(-1, 1),
+              "last_stage_2": _random(1, 3, 1, 64, 128, seed=10).clamp(-1, 1)}  # fmt: skip
 INPUTS = {
     "upsampler.latent": _random(1, 128, 3, 2, 4, seed=1),
     "vae_decode.latent": _random(1, 128, 3, 2, 4, seed=2),
@@ -89,11 +91,13 @@ INPUTS = {
     "pro.negative_prompt": torch.tensor(list(NEGATIVE_PROMPT.encode()), dtype=torch.uint8),
     **{f"{task}.{stage}": pixels.clone() for task in ("image_to_video", "image_to_video_v1_2")
        for stage, pixels in FIRST_FRAME.items()},  # fmt: skip
+    **{f"{task}.{stage}": pixels.clone() for task in ("keyframes", "keyframes_v1_2")
+       for stage, pixels in {**FIRST_FRAME, **LAST_FRAME}.items()},  # fmt: skip
 }
 """Each task's inputs: 64x128 pixels and 17 frames (latents 3x2x4), 17 audio latent frames (0.68 s); the tiled decode
 185 frames of 64x96 (latents 24x2x3: three temporal tiles of 80 frames) and 89 frames of 128x192 (latents 12x4x6);
-the first frame (random pixels at the stage-1 and the full size); the recipes run at 128x64, 17 frames, 25 fps with
-the prompt of tests/engine/parity/oracle.py."""
+the first frame and the last (random pixels at the stage-1 and the full size); the recipes run at 128x64, 17 frames,
+25 fps with the prompt of tests/engine/parity/oracle.py."""
 PROMPT = "a cat over the ocean"
 PRO_STEPS, PRO_STG_BLOCK = 2, 1
 """As tests/engine/parity/oracle.py: the guided recipe with 2 stage-1 steps (the 40-step schedule is compared on its own) and
@@ -275,10 +279,11 @@ def test_one_transformer_forward_matches_plain_and_with_stg(architecture, ours, 
 
 
 def inject_noise(monkeypatch, drawn: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Make diffusers' LTX-2 pipelines (text- and image-to-video) draw, in order, the noise the official run drew. Both draw in the same order
+    """Make diffusers' LTX-2 pipelines (text- and image-to-video, keyframes) draw, in order, the noise the official run drew. Both draw in the same order
     (stage-1 video, stage-1 audio, stage-2 video, stage-2 audio); ltx-core keeps noise as tokens [B, T, C], diffusers
     asks for [B, C, F, H, W] / [B, C, L, M] before packing them into the same token order, or for tokens directly."""
     import diffusers.pipelines.ltx2.pipeline_ltx2 as text_to_video
+    import diffusers.pipelines.ltx2.pipeline_ltx2_condition as keyframes
     import diffusers.pipelines.ltx2.pipeline_ltx2_image2video as image_to_video
 
     queue = list(drawn)
@@ -294,16 +299,17 @@ def inject_noise(monkeypatch, drawn: list[torch.Tensor]) -> list[torch.Tensor]:
         assert tokens.shape == tuple(shape)
         return tokens.contiguous().to(dtype)
 
-    for module in (text_to_video, image_to_video):
+    for module in (text_to_video, image_to_video, keyframes):
         monkeypatch.setattr(module, "randn_tensor", from_queue)
     return queue
 
 
 def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id: str, first_frame: bool = False,
-               dtype: torch.dtype = torch.float32):  # fmt: skip
+               dtype: torch.dtype = torch.float32, last_frame: bool = False):  # fmt: skip
     """Our recipe for `model_id` on the official files, from the official run's noise; (components, plan, output).
     `first_frame`: image-to-video, with the first frame the official encoder encoded at each stage's size (the
-    recipes' own encoding is bypassed: this compares the denoising)."""
+    recipes' own encoding is bypassed: this compares the denoising). `last_frame` (with `first_frame`): keyframes,
+    the last frame too, which diffusers' keyframe pipeline encodes (bypassed the same way)."""
     spec = get_model(model_id)
     components = load_components(official_root, spec, dtype)
     speed.apply(components, speed.SpeedOptions.plain(), torch.device("cpu"))  # as the engine: VAE tiles, no cache
@@ -317,6 +323,14 @@ def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id:
         monkeypatch.setattr(recipes, "encode_first_frame",
                             lambda pipe, pixels, width, height: raw_video_latents(vae, encoded[width, height]))  # fmt: skip
         images = (recipes.ConditioningImage(np.zeros((plan.gen_height, plan.gen_width, 3), np.uint8), 0),)  # stands for the encoded frame
+    if last_frame:
+        import diffusers.pipelines.ltx2.pipeline_ltx2_condition as keyframes
+
+        # the keyframe pipeline encodes each stage's images in order: the first frame, then the last
+        encoded = [raw_video_latents(vae, theirs[name]) for name in
+                   ("image_latent_stage_1", "last_latent_stage_1", "image_latent_stage_2", "last_latent_stage_2")]  # fmt: skip
+        monkeypatch.setattr(keyframes, "retrieve_latents", lambda *args, **kwargs: encoded.pop(0))
+        images += (recipes.ConditioningImage(images[0].pixels, plan.frames - 1),)
     recipe = fast.run if spec.recipe == Recipe.FAST else guided.run
     request = GenerationRequest(spec.id, PROMPT, plan.width, plan.height, plan.duration, plan.fps, audio=True)
     output = recipe(components, spec, plan, request, torch.Generator().manual_seed(0), lambda done, total: None,
@@ -387,6 +401,37 @@ def test_image_to_video_matches_both_official_releases(monkeypatch, architecture
     assert max_difference(v1_2_video, theirs["image_to_video"]["video"]) > 10 * FLOAT32_TOLERANCE
     print("audio:")
     max_difference(v1_2_audio, theirs["image_to_video"]["audio"])
+
+
+@on("ltx-2")
+def test_keyframes_match_both_official_releases(monkeypatch, architecture, official_root, theirs):
+    """DistilledPipeline with a first and a last frame, as `combined_image_conditionings` builds them: the first
+    replaces latent frame 0, the last is appended as a latent frame of clean tokens at frame 16, in both stages. The
+    recipe follows v1.2.0 (cross-attention timesteps, and a one-image keyframe spanning [16, 17) / fps in time):
+    equal to ltx-core 1.0.0 running v1.2.0's two rules. With 1.0.0's rules (use_cross_timestep=True, and the span of
+    a latent frame, [16, 24) / fps) it is equal to 1.0.0 itself."""
+    from diffusers import LTX2ConditionPipeline
+
+    with monkeypatch.context() as patch:
+        components, _, output = run_recipe(patch, official_root, theirs["keyframes_v1_2"], "ltx-runtime:tiny@1",
+                                           first_frame=True, last_frame=True)  # fmt: skip
+    v1_2_video, v1_2_audio = normalised(components, output)
+    assert max_difference(v1_2_video, theirs["keyframes_v1_2"]["video"]) < FLOAT32_TOLERANCE
+    assert max_difference(v1_2_audio, theirs["keyframes_v1_2"]["audio"]) < FLOAT32_TOLERANCE
+
+    monkeypatch.setattr(fast, "CROSS_TIMESTEP", True)  # 1.0.0's rule
+    eight_frames = LTX2ConditionPipeline._prepare_keyframe_coords  # diffusers narrows the span of one-frame keyframes only
+    monkeypatch.setattr(LTX2ConditionPipeline, "_prepare_keyframe_coords",
+                        lambda self, **kwargs: eight_frames(self, **{**kwargs, "num_pixel_frames": 8}))  # fmt: skip
+    components, _, output = run_recipe(monkeypatch, official_root, theirs["keyframes"], "ltx-runtime:tiny@1",
+                                       first_frame=True, last_frame=True)  # fmt: skip
+    video, audio = normalised(components, output)
+    assert max_difference(video, theirs["keyframes"]["video"]) < FLOAT32_TOLERANCE
+    assert max_difference(audio, theirs["keyframes"]["audio"]) < FLOAT32_TOLERANCE
+    # what following v1.2.0 costs in parity with 1.0.0 (docs/fidelity.md)
+    assert max_difference(v1_2_video, theirs["keyframes"]["video"]) > 10 * FLOAT32_TOLERANCE
+    print("audio:")
+    max_difference(v1_2_audio, theirs["keyframes"]["audio"])
 
 
 GUIDED_TOLERANCE = 1e-3

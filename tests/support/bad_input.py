@@ -15,6 +15,8 @@ SEED_PROMPT = (
     "A photorealistic portrait of a stylish young woman sitting at an outdoor Parisian café with red woven bistro "
     "chairs and circular white tables."
 )
+PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEAAH2FzhVAAAAAElFTkSuQmCC"
+"""A real 1x1 PNG."""
 
 
 def huge_png() -> str:
@@ -90,10 +92,20 @@ VIDEO_CASES = [
     ("other provider", fast(providerSettings={"google": {}}), "unsupportedParameter", "providerSettings.google"),
     ("settings.audio a string", ltx23(settings={"audio": "no"}), "invalidAudio", "settings.audio"),
     ("2.3 with neither size nor image", ltx23(width=DROP, height=DROP), "missingWidth", "width"),
-    ("two frame images", fast(inputs={"frameImages": ["a", "b"]}), "invalidFrameImages", "inputs.frameImages"),
-    ("frame image for the last frame", fast(inputs={"frameImages": [{"image": "a", "frame": "last"}]}), "invalidFrameImages", "inputs.frameImages"),
+    ("two images for the first frame", fast(inputs={"frameImages": ["a", "b"]}), "invalidFrameImages", "inputs.frameImages"),
     ("frameImages not a list", fast(inputs={"frameImages": "abc"}), "invalidFrameImages", "inputs.frameImages"),
+    ("frameImages empty", fast(inputs={"frameImages": []}), "invalidFrameImages", "inputs.frameImages"),
     ("empty frame image", fast(inputs={"frameImages": [""]}), "invalidFrameImages", "inputs.frameImages"),
+    # issue 21: keyframes (6 s at 25 fps: frames 0 to 149, at most 20 images: one per latent frame)
+    ("last and 149 are one frame", fast(inputs={"frameImages": [{"image": "a", "frame": "last"}, {"image": "b", "frame": 149}]}), "invalidFrameImages", "inputs.frameImages"),
+    ("frame past the clip", fast(inputs={"frameImages": [{"image": "a", "frame": 150}]}), "invalidFrameImages", "inputs.frameImages"),
+    ("frame negative", fast(inputs={"frameImages": [{"image": "a", "frame": -1}]}), "invalidFrameImages", "inputs.frameImages"),
+    ("frame a float", fast(inputs={"frameImages": [{"image": "a", "frame": 1.5}]}), "invalidFrameImages", "inputs.frameImages"),
+    ("frame a boolean", fast(inputs={"frameImages": [{"image": "a", "frame": True}]}), "invalidFrameImages", "inputs.frameImages"),
+    ("frame a word", fast(inputs={"frameImages": [{"image": "a", "frame": "middle"}]}), "invalidFrameImages", "inputs.frameImages"),
+    ("21 frame images", fast(inputs={"frameImages": [{"image": "a", "frame": i} for i in range(21)]}), "invalidFrameImages", "inputs.frameImages"),
+    ("an unreadable second image", fast(inputs={"frameImages": [{"image": PNG, "frame": 0}, {"image": "data:image/png;base64,AAAA", "frame": "last"}]}), "invalidFrameImages", "inputs.frameImages"),
+    ("an unknown frame image key", fast(inputs={"frameImages": [{"image": "a", "frame": 0, "strength": 0.5}]}), "unsupportedParameter", "inputs.frameImages[0].strength"),
     ("unknown input", fast(inputs={"video": "abc"}), "unsupportedParameter", "inputs.video"),
     ("negative seed", fast(seed=-1), "invalidSeed", "seed"),
     ("seed a string", fast(seed="42"), "invalidSeed", "seed"),

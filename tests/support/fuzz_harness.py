@@ -73,6 +73,21 @@ HUGE_PNG = "data:image/png;base64," + base64.b64encode(png_claiming(20000, 20000
 """A PNG header claiming 20000x20000 pixels, past Pillow's own decompression-bomb limit (was a bare 500)."""
 
 
+PIXEL_PNG = "data:image/png;base64," + base64.b64encode(png_claiming(1, 1)).decode()
+"""A real 1x1 PNG (its one row fills it)."""
+frame_items = st.one_of(
+    st.fixed_dictionaries({
+        "image": st.sampled_from([PIXEL_PNG, "data:image/png;base64,AAAA", str(uuid.uuid4()), "https://example.com/a.png"])
+        | json_values,
+        "frame": st.sampled_from(["first", "last", 0, 1, 7, 8, 9, -1, 1.5, True, "middle", 2**63]) | json_values,
+    }),
+    st.sampled_from([PIXEL_PNG, ""]) | json_values,
+)  # fmt: skip
+keyframe_video_task = st.builds(lambda items: {**tiny_video_task(), "inputs": {"frameImages": items}},
+                                st.lists(frame_items, max_size=12))  # fmt: skip
+"""Tiny tasks with keyframe lists (8 frames: at most 2 images, frames 0 to 7), mostly wrong somewhere."""
+
+
 def guided_video_task() -> dict:
     """A task for the guided LTX-2.3 stand-in, which takes steps, CFGScale, negativePrompt and lora, all valid, so
     that mutating one of them reaches its own check."""
@@ -102,6 +117,7 @@ runware_other_task = st.builds(
 runware_task = (
     st.builds(tiny_video_task).flatmap(lambda base: mutated(base, VIDEO_FIELDS))
     | st.builds(guided_video_task).flatmap(lambda base: mutated(base, VIDEO_FIELDS))
+    | keyframe_video_task
     | runware_other_task
 )
 runware_body = st.lists(runware_task | json_values, min_size=0, max_size=6) | json_values

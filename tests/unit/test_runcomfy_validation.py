@@ -14,7 +14,7 @@ def fast_job(**body):
 def test_the_seed_schema_defaults():
     job = fast_job()
     assert (job.model, job.width, job.height, job.duration, job.fps, job.audio) == ("lightricks:2@1", 1920, 1080, 6.0, 25, True)
-    assert len(job.seeds) == 1 and job.frame_image is None
+    assert len(job.seeds) == 1 and job.frame_images is None
 
 
 def test_resolutions_and_long_durations():
@@ -28,8 +28,8 @@ def test_resolutions_and_long_durations():
 def test_pro_and_image_to_video():
     spec = resolve_model("ltx/ltx-2/pro", "image-to-video", False)
     job = validate_submit({"prompt": "a dog", "image_url": "https://example.com/dog.png", "seed": 5}, spec, "image-to-video")
-    assert (job.model, job.frame_image, job.image_url, job.seeds) == ("lightricks:2@0", "https://example.com/dog.png",
-                                                                       "https://example.com/dog.png", [5])
+    assert (job.model, job.frame_images, job.image_urls, job.seeds) == (
+        "lightricks:2@0", [{"image": "https://example.com/dog.png", "frame": 0}], ["https://example.com/dog.png"], [5])
     with pytest.raises(RunComfyError) as raised:
         validate_submit({"prompt": "a dog", "duration": 12}, spec, "text-to-video")  # Pro has no long durations
     assert raised.value.parameter == "duration"

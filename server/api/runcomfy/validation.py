@@ -86,7 +86,7 @@ def validate_submit(body: Any, spec: ModelSpec, mode: str) -> Job:
         fps=fps,
         audio=audio,
         seeds=job_seeds(seed, 1),
-        frame_image=_image_url(body) if mode == "image-to-video" else None,
+        frame_images=[{"image": _image_url(body), "frame": 0}] if mode == "image-to-video" else None,
     )
 
 

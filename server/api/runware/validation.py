@@ -15,7 +15,8 @@ from typing import Any
 from ltx_runtime.catalog import MODELS, ModelSpec
 from ltx_runtime.loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT, LoraEntry
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
-from ltx_runtime.request import MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRequest
+from ltx_runtime.configs import DURATION_SECONDS
+from ltx_runtime.request import LAST, MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRequest, keyframes_problem
 
 from ...media.netguard import BlockedURLError, parse_url
 from ...tasks.jobs import Job, job_seeds
@@ -134,12 +135,18 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool, loras: dict[st
     if not isinstance(prompt, str) or not 2 <= len(prompt) <= 10000:
         raise check.invalid("positivePrompt", "positivePrompt must be a string of 2 to 10000 characters")
 
-    frame_image = _frame_image(check, task)
-    width, height = _size(check, task, spec, frame_image is not None)
+    frame_images = _frame_images(check, task)
+    width, height = _size(check, task, spec, bool(frame_images))
     fps = task.get("fps", spec.default_fps)
     if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
         raise check.invalid("fps", f"{spec.id} takes fps {spec.describe_fps()}, got {shown(fps)}")
     duration = _duration(check, task, spec, width, height, fps)
+    # Without a duration the head picks one on the worker: what even its longest pick cannot hold is refused now
+    # (the engine checks the rest against the pick).
+    frames = round((duration if duration is not None else DURATION_SECONDS[1]) * fps)
+    problem = keyframes_problem([item["frame"] for item in frame_images], frames)
+    if problem:
+        raise check.invalid("inputs.frameImages", f"inputs.frameImages: {problem}")
 
     number_results = check.integer("numberResults", 1, 1, MAX_RESULTS)
     seed = check.integer("seed", None, 0, MAX_SEED)
@@ -173,7 +180,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool, loras: dict[st
         include_cost=include_cost,
         webhook_url=check.url("webhookURL"),
         upload_endpoint=check.url("uploadEndpoint"),
-        frame_image=frame_image,
+        frame_images=frame_images or None,
         safety=safety.to_dict(),
         steps=steps,
         cfg_scale=cfg_scale,
@@ -282,35 +289,43 @@ def _audio(check: _Checker, task: dict, spec: ModelSpec) -> bool:
     return check.boolean(container, flag, ".".join(spec.audio_flag), spec.audio_default)
 
 
-def _frame_image(check: _Checker, task: dict) -> str | None:
+def _frame_images(check: _Checker, task: dict) -> list[dict]:
+    """`inputs.frameImages`: items that are an image reference (an imageUUID, a URL, a data URI or base64), the first
+    frame, or `{image, frame}` with `frame` "first", "last" or a 0-based frame index (default "first"). Returned as
+    job items {"image", "frame"} with "first" as 0; where the frames must lie is checked once the duration is known."""
     inputs = check.object("inputs", "inputs", task)
     check.only_keys(inputs, {"frameImages"}, "inputs")
     if "frameImages" not in inputs:
-        return None
+        return []
     parameter = "inputs.frameImages"
-    images = inputs["frameImages"]
-    if not isinstance(images, list) or len(images) != 1:
-        raise check.invalid(parameter, "inputs.frameImages takes exactly one image (the first frame)")
-    item = images[0]
-    if isinstance(item, dict):
-        check.only_keys(item, {"image", "frame"}, parameter + "[0]")
-        if item.get("frame", "first") not in ("first", 0) or isinstance(item.get("frame"), bool):
-            raise check.invalid(parameter, 'only the first frame can be given: frame must be "first" or 0')
-        item = item.get("image")
-    if not isinstance(item, str) or not item.strip():
-        raise check.invalid(parameter, "each frame image must be an imageUUID, a URL, a data URI or base64 data")
-    if item.startswith(("http://", "https://")):
-        try:
-            parse_url(item)
-        except BlockedURLError as error:
-            raise check.invalid(parameter, f"the frame image URL cannot be fetched ({error})") from None
-    return item
+    items = inputs["frameImages"]
+    if not isinstance(items, list) or not items:
+        raise check.invalid(parameter, "inputs.frameImages must be a list of images (or {image, frame} objects)")
+    chosen = []
+    for index, item in enumerate(items):
+        where = f"{parameter}[{index}]"
+        frame = "first"
+        if isinstance(item, dict):
+            check.only_keys(item, {"image", "frame"}, where)
+            frame = item.get("frame", "first")
+            if frame not in ("first", LAST) and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
+                raise check.invalid(parameter, f'{where}.frame must be "first", "last" or a frame index from 0, got {shown(frame)}')
+            item = item.get("image")
+        if not isinstance(item, str) or not item.strip():
+            raise check.invalid(parameter, f"{where}: each frame image must be an imageUUID, a URL, a data URI or base64 data")
+        if item.startswith(("http://", "https://")):
+            try:
+                parse_url(item)
+            except BlockedURLError as error:
+                raise check.invalid(parameter, f"{where}: the frame image URL cannot be fetched ({error})") from None
+        chosen.append({"image": item, "frame": 0 if frame == "first" else frame})
+    return chosen
 
 
 def _safety(check: _Checker, task: dict) -> SafetyRequest:
     """checkContent turns the output check on, in `fast` mode unless `mode` says `full`; a `mode` of fast or full
     turns it on by itself. checkContent with mode none is checked in fast mode: a task that asks for a check is
-    never answered without one. checkInputs checks the first-frame image before generation."""
+    never answered without one. checkInputs checks the frame images before generation."""
     safety = check.object("safety", "safety", task)
     check.only_keys(safety, {"checkContent", "mode", "checkInputs"}, "safety")
     check_content = check.boolean(safety, "checkContent", "safety.checkContent", False)

@@ -156,7 +156,7 @@ def v1_2_cross_attention_timesteps():
 
 
 def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_prompt: str = "", images=None,
-              prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17, fps=25.0):
+              last=None, prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17, fps=25.0):
     """DistilledPipeline.__call__ (guided False) or TI2VidTwoStagesPipeline.__call__ (guided True: `steps` stage-1
     steps on LTX2Scheduler's schedule with LTX_2_PARAMS' guidance, STG on `stg_block`; stage 2 with the distilled
     LoRA) of ltx-pipelines 1.0.0, step for step, in float32 instead of their hard-coded bf16 (so that the comparison
@@ -164,11 +164,13 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
     latents (normalised), the decoded frames and the waveforms of both the final and the stage-1 audio. `images`:
     first-frame pixels [1, 3, 1, H, W] in [-1, 1] at the stage-1 and the full size ({"stage_1": .., "stage_2": ..}),
     encoded by the official encoder and conditioned on as ltx-pipelines does (`VideoConditionByLatentIndex` at latent
-    frame 0, strength 1); their latents are output too."""
+    frame 0, strength 1); their latents are output too. `last`: the same for an image at the last frame, which
+    `combined_image_conditionings` appends as a keyframe (`VideoConditionByKeyframeIndex` at frame `frames - 1`,
+    strength 1)."""
     from ltx_core.components.diffusion_steps import EulerDiffusionStep
     from ltx_core.components.guiders import create_multimodal_guider_factory
     from ltx_core.components.schedulers import LTX2Scheduler
-    from ltx_core.conditioning import VideoConditionByLatentIndex
+    from ltx_core.conditioning import VideoConditionByKeyframeIndex, VideoConditionByLatentIndex
     from ltx_core.loader import LoraPathStrengthAndSDOps
     from ltx_core.loader.sd_ops import LTXV_LORA_COMFY_RENAMING_MAP
     from ltx_core.model.audio_vae import decode_audio
@@ -193,11 +195,15 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
     positive = contexts[0]
     transformer, video_encoder = models.transformer(), models.video_encoder()
     image_latents = {stage: video_encoder(pixels) for stage, pixels in (images or {}).items()}
+    last_latents = {stage: video_encoder(pixels) for stage, pixels in (last or {}).items()}
 
     def conditionings(stage):
-        if stage not in image_latents:
-            return []
-        return [VideoConditionByLatentIndex(latent=image_latents[stage], strength=1.0, latent_idx=0)]
+        items = []
+        if stage in image_latents:
+            items.append(VideoConditionByLatentIndex(latent=image_latents[stage], strength=1.0, latent_idx=0))
+        if stage in last_latents:
+            items.append(VideoConditionByKeyframeIndex(keyframes=last_latents[stage], frame_idx=frames - 1, strength=1.0))
+        return items
 
     def loop_with(denoise):
         def loop(sigmas, video_state, audio_state, stepper):
@@ -250,6 +256,7 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
     audio_decoder, vocoder = models.audio_decoder(), models.vocoder()
     outputs = {f"noise_{index}": noise for index, noise in enumerate(noiser.drawn)}
     outputs.update({f"image_latent_{stage}": latent for stage, latent in image_latents.items()})
+    outputs.update({f"last_latent_{stage}": latent for stage, latent in last_latents.items()})
     outputs.update(
         video_context=positive.video_encoding, audio_context=positive.audio_encoding, stage_1_video=video_1.latent,
         stage_1_audio=audio_1.latent, upsampled=upscaled, video=video_2.latent, audio=audio_2.latent,
@@ -272,6 +279,45 @@ def image_to_video_v1_2(root, inputs):
     """The same with v1.2.0's cross-attention timesteps."""
     with v1_2_cross_attention_timesteps():
         return two_stage(root, guided=False, images=inputs)
+
+
+def first_and_last(inputs):
+    return {stage: inputs[stage] for stage in ("stage_1", "stage_2")}, {
+        stage: inputs[f"last_{stage}"] for stage in ("stage_1", "stage_2")}
+
+
+@contextmanager
+def v1_2_keyframe_positions():
+    """ltx-core v1.2.0's `VideoConditionByKeyframeIndex` (Lightricks/LTX-2 400fd31, keyframe_cond.py): a keyframe of
+    one image spans [frame, frame + 1) in time, not the 8 frames of a latent frame as in 1.0.0. Narrowed before the
+    frame offset is added, which is the same."""
+    from ltx_core.conditioning.types import keyframe_cond
+
+    original = keyframe_cond.get_pixel_coords
+
+    def narrowed(latent_coords, scale_factors, causal_fix=False):
+        coords = original(latent_coords=latent_coords, scale_factors=scale_factors, causal_fix=causal_fix)
+        coords[:, 0, ..., 1:] = coords[:, 0, ..., :1] + 1
+        return coords
+
+    keyframe_cond.get_pixel_coords = narrowed
+    try:
+        yield
+    finally:
+        keyframe_cond.get_pixel_coords = original
+
+
+def keyframes(root, inputs):
+    """DistilledPipeline with a first and a last frame (`combined_image_conditionings`), as in 1.0.0."""
+    first, last = first_and_last(inputs)
+    return two_stage(root, guided=False, images=first, last=last)
+
+
+def keyframes_v1_2(root, inputs):
+    """The same with v1.2.0's cross-attention timesteps and keyframe time span."""
+    first, last = first_and_last(inputs)
+    with v1_2_cross_attention_timesteps(), v1_2_keyframe_positions():
+        return two_stage(root, guided=False, images=first, last=last)
 
 
 PRO_STEPS, PRO_STG_BLOCK = 2, 1
@@ -342,7 +388,8 @@ def text(root, inputs, prompt="a cat over the ocean"):
 
 
 TASKS = {task.__name__: task for task in (upsampler, vae_decode, tiled_decode, audio_decode, schedules, fast,
-                                          image_to_video, image_to_video_v1_2, pro, transformer, text)}  # fmt: skip
+                                          image_to_video, image_to_video_v1_2, keyframes, keyframes_v1_2, pro,
+                                          transformer, text)}  # fmt: skip
 
 
 def main() -> None:
