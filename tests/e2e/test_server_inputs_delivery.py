@@ -130,7 +130,8 @@ def test_a_keyframe_url_that_fails_fails_the_task(server, receiver):
             break
         time.sleep(0.2)
     (error,) = item["errors"]
-    assert error["parameter"] == "inputs.frameImages" and "/redirect-to-metadata" in error["message"]
+    assert error["code"] == "invalidFrameImages" and error["message"].startswith("inputs.frameImages: ")
+    assert "/redirect-to-metadata" in error["message"] and "refused" in error["message"]
 
 
 def test_an_unknown_image_uuid_is_refused_at_once(server):

@@ -93,12 +93,13 @@ def test_check_inputs_refuses_a_flagged_image_before_generating(flagging):
     assert flagging.post([task])[0] == 200
     status, error = wait_for_failure(flagging, task["taskUUID"])
     assert error["code"] == "nsfwContentDetected" and error["message"] == (
-        "the content safety check flagged the first-frame image (inputs.frameImages); nothing was generated"
+        "the content safety check flagged the frame image for frame 0 (inputs.frameImages); nothing was generated"
     )
 
 
-def test_check_inputs_passes_a_clean_image_on_to_generation(passing, tmp_path):
-    task = video_task(safety={"checkInputs": True}, width=160, height=96, inputs={"frameImages": [image_data_uri()]})
+def test_check_inputs_passes_clean_images_on_to_generation(passing, tmp_path):
+    frames = [image_data_uri(), {"image": image_data_uri(), "frame": "last"}]  # each keyframe is checked
+    task = video_task(safety={"checkInputs": True}, width=160, height=96, inputs={"frameImages": frames})
     assert passing.post([task])[0] == 200
     (item,) = passing.wait_for_results(task["taskUUID"])
     assert "NSFWContent" not in item  # the image was checked; the output was not asked to be

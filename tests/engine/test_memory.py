@@ -123,6 +123,16 @@ def test_estimates_grow_with_the_clip_and_shrink_with_the_profile(spec):
         assert estimate(spec, small, MemoryProfile.RESIDENT).tokens == 20 * 34 * 60
 
 
+def test_each_appended_keyframe_adds_a_latent_frame_of_tokens():
+    """Keyframes past the first frame are appended as one latent frame of tokens each, at every stage."""
+    spec = get_model("lightricks:2@1")
+    plan = plan_generation(1920, 1080, 6, 25, spec.audio_sample_rate)  # 20 latent frames of 60 x 34 tokens
+    first_frame = estimate(spec, plan, MemoryProfile.RESIDENT, image_to_video=True)
+    keyframes = estimate(spec, plan, MemoryProfile.RESIDENT, image_to_video=True, appended_frames=2)
+    assert (first_frame.tokens, keyframes.tokens) == (20 * 60 * 34, 22 * 60 * 34)
+    assert keyframes.denoising > first_frame.denoising and keyframes.decoding == first_frame.decoding
+
+
 def test_the_resident_profile_holds_every_weight_in_bf16():
     spec = get_model("lightricks:2@1")
     plan = plan_generation(1920, 1080, 6, 25, spec.audio_sample_rate)

@@ -56,3 +56,15 @@ def test_admission_control_builds_no_model():
         " 'built': 'ltx_runtime.fullsize' in sys.modules or 'transformers.models.gemma3' in sys.modules}))\n"
     )
     assert result["refused"] and not result["built"] and result["seconds"] < 1.0
+
+
+def test_keyframe_positions_are_checked_against_the_clip_once_its_length_is_known():
+    from ltx_runtime.request import LAST, Keyframe, keyframes_problem, max_keyframes, resolve_keyframes
+
+    assert [max_keyframes(frames) for frames in (8, 9, 17, 150)] == [2, 2, 3, 20]  # one per latent frame
+    assert keyframes_problem([0, LAST, 60], 150) is None
+    assert keyframes_problem([0, LAST, 999], None) is None  # the duration head has not picked the length yet
+    assert "two images" in keyframes_problem([LAST, LAST], None)
+    assert "past the clip's last frame (149" in keyframes_problem([150], 150)
+    assert "at most 20" in keyframes_problem(list(range(21)), 150)
+    assert [k.frame for k in resolve_keyframes((Keyframe(b"a", 0), Keyframe(b"b", LAST)), 150)] == [0, 149]
