@@ -44,7 +44,7 @@ def generate(
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same clip (default: random)."),
     output_format: Optional[OutputFormat] = typer.Option(None, "--format", help="mp4, webm or mov (default: from the output suffix, else mp4)."),
     quality: int = typer.Option(QUALITY_DEFAULT, help="20-99, mapped onto the encoder's CRF (higher is better, larger)."),
-    image: Optional[list[str]] = typer.Option(None, "--image", help="FILE[@FRAME] (repeatable): an image (PNG, JPEG or WEBP) the clip shows at FRAME: first (the default), last, or a 0-based frame index (e.g. photo.png@48); resized and centre-cropped to the frame. One image per frame, at most one per 8 frames of the clip."),
+    image: Optional[list[str]] = typer.Option(None, "--image", metavar="FILE[@FRAME]", help="Repeatable: an image (PNG, JPEG or WEBP) the clip shows at FRAME: first (the default), last, or a 0-based frame index (e.g. photo.png@48); resized and centre-cropped to the frame. One image per frame, at most one per latent frame of the clip (per 8 frames, plus one)."),
     steps: Optional[int] = typer.Option(None, help="Guided models only: stage-1 denoising steps (default: the official 40 for LTX-2, 30 for LTX-2.3)."),
     guidance_scale: Optional[float] = typer.Option(None, help="Guided models only: the video CFG scale (default: the official 3.0)."),
     negative_prompt: Optional[str] = typer.Option(None, help="Guided models only: what to steer away from (default: the official negative prompt)."),
