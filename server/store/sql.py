@@ -231,8 +231,9 @@ class SqlTaskStore:
     def prepared(self, task_id: int, job: dict, images: list[StoredImage] = ()) -> None:
         """The task's inputs are local now (`images`: its fetched frame images): store its final job, queue it."""
         with self._transaction() as db:
-            for image in images:
+            if images:
                 key_id = db.run("SELECT key_id FROM tasks WHERE id = ?", (task_id,))[0]["key_id"]
+            for image in images:
                 self._put_image(db, key_id, image, task_id)
             if db.run("UPDATE tasks SET job = ?, status = 'queued', lease_owner = NULL, lease_expires = NULL"
                       " WHERE id = ? AND status = 'preparing' RETURNING id", (json.dumps(job), task_id)):  # fmt: skip

@@ -172,7 +172,7 @@ class Worker:
             self._fail(task, started, ErrorKind.CONTENT_FLAGGED, str(error))
         except MemoryLimitError as error:  # submitted before this worker reported its memory
             self._fail(task, started, ErrorKind.TOO_LARGE, str(error))
-        except RequestError as error:  # validated already; left: an unreadable image, keyframes past the picked duration
+        except RequestError as error:  # validated already; left: an unreadable image, keyframes past a picked length
             kind = ErrorKind.INVALID_IMAGE if error.parameter == "image" else ErrorKind.INVALID_REQUEST
             self._fail(task, started, kind, str(error))
         except OutOfMemory as error:

@@ -309,10 +309,14 @@ def _frame_images(check: _Checker, task: dict) -> list[dict]:
             check.only_keys(item, {"image", "frame"}, where)
             frame = item.get("frame", "first")
             if frame not in ("first", LAST) and (isinstance(frame, bool) or not isinstance(frame, int) or frame < 0):
-                raise check.invalid(parameter, f'{where}.frame must be "first", "last" or a frame index from 0, got {shown(frame)}')
+                raise check.invalid(
+                    parameter, f'{where}.frame must be "first", "last" or a frame index from 0, got {shown(frame)}'
+                )
             item = item.get("image")
         if not isinstance(item, str) or not item.strip():
-            raise check.invalid(parameter, f"{where}: each frame image must be an imageUUID, a URL, a data URI or base64 data")
+            raise check.invalid(
+                parameter, f"{where}: each frame image must be an imageUUID, a URL, a data URI or base64 data"
+            )
         if item.startswith(("http://", "https://")):
             try:
                 parse_url(item)
