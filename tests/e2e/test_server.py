@@ -287,13 +287,14 @@ def test_python_sdk_gets_each_of_several_videos_once(server):
 
 
 @pytest.mark.slow
-def test_python_sdk_with_a_first_frame_image_from_a_local_file(server, tmp_path):
+@pytest.mark.parametrize("frames", [["first"], ["first", "last", 4]], ids=["first frame", "keyframes"])
+def test_python_sdk_with_frame_images_from_local_files(server, tmp_path, frames):
     from runware.types import IInputFrame, IVideoInputs
 
     Image.new("RGB", (300, 160), (250, 200, 20)).save(tmp_path / "first.jpg")  # the SDK inlines it as a data URI
     _, videos = run_sdk(
         server, positivePrompt="a yellow field", model="ltx-runtime:tiny@1", width=152, height=80, duration=1, fps=10,
-        inputs=IVideoInputs(frameImages=[IInputFrame(image=str(tmp_path / "first.jpg"), frame="first")]),
+        inputs=IVideoInputs(frameImages=[IInputFrame(image=str(tmp_path / "first.jpg"), frame=frame) for frame in frames]),
     )  # fmt: skip
     info = probe(download(videos[0].videoURL, tmp_path / "i2v.mp4")[0])
     assert (info.width, info.height, info.frames) == (152, 80, 10)
