@@ -134,6 +134,7 @@ def test_bad_audio_requests_name_audio_input(fields, says):
     assert raised.value.parameter == "audio_input"
 
 
+@pytest.mark.slow
 def test_the_input_audio_is_held_fixed_and_becomes_the_clip_audio(engine, tmp_path, monkeypatch):
     """Every transformer pass of both stages sees the encoded input audio, clean, at audio timestep 0; the recipe's
     audio latents are that encoding; the file's audio track is the input (trimmed to the clip) within AAC's loss."""
@@ -185,6 +186,7 @@ def test_the_input_audio_is_held_fixed_and_becomes_the_clip_audio(engine, tmp_pa
     assert snr_db(expected[2000:46000], track[2000:46000]) > 20  # AAC at 192 kb/s; a generated track is near 0 dB
 
 
+@pytest.mark.slow
 def test_short_input_audio_is_padded_with_silence(engine, tmp_path):
     spec = get_model(A2V_MODEL)
     result = engine.generate(request(audio_input=tone(0.5, rate=48000), duration=2, steps=2), tmp_path / "pad.mp4")
@@ -195,6 +197,7 @@ def test_short_input_audio_is_padded_with_silence(engine, tmp_path):
     assert rms(track[4800:19200]) > 0.2 and rms(track[33600:86400]) < 0.005  # the tone, then silence
 
 
+@pytest.mark.slow
 def test_the_clip_depends_on_the_input_audio(engine, tmp_path):
     """The video is generated to the audio: another soundtrack, same seed and prompt, gives other frames."""
 
@@ -203,3 +206,33 @@ def test_the_clip_depends_on_the_input_audio(engine, tmp_path):
     again = engine.generate(request(audio_input=tone(1, frequency=440)), tmp_path / "three.mp4")
     assert np.array_equal(read_frames(first.path), read_frames(again.path))
     assert not np.array_equal(read_frames(first.path), read_frames(second.path))
+
+
+@pytest.mark.slow
+def test_the_cli_generates_to_an_audio_file(tiny_root, tmp_path):
+    """`ltx-runtime generate --audio-input FILE`, run as a user runs it: the clip has the file's audio; a model without
+    audio-to-video, or the audio switched off, is refused naming the option, and nothing is written."""
+    import os
+    import sys
+
+    env = dict(os.environ, LTX_TINY_DIR=str(tiny_root))
+    song = tmp_path / "song.mp3"
+    song.write_bytes(tone(2, fmt="mp3"))
+    out = tmp_path / "clip.mp4"
+    base = [sys.executable, "-m", "ltx_runtime", "generate", "--weights", "tiny", "-p", "a singer", "--width", "96",
+            "--height", "64", "--duration", "1", "--fps", "12", "--steps", "2", "--audio-input", str(song)]  # fmt: skip
+    done = subprocess.run(base + ["-m", "ltx-runtime:tiny-pro@1", "-o", str(out)], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    facts = probe(out)
+    assert (facts.width, facts.height, facts.frames, facts.audio_rate) == (96, 64, 12, 24000)  # LTX-2: 24 kHz
+    assert "the video is noise" in done.stderr  # the audio is the input's, not noise
+    expected = decode_audio(song.read_bytes(), 24000)[:24000]
+    assert snr_db(expected[1200:22800], output_audio(out, 24000)[1200:22800]) > 15
+
+    for extra, says in ((["-m", "ltx-runtime:tiny@1"], "does not generate to a given audio"),
+                        (["-m", A2V_MODEL, "--no-audio"], "audio switched off")):  # fmt: skip
+        refused = subprocess.run(base + extra + ["-o", str(tmp_path / "no.mp4")], env=env, capture_output=True,
+                                 text=True, timeout=600)  # fmt: skip
+        assert refused.returncode == 2 and "--audio-input: " in refused.stderr and says in refused.stderr
+        assert not (tmp_path / "no.mp4").exists()
