@@ -260,9 +260,12 @@ def soundtrack_latent_frames(pipe, plan) -> int:
 def audio_held(pipe, audio_latents: torch.Tensor | None):
     """Audio-to-video: for the duration, every transformer pass sees `audio_latents` (raw, [1, C, frames, mel bins])
     clean at timestep 0, whatever audio the pipeline steps, as the official A2V pipeline holds the audio (ltx-pipelines
-    `denoise_video_only`: the audio state is not noised, its denoise mask is 0, so its tokens' timesteps are 0 and
-    the sampler leaves it as it is). The audio's sigma stays the step's sigma (official `Modality.sigma`); the audio the
-    pipeline itself returns is meaningless and not used. Nothing is held without latents."""
+    1.0.0 a2vid_two_stage.py, `denoise_video_only`: the audio state is not noised and its denoise mask is 0, so its
+    tokens' timesteps are 0 and the sampler leaves it as it is); the audio's sigma stays the step's (`Modality.sigma`).
+    Its stage-1 audio guider has the default parameters (no CFG, no STG), which changes what the audio stream of the
+    guidance passes sees, and through the audio-to-video attention the video: the unconditional pass keeps the
+    positive prompt's audio context, and the STG pass perturbs the video's self-attention only. The audio the pipeline
+    itself returns is meaningless and not used. Nothing is held without latents."""
     if audio_latents is None:
         yield
         return
@@ -274,13 +277,25 @@ def audio_held(pipe, audio_latents: torch.Tensor | None):
         batch, stepped = kwargs["hidden_states"].shape[0], kwargs["audio_hidden_states"]
         kwargs["audio_hidden_states"] = clean.expand(batch, -1, -1).to(device=stepped.device, dtype=stepped.dtype)
         kwargs["audio_timestep"] = torch.zeros(batch, device=stepped.device, dtype=torch.float32)
+        if batch == 2:  # the CFG pass, [unconditional, conditional]: the audio keeps the positive context
+            for name in ("audio_encoder_hidden_states", "audio_encoder_attention_mask"):
+                if kwargs.get(name) is not None:
+                    kwargs[name] = kwargs[name][1:].expand_as(kwargs[name])
         return args, kwargs
 
-    handle = transformer.register_forward_pre_hook(hold, with_kwargs=True)
+    def unperturbed(module, args, kwargs):
+        if kwargs.get("perturbation_mask") is None:
+            return None
+        return args, {**kwargs, "perturbation_mask": None, "all_perturbed": False}
+
+    handles = [transformer.register_forward_pre_hook(hold, with_kwargs=True)]
+    handles += [block.audio_attn1.register_forward_pre_hook(unperturbed, with_kwargs=True)
+                for block in transformer.transformer_blocks]  # fmt: skip
     try:
         yield
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager
