@@ -372,7 +372,7 @@ def decode_data(value: str, max_bytes: int, kind: ErrorKind, what: str, paramete
     if value.startswith("data:"):
         _, comma, payload = value.partition(",")
         if not comma:
-            raise TaskError(kind, f"a data URI needs a comma before its data (data:...;base64,...)", parameter)
+            raise TaskError(kind, "a data URI needs a comma before its data (data:...;base64,...)", parameter)
     else:
         payload = value
     if len(payload) * 3 // 4 > max_bytes:
