@@ -437,7 +437,8 @@ def test_audio_to_video_end_to_end_matches_both_official_rules(monkeypatch, arch
     components = load_components(official_root, spec, torch.float32)
     assert max_difference(recipes.log_mel(A2V_WAVEFORM, components.pipeline.audio_vae),
                           theirs["a2v"]["mel"]) < FLOAT32_TOLERANCE  # fmt: skip
-    monkeypatch.setitem(guided.PARAMS, spec.recipe, guided.GuidedParams(steps=PRO_STEPS, stg_block=PRO_STG_BLOCK))
+    monkeypatch.setitem(guided.PARAMS, spec.recipe, replace(guided.PARAMS[spec.recipe], steps=PRO_STEPS,
+                                                            stg_block=PRO_STG_BLOCK))  # fmt: skip
     videos = {}
     for task, cross_timestep in (("a2v_v1_2", CROSS_TIMESTEP), ("a2v", True)):
         with monkeypatch.context() as patch:
