@@ -172,8 +172,10 @@ class Worker:
             self._fail(task, started, ErrorKind.CONTENT_FLAGGED, str(error))
         except MemoryLimitError as error:  # submitted before this worker reported its memory
             self._fail(task, started, ErrorKind.TOO_LARGE, str(error))
-        except RequestError as error:  # validated already; what is left is an unreadable first-frame image
-            kind = ErrorKind.INVALID_IMAGE if error.parameter == "image" else ErrorKind.INVALID_REQUEST
+        except RequestError as error:  # validated already; what is left is an unreadable first-frame image or audio
+            kind = {"image": ErrorKind.INVALID_IMAGE, "audio_input": ErrorKind.INVALID_AUDIO}.get(
+                error.parameter, ErrorKind.INVALID_REQUEST
+            )
             self._fail(task, started, kind, str(error))
         except OutOfMemory as error:
             self._fail(task, started, ErrorKind.OUT_OF_MEMORY, str(error))
@@ -271,6 +273,7 @@ class Worker:
             output_format=OutputFormat(job.output_format),
             quality=job.quality,
             image=self.media.read_bytes(image_key(job.frame_image_file)) if job.frame_image_file else None,
+            audio_input=self.media.read_bytes(image_key(job.audio_input_file)) if job.audio_input_file else None,
             steps=job.steps,
             guidance_scale=job.cfg_scale,
             negative_prompt=job.negative_prompt,
