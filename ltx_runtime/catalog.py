@@ -150,6 +150,15 @@ class ModelSpec:
         return self.default_duration is None
 
     @property
+    def audio_to_video(self) -> bool:
+        """Whether a request may give the clip's soundtrack (`inputs.audio`). Lightricks' one audio-to-video pipeline
+        (ltx-pipelines 1.0.0 a2vid_two_stage.py `A2VidPipelineTwoStage`) is the guided two-stage recipe: the dev model
+        with guidance, then the distilled LoRA; the distilled pipeline takes no audio. So the LTX-2 Pro and LTX-2.3 dev
+        recipes take it, Fast ones do not; LTX-2.5 Pro is left out: 1.0.0 predates 2.5, and its A2V was not checked
+        against ltx-pipelines 1.2.0."""
+        return self.recipe in (Recipe.PRO, Recipe.LTX23)
+
+    @property
     def needs_distilled_lora(self) -> bool:
         """The guided recipes refine stage 2 with the distilled LoRA; Fast runs the distilled model itself."""
         return self.recipe is not Recipe.FAST

@@ -40,11 +40,12 @@ def generate(
     height: Optional[int] = typer.Option(None, help="Height in pixels (default: the model's, 1080 for hosted models)."),
     duration: Optional[float] = typer.Option(None, help="Seconds (default: the model's, 6 for hosted models; LTX-2.5: its duration head picks 1-20 s from the prompt)."),
     fps: Optional[int] = typer.Option(None, help="Frames per second (default: the model's, 25 for hosted models)."),
-    audio: Optional[bool] = typer.Option(None, "--audio/--no-audio", help="Generate a stereo soundtrack (default: the model's)."),
+    audio: Optional[bool] = typer.Option(None, "--audio/--no-audio", help="Generate a stereo soundtrack (default: the model's; on with --audio-input)."),
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same clip (default: random)."),
     output_format: Optional[OutputFormat] = typer.Option(None, "--format", help="mp4, webm or mov (default: from the output suffix, else mp4)."),
     quality: int = typer.Option(QUALITY_DEFAULT, help="20-99, mapped onto the encoder's CRF (higher is better, larger)."),
     image: Optional[list[str]] = typer.Option(None, "--image", metavar="FILE[@FRAME]", help="Repeatable: an image (PNG, JPEG or WEBP) the clip shows at FRAME: first (the default), last, or a 0-based frame index (e.g. photo.png@48); resized and centre-cropped to the frame. One image per frame, at most one per latent frame of the clip (per 8 frames, plus one)."),
+    audio_input: Optional[Path] = typer.Option(None, "--audio-input", help="Audio-to-video (LTX-2 Pro, LTX-2, LTX-2.3): an audio file (WAV, MP3, M4A/AAC, Ogg, FLAC; up to 60 s) the clip is generated to; it becomes the clip's soundtrack, trimmed or padded with silence to the duration.", exists=True, dir_okay=False),
     steps: Optional[int] = typer.Option(None, help="Guided models only: stage-1 denoising steps (default: the official 40 for LTX-2, 30 for LTX-2.3)."),
     guidance_scale: Optional[float] = typer.Option(None, help="Guided models only: the video CFG scale (default: the official 3.0)."),
     negative_prompt: Optional[str] = typer.Option(None, help="Guided models only: what to steer away from (default: the official negative prompt)."),
@@ -78,11 +79,12 @@ def generate(
         height=height if height is not None else spec.default_size[1],
         duration=duration if duration is not None else spec.default_duration,
         fps=fps if fps is not None else spec.default_fps,
-        audio=spec.audio_default if audio is None else audio,
+        audio=(spec.audio_default or audio_input is not None) if audio is None else audio,
         seed=seed,
         output_format=output_format,
         quality=quality,
         keyframes=tuple(_keyframe(text) for text in image or ()),
+        audio_input=audio_input.read_bytes() if audio_input else None,
         steps=steps,
         guidance_scale=guidance_scale,
         negative_prompt=negative_prompt,
@@ -112,7 +114,7 @@ def generate(
     engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile),
                     loras=offered_loras)  # fmt: skip
     if engine.uses_tiny_weights:
-        what = "video and its audio are" if request.audio else "video is"
+        what = "video and its audio are" if request.audio and request.audio_input is None else "video is"
         console.print(TINY_WARNING.format(what=what), soft_wrap=True)
     expected_duration = request.duration
     if expected_duration is None:  # the engine asks the head again, with the prompt's encoding cached

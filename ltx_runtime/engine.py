@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import decode, media, speed
+from .audio_input import AudioInputError, decode_audio, fit_to
 from .catalog import MODELS, ModelSpec, Recipe, get_model
 from .configs import DURATION_SECONDS
 from .geometry import GenerationPlan, plan_generation
@@ -261,9 +262,11 @@ class Engine:
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         images = tuple(ConditioningImage(decode_frame_image(keyframe.image, image_crf(components)), keyframe.frame)
                        for keyframe in resolve_keyframes(request.keyframes, plan.frames))  # fmt: skip
-        attempt = dict(request=request, spec=spec, plan=plan, seed=seed, images=images, output_path=Path(output_path),
-                       components=components, report=progress or (lambda stage, fraction: None),
-                       frame_observer=frame_observer, preview=preview, tiles=needed.tiles)  # fmt: skip
+        soundtrack = None if request.audio_input is None else prepare_soundtrack(request.audio_input, components, plan)
+        attempt = dict(request=request, spec=spec, plan=plan, seed=seed, images=images, soundtrack=soundtrack,
+                       output_path=Path(output_path), components=components,
+                       report=progress or (lambda stage, fraction: None), frame_observer=frame_observer,
+                       preview=preview, tiles=needed.tiles)  # fmt: skip
         attempts = (needed.frugal, True)
         try:
             for number, frugal in enumerate(attempts, 1):
@@ -312,8 +315,8 @@ class Engine:
         return frames / fps
 
     def _attempt(
-        self, *, request, spec, plan, seed, images, output_path, components, report, frame_observer, preview, tiles,
-        frugal,
+        self, *, request, spec, plan, seed, images, soundtrack, output_path, components, report, frame_observer,
+        preview, tiles, frugal,
     ) -> dict[str, float]:  # fmt: skip
         """One try at the whole clip with `tiles` for the VAE decode; `frugal` trades speed for GPU memory (and
         decodes in smaller tiles). Returns the per-stage timings."""
@@ -324,16 +327,18 @@ class Engine:
         after_encoding = (lambda: self._offload(components.pipeline.text_encoder)) if frugal else None
         on_latents = None if preview is None else LatentPreview(components.pipeline.vae, plan, stage_1_steps, preview,
                                                                 self.preview_every)  # fmt: skip
+        # Only the guided recipes take a soundtrack (validate_request refuses one for the others).
+        given_audio = {} if soundtrack is None else {"soundtrack": soundtrack.encoder_input}
         recipe_output = RECIPES[spec.recipe].run(
             components, spec, plan, request, generator, on_step, images=images, after_encoding=after_encoding,
-            on_latents=on_latents,
+            on_latents=on_latents, **given_audio,
         )  # fmt: skip
         timings = dict(recipe_output.timings)
 
         pipeline = components.pipeline
-        audio = None
+        audio = None if soundtrack is None else soundtrack.track  # A2V: the input audio itself, as officially
         report("decoding", 0.0)
-        if request.audio:
+        if request.audio and soundtrack is None:
             clock = time.perf_counter()
             audio = decode.audio_waveform(pipeline.audio_vae, pipeline.vocoder, recipe_output.audio_latents, plan, timings)
             timings["audio_decode"] = time.perf_counter() - clock
@@ -409,6 +414,28 @@ class Engine:
             timings=timings,
             vae_tiles=str(tiles),
         )
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    """An audio-to-video request's input audio, decoded twice by ffmpeg."""
+
+    track: np.ndarray
+    """The output file's audio: float32 stereo [samples, 2] at the model's output rate, trimmed or padded with
+    silence to the clip's duration (ltx-pipelines `A2VidPipelineTwoStage` returns the input audio, not a decode)."""
+    encoder_input: np.ndarray
+    """What the audio VAE encodes: at its own rate (16 kHz), trimmed or padded to the generated frames' duration."""
+
+
+def prepare_soundtrack(data: bytes, components: Components, plan: GenerationPlan) -> Soundtrack:
+    rate = components.pipeline.audio_vae.config.sample_rate
+    try:
+        return Soundtrack(
+            track=fit_to(decode_audio(data, plan.sample_rate), plan.audio_samples),
+            encoder_input=fit_to(decode_audio(data, rate), round(plan.gen_frames / plan.fps * rate)),
+        )
+    except AudioInputError as error:
+        raise RequestError("audio_input", str(error)) from None
 
 
 def image_crf(components: Components) -> int:

@@ -12,7 +12,8 @@ from enum import Enum
 from PIL import Image, UnidentifiedImageError
 
 from . import media
-from .catalog import ModelSpec, get_model
+from .audio_input import AudioInputError, decode_audio
+from .catalog import MODELS, ModelSpec, get_model
 from .geometry import VAE_TEMPORAL, frames_for_vae
 from .loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT
 
@@ -65,6 +66,9 @@ class GenerationRequest:
     """What a guided model steers away from (None: the official negative prompt)."""
     loras: tuple[tuple[str, float], ...] = ()
     """(LoRA id, weight) pairs, applied for this request only (ltx_runtime.loras)."""
+    audio_input: bytes | None = None
+    """Audio-to-video: an audio file (audio_input.DEMUXERS' formats) the clip is generated to; the clip's audio track is
+    this audio, trimmed or padded with silence to the clip's duration. Models with `audio_to_video` only."""
 
 
 def validate_request(request: GenerationRequest) -> ModelSpec:
@@ -97,6 +101,8 @@ def validate_request(request: GenerationRequest) -> ModelSpec:
     problem = keyframes_problem(frames, None if request.duration is None else round(request.duration * request.fps))
     if problem:
         raise RequestError("keyframes", problem)
+    if request.audio_input is not None:
+        check_audio_input(spec, request.audio, request.audio_input)
     check_guidance(spec, request.steps, request.guidance_scale, request.negative_prompt)
     check_lora_weights(spec, request.loras)
     return spec
@@ -132,6 +138,26 @@ def check_guidance(spec: ModelSpec, steps: int | None, guidance_scale: float | N
         )
     if negative_prompt is not None and not 1 <= len(negative_prompt) <= MAX_PROMPT:
         raise RequestError("negative_prompt", f"the negative prompt must be 1 to {MAX_PROMPT} characters long")
+
+
+AUDIO_CHECK_RATE = 8000
+"""The rate an input audio file is decoded at to check it (the engine decodes it again at the model's rates)."""
+
+
+def check_audio_input(spec: ModelSpec, audio: bool, data: bytes) -> None:
+    """Refuse input audio for a model without audio-to-video, with the audio switched off (the clip's soundtrack is
+    the input: off would drop it), or that is not a readable audio file within the limits (audio_input.py)."""
+    if not spec.audio_to_video:
+        offered = ", ".join(model.id for model in MODELS.values() if model.audio_to_video and not model.demo_only)
+        raise RequestError("audio_input", f"{spec.id} does not generate to a given audio; models that do: {offered}")
+    if not audio:
+        raise RequestError(
+            "audio_input", "the input audio is the clip's soundtrack: it cannot go with the audio switched off"
+        )
+    try:
+        decode_audio(data, AUDIO_CHECK_RATE)
+    except AudioInputError as error:
+        raise RequestError("audio_input", str(error)) from None
 
 
 def check_image(data: bytes) -> None:

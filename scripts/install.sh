@@ -48,8 +48,7 @@ pip_install -e ".${extras}"
 
 if [[ -n "$extras" ]]; then
     # The parity tests' oracle: Lightricks' ltx-core / ltx-pipelines 1.0.0 in their own venv (they need transformers
-    # 4.57, the project transformers 5). --no-deps, then only what they import, so that pip never pulls torchaudio or
-    # another torch (torchaudio is stubbed in the oracle process; tests/engine/parity/oracle.py says why).
+    # 4.57, the project transformers 5). --no-deps, then only what they import, so that pip never pulls another torch.
     step "creating .venv-oracle: Lightricks' ltx-core and ltx-pipelines 1.0.0, the parity tests' reference"
     python3 -m venv .venv-oracle
     oracle_pip() { .venv-oracle/bin/python -m pip install --progress-bar off "$@" >>"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }; }
@@ -58,6 +57,11 @@ if [[ -n "$extras" ]]; then
     oracle_pip --no-deps ltx-core==1.0.0 ltx-pipelines==1.0.0
     oracle_pip einops numpy "transformers~=4.57.0" "huggingface_hub~=0.36.0" "tokenizers~=0.22.0" safetensors \
         accelerate "scipy>=1.14" av tqdm pillow
+    # ltx-core's audio-to-video needs torchaudio's MelSpectrogram and resample. No torchaudio is built for torch 2.13
+    # (PyPI's last is 2.11.1); 2.11.1's compiled ops do not load against 2.13, so they are removed: torchaudio then
+    # loads its pure-torch part (its loader skips a missing library), which holds both.
+    oracle_pip --no-deps torchaudio==2.11.1
+    rm -f .venv-oracle/lib/python*/site-packages/torchaudio/lib/*.so
     # The current Runware SDK shares the import name `runware` with the legacy one in .venv: it gets a folder of its
     # own, which the client-matrix tests put on a subprocess's PYTHONPATH (tests/e2e/clients/).
     step "installing runware-sdk 1.8.0 into .test-clients/ (the client-matrix tests)"

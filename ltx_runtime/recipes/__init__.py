@@ -269,6 +269,89 @@ def _keyframe_pipeline_class():
     return KeyframePipeline
 
 
+MEL_N_FFT = 1024
+"""The audio VAE's STFT size (and window length): ltx-core `AudioEncoder`'s `n_fft`, read from a checkpoint's
+`preprocessing.stft.filter_length` with 1024 as the default (ltx-core audio_vae/model_configurator.py); diffusers'
+audio VAE config does not carry it."""
+
+
+def log_mel(waveform: torch.Tensor, audio_vae) -> torch.Tensor:
+    """Stereo samples [2, n] at the audio VAE's rate -> log-mel spectrogram [1, 2, frames, mel bins], as ltx-core's
+    `AudioProcessor.waveform_to_mel` computes it with torchaudio's `MelSpectrogram`: Hann window of n_fft, centred
+    with reflection padding, magnitudes (power 1), Slaney mel scale and norm from 0 Hz to Nyquist, then
+    log(max(mel, 1e-5)). torch.stft and transformers' Slaney filter bank stand in for torchaudio (not a dependency)."""
+    from transformers.audio_utils import mel_filter_bank
+
+    config = audio_vae.config
+    window = torch.hann_window(MEL_N_FFT, dtype=waveform.dtype, device=waveform.device)
+    spectrum = torch.stft(waveform, n_fft=MEL_N_FFT, hop_length=config.mel_hop_length, win_length=MEL_N_FFT,
+                          window=window, center=True, pad_mode="reflect", return_complex=True).abs()  # fmt: skip
+    filters = mel_filter_bank(num_frequency_bins=MEL_N_FFT // 2 + 1, num_mel_filters=config.mel_bins, min_frequency=0.0,
+                              max_frequency=config.sample_rate / 2, sampling_rate=config.sample_rate, norm="slaney",
+                              mel_scale="slaney")  # fmt: skip
+    mel = torch.einsum("cft,fm->ctm", spectrum, torch.from_numpy(filters).to(spectrum))
+    return torch.log(mel.clamp(min=1e-5)).unsqueeze(0)
+
+
+def encode_soundtrack(pipe, waveform: np.ndarray, latent_frames: int) -> torch.Tensor:
+    """A clip's given soundtrack (float32 stereo [samples, 2] at the audio VAE's rate, at least the clip long) encoded
+    by the audio VAE to its mode, cut to the clip's `latent_frames`: raw (denormalized) latents [1, C, frames, mel
+    bins]. ltx-pipelines a2vid_two_stage.py: `vae_encode_audio`, then `[:, :, :audio_shape.frames]`."""
+    vae = pipe.audio_vae
+    samples = torch.from_numpy(np.ascontiguousarray(waveform.T)).to(device=vae.device, dtype=torch.float32)
+    latents = vae.encode(log_mel(samples, vae).to(vae.dtype)).latent_dist.mode()
+    return latents[:, :, :latent_frames].to(torch.float32)
+
+
+def soundtrack_latent_frames(pipe, plan) -> int:
+    """Audio latent frames of a clip: its generated frames' duration at the audio VAE's latent rate, rounded (the
+    pipelines' count: diffusers `LTX2Pipeline`, ltx-core `AudioLatentShape.from_duration`)."""
+    per_second = pipe.audio_sampling_rate / pipe.audio_hop_length / pipe.audio_vae_temporal_compression_ratio
+    return round(plan.gen_frames / plan.fps * per_second)
+
+
+@contextmanager
+def audio_held(pipe, audio_latents: torch.Tensor | None):
+    """Audio-to-video: for the duration, every transformer pass sees `audio_latents` (raw, [1, C, frames, mel bins])
+    clean at timestep 0, whatever audio the pipeline steps, as the official A2V pipeline holds the audio (ltx-pipelines
+    1.0.0 a2vid_two_stage.py, `denoise_video_only`: the audio state is not noised and its denoise mask is 0, so its
+    tokens' timesteps are 0 and the sampler leaves it as it is); the audio's sigma stays the step's (`Modality.sigma`).
+    Its stage-1 audio guider has the default parameters (no CFG, no STG), which changes what the audio stream of the
+    guidance passes sees, and through the audio-to-video attention the video: the unconditional pass keeps the
+    positive prompt's audio context, and the STG pass perturbs the video's self-attention only. The audio the pipeline
+    itself returns is meaningless and not used. Nothing is held without latents."""
+    if audio_latents is None:
+        yield
+        return
+    transformer = pipe.transformer
+    packed = pipe._pack_audio_latents(audio_latents)
+    clean = pipe._normalize_audio_latents(packed, pipe.audio_vae.latents_mean, pipe.audio_vae.latents_std)
+
+    def hold(module, args, kwargs):
+        batch, stepped = kwargs["hidden_states"].shape[0], kwargs["audio_hidden_states"]
+        kwargs["audio_hidden_states"] = clean.expand(batch, -1, -1).to(device=stepped.device, dtype=stepped.dtype)
+        kwargs["audio_timestep"] = torch.zeros(batch, device=stepped.device, dtype=torch.float32)
+        if batch == 2:  # the CFG pass, [unconditional, conditional]: the audio keeps the positive context
+            for name in ("audio_encoder_hidden_states", "audio_encoder_attention_mask"):
+                if kwargs.get(name) is not None:
+                    kwargs[name] = kwargs[name][1:].expand_as(kwargs[name])
+        return args, kwargs
+
+    def unperturbed(module, args, kwargs):
+        if kwargs.get("perturbation_mask") is None:
+            return None
+        return args, {**kwargs, "perturbation_mask": None, "all_perturbed": False}
+
+    handles = [transformer.register_forward_pre_hook(hold, with_kwargs=True)]
+    handles += [block.audio_attn1.register_forward_pre_hook(unperturbed, with_kwargs=True)
+                for block in transformer.transformer_blocks]  # fmt: skip
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @contextmanager
 def loras_on(pipe, adapters: list[tuple[str, float]]):
     """Exactly these LoRA adapters (name, weight) on for the duration, every adapter off afterwards, whatever

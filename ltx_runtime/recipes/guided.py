@@ -10,6 +10,9 @@
    stage-2 sigmas, guidance off; the stage-1 audio is re-noised and refined with the video, as officially, but the
    clip keeps the stage-1 audio (ltx-pipelines since 63fd9a4: stage 2 refines video only). The LoRA is switched
    off again afterwards. A request's own LoRAs are on in both stages (with the distilled one in stage 2).
+Audio-to-video (LTX-2 Pro and LTX-2.3, Lightricks' `A2VidPipelineTwoStage`): the given audio is encoded by the audio VAE
+once and held fixed, clean at timestep 0, in both stages while the video is denoised with the same guidance; the
+clip's audio is that input itself (the engine muxes it), not a decode of the latents.
 Parameters: Lightricks' `LTX_2_PARAMS` / `LTX_2_3_PARAMS` / `LTX_2_4_PARAMS` (ltx-pipelines utils/constants.py;
 ltx2-models.md section 2). The guided pipeline (ti2vid_two_stages.py) keeps plain Euler on every generation.
 """
@@ -35,11 +38,14 @@ from . import (
     StageClock,
     StepCallback,
     ConditioningImage,
+    audio_held,
     cross_attention_gates,
+    encode_soundtrack,
     image_conditioning,
     loras_on,
     pipelines_for,
     request_adapters,
+    soundtrack_latent_frames,
     step_reporter,
     unshifted_scheduler,
     upsample_and_refine,
@@ -148,7 +154,11 @@ def run(
     images: tuple[ConditioningImage, ...] = (),
     after_encoding: Callable[[], None] | None = None,
     on_latents: LatentsCallback | None = None,
+    soundtrack: np.ndarray | None = None,
 ) -> RecipeOutput:
+    """`soundtrack`: audio-to-video, the clip's given audio (float32 stereo [samples, 2] at the audio VAE's rate, at
+    least the generated frames long), encoded and held fixed in both stages (ltx-pipelines `A2VidPipelineTwoStage`);
+    the output's audio latents are then its encoding."""
     params = params_for(spec, request)
     total = params.steps + len(STAGE_2_DISTILLED_SIGMA_VALUES)
     negative_prompt = NEGATIVE_PROMPT if request.negative_prompt is None else request.negative_prompt
@@ -162,11 +172,15 @@ def run(
         clock.lap("text_encoding")
         if after_encoding:
             after_encoding()
+        held = None
+        if soundtrack is not None:
+            held = encode_soundtrack(denoise, soundtrack, soundtrack_latent_frames(denoise, plan))
+            clock.lap("audio_encoding")
 
         # The request's LoRAs in both stages; stage 2 adds the distilled LoRA (ti2vid_two_stages.py: stage 1 gets
         # `loras`, stage 2 `loras + distilled_lora`).
         user_loras = request_adapters(request)
-        with loras_on(denoise, user_loras):
+        with loras_on(denoise, user_loras), audio_held(denoise, held):
             video_latents, audio_latents = denoise(
                 prompt_embeds=prompt_embeds,
                 prompt_attention_mask=prompt_mask,
@@ -176,6 +190,7 @@ def run(
                 height=plan.stage1_height,
                 num_frames=plan.gen_frames,
                 frame_rate=float(plan.fps),
+                audio_latents=held,
                 sigmas=stage_1_sigmas(params.steps),
                 num_inference_steps=params.steps,
                 generator=generator,
@@ -187,8 +202,10 @@ def run(
                 **image_conditioning(denoise, images, plan, plan.stage1_width, plan.stage1_height),
             )
         clock.lap("stage_1")
+        if held is not None:
+            audio_latents = held
 
-        with loras_on(denoise, [(DISTILLED_LORA, 1.0), *user_loras]):
+        with loras_on(denoise, [(DISTILLED_LORA, 1.0), *user_loras]), audio_held(denoise, held):
             video_latents, _ = upsample_and_refine(
                 denoise, upsample, plan, video_latents, audio_latents, images, clock,
                 prompt_embeds=prompt_embeds, prompt_attention_mask=prompt_mask, generator=generator,

@@ -199,10 +199,10 @@ class SqlTaskStore:
     # -- the server's writes --------------------------------------------------------------------------------------
 
     def submit(self, key_id, task_uuid, task_type, request, job, seeds, status=TaskStatus.QUEUED, session_uuid=None,
-               max_pending=None, images=()):  # fmt: skip
+               max_pending=None, images=(), audio=None):  # fmt: skip
         """Insert a task and its results; refused (`QueueFull`) when the key already has `max_pending` unfinished
-        tasks, counted in the same transaction as the insert. `images`: its frame images (`StoredImage`s),
-        recorded as the task's own."""
+        tasks, counted in the same transaction as the insert. `images`: its frame images (`StoredImage`s), `audio`:
+        its input audio (kept with the images: a task's inputs), recorded as the task's own."""
         with self._transaction() as db:
             if max_pending is not None:
                 self._lock_key(db, key_id)
@@ -222,19 +222,22 @@ class SqlTaskStore:
                 "INSERT INTO results (task_id, idx, video_uuid, seed) VALUES (?, ?, ?, ?)",
                 [(row["id"], i, str(uuid.uuid4()), seed) for i, seed in enumerate(seeds)],
             )
-            for image in images:
-                self._put_image(db, key_id, image, row["id"])
+            for stored in (*images, *([audio] if audio else [])):
+                self._put_image(db, key_id, stored, row["id"])
             if status == TaskStatus.QUEUED:
                 self._work_queued(db)
             return self._tasks("t.id = ?", (row["id"],), db)[0]
 
-    def prepared(self, task_id: int, job: dict, images: list[StoredImage] = ()) -> None:
-        """The task's inputs are local now (`images`: its fetched frame images): store its final job, queue it."""
+    def prepared(self, task_id: int, job: dict, images: list[StoredImage] = (),
+                 audio: StoredImage | None = None) -> None:  # fmt: skip
+        """The task's inputs are local now (`images`, `audio`: its fetched frame images and input audio): store its
+        final job, queue it."""
+        inputs = (*images, *([audio] if audio else []))
         with self._transaction() as db:
-            if images:
+            if inputs:
                 key_id = db.run("SELECT key_id FROM tasks WHERE id = ?", (task_id,))[0]["key_id"]
-            for image in images:
-                self._put_image(db, key_id, image, task_id)
+            for stored in inputs:
+                self._put_image(db, key_id, stored, task_id)
             if db.run("UPDATE tasks SET job = ?, status = 'queued', lease_owner = NULL, lease_expires = NULL"
                       " WHERE id = ? AND status = 'preparing' RETURNING id", (json.dumps(job), task_id)):  # fmt: skip
                 self._work_queued(db)

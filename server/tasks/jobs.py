@@ -44,6 +44,10 @@ class Job:
     """The images the clip shows at given frames, each {"image": the reference as sent (an imageUUID, a URL, a data
     URI or base64; the service resolves it), "frame": a 0-based frame index or "last", "file": the resolved image's
     file name in the images folder, once it is local}."""
+    audio_input: str | None = None
+    """Audio-to-video: the input audio as sent (a URL, a data URI or base64; its stored id once kept)."""
+    audio_input_file: str | None = None
+    """The input audio's file name in the images folder (a task's inputs live there), once it is local."""
     steps: int | None = None
     """Guided models: stage-1 steps (None: the official count)."""
     cfg_scale: float | None = None
@@ -65,6 +69,13 @@ class Job:
         """The frame images that still have to be fetched from the network."""
         return [item["image"] for item in self.frame_images or ()
                 if "file" not in item and item["image"].startswith(("http://", "https://"))]  # fmt: skip
+
+    @property
+    def audio_url(self) -> str | None:
+        """The input audio when it still has to be fetched from the network."""
+        if self.audio_input and self.audio_input.startswith(("http://", "https://")) and not self.audio_input_file:
+            return self.audio_input
+        return None
 
     def deliveries(self) -> list[tuple[str, str]]:
         """(kind, url) of each place a finished result is sent to."""
@@ -91,7 +102,9 @@ class ErrorKind(str, Enum):
     to their wire codes."""
 
     INVALID_IMAGE = "invalid_image"
-    """A frame image is missing, unreadable, too large, or its URL could not be fetched."""
+    """A frame image is missing, unreadable, too large, placed past the clip, or its URL could not be fetched."""
+    INVALID_AUDIO = "invalid_audio"
+    """The input audio (audio-to-video) is unreadable, empty, too long or too large, or its URL could not be fetched."""
     TOO_LARGE = "too_large"
     """The clip needs more GPU memory than any worker's budget."""
     QUEUE_FULL = "queue_full"

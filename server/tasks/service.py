@@ -19,12 +19,13 @@ import uuid
 from contextlib import contextmanager
 
 from ltx_runtime.admission import MemoryLimitError, MemoryProfile, check_memory, choose_profile, missing_files
+from ltx_runtime.audio_input import MAX_AUDIO_BYTES
 from ltx_runtime.catalog import get_model
 from ltx_runtime.configs import DURATION_SECONDS
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.progress import cpu_stage_seconds
-from ltx_runtime.request import SafetyMode, SafetyRequest
+from ltx_runtime.request import RequestError, SafetyMode, SafetyRequest, check_audio_input
 
 from ..logs import job_fields, task_event
 from .jobs import ErrorKind, Job, TaskError
@@ -73,15 +74,16 @@ class TaskService:
     def submit(
         self, key_id: str, task_id: str, task_type: str, request: dict, job: Job, session_uuid: str | None = None
     ) -> TaskRecord:
-        """Admit and queue a job. Local images (an imageUUID, a data URI, base64) are checked now; image URLs are
-        fetched after the reply (status "preparing", see `prepare`), so a slow host never delays it."""
+        """Admit and queue a job. Local images (an imageUUID, a data URI, base64) and input audio (a data URI, base64)
+        are checked now; image and audio URLs are fetched after the reply (status "preparing", see `prepare`), so a
+        slow host never delays it."""
         if self.draining:
             raise TaskError(
                 ErrorKind.SHUTTING_DOWN, "the server is shutting down and takes no new tasks; retry on another instance"
             )
         with self.storage_errors():
             self.check_storage()
-            images = []
+            images, audio = [], None
             try:
                 for item in job.frame_images or ():
                     if item["image"].startswith(("http://", "https://")):
@@ -90,15 +92,20 @@ class TaskService:
                     if not UUID_PATTERN.match(item["image"]):  # image data: kept once, as the image, never echoed
                         request = replace_value(request, item["image"], image.image_uuid)
                         item["image"] = image.image_uuid
+                if job.audio_input is not None and job.audio_url is None:
+                    audio = self.attach_audio(job, decode_data(job.audio_input, MAX_AUDIO_BYTES, ErrorKind.INVALID_AUDIO,
+                                                               "audio", "audio_input"))  # fmt: skip
+                    request = replace_value(request, job.audio_input, audio.image_uuid)  # kept once, never echoed
+                    job.audio_input = audio.image_uuid
                 self._check_safety(job)
                 self._check_memory(job)
                 record = self.store.submit(
                     key_id, task_id, task_type, request, job.to_dict(), job.seeds,
-                    status=TaskStatus.PREPARING if job.image_urls else TaskStatus.QUEUED, session_uuid=session_uuid,
-                    max_pending=self.settings.max_pending_per_key, images=images,
+                    status=TaskStatus.PREPARING if job.image_urls or job.audio_url else TaskStatus.QUEUED,
+                    session_uuid=session_uuid, max_pending=self.settings.max_pending_per_key, images=images, audio=audio,
                 )  # fmt: skip
             except BaseException:
-                self._delete_images(images)  # refused: its images go too
+                self._delete_inputs([*images, *([audio] if audio else [])])  # refused: its inputs go too
                 raise
         task_event("accepted", task_id, key=key_id, **job_fields(record.job))
         if note := self.demo_note(record.job):
@@ -259,6 +266,19 @@ class TaskService:
             job.width, job.height = (1080, 1920) if height > width else (1920, 1080)
         return image
 
+    def attach_audio(self, job: Job, data: bytes) -> StoredImage:
+        """Check a task's input audio (readable, within the limits, a model and audio flag that take it), keep it in
+        the media store with the task's inputs and point the job at it; the caller records it in the task store."""
+        try:
+            check_audio_input(get_model(job.model), job.audio, data)
+        except RequestError as error:
+            raise TaskError(ErrorKind.INVALID_AUDIO, str(error), "audio_input") from None
+        audio_uuid = str(uuid.uuid4())
+        stored = StoredImage(audio_uuid, audio_uuid, "application/octet-stream")
+        self.media.put_bytes(image_key(stored.file_name), data, stored.content_type)
+        job.audio_input_file = stored.file_name
+        return stored
+
     def upload_image(self, key_id: str, image: str) -> str:
         """Keep an image sent as a data URI or base64 data; returns its imageUUID."""
         data = decode_image_data(image, self.settings.max_image_bytes)
@@ -276,40 +296,50 @@ class TaskService:
         return image_uuid
 
     async def prepare(self, record: TaskRecord, client) -> None:
-        """Fetch a task's frame image URLs through the guarded client, then queue the task (or fail it)."""
+        """Fetch a task's frame image URLs and input audio URL through the guarded client, then queue the task (or
+        fail it)."""
         job = Job.from_dict(record.job)
+        remote = [(False, url) for url in job.image_urls] + ([(True, job.audio_url)] if job.audio_url else [])
         fetched = []
-        for url in job.image_urls:
+        for is_audio, url in remote:
             try:
                 fetched.append((await client.get_bytes(url))[0])
             except (BlockedURLError, FetchError) as error:
                 # Say what happened, never what the remote host answered.
-                message = f"the frame image {url} could not be fetched: {error}"
-                await asyncio.to_thread(self._fail_preparing, record, message)
+                kind, what = _INPUTS[is_audio]
+                message = f"the {what} {url} could not be fetched: {error}"
+                await asyncio.to_thread(self._fail_preparing, record, message, kind)
                 return
         await asyncio.to_thread(self._attach_fetched, record, job, fetched)  # the store, off the event loop
 
     def _attach_fetched(self, record: TaskRecord, job: Job, fetched: list[bytes]) -> None:
-        images = []
+        """Keep the fetched inputs (`fetched`: the bytes of each frame image URL in order, then of the audio URL if
+        any) and queue the task, or fail it."""
+        pending_images = [item for item in job.frame_images or () if "file" not in item]
+        images, audio, what = [], None, "an input"
         try:
-            for item, data in zip([item for item in job.frame_images if "file" not in item], fetched):
+            for item, data in zip(pending_images, fetched):
+                what = f"the frame image {item['image']}"
                 images.append(self.attach_image(job, item, data))
-            self.store.prepared(record.id, job.to_dict(), images)
-        except TaskError as error:  # not an image it takes: the task fails, and the images it fetched go
-            self._delete_images(images)
-            self._fail_preparing(record, f"the frame image {item['image']}: {error.message}")
+            if job.audio_url:
+                what = "the input audio"
+                audio = self.attach_audio(job, fetched[-1])
+            self.store.prepared(record.id, job.to_dict(), images, audio)
+        except TaskError as error:  # not an input it takes: the task fails, and the inputs it fetched go
+            self._delete_inputs([*images, *([audio] if audio else [])])
+            self._fail_preparing(record, f"{what}: {error.message}", error.kind)
         except BaseException:  # the store failed: fetched again once the claim runs out
-            self._delete_images(images)
+            self._delete_inputs([*images, *([audio] if audio else [])])
             raise
 
-    def _delete_images(self, images: list[StoredImage]) -> None:
-        for image in images:
-            self.media.delete(image_key(image.file_name))
+    def _delete_inputs(self, stored: list[StoredImage]) -> None:
+        for item in stored:
+            self.media.delete(image_key(item.file_name))
 
-    def _fail_preparing(self, record: TaskRecord, message: str) -> None:
-        self.store.fail(record.id, ErrorKind.INVALID_IMAGE.value, message)
-        task_event("failed", record.task_uuid, level=logging.WARNING, key=record.key_id,
-                   kind=ErrorKind.INVALID_IMAGE.value, error=message)  # fmt: skip
+    def _fail_preparing(self, record: TaskRecord, message: str, kind: ErrorKind = ErrorKind.INVALID_IMAGE) -> None:
+        self.store.fail(record.id, kind.value, message)
+        task_event("failed", record.task_uuid, level=logging.WARNING, key=record.key_id, kind=kind.value,
+                   error=message)  # fmt: skip
 
     # -- URLs of what the server hosts --------------------------------------------------------------------------
 
@@ -336,21 +366,29 @@ def not_found_message(task_id: str) -> str:
     return f"no task {task_id} for this API key: a task is visible only to the API key that submitted it"
 
 
+_INPUTS = {False: (ErrorKind.INVALID_IMAGE, "frame image"), True: (ErrorKind.INVALID_AUDIO, "input audio")}
+"""A task's fetched inputs by `is it the audio`: the error kind and the words of a failure."""
+
+
 def decode_image_data(image: str, max_bytes: int) -> bytes:
-    """A data URI or bare base64 string to bytes, refusing oversize input before decoding it."""
-    if image.startswith("data:"):
-        _, comma, payload = image.partition(",")
+    return decode_data(image, max_bytes, ErrorKind.INVALID_IMAGE, "image", "image")
+
+
+def decode_data(value: str, max_bytes: int, kind: ErrorKind, what: str, parameter: str) -> bytes:
+    """A data URI or bare base64 string to bytes, refusing oversize input before decoding it; a refusal is a
+    TaskError of `kind` that calls the data `what`."""
+    if value.startswith("data:"):
+        _, comma, payload = value.partition(",")
         if not comma:
-            raise TaskError(ErrorKind.INVALID_IMAGE, "a data URI needs a comma before its data (data:image/png;base64,...)",
-                            "image")  # fmt: skip
+            raise TaskError(kind, "a data URI needs a comma before its data (data:...;base64,...)", parameter)
     else:
-        payload = image
+        payload = value
     if len(payload) * 3 // 4 > max_bytes:
-        raise TaskError(ErrorKind.INVALID_IMAGE, f"the image is larger than {max_bytes} bytes", "image")
+        raise TaskError(kind, f"the {what} is larger than {max_bytes} bytes", parameter)
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise TaskError(ErrorKind.INVALID_IMAGE, "the image is not valid base64 data", "image") from None
+        raise TaskError(kind, f"the {what} is not valid base64 data", parameter) from None
 
 
 def image_content_type(data: bytes) -> str:

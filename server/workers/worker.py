@@ -172,8 +172,9 @@ class Worker:
             self._fail(task, started, ErrorKind.CONTENT_FLAGGED, str(error))
         except MemoryLimitError as error:  # submitted before this worker reported its memory
             self._fail(task, started, ErrorKind.TOO_LARGE, str(error))
-        except RequestError as error:  # validated already; left: an unreadable image, keyframes past a picked length
-            kind = ErrorKind.INVALID_IMAGE if error.parameter == "image" else ErrorKind.INVALID_REQUEST
+        except RequestError as error:  # validated already; left: an unreadable image or audio, keyframes past a picked length
+            kind = {"image": ErrorKind.INVALID_IMAGE, "keyframes": ErrorKind.INVALID_IMAGE,
+                    "audio_input": ErrorKind.INVALID_AUDIO}.get(error.parameter, ErrorKind.INVALID_REQUEST)  # fmt: skip
             self._fail(task, started, kind, str(error))
         except OutOfMemory as error:
             self._fail(task, started, ErrorKind.OUT_OF_MEMORY, str(error))
@@ -272,6 +273,7 @@ class Worker:
             quality=job.quality,
             keyframes=tuple(Keyframe(self.media.read_bytes(image_key(item["file"])), item["frame"])
                             for item in job.frame_images or ()),  # fmt: skip
+            audio_input=self.media.read_bytes(image_key(job.audio_input_file)) if job.audio_input_file else None,
             steps=job.steps,
             guidance_scale=job.cfg_scale,
             negative_prompt=job.negative_prompt,

@@ -423,6 +423,31 @@ def test_images_and_finished_task_rows_expire_with_what_they_hold(tmp_path, stor
     assert store.finished_durations()[0] == 1 and waiting.id
 
 
+def test_a_tasks_input_audio_is_kept_and_expires_with_it(tmp_path, store):
+    """Audio-to-video: the input audio is recorded as the task's own, beside its first frame, at submit or once
+    fetched (`prepared`); it lives while the task is unfinished and goes with the task's rows."""
+    settings = Settings(data_dir=tmp_path, image_ttl_seconds=60, task_ttl_seconds=60)
+    media = open_media(settings)
+    frame, sent, fetched = (StoredImage(name, name, kind) for name, kind in (
+        ("frame", "image/png"), ("audio-sent", "application/octet-stream"), ("audio-fetched", "application/octet-stream")))
+    for stored in (frame, sent, fetched):
+        media.put_bytes(image_key(stored.file_name), b"data", stored.content_type)
+    done = store.submit("k", "done", "videoInference", {}, {"audio_input_file": "audio-sent"}, [1], image=frame, audio=sent)
+    waiting = store.submit("k", "waiting", "videoInference", {}, {}, [1], status="preparing")
+    store.prepared(waiting.id, {"audio_input_file": "audio-fetched"}, None, fetched)
+    assert store.get_by_id(waiting.id).job == {"audio_input_file": "audio-fetched"}
+    assert store.image("audio-sent") and store.image("audio-fetched") and store.image("frame")
+    store.claim("w", 30)  # "done"
+    store.finish(done.id, "w")
+    with store._transaction() as db:  # two hours ago: past both ttls
+        db.run("UPDATE images SET created_at = created_at - 7200")
+        db.run("UPDATE tasks SET finished_at = finished_at - 7200, created_at = created_at - 7200")
+    remove_expired(settings, media, store, time.time())
+    assert store.image("audio-sent") is None and store.image("frame") is None  # with the finished task
+    assert store.image("audio-fetched") is not None  # its task is still queued
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["audio-fetched"]
+
+
 def test_the_pending_limit_is_counted_in_the_insert_under_concurrent_clients(store, store_url):
     accepted, refused = [], []
 

@@ -92,3 +92,29 @@ def test_runware_sdk_1_8_0_gets_an_ltx_2_5_clip_and_the_duration_head_picks_its_
     assert (info.frames - 1) % 8 == 0 and 24 <= info.frames <= 20 * 24 + 1  # 8k+1 frames, 1-20 s
     assert result["duration"] == pytest.approx(info.frames / 24)  # the head's pick, in the result
     assert (info.audio_rate, info.audio_channels) == (48000, 2)
+
+
+def test_runware_sdk_1_8_0_gets_an_ltx_2_3_clip_generated_to_inputs_audio(runware_sdk, server, tmp_path):
+    """Audio-to-video with `inputs.audio` as a data URI, on the LTX-2.3 recipe and fields (the tiny LTX-2.3 id: the
+    hosted lightricks:ltx@2.3 makes 1080p clips of 6 s or more, over 5 minutes on these CPUs even at 2 steps): the
+    clip's audio track is the input, padded with silence to the 2 s clip."""
+    import base64
+
+    from ltx_runtime.audio_input import decode_audio
+    from support.audio import snr_db, tone
+
+    song = tone(1, fmt="mp3")
+    task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "ltx-runtime:tiny-ltx23@1",
+            "positivePrompt": "a singer on a stage", "width": 256, "height": 144, "duration": 2, "fps": 24,
+            "steps": 2, "inputs": {"audio": "data:audio/mpeg;base64," + base64.b64encode(song).decode()}}
+    outcome = run_sdk(runware_sdk, server, "rest", task)
+    (result,) = outcome["results"]
+    assert result["status"] == "success"
+    path, _ = download(result["videoURL"], tmp_path / "clip.mp4")
+    info = probe(path)
+    assert (info.width, info.height, info.frames, info.fps) == (256, 144, 48, 24)
+    assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 48000, 2)
+    assert abs(info.audio_duration - 2.0) < 0.05
+    track = decode_audio(path.read_bytes(), 48000)
+    assert snr_db(decode_audio(song, 48000)[4800:43200], track[4800:43200]) > 15
+    assert float(abs(track[52800:91200]).max()) < 0.01  # after the 1 s input: silence

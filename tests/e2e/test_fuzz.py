@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from conftest import probe
 from support.fuzz_harness import (
-    FUZZ_LORAS, HUGE_PNG, LONG_RUN_FACTOR, PIXEL_PNG, Connection, tiny_video_task, check_runcomfy_reply, check_runware_errors, check_runware_reply, json_values,
+    FUZZ_LORAS, HOSTILE_AUDIO, HUGE_PNG, LONG_RUN_FACTOR, PIXEL_PNG, Connection, audio_video_task, tiny_video_task, check_runcomfy_reply, check_runware_errors, check_runware_reply, json_values,
     odd_names, runcomfy_body, runcomfy_raw, runware_body, runware_raw, uuids,
 )  # fmt: skip
 from support.server_harness import API_KEY, OTHER_KEY, ServerProcess, download, video_task
@@ -190,6 +190,7 @@ TARGETS = {
         [{**tiny_video_task(), "inputs": {"frameImages": [{"image": PIXEL_PNG, "frame": 2**63}]}}],
         [{**tiny_video_task(), "inputs": {"frameImages": [{"image": PIXEL_PNG, "frame": [0]}]}}],
         [{**tiny_video_task(), "width": 1024, "height": 64}],  # accepted, then failed in the VAE decode
+        *([{**audio_video_task(), "inputs": {"audio": audio}}] for audio in HOSTILE_AUDIO),  # issue 21: inputs.audio
         [tiny_video_task(), {"taskType": "listTasks", "offset": 2**64}],
     ]),
     "runware_rest_raw": (runware_raw.filter(within_body_limit), runware_rest_raw, "http", 400, [

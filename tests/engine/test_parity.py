@@ -41,9 +41,9 @@ for a few dozen layers and still fails on any wrong weight, key or formula."""
 ARCHITECTURES = ("ltx-2", "ltx-2.3")
 ORACLE_TASKS = {
     "ltx-2": ["upsampler", "vae_decode", "tiled_decode", "audio_decode", "schedules", "text", "transformer", "fast",
-              "image_to_video", "image_to_video_v1_2", "keyframes", "keyframes_v1_2", "pro"],  # fmt: skip
+              "image_to_video", "image_to_video_v1_2", "keyframes", "keyframes_v1_2", "pro", "a2v", "a2v_v1_2"],  # fmt: skip
     # no Fast recipe runs LTX-2.3; its video VAE and upsampler are the same tiny layout as LTX-2's
-    "ltx-2.3": ["audio_decode", "text", "transformer", "pro"],
+    "ltx-2.3": ["audio_decode", "text", "transformer", "pro", "a2v", "a2v_v1_2"],
 }
 
 
@@ -78,6 +78,11 @@ def _random(*shape: int, seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
+_SECONDS = np.arange(round(17 / 25 * 16000)) / 16000
+A2V_WAVEFORM = torch.tensor(np.stack([0.5 * np.sin(2 * np.pi * 440 * _SECONDS),
+                                      0.3 * np.sin(2 * np.pi * (200 + 900 * _SECONDS) * _SECONDS)]),
+                            dtype=torch.float32)  # fmt: skip
+"""The audio-to-video input: 17 frames at 25 fps of stereo at the audio VAE's 16 kHz (no resampling on either side)."""
 FIRST_FRAME = {"stage_1": _random(1, 3, 1, 32, 64, seed=5).clamp(-1, 1),
                "stage_2": _random(1, 3, 1, 64, 128, seed=6).clamp(-1, 1)}  # fmt: skip
 LAST_FRAME = {"last_stage_1": _random(1, 3, 1, 32, 64, seed=9).clamp(-1, 1),
@@ -89,6 +94,9 @@ INPUTS = {
     "tiled_decode.wide_latent": _random(1, 128, 12, 4, 6, seed=8),
     "audio_decode.latent": _random(1, 8, 17, 16, seed=3),
     "pro.negative_prompt": torch.tensor(list(NEGATIVE_PROMPT.encode()), dtype=torch.uint8),
+    **{f"{task}.{name}": value for task in ("a2v", "a2v_v1_2") for name, value in (
+        ("negative_prompt", torch.tensor(list(NEGATIVE_PROMPT.encode()), dtype=torch.uint8)),
+        ("waveform", A2V_WAVEFORM.unsqueeze(0).clone()))},  # fmt: skip
     **{f"{task}.{stage}": pixels.clone() for task in ("image_to_video", "image_to_video_v1_2")
        for stage, pixels in FIRST_FRAME.items()},  # fmt: skip
     **{f"{task}.{stage}": pixels.clone() for task in ("keyframes", "keyframes_v1_2")
@@ -305,11 +313,13 @@ def inject_noise(monkeypatch, drawn: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id: str, first_frame: bool = False,
-               dtype: torch.dtype = torch.float32, last_frame: bool = False):  # fmt: skip
+               dtype: torch.dtype = torch.float32, last_frame: bool = False,
+               soundtrack: np.ndarray | None = None):  # fmt: skip
     """Our recipe for `model_id` on the official files, from the official run's noise; (components, plan, output).
     `first_frame`: image-to-video, with the first frame the official encoder encoded at each stage's size (the
     recipes' own encoding is bypassed: this compares the denoising). `last_frame` (with `first_frame`): keyframes,
-    the last frame too, which diffusers' keyframe pipeline encodes (bypassed the same way)."""
+    the last frame too, which diffusers' keyframe pipeline encodes (bypassed the same way). `soundtrack`:
+    audio-to-video (guided recipes)."""
     spec = get_model(model_id)
     components = load_components(official_root, spec, dtype)
     speed.apply(components, speed.SpeedOptions.plain(), torch.device("cpu"))  # as the engine: VAE tiles, no cache
@@ -333,8 +343,9 @@ def run_recipe(monkeypatch: pytest.MonkeyPatch, official_root, theirs, model_id:
         images += (recipes.ConditioningImage(images[0].pixels, plan.frames - 1),)
     recipe = fast.run if spec.recipe == Recipe.FAST else guided.run
     request = GenerationRequest(spec.id, PROMPT, plan.width, plan.height, plan.duration, plan.fps, audio=True)
+    given_audio = {} if soundtrack is None else {"soundtrack": soundtrack}
     output = recipe(components, spec, plan, request, torch.Generator().manual_seed(0), lambda done, total: None,
-                    images=images)  # fmt: skip
+                    images=images, **given_audio)  # fmt: skip
     assert queue == [], "every official noise tensor was used"
     return components, plan, output
 
@@ -460,6 +471,33 @@ def test_the_guided_recipe_end_to_end_matches(monkeypatch, architecture, officia
     assert max_difference(video, theirs["pro"]["video"]) < LORA_TOLERANCE
     assert max_difference(audio, theirs["pro"]["stage_1_audio"]) < GUIDED_TOLERANCE
     check_waveform(waveform(components, plan, output), theirs["pro"]["stage_1_waveform"], GUIDED_TOLERANCE)
+
+
+@on(*ARCHITECTURES)
+def test_audio_to_video_end_to_end_matches_both_official_rules(monkeypatch, architecture, official_root, theirs):
+    """A2VidPipelineTwoStage: the input's log-mel spectrogram (torch.stft and transformers' Slaney filter bank against
+    torchaudio's MelSpectrogram in ltx-core's AudioProcessor), its audio-VAE encoding, and the video denoised by the
+    guided stages around the audio held fixed (official: `denoise_video_only`, the default audio guider). As in
+    image-to-video, the clean tokens (here the audio's, at timestep 0) tell the cross-attention timestep rules apart:
+    the recipe's (v1.2.0's) matches 1.0.0 running v1.2.0's rule, and with 1.0.0's rule it matches 1.0.0 itself."""
+    spec = get_model(GUIDED_MODELS[architecture])
+    components = load_components(official_root, spec, torch.float32)
+    assert max_difference(recipes.log_mel(A2V_WAVEFORM, components.pipeline.audio_vae),
+                          theirs["a2v"]["mel"]) < FLOAT32_TOLERANCE  # fmt: skip
+    monkeypatch.setitem(guided.PARAMS, spec.recipe, replace(guided.PARAMS[spec.recipe], steps=PRO_STEPS,
+                                                            stg_block=PRO_STG_BLOCK))  # fmt: skip
+    videos = {}
+    for task, cross_timestep in (("a2v_v1_2", CROSS_TIMESTEP), ("a2v", True)):
+        with monkeypatch.context() as patch:
+            patch.setattr(guided, "CROSS_TIMESTEP", cross_timestep)
+            components, _, output = run_recipe(patch, official_root, theirs[task], spec.id,
+                                               soundtrack=A2V_WAVEFORM.T.numpy())  # fmt: skip
+        videos[task], audio = normalised(components, output)
+        assert max_difference(audio, theirs[task]["audio_latent"]) < FLOAT32_TOLERANCE
+        assert max_difference(videos[task], theirs[task]["video"]) < LORA_TOLERANCE
+    assert max_difference(videos["a2v"], theirs["pro"]["video"]) > 10 * LORA_TOLERANCE  # the audio steered the video
+    print("v1.2.0's rule against 1.0.0:")
+    max_difference(videos["a2v_v1_2"], theirs["a2v"]["video"])
 
 
 @on("ltx-2")

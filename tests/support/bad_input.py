@@ -107,6 +107,15 @@ VIDEO_CASES = [
     ("an unreadable second image", fast(inputs={"frameImages": [{"image": PNG, "frame": 0}, {"image": "data:image/png;base64,AAAA", "frame": "last"}]}), "invalidFrameImages", "inputs.frameImages"),
     ("an unknown frame image key", fast(inputs={"frameImages": [{"image": "a", "frame": 0, "strength": 0.5}]}), "unsupportedParameter", "inputs.frameImages[0].strength"),
     ("unknown input", fast(inputs={"video": "abc"}), "unsupportedParameter", "inputs.video"),
+    # issue 21: inputs.audio (audio-to-video), on the guided models only
+    ("audio on Fast", fast(inputs={"audio": "UklGRg=="}), "unsupportedParameter", "inputs.audio"),
+    ("audio on 2.3 Fast", ltx23_fast(inputs={"audio": "UklGRg=="}), "unsupportedParameter", "inputs.audio"),
+    ("audio not a string", ltx23(inputs={"audio": {"url": "x"}}), "invalidAudio", "inputs.audio"),
+    ("audio empty", ltx23(inputs={"audio": " "}), "invalidAudio", "inputs.audio"),
+    ("audio by an uploaded id", ltx23(inputs={"audio": "5b0a4e7c-3d1e-4f2a-9c8b-7a6d5e4f3c2b"}), "unsupportedParameter", "inputs.audio"),
+    ("audio URL unsplittable", ltx2(inputs={"audio": "http://[::1/a.wav"}), "invalidAudio", "inputs.audio"),
+    ("audio with the audio off", ltx23(inputs={"audio": "UklGRg=="}, settings={"audio": False}), "invalidAudio", "inputs.audio"),
+    ("unreadable audio data", ltx23(inputs={"audio": "UklGRg=="}), "invalidAudio", "inputs.audio"),
     ("negative seed", fast(seed=-1), "invalidSeed", "seed"),
     ("seed a string", fast(seed="42"), "invalidSeed", "seed"),
     # issue 21: the guided parameters, on the models that take them and on those that do not

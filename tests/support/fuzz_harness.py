@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import http.client
+import io
 import json
 import struct
 import uuid
+import wave
 import zlib
 from urllib.parse import quote
 
@@ -95,6 +97,31 @@ def guided_video_task() -> dict:
             "lora": [{"model": "fuzz-style", "weight": 0.5}], "routing": {}}  # fmt: skip
 
 
+def wav_bytes(seconds: float = 0.25, rate: int = 8000) -> bytes:
+    """A short 16-bit mono WAV file of a rising ramp, written by the standard library."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(rate)
+        out.writeframes(b"".join(struct.pack("<h", (i * 37) % 20000 - 10000) for i in range(int(seconds * rate))))
+    return buffer.getvalue()
+
+
+AUDIO = "data:audio/wav;base64," + base64.b64encode(wav_bytes()).decode()
+HOSTILE_AUDIO = [
+    "data:audio/wav;base64", "data:audio/wav;base64,", base64.b64encode(wav_bytes()[:40]).decode(),  # cut header
+    base64.b64encode(b"#EXTM3U\n#EXTINF:1,\nhttp://127.0.0.1:9/a.wav\n").decode(),  # a playlist: never followed
+    base64.b64encode(b"ffconcat version 1.0\nfile /etc/passwd\n").decode(),  # a concat list: never read
+    base64.b64encode(b"RIFF\xff\xff\xff\x7fWAVEfmt " + b"\0" * 64).decode(),  # a header claiming 2 GB
+    "file:///etc/passwd", "http://[::1/a.wav", str(uuid.UUID(int=7)),
+]
+"""inputs.audio values that must be refused cleanly (or fail the task cleanly), never crash anything."""
+
+
+def audio_video_task() -> dict:
+    """A valid audio-to-video task for the LTX-2.3 stand-in, so that mutating any field reaches its own check."""
+    return {**guided_video_task(), "inputs": {"audio": AUDIO}}
+
+
 @st.composite
 def mutated(draw, base: dict, fields: list[str]) -> dict:
     """A well-formed object with some fields dropped, some set to any JSON value, and maybe unknown keys added."""
@@ -118,6 +145,9 @@ runware_task = (
     st.builds(tiny_video_task).flatmap(lambda base: mutated(base, VIDEO_FIELDS))
     | st.builds(guided_video_task).flatmap(lambda base: mutated(base, VIDEO_FIELDS))
     | keyframe_video_task
+    | st.builds(audio_video_task).flatmap(lambda base: mutated(base, VIDEO_FIELDS))
+    | st.tuples(st.builds(audio_video_task), st.sampled_from(HOSTILE_AUDIO) | json_values).map(
+        lambda pair: {**pair[0], "inputs": {"audio": pair[1]}})
     | runware_other_task
 )
 runware_body = st.lists(runware_task | json_values, min_size=0, max_size=6) | json_values

@@ -18,6 +18,7 @@ from ..bodies import shown
 # The task service's error kinds as (code, name, HTTP status).
 ERROR_CODES: dict[ErrorKind, tuple[int, str, int]] = {
     ErrorKind.INVALID_IMAGE: (400003, "InvalidParameter", 400),
+    ErrorKind.INVALID_AUDIO: (400003, "InvalidParameter", 400),  # not sent by RunComfy's schema; kept complete
     ErrorKind.TOO_LARGE: (400003, "InvalidParameter", 400),
     ErrorKind.QUEUE_FULL: (429001, "TooManyRequests", 429),
     ErrorKind.DUPLICATE: (400003, "InvalidParameter", 400),

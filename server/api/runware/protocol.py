@@ -18,6 +18,7 @@ from ...tasks.jobs import ErrorKind, TaskError
 # accepted is reported (getResponse) with the same code and HTTP 500; a cancelled one with 400.
 ERROR_CODES: dict[ErrorKind, tuple[str, int]] = {
     ErrorKind.INVALID_IMAGE: ("invalidFrameImages", 400),
+    ErrorKind.INVALID_AUDIO: ("invalidAudio", 400),
     ErrorKind.TOO_LARGE: ("unsupportedDimensions", 400),
     ErrorKind.QUEUE_FULL: ("rateLimitExceeded", 429),
     ErrorKind.DUPLICATE: ("conflictTaskUUID", 400),
@@ -90,6 +91,8 @@ def failure_error(kind: str | None, message: str | None, task_type: str, task_uu
     code, _ = ERROR_CODES[error_kind]
     if error_kind is ErrorKind.INVALID_IMAGE:
         message = f"inputs.frameImages: {message}"
+    elif error_kind is ErrorKind.INVALID_AUDIO:
+        message = f"inputs.audio: {message}"
     elif error_kind is ErrorKind.CANCELLED:
         message = f"the task was cancelled ({message}); it has no results"
     return ContractError(

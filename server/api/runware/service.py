@@ -185,7 +185,8 @@ class RunwareService:
             )  # fmt: skip
         except TaskError as error:
             parameter = {
-                ErrorKind.INVALID_IMAGE: "inputs.frameImages", ErrorKind.DUPLICATE: "taskUUID", ErrorKind.QUEUE_FULL: "apiKey",
+                ErrorKind.INVALID_IMAGE: "inputs.frameImages", ErrorKind.INVALID_AUDIO: "inputs.audio",
+                ErrorKind.DUPLICATE: "taskUUID", ErrorKind.QUEUE_FULL: "apiKey",
             }.get(error.kind)  # fmt: skip
             raise contract_error(error, parameter) from None
         # The ack carries nothing else (but a slow demo clip's warning): the Python SDK treats a videoUUID or a status

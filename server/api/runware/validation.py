@@ -20,6 +20,7 @@ from ltx_runtime.request import LAST, MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRe
 
 from ...media.netguard import BlockedURLError, parse_url
 from ...tasks.jobs import Job, job_seeds
+from ...tasks.service import UUID_PATTERN
 from ..bodies import parameter_name, shown
 from .protocol import ContractError
 
@@ -136,6 +137,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool, loras: dict[st
         raise check.invalid("positivePrompt", "positivePrompt must be a string of 2 to 10000 characters")
 
     frame_images = _frame_images(check, task)
+    audio_input = _audio_input(check, task, spec)
     width, height = _size(check, task, spec, bool(frame_images))
     fps = task.get("fps", spec.default_fps)
     if isinstance(fps, bool) or not isinstance(fps, int) or fps not in spec.fps_values:
@@ -172,7 +174,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool, loras: dict[st
         height=height,
         duration=duration,
         fps=fps,
-        audio=_audio(check, task, spec),
+        audio=_audio(check, task, spec, audio_input),
         seeds=job_seeds(seed, number_results),
         output_format=OutputFormat(output_format.lower()).value,
         quality=quality,
@@ -181,6 +183,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool, loras: dict[st
         webhook_url=check.url("webhookURL"),
         upload_endpoint=check.url("uploadEndpoint"),
         frame_images=frame_images or None,
+        audio_input=audio_input,
         safety=safety.to_dict(),
         steps=steps,
         cfg_scale=cfg_scale,
@@ -278,15 +281,46 @@ def _duration(
     return float(duration)
 
 
-def _audio(check: _Checker, task: dict, spec: ModelSpec) -> bool:
-    """Read the audio flag where this model keeps it; refuse anything else in that object."""
+def _audio(check: _Checker, task: dict, spec: ModelSpec, audio_input: str | None) -> bool:
+    """Read the audio flag where this model keeps it; refuse anything else in that object. With `inputs.audio` the
+    clip's audio is on unless the flag says otherwise, and a flag set to false is refused: the input audio is the
+    clip's soundtrack, which false would drop."""
     *parents, flag = spec.audio_flag
     container = task
     for depth, name in enumerate(parents):
         path = ".".join(spec.audio_flag[: depth + 1])
         container = check.object(name, path, container)
         check.only_keys(container, {spec.audio_flag[depth + 1]}, path)
-    return check.boolean(container, flag, ".".join(spec.audio_flag), spec.audio_default)
+    where = ".".join(spec.audio_flag)
+    audio = check.boolean(container, flag, where, spec.audio_default or audio_input is not None)
+    if audio_input is not None and not audio:
+        raise check.invalid("inputs.audio", f"inputs.audio is the clip's soundtrack: it cannot go with {where} false")
+    return audio
+
+
+def _audio_input(check: _Checker, task: dict, spec: ModelSpec) -> str | None:
+    """`inputs.audio` (audio-to-video): a URL, a data URI or base64 data, on a model that takes it. The exact field
+    of the hosted API is not published for LTX (runware-sdk 1.8.0 types `inputs` as an opaque object; ltx25.md
+    section 2, [U]); issue 21 names it `inputs.audio`."""
+    inputs = check.object("inputs", "inputs", task)
+    if "audio" not in inputs:
+        return None
+    parameter = "inputs.audio"
+    if not spec.audio_to_video:
+        offered = ", ".join(m.id for m in MODELS.values() if m.audio_to_video and not m.demo_only)
+        raise check.unsupported(parameter, f"{spec.id} does not generate to a given audio; models that do: {offered}")
+    value = inputs["audio"]
+    if not isinstance(value, str) or not value.strip():
+        raise check.invalid(parameter, "inputs.audio must be an audio file's URL, a data URI or base64 data")
+    if UUID_PATTERN.match(value):
+        raise check.unsupported(parameter, "inputs.audio: this server has no media upload (mediaStorage) to name audio "
+                                "by an id; send the audio's URL, a data URI or base64 data")  # fmt: skip
+    if value.startswith(("http://", "https://")):
+        try:
+            parse_url(value)
+        except BlockedURLError as error:
+            raise check.invalid(parameter, f"the audio URL cannot be fetched ({error})") from None
+    return value
 
 
 def _frame_images(check: _Checker, task: dict) -> list[dict]:
@@ -294,7 +328,7 @@ def _frame_images(check: _Checker, task: dict) -> list[dict]:
     frame, or `{image, frame}` with `frame` "first", "last" or a 0-based frame index (default "first"). Returned as
     job items {"image", "frame"} with "first" as 0; where the frames must lie is checked once the duration is known."""
     inputs = check.object("inputs", "inputs", task)
-    check.only_keys(inputs, {"frameImages"}, "inputs")
+    check.only_keys(inputs, {"frameImages", "audio"}, "inputs")
     if "frameImages" not in inputs:
         return []
     parameter = "inputs.frameImages"

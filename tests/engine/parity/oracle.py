@@ -5,26 +5,21 @@
 
 Tensors go in and out through safetensors files, named "task.tensor" (one process runs every task: importing
 transformers and ltx-core is most of the time). Shims, all in this process only (ltx2-models.md 2a item 10):
-torchaudio is a stub (its last wheel does not load against torch 2.13; ltx-core needs it only for audio-to-video),
-torch.cuda.synchronize is a no-op (the pipelines call it unconditionally), and ltx-core's hard-coded Gemma-3-12B
+torchaudio is 2.11.1's Python part (no wheel for torch 2.13 exists; 2.11.1's compiled ops do not load against it and
+are removed by scripts/install.sh, which leaves the pure-torch MelSpectrogram and resample that ltx-core's
+audio-to-video uses), torch.cuda.synchronize is a no-op (the pipelines call it unconditionally), and ltx-core's hard-coded Gemma-3-12B
 config is replaced by the tiny Gemma folder's config.json.
 """
 
-import importlib.machinery
 import json
 import os
 import sys
-import types
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-torchaudio = types.ModuleType("torchaudio")
-torchaudio.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
-sys.modules["torchaudio"] = torchaudio
-
-import torch  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
+import torch
+from safetensors.torch import load_file, save_file
 
 torch.cuda.synchronize = lambda *args, **kwargs: None
 DTYPE = getattr(torch, os.environ.get("LTX_ORACLE_DTYPE", "float32"))
@@ -156,7 +151,8 @@ def v1_2_cross_attention_timesteps():
 
 
 def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_prompt: str = "", images=None,
-              last=None, prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17, fps=25.0):
+              last=None, soundtrack=None, prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17,
+              fps=25.0):
     """DistilledPipeline.__call__ (guided False) or TI2VidTwoStagesPipeline.__call__ (guided True: `steps` stage-1
     steps on LTX2Scheduler's schedule with LTX_2_PARAMS' guidance, STG on `stg_block`; stage 2 with the distilled
     LoRA) of ltx-pipelines 1.0.0, step for step, in float32 instead of their hard-coded bf16 (so that the comparison
@@ -166,22 +162,27 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
     encoded by the official encoder and conditioned on as ltx-pipelines does (`VideoConditionByLatentIndex` at latent
     frame 0, strength 1); their latents are output too. `last`: the same for an image at the last frame, which
     `combined_image_conditionings` appends as a keyframe (`VideoConditionByKeyframeIndex` at frame `frames - 1`,
-    strength 1)."""
+    strength 1). `soundtrack` (guided only): audio-to-video as
+    A2VidPipelineTwoStage.__call__ runs it, on a waveform [1, 2, samples] at the audio VAE's 16 kHz (so that neither
+    side resamples): encoded (`vae_encode_audio`, cut to the clip's latent frames), held fixed in both stages
+    (`denoise_video_only`) with the default audio guider; its mel spectrogram and latents are output too."""
     from ltx_core.components.diffusion_steps import EulerDiffusionStep
-    from ltx_core.components.guiders import create_multimodal_guider_factory
+    from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams, create_multimodal_guider_factory
     from ltx_core.components.schedulers import LTX2Scheduler
     from ltx_core.conditioning import VideoConditionByKeyframeIndex, VideoConditionByLatentIndex
     from ltx_core.loader import LoraPathStrengthAndSDOps
     from ltx_core.loader.sd_ops import LTXV_LORA_COMFY_RENAMING_MAP
-    from ltx_core.model.audio_vae import decode_audio
+    from ltx_core.model.audio_vae import AudioProcessor, decode_audio, encode_audio
     from ltx_core.model.upsampler import upsample_video
     from ltx_core.model.video_vae import TilingConfig, decode_video
-    from ltx_core.types import VideoPixelShape
+    from ltx_core.types import Audio, AudioLatentShape, VideoPixelShape
     from ltx_pipelines.utils import euler_denoising_loop
     from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, LTX_2_PARAMS, STAGE_2_DISTILLED_SIGMA_VALUES
     from ltx_pipelines.utils.helpers import (
         denoise_audio_video,
+        denoise_video_only,
         encode_prompts,
+        multi_modal_guider_denoising_func,
         multi_modal_guider_factory_denoising_func,
         simple_denoising_func,
     )
@@ -216,7 +217,31 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
         return loop_with(simple_denoising_func(video_context=positive.video_encoding,
                                                audio_context=positive.audio_encoding, transformer=model))  # fmt: skip
 
-    if guided:
+    held = None
+    if soundtrack is not None:
+        audio_encoder = models.audio_encoder()
+        sound = Audio(waveform=soundtrack, sampling_rate=audio_encoder.sample_rate)
+        mel = AudioProcessor(target_sample_rate=audio_encoder.sample_rate, mel_bins=audio_encoder.mel_bins,
+                             mel_hop_length=audio_encoder.mel_hop_length,
+                             n_fft=audio_encoder.n_fft).waveform_to_mel(sound)  # fmt: skip
+        held = encode_audio(sound, audio_encoder)[:, :, : AudioLatentShape.from_duration(1, frames / fps).frames]
+
+    def denoise(**arguments):
+        """denoise_audio_video, or with a soundtrack denoise_video_only (the audio's state: `held`)."""
+        if held is None:
+            return denoise_audio_video(**arguments)
+        arguments.pop("initial_audio_latent", None)
+        return denoise_video_only(**arguments, initial_audio_latent=held), None
+
+    if guided and held is not None:  # a2vid_two_stage.py: the video guider, and an audio guider's defaults
+        video_params = replace(LTX_2_PARAMS.video_guider_params, stg_blocks=[stg_block])
+        stage_1_loop = loop_with(multi_modal_guider_denoising_func(
+            video_guider=MultiModalGuider(params=video_params, negative_context=contexts[1].video_encoding),
+            audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+            v_context=positive.video_encoding, a_context=positive.audio_encoding, transformer=transformer,
+        ))  # fmt: skip
+        sigmas_1 = LTX2Scheduler().execute(steps=steps).to(torch.float32)
+    elif guided:
         video_params = replace(LTX_2_PARAMS.video_guider_params, stg_blocks=[stg_block])
         audio_params = replace(LTX_2_PARAMS.audio_guider_params, stg_blocks=[stg_block])
         stage_1_loop = loop_with(multi_modal_guider_factory_denoising_func(
@@ -231,7 +256,7 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
         stage_1_loop, sigmas_1 = plain(transformer), torch.tensor(DISTILLED_SIGMA_VALUES)
 
     shape_1 = VideoPixelShape(batch=1, frames=frames, width=width // 2, height=height // 2, fps=fps)
-    video_1, audio_1 = denoise_audio_video(
+    video_1, audio_1 = denoise(
         output_shape=shape_1, conditionings=conditionings("stage_1"), noiser=noiser, sigmas=sigmas_1, stepper=stepper,
         denoising_loop_fn=stage_1_loop, components=components, dtype=DTYPE, device=device,
     )  # fmt: skip
@@ -245,18 +270,21 @@ def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_p
         transformer = stage_2_models.transformer().to(DTYPE)
     sigmas_2 = torch.tensor(STAGE_2_DISTILLED_SIGMA_VALUES)
     shape_2 = VideoPixelShape(batch=1, frames=frames, width=width, height=height, fps=fps)
-    video_2, audio_2 = denoise_audio_video(
+    video_2, audio_2 = denoise(
         output_shape=shape_2, conditionings=conditionings("stage_2"), noiser=noiser, sigmas=sigmas_2, stepper=stepper,
         denoising_loop_fn=plain(transformer), components=components, dtype=DTYPE, device=device,
-        noise_scale=sigmas_2[0], initial_video_latent=upscaled, initial_audio_latent=audio_1.latent,
+        noise_scale=sigmas_2[0], initial_video_latent=upscaled, initial_audio_latent=audio_1 and audio_1.latent,
     )  # fmt: skip
     # ltx-pipelines 1.0.0's CLI decodes with TilingConfig.default() (512 px / 64 frames): one tile at these sizes.
     tiling = TilingConfig.default()
     frames_out = torch.cat(list(decode_video(video_2.latent, models.video_decoder(), tiling, None)))
-    audio_decoder, vocoder = models.audio_decoder(), models.vocoder()
     outputs = {f"noise_{index}": noise for index, noise in enumerate(noiser.drawn)}
     outputs.update({f"image_latent_{stage}": latent for stage, latent in image_latents.items()})
     outputs.update({f"last_latent_{stage}": latent for stage, latent in last_latents.items()})
+    if held is not None:  # the output's audio is the input itself
+        outputs.update(mel=mel, audio_latent=held, stage_1_video=video_1.latent, upsampled=upscaled, video=video_2.latent)
+        return outputs
+    audio_decoder, vocoder = models.audio_decoder(), models.vocoder()
     outputs.update(
         video_context=positive.video_encoding, audio_context=positive.audio_encoding, stage_1_video=video_1.latent,
         stage_1_audio=audio_1.latent, upsampled=upscaled, video=video_2.latent, audio=audio_2.latent,
@@ -330,6 +358,19 @@ def pro(root, inputs):
     return two_stage(root, guided=True, steps=PRO_STEPS, stg_block=PRO_STG_BLOCK, negative_prompt=negative_prompt)
 
 
+def a2v(root, inputs):
+    """A2VidPipelineTwoStage (the guided recipe's settings as `pro`) on the input waveform."""
+    negative_prompt = bytes(inputs["negative_prompt"].tolist()).decode()
+    return two_stage(root, guided=True, steps=PRO_STEPS, stg_block=PRO_STG_BLOCK, negative_prompt=negative_prompt,
+                     soundtrack=inputs["waveform"])
+
+
+def a2v_v1_2(root, inputs):
+    """The same with v1.2.0's cross-attention timesteps."""
+    with v1_2_cross_attention_timesteps():
+        return a2v(root, inputs)
+
+
 TRANSFORMER_SIGMA = 0.7
 
 
@@ -388,8 +429,8 @@ def text(root, inputs, prompt="a cat over the ocean"):
 
 
 TASKS = {task.__name__: task for task in (upsampler, vae_decode, tiled_decode, audio_decode, schedules, fast,
-                                          image_to_video, image_to_video_v1_2, keyframes, keyframes_v1_2, pro,
-                                          transformer, text)}  # fmt: skip
+                                          image_to_video, image_to_video_v1_2, keyframes, keyframes_v1_2, pro, a2v,
+                                          a2v_v1_2, transformer, text)}  # fmt: skip
 
 
 def main() -> None:
