@@ -432,9 +432,9 @@ def test_a_tasks_input_audio_is_kept_and_expires_with_it(tmp_path, store):
         ("frame", "image/png"), ("audio-sent", "application/octet-stream"), ("audio-fetched", "application/octet-stream")))
     for stored in (frame, sent, fetched):
         media.put_bytes(image_key(stored.file_name), b"data", stored.content_type)
-    done = store.submit("k", "done", "videoInference", {}, {"audio_input_file": "audio-sent"}, [1], image=frame, audio=sent)
+    done = store.submit("k", "done", "videoInference", {}, {"audio_input_file": "audio-sent"}, [1], images=[frame], audio=sent)
     waiting = store.submit("k", "waiting", "videoInference", {}, {}, [1], status="preparing")
-    store.prepared(waiting.id, {"audio_input_file": "audio-fetched"}, None, fetched)
+    store.prepared(waiting.id, {"audio_input_file": "audio-fetched"}, audio=fetched)
     assert store.get_by_id(waiting.id).job == {"audio_input_file": "audio-fetched"}
     assert store.image("audio-sent") and store.image("audio-fetched") and store.image("frame")
     store.claim("w", 30)  # "done"
