@@ -39,11 +39,11 @@ def runware_sdk() -> Path:
 server = server_fixture("server-clients")
 
 
-def run_sdk(sdk: Path, server: ServerProcess, transport: str, task: dict, *extra: str) -> dict:
+def run_sdk(sdk: Path, server: ServerProcess, transport: str, task: dict, *extra: str, timeout: float = 300) -> dict:
     env = dict(os.environ, PYTHONPATH=str(sdk))  # the SDK alone: none of the legacy SDK in this venv is visible
     completed = subprocess.run(
         [sys.executable, str(SCRIPT), transport, str(server.port), API_KEY, json.dumps(task), *extra],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
     outcome = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -94,27 +94,38 @@ def test_runware_sdk_1_8_0_gets_an_ltx_2_5_clip_and_the_duration_head_picks_its_
     assert (info.audio_rate, info.audio_channels) == (48000, 2)
 
 
-def test_runware_sdk_1_8_0_gets_an_ltx_2_3_clip_generated_to_inputs_audio(runware_sdk, server, tmp_path):
-    """Audio-to-video with `inputs.audio` as a data URI, on the LTX-2.3 recipe and fields (the tiny LTX-2.3 id: the
-    hosted lightricks:ltx@2.3 makes 1080p clips of 6 s or more, over 5 minutes on these CPUs even at 2 steps): the
-    clip's audio track is the input, padded with silence to the 2 s clip."""
+def sdk_audio_to_video(runware_sdk, server, tmp_path, model: str, width: int, height: int, duration: int, fps: int,
+                       timeout: float = 300):
+    """Audio-to-video through runware-sdk 1.8.0 with `inputs.audio` as a data URI (a 1 s MP3) at 2 steps: the clip
+    has the asked size, frames and fps, and its audio track is the input, padded with silence to the duration."""
     import base64
 
     from ltx_runtime.audio_input import decode_audio
     from support.audio import snr_db, tone
 
     song = tone(1, fmt="mp3")
-    task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": "ltx-runtime:tiny-ltx23@1",
-            "positivePrompt": "a singer on a stage", "width": 256, "height": 144, "duration": 2, "fps": 24,
-            "steps": 2, "inputs": {"audio": "data:audio/mpeg;base64," + base64.b64encode(song).decode()}}
-    outcome = run_sdk(runware_sdk, server, "rest", task)
+    task = {"taskType": "videoInference", "taskUUID": str(uuid.uuid4()), "model": model,
+            "positivePrompt": "a singer on a stage", "width": width, "height": height, "duration": duration,
+            "fps": fps, "steps": 2, "inputs": {"audio": "data:audio/mpeg;base64," + base64.b64encode(song).decode()}}
+    outcome = run_sdk(runware_sdk, server, "rest", task, timeout=timeout)
     (result,) = outcome["results"]
     assert result["status"] == "success"
     path, _ = download(result["videoURL"], tmp_path / "clip.mp4")
     info = probe(path)
-    assert (info.width, info.height, info.frames, info.fps) == (256, 144, 48, 24)
+    assert (info.width, info.height, info.frames, info.fps) == (width, height, duration * fps, fps)
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 48000, 2)
-    assert abs(info.audio_duration - 2.0) < 0.05
+    assert abs(info.audio_duration - duration) < 0.05
     track = decode_audio(path.read_bytes(), 48000)
     assert snr_db(decode_audio(song, 48000)[4800:43200], track[4800:43200]) > 15
-    assert float(abs(track[52800:91200]).max()) < 0.01  # after the 1 s input: silence
+    assert float(abs(track[52800:(duration * 48000) - 4800]).max()) < 0.01  # after the 1 s input: silence
+
+
+def test_runware_sdk_1_8_0_gets_an_ltx_2_3_clip_generated_to_inputs_audio(runware_sdk, server, tmp_path):
+    """On the LTX-2.3 recipe and fields at a small size (the tiny LTX-2.3 id)."""
+    sdk_audio_to_video(runware_sdk, server, tmp_path, "ltx-runtime:tiny-ltx23@1", 256, 144, 2, 24)
+
+
+def test_runware_sdk_1_8_0_gets_a_lightricks_ltx_2_3_clip_generated_to_inputs_audio(runware_sdk, server, tmp_path):
+    """By the hosted id `lightricks:ltx@2.3` (demo server: tiny weights), at its smallest clip: 1920x1080, 6 s (about
+    5 minutes on 2 cores)."""
+    sdk_audio_to_video(runware_sdk, server, tmp_path, "lightricks:ltx@2.3", 1920, 1080, 6, 24, timeout=1200)
