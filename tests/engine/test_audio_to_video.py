@@ -14,7 +14,7 @@ from ltx_runtime.audio_input import AudioInputError, decode_audio, fit_to
 from ltx_runtime.catalog import MODELS, get_model
 from ltx_runtime.media import ffmpeg_executable
 from ltx_runtime.recipes import encode_soundtrack
-from ltx_runtime.request import GenerationRequest, RequestError, validate_request
+from ltx_runtime.request import LAST, GenerationRequest, Keyframe, RequestError, validate_request
 
 from conftest import probe, read_frames
 from support.audio import snr_db, tone
@@ -22,13 +22,9 @@ from support.audio import snr_db, tone
 A2V_MODEL = "ltx-runtime:tiny-ltx23@1"
 
 
-
-
 def output_audio(path, rate: int) -> np.ndarray:
     """The output file's audio track decoded by the real ffmpeg, float32 stereo [samples, 2]."""
     return decode_audio(path.read_bytes(), rate)
-
-
 
 
 def request(**fields) -> GenerationRequest:
@@ -166,6 +162,49 @@ def test_the_input_audio_is_held_fixed_and_becomes_the_clip_audio(engine, tmp_pa
     track = output_audio(result.path, spec.audio_sample_rate)
     expected = decode_audio(data, spec.audio_sample_rate)[: spec.audio_sample_rate]
     assert snr_db(expected[2000:46000], track[2000:46000]) > 20  # AAC at 192 kb/s; a generated track is near 0 dB
+
+
+@pytest.mark.slow
+def test_keyframes_and_input_audio_together(engine, tmp_path):
+    """A first and a last frame with an input audio: every pass holds the audio clean (audio timestep 0) and the
+    images' tokens clean (the first latent frame and the appended one at video timestep 0), and the clip has the
+    asked shape with the input as its audio track."""
+    import io
+
+    from PIL import Image
+
+    def png(colour) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (256, 128), colour).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    spec = get_model(A2V_MODEL)
+    transformer = engine.load(A2V_MODEL).pipeline.transformer
+    calls = []
+    handle = transformer.register_forward_hook(  # a forward hook: it sees the inputs audio_held's pre-hook set
+        lambda module, args, kwargs, output: calls.append((kwargs["timestep"].clone(), kwargs["audio_timestep"].clone(),
+                                                           kwargs["hidden_states"].shape[1])), with_kwargs=True)  # fmt: skip
+    data = tone(1, rate=48000)
+    keyframes = (Keyframe(png((200, 30, 30)), 0), Keyframe(png((30, 30, 200)), LAST))
+    try:
+        result = engine.generate(request(audio_input=data, keyframes=keyframes), tmp_path / "both.mp4")
+    finally:
+        handle.remove()
+    from ltx_runtime.geometry import plan_generation
+
+    plan = plan_generation(128, 64, 1, 16, spec.audio_sample_rate)
+    assert len(calls) >= 2 * 2 + 3  # stage 1 (2 steps, with its guidance passes) and the 3 stage-2 steps
+    for timestep, audio_timestep, tokens in calls:
+        per_frame = tokens // (plan.latent_frames + 1)  # one appended latent frame: the last image
+        assert torch.count_nonzero(audio_timestep) == 0
+        assert (timestep[:, :per_frame] == 0).all() and (timestep[:, plan.latent_frames * per_frame:] == 0).all()
+        assert (timestep[:, per_frame : plan.latent_frames * per_frame] > 0).all()
+    facts = probe(result.path)
+    assert (facts.width, facts.height, facts.frames, facts.fps) == (128, 64, 16, 16)
+    assert facts.audio_rate == spec.audio_sample_rate and abs(facts.audio_duration - 1.0) < 0.05
+    expected = decode_audio(data, spec.audio_sample_rate)[: spec.audio_sample_rate]
+    track = output_audio(result.path, spec.audio_sample_rate)
+    assert snr_db(expected[2000:46000], track[2000:46000]) > 20
 
 
 @pytest.mark.slow
