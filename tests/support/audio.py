@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ltx_runtime.audio_input import decode_audio
 from ltx_runtime.media import ffmpeg_executable
 
 def tone(seconds: float, rate: int = 44100, fmt: str = "wav", frequency: float = 440.0) -> bytes:
@@ -28,3 +29,11 @@ def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
     count = min(len(reference), len(test))
     reference, test = reference[:count], test[:count]
     return 10 * np.log10(np.sum(reference**2) / max(np.sum((reference - test) ** 2), 1e-20))
+
+
+def audio_track(path: Path, rate: int) -> np.ndarray:
+    """A clip's audio track as float32 stereo [samples, 2] at `rate`: taken out of the file as WAV by the real ffmpeg
+    first, since a 1080p clip is larger than the input-audio limit that decode_audio keeps."""
+    wav = subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-vn",
+                          "-c:a", "pcm_f32le", "-f", "wav", "-"], check=True, capture_output=True).stdout  # fmt: skip
+    return decode_audio(wav, rate)
