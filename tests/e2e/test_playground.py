@@ -204,7 +204,7 @@ def test_cancel_button_stops_a_running_clip(page):
 
 
 def test_list_tasks_is_scoped_to_the_key_and_paged(server):
-    from server_harness import OTHER_KEY, video_task
+    from support.server_harness import OTHER_KEY, video_task
 
     status, body = server.post([video_task(width=64, height=64, duration=1, fps=8)])
     assert status == 200
@@ -220,7 +220,7 @@ def test_list_tasks_is_scoped_to_the_key_and_paged(server):
 
 
 def test_get_response_carries_the_preview_only_when_asked(server):
-    from server_harness import video_task
+    from support.server_harness import video_task
 
     task = video_task(model="ltx-runtime:tiny-pro@1", width=512, height=288, duration=1, fps=8)
     assert server.post([task])[0] == 200
