@@ -117,7 +117,7 @@ def test_a_required_mode_checks_tasks_that_ask_for_nothing(tiny_root, tmp_path_f
         # The input image is checked too, before generation.
         image_task = video_task(width=160, height=96, inputs={"frameImages": [image_data_uri()]})
         assert server.post([image_task])[0] == 200
-        assert "first-frame image" in wait_for_failure(server, image_task["taskUUID"])[1]["message"]
+        assert "frame image for frame 0" in wait_for_failure(server, image_task["taskUUID"])[1]["message"]
         # RunComfy's body has no safety fields: the server's requirement checks its requests all the same.
         runcomfy = RunComfyClient(server.base)
         submitted = runcomfy.submit(TINY_FAST, {"prompt": "a red ball", "duration": 6, "resolution": "128x72"})
