@@ -184,6 +184,14 @@ class MemoryLimitError(RequestError):
         super().__init__("width", message)
 
 
+def frame_image_load(frames) -> dict:
+    """`estimate`'s, `check_memory`'s and `choose_tiles`' image arguments for frame images placed at `frames` (0, an
+    index or "last"): whether the clip is conditioned at all (per-token timesteps), and how many images are appended
+    past the first frame, each a latent frame of tokens more."""
+    frames = list(frames)
+    return {"image_to_video": bool(frames), "appended_frames": sum(frame != 0 for frame in frames)}
+
+
 def check_memory(
     spec: ModelSpec, plan: GenerationPlan, profile: MemoryProfile, budget: int | None, image_to_video: bool = False,
     appended_frames: int = 0,

@@ -22,7 +22,9 @@ from .audio_input import AudioInputError, decode_audio, fit_to
 from .catalog import MODELS, ModelSpec, Recipe, get_model
 from .configs import DURATION_SECONDS
 from .geometry import GenerationPlan, plan_generation
-from .admission import DEFAULT_TINY_FOLDER, MemoryProfile, check_memory, choose_profile, choose_tiles
+from .admission import (
+    DEFAULT_TINY_FOLDER, MemoryProfile, check_memory, choose_profile, choose_tiles, frame_image_load,
+)  # fmt: skip
 from .memory import budget_for, free_cached_memory, gpu_memory_bytes, place  # fmt: skip
 from .loras import USER_LORA_FOLDER, LoraEntry, adapter_name
 from .progress import StageCallback, denoising_steps
@@ -235,11 +237,10 @@ class Engine:
         spec = validate_request(request)
         # Without a duration, what cannot fit even at the head's shortest is refused now; the head's pick once known.
         asked = request.duration if request.duration is not None else DURATION_SECONDS[0]
-        image_to_video = bool(request.keyframes)
-        appended = sum(keyframe.frame != 0 for keyframe in request.keyframes)
+        image_load = frame_image_load(keyframe.frame for keyframe in request.keyframes)
         plan = plan_generation(request.width, request.height, asked, request.fps, spec.audio_sample_rate)
         profile = self.profile_for(spec.id)
-        needed = check_memory(spec, plan, profile, self.memory_budget, image_to_video, appended)
+        needed = check_memory(spec, plan, profile, self.memory_budget, **image_load)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         loaded_before = len(self._loaded)
@@ -252,12 +253,12 @@ class Engine:
             duration = self.choose_duration(spec.id, request.prompt, request.fps)
             timings["duration_head"] = time.perf_counter() - clock  # the prompt's encoding included
             plan = plan_generation(request.width, request.height, duration, request.fps, spec.audio_sample_rate)
-            needed = check_memory(spec, plan, profile, self.memory_budget, image_to_video, appended)
+            needed = check_memory(spec, plan, profile, self.memory_budget, **image_load)
             problem = keyframes_problem([keyframe.frame for keyframe in request.keyframes], plan.frames)
             if problem:  # an index past the frames the head picked
                 raise RequestError("keyframes", problem)
         if speed.applied(self.levers[components.folder]["vae_tiles"]):
-            needed, why = choose_tiles(spec, plan, profile, self.memory_budget, image_to_video, appended)
+            needed, why = choose_tiles(spec, plan, profile, self.memory_budget, **image_load)
             log.info("VAE tiles for %s %dx%d: %s", spec.id, plan.width, plan.height, why)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         images = tuple(ConditioningImage(decode_frame_image(keyframe.image, image_crf(components)), keyframe.frame)

@@ -18,7 +18,9 @@ import time
 import uuid
 from contextlib import contextmanager
 
-from ltx_runtime.admission import MemoryLimitError, MemoryProfile, check_memory, choose_profile, missing_files
+from ltx_runtime.admission import (
+    MemoryLimitError, MemoryProfile, check_memory, choose_profile, frame_image_load, missing_files,
+)  # fmt: skip
 from ltx_runtime.audio_input import MAX_AUDIO_BYTES
 from ltx_runtime.catalog import get_model
 from ltx_runtime.configs import DURATION_SECONDS
@@ -194,8 +196,8 @@ class TaskService:
                 # "auto": the worker picks per model, as choose_profile does here
                 auto = worker.memory_profile == "auto"
                 profile = choose_profile(spec, worker.memory_budget) if auto else MemoryProfile(worker.memory_profile)
-                check_memory(spec, plan, profile, worker.memory_budget, image_to_video=bool(job.frame_images),
-                             appended_frames=sum(item["frame"] != 0 for item in job.frame_images or ()))  # fmt: skip
+                check_memory(spec, plan, profile, worker.memory_budget,
+                             **frame_image_load(item["frame"] for item in job.frame_images or ()))  # fmt: skip
                 return
             except MemoryLimitError as error:
                 refusals.append(str(error))

@@ -16,7 +16,7 @@ from ltx_runtime.admission import MemoryLimitError, check_memory
 from ltx_runtime.engine import Engine, OutOfMemory
 from ltx_runtime.request import GenerationRequest
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.admission import GIB, MemoryProfile, choose_profile, choose_tiles, estimate
+from ltx_runtime.admission import GIB, MemoryProfile, choose_profile, choose_tiles, estimate, frame_image_load
 from ltx_runtime.geometry import LARGER_TILES, OFFICIAL_TILES
 from ltx_runtime.memory import budget_for
 
@@ -128,7 +128,9 @@ def test_each_appended_keyframe_adds_a_latent_frame_of_tokens():
     spec = get_model("lightricks:2@1")
     plan = plan_generation(1920, 1080, 6, 25, spec.audio_sample_rate)  # 20 latent frames of 60 x 34 tokens
     first_frame = estimate(spec, plan, MemoryProfile.RESIDENT, image_to_video=True)
-    keyframes = estimate(spec, plan, MemoryProfile.RESIDENT, image_to_video=True, appended_frames=2)
+    keyframes = estimate(spec, plan, MemoryProfile.RESIDENT, **frame_image_load([0, "last", 48]))
+    assert frame_image_load([0, "last", 48]) == {"image_to_video": True, "appended_frames": 2}
+    assert frame_image_load([]) == {"image_to_video": False, "appended_frames": 0}
     assert (first_frame.tokens, keyframes.tokens) == (20 * 60 * 34, 22 * 60 * 34)
     assert keyframes.denoising > first_frame.denoising and keyframes.decoding == first_frame.decoding
 
