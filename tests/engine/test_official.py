@@ -67,15 +67,20 @@ def test_a_folder_without_its_distilled_checkpoint_is_refused_by_name(official_r
     check_folder(official_root, get_model("ltx-runtime:tiny-pro@1"))
 
 
-def test_generate_runs_on_an_official_layout_folder(official_root, tmp_path, prober):
-    output = tmp_path / "clip.mp4"
+def generate_on(folder, model: str, fps: int, output, timeout: float):
+    """`ltx-runtime generate --weights FOLDER` as a user runs it: a 1 s clip of 128x64 with audio; exit 0 asserted."""
     result = subprocess.run(
-        [sys.executable, "-m", "ltx_runtime", "generate", "-p", "a cat", "-o", str(output), "-m", "ltx-runtime:tiny@1",
-         "--width", "128", "--height", "64", "--duration", "1", "--fps", "16", "--audio", "--seed", "3",
-         "--weights", str(official_root)],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "ltx_runtime", "generate", "-p", "a cat", "-o", str(output), "-m", model, "--width",
+         "128", "--height", "64", "--duration", "1", "--fps", str(fps), "--audio", "--seed", "3", "--weights",
+         str(folder)],
+        capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_generate_runs_on_an_official_layout_folder(official_root, tmp_path, prober):
+    output = tmp_path / "clip.mp4"
+    generate_on(official_root, "ltx-runtime:tiny@1", 16, output, timeout=300)
     facts = prober(output)
     assert (facts.width, facts.height, facts.frames, facts.fps) == (128, 64, 16, 16)
     assert (facts.audio_codec, facts.audio_rate, facts.audio_channels) == ("aac", 24000, 2)
@@ -262,13 +267,7 @@ def test_a_split_folder_missing_its_duration_head_or_with_stock_gemma_is_refused
 def test_generate_runs_on_a_2_5_split_folder(ltx25_root, tmp_path, prober):
     """build-tiny official 2.5 -> `generate --weights DIR` (the same loader) -> the clip probed."""
     output = tmp_path / "clip.mp4"
-    result = subprocess.run(
-        [sys.executable, "-m", "ltx_runtime", "generate", "-p", "a cat", "-o", str(output), "-m",
-         "ltx-runtime:tiny-ltx25@1", "--width", "128", "--height", "64", "--duration", "1", "--fps", "24", "--audio",
-         "--seed", "3", "--weights", str(ltx25_root)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
+    generate_on(ltx25_root, "ltx-runtime:tiny-ltx25@1", 24, output, timeout=600)
     facts = prober(output)
     assert (facts.width, facts.height, facts.frames, facts.fps) == (128, 64, 24, 24)
     assert (facts.audio_codec, facts.audio_rate, facts.audio_channels) == ("aac", 48000, 2)
