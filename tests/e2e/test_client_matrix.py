@@ -1,54 +1,22 @@
 """The current Runware SDK, `runware-sdk` 1.8.0, over both transports and through a dropped WebSocket.
 
 The legacy `runware` 0.5.24 (WebSocket) is driven in test_server.py, the RunComfy client in test_server_runcomfy.py.
-runware-sdk's import name is `runware` too, so it lives in a folder of its own (scripts/install.sh --test puts it in
-.test-clients/; this module installs it there if it is missing) and runs in a subprocess (tests/e2e/clients/).
+runware-sdk runs in a subprocess with a folder of its own (tests/support/clients.py).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from conftest import probe
-from support.server_harness import API_KEY, ServerProcess, download, server_fixture
+from support.clients import run_sdk, runware_sdk  # noqa: F401 (a fixture)
+from support.server_harness import download, server_fixture
 
 pytestmark = pytest.mark.slow  # runware-sdk in a subprocess against a real server, seconds-long clips
 
-ROOT = Path(__file__).resolve().parents[2]
-SDK_FOLDER = ROOT / ".test-clients" / "runware-sdk-1.8.0"
-SCRIPT = ROOT / "tests" / "e2e" / "clients" / "runware_sdk_run.py"
-
-
-@pytest.fixture(scope="module")
-def runware_sdk() -> Path:
-    if not (SDK_FOLDER / "runware" / "client.py").is_file():
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(SDK_FOLDER), "runware-sdk==1.8.0"],
-            check=True,
-        )
-    return SDK_FOLDER
-
-
 server = server_fixture("server-clients")
-
-
-def run_sdk(sdk: Path, server: ServerProcess, transport: str, task: dict, *extra: str, timeout: float = 300) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(sdk))  # the SDK alone: none of the legacy SDK in this venv is visible
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), transport, str(server.port), API_KEY, json.dumps(task), *extra],
-        env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    outcome = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert set(outcome["looked_up"]) <= {"127.0.0.1"}, outcome["looked_up"]  # nothing left the machine
-    return outcome
 
 
 @pytest.mark.parametrize("transport", ["websocket", "rest"])

@@ -15,7 +15,7 @@ from conftest import probe
 from conftest import read_frames
 from ltx_runtime.tiny import build_tiny_lora
 from support.server_harness import API_KEY, ServerProcess, download, video_task
-from test_client_matrix import run_sdk, runware_sdk  # noqa: F401 (a fixture)
+from support.clients import run_sdk, runware_sdk  # noqa: F401 (a fixture)
 
 
 LORAS = {"kite-style": {"file": "kite-style.safetensors", "architecture": "ltx-2.3"},

@@ -15,42 +15,8 @@ from PIL import Image
 from conftest import probe
 from server.store import open_store
 from support.bad_input import BAD_BODIES, SEED_PROMPT, cases_named, runcomfy_body
+from support.clients import TINY_FAST, RunComfyClient
 from support.server_harness import API_KEY, OTHER_KEY, download, server_fixture
-
-TINY_FAST = "ltx-runtime/tiny/fast"
-
-
-class RunComfyClient:
-    """The seed's four curl calls: submit, status, result, cancel, each with Authorization: Bearer <token>."""
-
-    def __init__(self, base: str, token: str = API_KEY):
-        self.base = base
-        self.http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-    def submit(self, model: str, body: dict, mode: str = "text-to-video") -> httpx.Response:
-        return self.http.post(f"/v1/models/{model}/{mode}", json=body)
-
-    def status(self, request_id: str) -> dict:
-        return self.http.get(f"/v1/requests/{request_id}/status").json()
-
-    def result(self, request_id: str) -> dict:
-        return self.http.get(f"/v1/requests/{request_id}/result").json()
-
-    def cancel(self, request_id: str) -> httpx.Response:
-        return self.http.post(f"/v1/requests/{request_id}/cancel")
-
-    def wait(self, request_id: str, until: set[str], timeout: float = 300) -> tuple[dict, list[str]]:
-        """Poll the status until it is one of `until`; returns it and every status seen on the way."""
-        seen: list[str] = []
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            status = self.status(request_id)
-            seen.append(status["status"])
-            if status["status"] in until:
-                return status, seen
-            time.sleep(0.1)
-        raise TimeoutError(f"{request_id} still {seen[-1]} after {timeout} s")
-
 
 server = server_fixture("server-runcomfy")
 

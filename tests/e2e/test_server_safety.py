@@ -20,7 +20,7 @@ from server.tasks.service import TaskService
 from server.settings import Settings
 from server.store import open_store
 from support.server_harness import ServerProcess, download, server_fixture, video_task
-from test_server_runcomfy import TINY_FAST, RunComfyClient
+from support.clients import TINY_FAST, RunComfyClient
 
 FLAG_EVERY_FRAME = "3"
 
