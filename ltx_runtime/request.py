@@ -144,12 +144,19 @@ AUDIO_CHECK_RATE = 8000
 """The rate an input audio file is decoded at to check it (the engine decodes it again at the model's rates)."""
 
 
+def audio_to_video_problem(spec: ModelSpec) -> str | None:
+    """Why `spec` takes no input audio (None when it does), naming the models that do."""
+    if spec.audio_to_video:
+        return None
+    offered = ", ".join(model.id for model in MODELS.values() if model.audio_to_video and not model.demo_only)
+    return f"{spec.id} does not generate to a given audio; models that do: {offered}"
+
+
 def check_audio_input(spec: ModelSpec, audio: bool, data: bytes) -> None:
     """Refuse input audio for a model without audio-to-video, with the audio switched off (the clip's soundtrack is
     the input: off would drop it), or that is not a readable audio file within the limits (audio_input.py)."""
-    if not spec.audio_to_video:
-        offered = ", ".join(model.id for model in MODELS.values() if model.audio_to_video and not model.demo_only)
-        raise RequestError("audio_input", f"{spec.id} does not generate to a given audio; models that do: {offered}")
+    if problem := audio_to_video_problem(spec):
+        raise RequestError("audio_input", problem)
     if not audio:
         raise RequestError(
             "audio_input", "the input audio is the clip's soundtrack: it cannot go with the audio switched off"

@@ -16,7 +16,9 @@ from ltx_runtime.catalog import MODELS, ModelSpec
 from ltx_runtime.loras import MAX_LORAS, MAX_WEIGHT, MIN_WEIGHT, LoraEntry
 from ltx_runtime.media import QUALITY_DEFAULT, QUALITY_MAX, QUALITY_MIN, OutputFormat
 from ltx_runtime.configs import DURATION_SECONDS
-from ltx_runtime.request import LAST, MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRequest, keyframes_problem
+from ltx_runtime.request import (
+    LAST, MAX_PROMPT, MAX_SEED, SafetyMode, SafetyRequest, audio_to_video_problem, keyframes_problem,
+)
 
 from ...media.netguard import BlockedURLError, parse_url
 from ...tasks.jobs import Job, job_seeds
@@ -306,9 +308,8 @@ def _audio_input(check: _Checker, task: dict, spec: ModelSpec) -> str | None:
     if "audio" not in inputs:
         return None
     parameter = "inputs.audio"
-    if not spec.audio_to_video:
-        offered = ", ".join(m.id for m in MODELS.values() if m.audio_to_video and not m.demo_only)
-        raise check.unsupported(parameter, f"{spec.id} does not generate to a given audio; models that do: {offered}")
+    if problem := audio_to_video_problem(spec):
+        raise check.unsupported(parameter, problem)
     value = inputs["audio"]
     if not isinstance(value, str) or not value.strip():
         raise check.invalid(parameter, "inputs.audio must be an audio file's URL, a data URI or base64 data")
