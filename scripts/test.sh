@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
 echo "==> running the tests: pytest $* (the whole suite; README, Tests: each layer alone and its time)"
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=40 "$@"  # the 40 slowest tests listed at the end: where the time goes
 # The store contract suite (tests/contract/test_store.py) runs on both backends above; here every quick server test
 # runs once more with each test server on a fresh Postgres database (LTX_TEST_STORE=postgres,
 # tests/support/postgres_harness.py).
