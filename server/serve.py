@@ -23,6 +23,7 @@ from .app import create_app
 from .logs import setup_logging
 from .ops.routes import DEMO_WARNING
 from .settings import Settings
+from .store.schema import SchemaMismatch
 
 log = logging.getLogger("ltx_runtime.server")
 
@@ -54,8 +55,13 @@ def run(
         banner = "!" * len(DEMO_WARNING)
         log.warning("%s\n%s\n%s", banner, DEMO_WARNING, banner)
     log.info("role: %s", settings.role)
+    try:
+        app = create_app(settings, api_keys(settings) if settings.role != "worker" else None)
+    except SchemaMismatch as error:
+        log.error("%s", error)
+        raise SystemExit(STARTUP_FAILURE) from None
     config = uvicorn.Config(
-        create_app(settings, api_keys(settings) if settings.role != "worker" else None),
+        app,
         host=settings.host,
         port=settings.port,
         ws_max_size=settings.max_body_bytes,

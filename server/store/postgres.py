@@ -10,6 +10,7 @@ is lost (e.g. while the worker reconnects).
 from __future__ import annotations
 
 import functools
+import re
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,101 +18,15 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from .sql import SqlTaskStore, Statements, schema_v3, schema_v4, split_statements
+from .sql import SqlTaskStore, Statements
 
 CHANNEL = "ltx_tasks"
 POOL_SIZE = 8
 """Connections per process at most (the API's threads, or a worker and its heartbeat)."""
-MIGRATION_LOCK = 7_412_011
-"""The advisory lock key that serialises schema migrations of nodes starting at once."""
+SCHEMA_LOCK = 7_412_011
+"""The advisory lock key that serialises the schema's creation by nodes starting at once."""
 SUBMIT_LOCK = 7_412_012
 """The first half of the advisory lock key that serialises one API key's submissions (the second: its hash)."""
-
-SCHEMA_V1 = """
-CREATE TABLE tasks (
-    id BIGSERIAL PRIMARY KEY,                      -- claim order
-    key_id TEXT NOT NULL,
-    task_uuid TEXT NOT NULL,
-    task_type TEXT NOT NULL,
-    request TEXT NOT NULL,                         -- the task as the client sent it (getTaskDetails), JSON
-    job TEXT NOT NULL,                             -- the validated job the worker runs, JSON
-    status TEXT NOT NULL DEFAULT 'queued',         -- preparing | queued | running | succeeded | failed | cancelled
-    attempts INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,                              -- the worker id, NODE/workerN-...
-    lease_expires DOUBLE PRECISION,                -- Unix seconds, on the database's clock
-    error_code TEXT,                               -- an ErrorKind value
-    error_message TEXT,
-    created_at DOUBLE PRECISION NOT NULL,
-    started_at DOUBLE PRECISION,
-    finished_at DOUBLE PRECISION,
-    session_uuid TEXT,                             -- the WebSocket session that submitted it, for replay
-    reported INTEGER NOT NULL DEFAULT 0,           -- 1: its failure or cancellation was sent to that session
-    UNIQUE (key_id, task_uuid)
-);
-CREATE INDEX tasks_by_status ON tasks (status, id);
-CREATE INDEX tasks_by_session ON tasks (session_uuid) WHERE session_uuid IS NOT NULL;
-CREATE TABLE results (
-    task_id BIGINT NOT NULL REFERENCES tasks (id),
-    idx INTEGER NOT NULL,
-    video_uuid TEXT NOT NULL UNIQUE,
-    seed BIGINT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'processing',     -- processing | success
-    progress INTEGER NOT NULL DEFAULT 0,
-    stage TEXT,                                    -- the stage of ltx_runtime.progress.STAGES running now
-    file_name TEXT,
-    gpu_seconds DOUBLE PRECISION,
-    cost DOUBLE PRECISION,
-    expires_at DOUBLE PRECISION,
-    finished_at DOUBLE PRECISION,
-    reported INTEGER NOT NULL DEFAULT 0,           -- 1: this success was sent to the task's session
-    preview TEXT,                                  -- the live preview while denoising: JSON {image, step, steps}
-    PRIMARY KEY (task_id, idx)
-);
-CREATE TABLE deliveries (
-    id BIGSERIAL PRIMARY KEY,
-    task_id BIGINT NOT NULL REFERENCES tasks (id),
-    idx INTEGER NOT NULL,
-    kind TEXT NOT NULL,                            -- webhook | upload
-    url TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',         -- pending | sending | delivered | failed
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_status INTEGER,
-    last_error TEXT,
-    UNIQUE (task_id, idx, kind)
-);
-CREATE TABLE images (
-    image_uuid TEXT PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    file_name TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE workers (
-    worker_id TEXT PRIMARY KEY,
-    pid INTEGER,
-    state TEXT NOT NULL,                           -- starting | ready | failed | stopped
-    detail TEXT,
-    updated_at DOUBLE PRECISION NOT NULL,
-    memory_profile TEXT,                           -- where the worker's engine keeps its weights
-    memory_budget BIGINT                           -- GPU bytes a request may plan to use (NULL: no limit)
-)
-"""
-# Version 2, as on SQLite: deliveries are claimed under a lease by one node (claimed_by is its node id); listTasks
-# reads by key.
-SCHEMA_V2 = """
-ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
-ALTER TABLE deliveries ADD COLUMN claim_expires DOUBLE PRECISION;
-CREATE INDEX deliveries_by_state ON deliveries (state, id);
-UPDATE deliveries SET state = 'pending' WHERE state = 'sending';
-CREATE INDEX IF NOT EXISTS tasks_by_key ON tasks (key_id, task_type, id)
-"""
-
-
-def _schema(script: str):
-    def migrate(db: Statements) -> None:
-        for statement in split_statements(script):
-            db.run(statement)
-
-    return migrate
 
 
 @functools.lru_cache(maxsize=256)
@@ -124,8 +39,8 @@ class PostgresTaskStore(SqlTaskStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
     FOR_UPDATE = " FOR UPDATE"
     RESULTS_JSON = "json_agg(json_build_object({fields}))::text"
-    MIGRATIONS = [_schema(SCHEMA_V1), _schema(SCHEMA_V2), schema_v3("DOUBLE PRECISION", "BIGINT"),
-                  schema_v4("DOUBLE PRECISION")]  # fmt: skip
+    COLUMN_TYPES = {"id": "BIGSERIAL PRIMARY KEY", "bigint": "BIGINT", "real": "DOUBLE PRECISION"}
+    LIST_TABLES = "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()"
     integrity_error = psycopg.errors.UniqueViolation
     errors = (psycopg.Error,)  # the pool's PoolTimeout included
 
@@ -137,7 +52,7 @@ class PostgresTaskStore(SqlTaskStore):
         )  # fmt: skip
         self._listener: psycopg.Connection | None = None
         try:
-            self._migrate()
+            self._open_schema(_without_password(url))
         except BaseException:
             self._pool.close()
             raise
@@ -155,7 +70,7 @@ class PostgresTaskStore(SqlTaskStore):
         """Nothing to check: a Postgres that cannot take writes says so in the statement that fails."""
 
     def _lock_schema(self, db: Statements) -> None:
-        db.run("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+        db.run("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
 
     def _lock_key(self, db: Statements, key_id: str) -> None:
         db.run("SELECT pg_advisory_xact_lock(CAST(? AS INTEGER), hashtext(?))", (SUBMIT_LOCK, key_id))
@@ -179,6 +94,11 @@ class PostgresTaskStore(SqlTaskStore):
         if self._listener is not None:
             self._listener.close()
         self._pool.close()
+
+
+def _without_password(url: str) -> str:
+    """The URL as an error may show it: its password (`user:PASSWORD@`, `password=...`) masked."""
+    return re.sub(r"(password=)[^&]*", r"\1***", re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url))
 
 
 class _Connection:

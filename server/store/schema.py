@@ -2,14 +2,14 @@
 the dialects spell differently as `{placeholders}` that each backend fills in (`COLUMN_TYPES`: SQLite's and
 Postgres's words for an auto-numbered id, a 64-bit integer and a float; JSON is text on both).
 
-There are no migrations: a new database gets this schema, one at SCHEMA_VERSION is used as it is, and one at any other
-version (written by another build) is refused, never altered. A change to the schema raises SCHEMA_VERSION.
+There are no migrations (`SqlTaskStore._open_schema`): a database with none of these tables gets them, one at
+SCHEMA_VERSION is used as it is, and one at any other version (written by another build, or before versions) is
+refused, never altered. A change to the schema raises SCHEMA_VERSION.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
 
 SCHEMA_VERSION = 1
 
@@ -104,34 +104,19 @@ CREATE TABLE schema_version (version INTEGER NOT NULL)
 TABLES = ("tasks", "results", "deliveries", "images", "workers", "task_totals", "schema_version")
 
 
-class Statements(Protocol):
-    def run(self, sql: str, args: tuple | list = ()) -> list[dict[str, Any]]: ...
-
-
 class SchemaMismatch(RuntimeError):
-    """The database was written by a build of ltx-runtime with another schema."""
+    """The database was written by a build of ltx-runtime with another schema (or before schemas had versions)."""
+
+    def __init__(self, location: str, found: int | None):
+        super().__init__(
+            f"the task store {location} has schema version {'none' if found is None else found}, and this"
+            f" ltx-runtime's is {SCHEMA_VERSION}: it was written by another build, and is never converted. Delete it"
+            " (a SQLite store: DATA_DIR/tasks.sqlite3 and its -wal and -shm files) or start on a new, empty one"
+            " (another LTX_DATA_DIR, or an LTX_DATABASE_URL naming an empty database)"
+        )
 
 
 def schema_statements(column_types: dict[str, str]) -> list[str]:
     """The schema's statements in one dialect, comments left out."""
     script = re.sub(r"--[^\n]*", "", SCHEMA.format(**column_types))
     return [statement.strip() for statement in script.split(";") if statement.strip()]
-
-
-def open_schema(db: Statements, column_types: dict[str, str], tables_found: set[str], location: str) -> None:
-    """Create the schema in a database that has none of its tables; check the version of one that has them.
-    `tables_found`: the tables the database holds; `location`: the file or database, for the error."""
-    if not tables_found & set(TABLES):
-        for statement in schema_statements(column_types):
-            db.run(statement)
-        db.run("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        return
-    rows = db.run("SELECT version FROM schema_version") if "schema_version" in tables_found else []
-    found = rows[0]["version"] if rows else None
-    if found != SCHEMA_VERSION:
-        raise SchemaMismatch(
-            f"the task store {location} has schema version {found if found is not None else 'none'}, and this"
-            f" ltx-runtime's is {SCHEMA_VERSION}: it was written by another build, and is never converted."
-            " Delete it (a SQLite store: DATA_DIR/tasks.sqlite3 and its -wal and -shm files) or start on a new,"
-            " empty one (another LTX_DATA_DIR, or LTX_DATABASE_URL naming an empty database)"
-        )

@@ -2,8 +2,8 @@
 
 A backend supplies its connections (`_run` outside a transaction, `_transaction` for several statements at once), its
 dialect (`NOW`: the database clock in Unix seconds; `SKIP_LOCKED` and `FOR_UPDATE`: row locks, empty on SQLite whose
-write transactions lock the whole file; `RESULTS_JSON`: rows as a JSON array in text), its schema migrations, and how
-a worker waits for work. Statements are written with `?` placeholders.
+write transactions lock the whole file; `RESULTS_JSON`: rows as a JSON array in text; `COLUMN_TYPES` and `LIST_TABLES`
+for the schema, `schema.py`), and how a worker waits for work. Statements are written with `?` placeholders.
 
 Every timestamp the store writes itself (leases above all) comes from the database's clock, so that hosts whose clocks
 disagree still agree on when a lease ran out. Reads of a task bring its results in the same query (a JSON aggregate),
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -33,6 +32,7 @@ from .records import (
     TaskStatus,
     WorkerRecord,
 )
+from .schema import SCHEMA_VERSION, TABLES, SchemaMismatch, schema_statements
 
 RESULT_COLUMNS = ("idx", "video_uuid", "seed", "status", "progress", "stage", "file_name", "gpu_seconds", "cost",
                   "reported", "expires_at", "preview", "duration")  # fmt: skip
@@ -47,17 +47,16 @@ class Statements(Protocol):
     def run_many(self, sql: str, rows: list[tuple]) -> None: ...
 
 
-Migration = Callable[[Statements], None]
-
-
 class SqlTaskStore:
     NOW: str
     SKIP_LOCKED: str
     FOR_UPDATE: str
     RESULTS_JSON: str
     """An aggregate of `{fields}` (name, value, name, value...) over the rows of `results r`, as JSON text."""
-    MIGRATIONS: list[Migration]
-    """Version n of the schema is what MIGRATIONS[:n] build; `schema_version` holds the version a database has."""
+    COLUMN_TYPES: dict[str, str]
+    """The dialect's words for the schema's `{id}`, `{bigint}` and `{real}` columns."""
+    LIST_TABLES: str
+    """A query for the names (`name`) of the tables the database holds."""
     integrity_error: type[Exception]
 
     # -- what a backend provides ------------------------------------------------------------------------------------
@@ -69,7 +68,7 @@ class SqlTaskStore:
         raise NotImplementedError
 
     def _lock_schema(self, db: Statements) -> None:
-        """Keep other processes from migrating at the same time (inside the migration's transaction)."""
+        """Keep other processes from creating the schema at the same time (inside its transaction)."""
 
     def _lock_key(self, db: Statements, key_id: str) -> None:
         """Serialise submissions of one API key until the transaction ends (its pending count, then its insert);
@@ -86,21 +85,20 @@ class SqlTaskStore:
 
     # -- schema -----------------------------------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
+    def _open_schema(self, location: str) -> None:
+        """Create the schema in a database that has none of its tables; refuse one at another version than
+        SCHEMA_VERSION (`location`, the file or database, names it in the error). Nothing is ever converted."""
         with self._transaction() as db:
             self._lock_schema(db)
-            db.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            rows = db.run("SELECT version FROM schema_version")
-            current = rows[0]["version"] if rows else 0
-            if current > len(self.MIGRATIONS):
-                raise RuntimeError(f"the task store has schema version {current}, newer than this ltx-runtime's "
-                                   f"{len(self.MIGRATIONS)}: upgrade ltx-runtime")  # fmt: skip
-            for migration in self.MIGRATIONS[current:]:
-                migration(db)
-            if not rows:
-                db.run("INSERT INTO schema_version (version) VALUES (?)", (len(self.MIGRATIONS),))
-            elif current < len(self.MIGRATIONS):
-                db.run("UPDATE schema_version SET version = ?", (len(self.MIGRATIONS),))
+            found = {row["name"] for row in db.run(self.LIST_TABLES)}
+            if not found & set(TABLES):
+                for statement in schema_statements(self.COLUMN_TYPES):
+                    db.run(statement)
+                db.run("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                return
+            rows = db.run("SELECT version FROM schema_version") if "schema_version" in found else []
+            if [row["version"] for row in rows] != [SCHEMA_VERSION]:
+                raise SchemaMismatch(location, rows[0]["version"] if rows else None)
 
     def schema_version(self) -> int:
         return self._run("SELECT version FROM schema_version")[0]["version"]
@@ -584,45 +582,3 @@ def _result_record(row: dict[str, Any]) -> ResultRecord:
         preview=json.loads(row["preview"]) if row["preview"] else None,
         duration=row["duration"],
     )
-
-
-def schema_v3(real: str, bigint: str) -> Migration:
-    """Version 3, the same on both backends: images know their content type and the task they are the first frame of
-    (expiry spares those of unfinished tasks); indexes for expiry (images by age, tasks by finish, result files by
-    expiry) so that it reads only what has expired; `task_totals` counts finished tasks by outcome for /metrics,
-    started from the rows there are."""
-    script = f"""
-    ALTER TABLE images ADD COLUMN content_type TEXT;
-    ALTER TABLE images ADD COLUMN task_id {bigint};
-    CREATE INDEX images_by_age ON images (created_at);
-    CREATE INDEX images_by_task ON images (task_id) WHERE task_id IS NOT NULL;
-    CREATE INDEX tasks_by_finish ON tasks (finished_at) WHERE finished_at IS NOT NULL;
-    CREATE INDEX results_by_expiry ON results (expires_at) WHERE file_name IS NOT NULL;
-    CREATE TABLE task_totals (outcome TEXT PRIMARY KEY, n {bigint} NOT NULL, timed {bigint} NOT NULL,
-                              seconds {real} NOT NULL);
-    INSERT INTO task_totals (outcome, n, timed, seconds) SELECT status, COUNT(*), COUNT(started_at),
-        COALESCE(SUM(finished_at - started_at), 0) FROM tasks WHERE status IN ('succeeded', 'failed', 'cancelled')
-        GROUP BY status;
-    INSERT INTO task_totals (outcome, n, timed, seconds) VALUES ('succeeded', 0, 0, 0), ('failed', 0, 0, 0),
-        ('cancelled', 0, 0, 0) ON CONFLICT DO NOTHING
-    """
-
-    def migrate(db: Statements) -> None:
-        for statement in split_statements(script):
-            db.run(statement)
-
-    return migrate
-
-
-def schema_v4(real: str) -> Migration:
-    """Version 4: a result keeps the duration the duration head picked for it (null when the request named one)."""
-
-    def migrate(db: Statements) -> None:
-        db.run(f"ALTER TABLE results ADD COLUMN duration {real}")
-
-    return migrate
-
-
-def split_statements(script: str) -> Iterator[str]:
-    """The statements of a schema script (no `;` inside them), one by one."""
-    return (statement.strip() for statement in script.split(";") if statement.strip())

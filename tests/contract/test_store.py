@@ -1,7 +1,8 @@
 """The task store contract: every case runs against both backends, SQLite (a file) and Postgres (a real server started
 for the session, tests/support/postgres_harness.py): claims, leases on the database's clock, requeues, exactly-once results,
-deliveries, sessions, media expiry, migrations, wake-ups."""
+deliveries, sessions, media expiry, the schema's version, wake-ups."""
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,9 +18,9 @@ from server.media.store import image_key, media_key, open_media
 from server.settings import Settings
 from server.store.records import DeliveryStatus, DuplicateTask, LeaseLost, QueueFull, StoredImage, WorkerRecord
 from server.store import open_store
+from server.store.schema import SCHEMA_VERSION, SchemaMismatch
 
 BACKENDS = ["sqlite", "postgres"]
-SCHEMA_VERSION = 4
 
 
 @pytest.fixture(params=BACKENDS)
@@ -324,55 +325,58 @@ def test_workers_are_typed_records(store):
     assert (starting.state, starting.memory_budget) == ("starting", None)
 
 
-def test_the_schema_is_versioned_and_a_newer_one_is_refused(store, store_url):
-    assert store.schema_version() == SCHEMA_VERSION
+def location(store_url: str) -> str:
+    """What the store's errors call it: the SQLite file's absolute path, or the Postgres URL."""
+    return str(Path(store_url.removeprefix("sqlite:///")).resolve()) if store_url.startswith("sqlite") else store_url
+
+
+def test_the_schema_is_versioned_and_another_version_is_refused_untouched(store, store_url):
+    assert store.schema_version() == SCHEMA_VERSION == 1
     submit(store, "a")
-    again = open_store(store_url)  # opening again migrates nothing and keeps the tasks
+    again = open_store(store_url)  # opening again changes nothing and keeps the tasks
     assert again.schema_version() == SCHEMA_VERSION and again.get("k", "a") is not None
-    again._run("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     again.close()
-    with pytest.raises(RuntimeError, match="newer than this ltx-runtime"):
+    for version in (SCHEMA_VERSION + 1, 4):  # a later build's, and the last one before the schema was squashed
+        store._run("UPDATE schema_version SET version = ?", (version,))
+        with pytest.raises(SchemaMismatch) as refused:
+            open_store(store_url)
+        message = str(refused.value)
+        assert f"the task store {location(store_url)} has schema version {version}, and this ltx-runtime's is 1" in message
+        assert "Delete it" in message and "new, empty one" in message
+        assert store.schema_version() == version and store.get("k", "a") is not None  # never altered
+
+
+def test_a_store_from_before_schema_versions_is_refused_untouched(store_url, backend):
+    """Tables of ours without a `schema_version` (an early build's): refused, and nothing is added to them; a
+    database that only holds other tables (a shared Postgres) gets the schema."""
+    early = "CREATE TABLE tasks (id INTEGER PRIMARY KEY, key_id TEXT NOT NULL)"
+    if backend == "sqlite":
+        path = Path(store_url.removeprefix("sqlite:///"))
+        with sqlite3.connect(path) as db:
+            db.execute(early)
+
+        def tables():
+            with sqlite3.connect(path) as db:
+                return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    else:
+        import psycopg
+
+        with psycopg.connect(store_url, autocommit=True) as db:
+            db.execute(early)
+
+        def tables():
+            with psycopg.connect(store_url) as db:
+                return {row[0] for row in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    with pytest.raises(SchemaMismatch, match=f"the task store {re.escape(location(store_url))} has schema version none"):
         open_store(store_url)
-
-
-# The first release's schema, before versioning and before the columns added since (sessions, replay, stages, previews,
-# memory reports): a file written by it must still open.
-FIRST_RELEASE_SCHEMA = """
-CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, key_id TEXT NOT NULL, task_uuid TEXT NOT NULL,
-    task_type TEXT NOT NULL, request TEXT NOT NULL, job TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'queued',
-    attempts INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_expires REAL, error_code TEXT, error_message TEXT,
-    created_at REAL NOT NULL, started_at REAL, finished_at REAL, UNIQUE (key_id, task_uuid));
-CREATE INDEX tasks_by_status ON tasks (status, id);
-CREATE TABLE results (task_id INTEGER NOT NULL REFERENCES tasks (id), idx INTEGER NOT NULL,
-    video_uuid TEXT NOT NULL UNIQUE, seed INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'processing',
-    progress INTEGER NOT NULL DEFAULT 0, file_name TEXT, gpu_seconds REAL, cost REAL, expires_at REAL,
-    PRIMARY KEY (task_id, idx));
-CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER NOT NULL REFERENCES tasks (id),
-    idx INTEGER NOT NULL, kind TEXT NOT NULL, url TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0, last_status INTEGER, last_error TEXT, UNIQUE (task_id, idx, kind));
-CREATE TABLE images (image_uuid TEXT PRIMARY KEY, key_id TEXT NOT NULL, file_name TEXT NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE workers (worker_id TEXT PRIMARY KEY, pid INTEGER, state TEXT NOT NULL, detail TEXT, updated_at REAL NOT NULL);
-INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, attempts, lease_owner, lease_expires, created_at)
-    VALUES ('k', 'old', 'videoInference', '{}', '{}', 'running', 1, 'worker0-1234abcd', 0, 1.0);
-INSERT INTO results (task_id, idx, video_uuid, seed) VALUES (1, 0, 'v-old', 7);
-INSERT INTO deliveries (task_id, idx, kind, url, state) VALUES (1, 0, 'webhook', 'http://h/old', 'sending');
-"""
-
-
-def test_a_first_release_sqlite_file_is_migrated(tmp_path):
-    path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.executescript(FIRST_RELEASE_SCHEMA)
-    store = open_store(f"sqlite:///{path}")
-    assert store.schema_version() == SCHEMA_VERSION
-    old = store.get("k", "old")
-    assert (old.status, old.session_uuid, old.reported, old.results[0].seed, old.results[0].stage) == (
-        "running", None, False, 7, None)  # fmt: skip
-    assert store.requeue_expired(max_attempts=3) == [old.id]  # its lease (in the old process's clock) ran out
-    # a delivery left 'sending' by a process older than delivery leases has no claim: any node may take it
-    assert [d.url for d in store.take_deliveries("gpu-1", 60)] == ["http://h/old"]
-    task = store.submit("k", "new", "videoInference", {}, {}, [1], session_uuid="s")
-    assert store.get("k", "new").session_uuid == "s" and store.cancel(task.id) == "queued"
+    assert tables() == {"tasks"}
+    if backend == "postgres":
+        shared = shared_server().fresh_database()
+        with psycopg.connect(shared, autocommit=True) as db:
+            db.execute("CREATE TABLE another_apps_table (id INTEGER)")
+        opened = open_store(shared)
+        assert opened.schema_version() == SCHEMA_VERSION and submit(opened, "a").status == "queued"
+        opened.close()
 
 
 def test_settings_pick_the_store_and_name_the_node(tmp_path, monkeypatch):
@@ -489,30 +493,3 @@ def test_metrics_counters_come_from_totals_not_a_scan_of_the_task_table(store, b
         store.status_counts(), store.finished_durations(), store.oldest_queued_at()
         plans = [row["detail"] for sql, args in statements for row in original(f"EXPLAIN QUERY PLAN {sql}", args)]
         assert not [plan for plan in plans if plan.startswith("SCAN") and "tasks" in plan], plans
-
-
-def test_the_finished_counters_start_from_the_rows_a_version_2_store_has(store_url, backend):
-    if backend == "sqlite":
-        from server.store.sqlite import SQLiteTaskStore as backend_class
-
-        url_argument = Path(store_url.removeprefix("sqlite:///"))
-    else:
-        from server.store.postgres import PostgresTaskStore as backend_class
-
-        url_argument = store_url
-    version_2 = type("Version2Store", (backend_class,), {"MIGRATIONS": backend_class.MIGRATIONS[:2]})
-    old = version_2(url_argument)  # a version 2 store, with two finished tasks and a waiting one
-    for name, status, started, finished in (("a", "succeeded", 10.0, 14.0), ("b", "failed", None, 2.0),
-                                             ("c", "queued", None, None)):  # fmt: skip
-        old._run("INSERT INTO tasks (key_id, task_uuid, task_type, request, job, status, created_at, started_at,"
-                 " finished_at) VALUES ('k', ?, 'videoInference', '{}', '{}', ?, 1.0, ?, ?)",
-                 (name, status, started, finished))  # fmt: skip
-    assert old.schema_version() == 2
-    old.close()
-    migrated = open_store(store_url)
-    try:
-        assert migrated.schema_version() == SCHEMA_VERSION
-        assert migrated.status_counts() == {"succeeded": 1, "failed": 1, "queued": 1}
-        assert migrated.finished_durations() == (1, 4.0)
-    finally:
-        migrated.close()

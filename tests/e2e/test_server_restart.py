@@ -1,4 +1,6 @@
-"""Durability: SIGKILL the server while one task runs and others wait; after a restart each finishes exactly once."""
+"""Durability: SIGKILL the server while one task runs and others wait; after a restart each finishes exactly once.
+A second server on a busy port or node, or on a task store of another schema version, stops before it changes
+anything."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import time
 import pytest
 
 from support.server_harness import ServerProcess, video_task
+
+from server.store import open_store
 
 pytestmark = pytest.mark.slow  # two server starts and three 4 s clips
 
@@ -106,3 +110,18 @@ def test_a_second_server_on_a_busy_port_or_the_same_node_leaves_the_running_task
     finally:
         for server in [*others, first]:
             server.stop()
+
+
+def test_a_task_store_of_another_schema_version_stops_the_server_and_is_left_as_it_was(tiny_root, tmp_path):
+    server = ServerProcess(tmp_path / "data", tiny_root)
+    server.data_dir.mkdir(parents=True)
+    store = open_store(server.store_url)  # as an earlier build left it: version 4
+    store._run("UPDATE schema_version SET version = 4")
+    try:
+        assert server.launch().wait(60) == 3, server.log()
+        assert "has schema version 4, and this ltx-runtime's is 1" in server.log(), server.log()
+        assert "Delete it" in server.log() and "Traceback" not in server.log()
+        assert store.schema_version() == 4
+    finally:
+        server.stop()
+        store.close()
