@@ -1,5 +1,6 @@
 """The task store: `open_store(url)` opens the one the settings name; `records` holds the records and the `TaskStore`
-protocol everything else speaks, `sql` the SQL both backends share, `sqlite` and `postgres` the backends."""
+protocol everything else speaks, `schema` the one schema, `sql` the SQL both backends share, `sqlite` and `postgres` the
+backends."""
 
 from __future__ import annotations
 

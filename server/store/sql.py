@@ -1,4 +1,4 @@
-"""The SQL both task store backends run (`store_sqlite.py`, `store_postgres.py`): the `TaskStore` methods, once.
+"""The SQL both task store backends run (`sqlite.py`, `postgres.py`): the `TaskStore` methods, once.
 
 A backend supplies its connections (`_run` outside a transaction, `_transaction` for several statements at once), its
 dialect (`NOW`: the database clock in Unix seconds; `SKIP_LOCKED` and `FOR_UPDATE`: row locks, empty on SQLite whose
