@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Callable
 
@@ -141,8 +140,11 @@ def remove_expired(settings: Settings, media: MediaStore, store: TaskStore, now:
 
 
 async def cleanup_loop(settings: Settings, media: MediaStore, store: TaskStore, health: LoopHealth) -> None:
+    def clean_now() -> None:
+        remove_expired(settings, media, store, store.now())  # ttls end on the database's clock, as they began
+
     async def clean() -> None:
-        await asyncio.to_thread(remove_expired, settings, media, store, time.time())
+        await asyncio.to_thread(clean_now)
 
     await run_forever("expiry", clean, 5, health)
 

@@ -103,6 +103,11 @@ class SqlTaskStore:
     def schema_version(self) -> int:
         return self._run("SELECT version FROM schema_version")[0]["version"]
 
+    def now(self) -> float:
+        """The database's clock in Unix seconds: a timestamp compared with the store's own (finished_at, created_at,
+        expires_at) is taken from it, never from this host's clock, which may disagree with another host's."""
+        return self._run(f"SELECT {self.NOW} AS now")[0]["now"]
+
     # -- reading tasks ------------------------------------------------------------------------------------------------
 
     def _select_tasks(self, where: str) -> str:

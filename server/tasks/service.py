@@ -236,7 +236,7 @@ class TaskService:
 
     def unreported(self, key_id: str, session_uuid: str) -> list[TaskRecord]:
         """Tasks of a session with results or an outcome it has not been sent, within the replay window."""
-        return self.store.unreported(key_id, session_uuid, time.time() - self.settings.session_replay_seconds)
+        return self.store.unreported(key_id, session_uuid, self.store.now() - self.settings.session_replay_seconds)
 
     def mark_reported(self, record: TaskRecord, indexes: list[int]) -> None:
         self.store.mark_reported(record.id, indexes)

@@ -308,7 +308,7 @@ class Worker:
         ttl = job.ttl or self.settings.media_ttl_seconds
         try:
             self.store.complete_result(
-                task.id, self.worker_id, index, file_name, gpu_seconds, self._cost(job, gpu_seconds), time.time() + ttl,
+                task.id, self.worker_id, index, file_name, gpu_seconds, self._cost(job, gpu_seconds), self.store.now() + ttl,
                 job.deliveries(), duration=job.duration if picked else None,
             )  # fmt: skip
         except LeaseLost:

@@ -2,6 +2,7 @@
 for the session, tests/support/postgres_harness.py): claims, leases on the database's clock, requeues, exactly-once results,
 deliveries, sessions, media expiry, the schema's version, wake-ups."""
 
+import asyncio
 import re
 import sqlite3
 import subprocess
@@ -13,12 +14,14 @@ from pathlib import Path
 import pytest
 from support.postgres_harness import shared_server
 
-from server.ops.loops import remove_expired, remove_expired_media
+from server.ops.loops import cleanup_loop, remove_expired, remove_expired_media
 from server.media.store import image_key, media_key, open_media
 from server.settings import Settings
 from server.store.records import DeliveryStatus, DuplicateTask, LeaseLost, QueueFull, StoredImage, WorkerRecord
 from server.store import open_store
 from server.store.schema import SCHEMA_VERSION, SchemaMismatch
+from server.tasks.service import TaskService
+from server.workers.resilience import LoopHealth
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -114,6 +117,57 @@ def test_cancel_stops_unfinished_tasks_only(store):
     record = store.get("k", "r")
     assert (record.status, record.error_code) == ("cancelled", "cancelled")
     assert store.pending_count("k") == 1 and store.holds(queued.id, "w1")
+
+
+HOST_CLOCK = time.time
+
+
+def host_clock_off_by(monkeypatch, seconds: float) -> None:
+    """This host's clock (time.time) runs `seconds` ahead of the database's, as another host's may."""
+    monkeypatch.setattr(time, "time", lambda: HOST_CLOCK() + seconds)
+
+
+def test_the_store_clock_is_the_one_its_timestamps_are_on(store):
+    before = store.now()
+    task = submit(store, "a")
+    assert before <= task.created_at <= store.now()
+
+
+def test_the_session_replay_window_is_measured_on_the_database_clock(tmp_path, store, monkeypatch):
+    settings = Settings(data_dir=tmp_path, session_replay_seconds=600)
+    tasks = TaskService(settings, store, open_media(settings))
+    failed = store.submit("k", "a", "videoInference", {}, {}, [1], session_uuid="s1")
+    store.fail(failed.id, "invalid_image", "bad")
+    host_clock_off_by(monkeypatch, 2 * 600)  # this host's clock is 20 minutes ahead
+    assert [task.task_uuid for task in tasks.unreported("k", "s1")] == ["a"]  # finished just now: replayed
+    with store._transaction() as db:  # finished 11 minutes ago on the database's clock: past the window
+        db.run("UPDATE tasks SET finished_at = finished_at - 660")
+    host_clock_off_by(monkeypatch, -2 * 600)  # and 20 minutes behind
+    assert tasks.unreported("k", "s1") == []
+
+
+def test_the_expiry_loop_ends_ttls_on_the_database_clock(tmp_path, store, monkeypatch):
+    settings = Settings(data_dir=tmp_path, image_ttl_seconds=3600, task_ttl_seconds=3600)
+    media = open_media(settings)
+    task = submit(store, "a", seeds=(1, 2))
+    store.claim("w", 30)
+    for index, expires_at in ((0, store.now() - 1), (1, store.now() + 3600)):
+        name = f"{task.results[index].video_uuid}.mp4"
+        media.put_bytes(media_key(name), b"video", "video/mp4")
+        store.complete_result(task.id, "w", index, name, 1.0, 0.0, expires_at, [])
+    store.put_image("k", StoredImage("u", "u", "image/png"))
+    media.put_bytes(image_key("u"), b"png", "image/png")
+    host_clock_off_by(monkeypatch, 2 * 86400)  # two days ahead: every ttl has passed on this host
+
+    async def one_round():
+        loop = asyncio.create_task(cleanup_loop(settings, media, store, LoopHealth()))
+        while store.result_by_video(task.results[0].video_uuid)[0].file_name is not None:
+            await asyncio.sleep(0.05)
+        loop.cancel()
+
+    asyncio.run(asyncio.wait_for(one_round(), 30))
+    assert store.result_by_video(task.results[1].video_uuid)[0].file_name is not None  # an hour left
+    assert store.image("u") is not None and store.get("k", "a") is not None
 
 
 def test_queue_position_counts_the_tasks_ahead(store):
