@@ -70,13 +70,6 @@ def task_event(event: str, task_uuid: str, *, level: int = logging.INFO, **field
     logging.getLogger(TASK_LOGGER).log(level, "task %s", event, extra={"fields": fields})
 
 
-def job_fields(job: dict[str, Any]) -> dict[str, Any]:
-    """What a task event says about the clip asked for: model, size, duration, fps, results."""
-    size = f"{job['width']}x{job['height']}" if job.get("width") else None
-    return {"model": job.get("model"), "size": size, "duration": job.get("duration"), "fps": job.get("fps"),
-            "results": len(job.get("seeds") or []) or None}  # fmt: skip
-
-
 def _logger(record: logging.LogRecord) -> str:
     return "uvicorn" if record.name == "uvicorn.error" else record.name  # uvicorn's general logger, not an error
 

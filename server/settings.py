@@ -150,7 +150,8 @@ class Settings(BaseSettings):
     """GPU memory a request may plan to use; default 92% of the GPU's (no limit on the CPU). Larger requests are
     refused at submission, naming the limit."""
     require_safety: Literal["none", "fast", "full"] = "none"
-    """Content checks for every task, whatever it asks: its output at least in this mode, and its first-frame image."""
+    """Content checks for every task, whatever it asks: its output at least in this mode, and its frame images; added
+    when a task is accepted (a task queued before it was set runs with the checks it was accepted with)."""
     safety_weights: Path | None = None
     """The content classifier's folder (`ltx-runtime weights pull safety-checker`); default WEIGHTS_DIR/safety-checker,
     or a tiny random one in demo mode. Without it, tasks that need a check are refused at submission."""

@@ -69,7 +69,7 @@ async def delivery_loop(
                 message_id=f"msg_{result.video_uuid.replace('-', '')}",  # the same id if a restart re-sends it
             )  # fmt: skip
         else:
-            content_type = OutputFormat(Job.from_dict(record.job).output_format).content_type
+            content_type = OutputFormat(Job.from_record(record).output_format).content_type
             outcome = await upload_from_store(settings, media, client, delivery.url, result.file_name, content_type)
         await asyncio.to_thread(
             store.finish_delivery, delivery.id, outcome.delivered, outcome.attempts, outcome.last_status,

@@ -19,8 +19,8 @@ requeues only the tasks its own previous workers held (`requeue_node`), never an
 are requeued by whichever node sees them first (`requeue_expired`). Deliveries are claimed the same way: one node sends
 each, under a lease, and a delivery whose sender died goes back to pending when that lease runs out.
 
-The store keeps the runtime's own job type (a JSON dict of `server.tasks.jobs.Job`) and error kinds (`ErrorKind` values
-in `error_code`) as data; it knows no contract. A task submitted over a WebSocket session remembers that session, and
+The store keeps the runtime's own job type (a JSON dict of `server.tasks.jobs.Job`; its seeds are the results rows')
+and error kinds (`ErrorKind` values in `error_code`) as data; it knows no contract. A task submitted over a WebSocket session remembers that session, and
 each result (or failure) is marked once it has been reported to it, so that a client resuming the session gets what
 finished while it was away, once.
 """

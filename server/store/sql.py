@@ -203,8 +203,9 @@ class SqlTaskStore:
 
     def submit(self, key_id, task_uuid, task_type, request, job, seeds, status=TaskStatus.QUEUED, session_uuid=None,
                max_pending=None, images=(), audio=None):  # fmt: skip
-        """Insert a task and its results; refused (`QueueFull`) when the key already has `max_pending` unfinished
-        tasks, counted in the same transaction as the insert. `images`: its frame images (`StoredImage`s), `audio`:
+        """Insert a task (`job`: its job's JSON, which holds no seeds) and one result per seed (the one place a task's
+        seeds are kept); refused (`QueueFull`) when the key already has `max_pending` unfinished tasks, counted in the
+        same transaction as the insert. `images`: its frame images (`StoredImage`s), `audio`:
         its input audio (kept with the images: a task's inputs), recorded as the task's own."""
         with self._transaction() as db:
             if max_pending is not None:

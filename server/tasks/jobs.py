@@ -2,7 +2,9 @@
 
 No contract (Runware, RunComfy) appears here: each adapter validates its wire request into a `Job` and maps an
 `ErrorKind` to its own wire codes. To add a job field, add it to `Job` with a default: it is stored as JSON
-(`to_dict`/`from_dict`) and read by the worker; a job stored before the field existed gets the default.
+(`to_dict`/`from_record`), and a job stored before the field existed gets the default; a field the engine takes is
+mapped in `generation_request` (tests/unit/test_jobs.py fails until a new field is mapped there or listed as not the
+engine's).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
-from typing import Any
+from typing import Any, Callable
 
-from ltx_runtime.request import MAX_SEED
+from ltx_runtime.request import MAX_SEED, GenerationRequest, Keyframe, SafetyRequest
 from ltx_runtime.media import QUALITY_DEFAULT, OutputFormat
+
+from ..store.records import TaskRecord
 
 MAX_RANDOM_SEED = 2**53 - 1
 """Random seeds stay within JavaScript's exact integers, so that a JS client can send a seed back unchanged."""
@@ -33,7 +37,8 @@ class Job:
     fps: int
     audio: bool
     seeds: list[int]
-    """One seed per result; a job makes len(seeds) videos."""
+    """One seed per result; a job makes len(seeds) videos. Stored once, in the task's results rows (one each), not in
+    the job's JSON."""
     output_format: str = OutputFormat.MP4.value
     quality: int = QUALITY_DEFAULT
     ttl: int | None = None
@@ -56,9 +61,9 @@ class Job:
     """Guided models: the negative prompt (None: the official one)."""
     loras: list[tuple[str, float]] | None = None
     """(LoRA id, weight) pairs for this job only."""
-    safety: dict[str, Any] | None = None
-    """The content check (`ltx_runtime.safety.SafetyRequest.to_dict`: mode none/fast/full, check_inputs), the
-    server's requirement included."""
+    safety: SafetyRequest = SafetyRequest()
+    """The content checks (output mode none/fast/full, check_inputs), the operator's requirement
+    (`Settings.require_safety`) included: added once, when the task is accepted, and run as accepted."""
 
     @property
     def number_results(self) -> int:
@@ -82,11 +87,45 @@ class Job:
         targets = (("webhook", self.webhook_url), ("upload", self.upload_endpoint))
         return [(kind, url) for kind, url in targets if url]
 
+    def generation_request(self, seed: int, read_input: Callable[[str], bytes]) -> GenerationRequest:
+        """What the engine generates for the result of `seed`; `read_input` gives the bytes of an input file the job
+        names (a frame image's, the input audio's). A duration of None is the duration head's to pick."""
+        return GenerationRequest(
+            model=self.model,
+            prompt=self.prompt,
+            width=self.width,
+            height=self.height,
+            duration=self.duration,
+            fps=self.fps,
+            audio=self.audio,
+            seed=seed,
+            output_format=OutputFormat(self.output_format),
+            quality=self.quality,
+            keyframes=tuple(Keyframe(read_input(item["file"]), item["frame"]) for item in self.frame_images or ()),
+            audio_input=read_input(self.audio_input_file) if self.audio_input_file else None,
+            steps=self.steps,
+            guidance_scale=self.cfg_scale,
+            negative_prompt=self.negative_prompt,
+            loras=tuple((lora_id, weight) for lora_id, weight in self.loras or ()),
+        )
+
+    def log_fields(self) -> dict[str, Any]:
+        """What a task event says about the clip asked for: model, size, duration, fps, results."""
+        size = f"{self.width}x{self.height}" if self.width else None
+        return {"model": self.model, "size": size, "duration": self.duration, "fps": self.fps,
+                "results": self.number_results or None}  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The job's JSON, as the task store keeps it: every field but the seeds (the results rows hold those)."""
+        data = {**asdict(self), "safety": self.safety.to_dict()}
+        del data["seeds"]
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Job":
+    def from_record(cls, record: TaskRecord) -> "Job":
+        """A stored task's job: its JSON, with the seeds of its results."""
+        data = {**record.job, "seeds": [result.seed for result in record.results],
+                "safety": SafetyRequest.from_dict(record.job.get("safety"))}  # fmt: skip
         return cls(**{field.name: data[field.name] for field in fields(cls) if field.name in data})
 
 

@@ -27,9 +27,9 @@ from ltx_runtime.configs import DURATION_SECONDS
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.progress import cpu_stage_seconds
-from ltx_runtime.request import RequestError, SafetyMode, SafetyRequest, check_audio_input
+from ltx_runtime.request import RequestError, SafetyMode, check_audio_input
 
-from ..logs import job_fields, task_event
+from ..logs import task_event
 from .jobs import ErrorKind, Job, TaskError
 from ..media.store import (
     LocalMediaStore,
@@ -109,8 +109,8 @@ class TaskService:
             except BaseException:
                 self._delete_inputs([*images, *([audio] if audio else [])])  # refused: its inputs go too
                 raise
-        task_event("accepted", task_id, key=key_id, **job_fields(record.job))
-        if note := self.demo_note(record.job):
+        task_event("accepted", task_id, key=key_id, **job.log_fields())
+        if note := self.demo_note(job):
             task_event("slow_demo", task_id, level=logging.WARNING, note=note)
         return record
 
@@ -145,28 +145,28 @@ class TaskService:
             raise TaskError(ErrorKind.STORE_UNAVAILABLE, "the server cannot store tasks or images right now "
                             f"({type(error).__name__}); nothing was stored; retry later") from None  # fmt: skip
 
-    def demo_note(self, job: dict) -> str | None:
+    def demo_note(self, job: Job) -> str | None:
         """In demo mode, what a clip that takes minutes on the CPU should be told up front (the ack, getResponse, the
         log, the page): the estimate from the rates measured on tiny weights. None for quick clips, and off demo."""
-        if not self.settings.demo or not job.get("width") or job.get("duration") is None:
+        if not self.settings.demo or not job.width or job.duration is None:
             return None  # off demo, a size still to come from an image, or a duration the head has yet to pick
-        frames = round(job["duration"] * job["fps"])
-        per_result = sum(cpu_stage_seconds(job["width"], job["height"], frames).values())
-        seconds = per_result * len(job["seeds"])
+        frames = round(job.duration * job.fps)
+        per_result = sum(cpu_stage_seconds(job.width, job.height, frames).values())
+        seconds = per_result * job.number_results
         if seconds < SLOW_DEMO_SECONDS:
             return None
         return (
-            f"demo mode: tiny random weights on a CPU, where a {job['width']}x{job['height']} clip of "
-            f"{job['duration']:g} s at {job['fps']} fps takes minutes: about {seconds / 60:.0f} min on 2 cores "
+            f"demo mode: tiny random weights on a CPU, where a {job.width}x{job.height} clip of "
+            f"{job.duration:g} s at {job.fps} fps takes minutes: about {seconds / 60:.0f} min on 2 cores "
             f"(estimated from measured rates; more under load). 256x144 for 2 s takes seconds."
         )
 
     def _check_safety(self, job: Job) -> None:
         """Add the server's required content checks to the job, and refuse now a task that needs a check this server
-        cannot make: it is never answered unchecked."""
-        safety = SafetyRequest.from_dict(job.safety).at_least(SafetyMode(self.settings.require_safety))
-        job.safety = safety.to_dict()
-        if not safety.active or self.settings.tiny_safety_checker:
+        cannot make: it is never answered unchecked. This is the one place the requirement is applied: the job
+        carries its checks as accepted, so a task queued before `require_safety` was set runs without it."""
+        job.safety = job.safety.at_least(SafetyMode(self.settings.require_safety))
+        if not job.safety.active or self.settings.tiny_safety_checker:
             return
         missing = missing_files(self.settings.safety_folder)
         if missing:
@@ -300,7 +300,7 @@ class TaskService:
     async def prepare(self, record: TaskRecord, client) -> None:
         """Fetch a task's frame image URLs and input audio URL through the guarded client, then queue the task (or
         fail it)."""
-        job = Job.from_dict(record.job)
+        job = Job.from_record(record)
         remote = [(False, url) for url in job.image_urls] + ([(True, job.audio_url)] if job.audio_url else [])
         fetched = []
         for is_audio, url in remote:
@@ -326,7 +326,8 @@ class TaskService:
             if job.audio_url:
                 what = "the input audio"
                 audio = self.attach_audio(job, fetched[-1])
-            self.store.prepared(record.id, job.to_dict(), images, audio)
+            # The stored JSON keeps the fields of the adapter's own job type (Runware's include_cost).
+            self.store.prepared(record.id, {**record.job, **job.to_dict()}, images, audio)
         except TaskError as error:  # not an input it takes: the task fails, and the inputs it fetched go
             self._delete_inputs([*images, *([audio] if audio else [])])
             self._fail_preparing(record, f"{what}: {error.message}", error.kind)

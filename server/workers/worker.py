@@ -31,7 +31,7 @@ from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
 from ltx_runtime.memory import free_cached_memory
 from ltx_runtime.media import EncodingError, OutputFormat
 from ltx_runtime.progress import JobProgress, StageCallback, StageTimes
-from ltx_runtime.request import GenerationRequest, Keyframe, RequestError, SafetyMode, SafetyRequest
+from ltx_runtime.request import RequestError, SafetyMode
 from ltx_runtime.safety import (
     ContentFlagged,
     FrameScreen,
@@ -42,7 +42,7 @@ from ltx_runtime.safety import (
 )
 from ltx_runtime.weights import WeightsError
 
-from ..logs import job_fields, setup_logging, task_event
+from ..logs import setup_logging, task_event
 from ..media.store import disk_full, image_key, media_key, open_media, scratch_file
 from ..settings import Settings
 from ..store import open_store
@@ -145,22 +145,20 @@ class Worker:
                 pass
 
     def run(self, task: TaskRecord) -> None:
-        job = Job.from_dict(task.job)
+        job = Job.from_record(task)
         done = threading.Event()
         heartbeat = threading.Thread(target=self._renew_lease, args=(task.id, done), daemon=True)
         heartbeat.start()
         finished = False
         started = time.perf_counter()
-        fields = {"key": task.key_id, **job_fields(task.job)}
+        fields = {"key": task.key_id, **job.log_fields()}
         task_event("started", task.task_uuid, worker=self.worker_id, attempt=task.attempts, **fields)
-        # The server's requirement again, for tasks queued before it was set.
-        safety = SafetyRequest.from_dict(job.safety).at_least(SafetyMode(self.settings.require_safety))
         try:
-            if safety.check_inputs:
+            if job.safety.check_inputs:  # the checks the task was accepted with, the operator's requirement included
                 self._check_input_images(job)
             for result in task.results:
                 if result.status != ResultStatus.SUCCESS:  # a retried task keeps the results it already has
-                    self._generate(task, job, result.index, result.seed, result.video_uuid, safety.mode)
+                    self._generate(task, job, result.index, result.seed, result.video_uuid)
             self.store.finish(task.id, self.worker_id)
             finished = True
             task_event("finished", task.task_uuid, seconds=time.perf_counter() - started, **fields)
@@ -199,7 +197,7 @@ class Worker:
     def _fail(self, task: TaskRecord, started: float, kind: ErrorKind, message: str) -> None:
         self.store.fail(task.id, kind.value, message)
         task_event("failed", task.task_uuid, level=logging.WARNING, key=task.key_id, kind=kind.value, error=message,
-                   seconds=time.perf_counter() - started, **job_fields(task.job))  # fmt: skip
+                   seconds=time.perf_counter() - started, **Job.from_record(task).log_fields())  # fmt: skip
 
     def _check_held(self, task: TaskRecord) -> None:
         if not self.store.holds(task.id, self.worker_id):
@@ -253,38 +251,18 @@ class Worker:
                 raise ContentFlagged(f"the content safety check flagged the frame image for frame {item['frame']}"
                                      " (inputs.frameImages); nothing was generated")  # fmt: skip
 
-    def _generate(
-        self, task: TaskRecord, job: Job, index: int, seed: int, video_uuid: str, safety_mode: SafetyMode
-    ) -> None:
+    def _generate(self, task: TaskRecord, job: Job, index: int, seed: int, video_uuid: str) -> None:
+        request = job.generation_request(seed, lambda file_name: self.media.read_bytes(image_key(file_name)))
         picked = job.duration is None
         if picked:  # the duration head's pick, for the progress, the check and the cost (the engine asks it again)
             job = replace(job, duration=self.engine.choose_duration(job.model, job.prompt, job.fps))
             task_event("duration", task.task_uuid, seconds=job.duration, frames=round(job.duration * job.fps))
-        request = GenerationRequest(
-            model=job.model,
-            prompt=job.prompt,
-            width=job.width,
-            height=job.height,
-            duration=None if picked else job.duration,
-            fps=job.fps,
-            audio=job.audio,
-            seed=seed,
-            output_format=OutputFormat(job.output_format),
-            quality=job.quality,
-            keyframes=tuple(Keyframe(self.media.read_bytes(image_key(item["file"])), item["frame"])
-                            for item in job.frame_images or ()),  # fmt: skip
-            audio_input=self.media.read_bytes(image_key(job.audio_input_file)) if job.audio_input_file else None,
-            steps=job.steps,
-            guidance_scale=job.cfg_scale,
-            negative_prompt=job.negative_prompt,
-            loras=tuple((lora_id, weight) for lora_id, weight in job.loras or ()),
-        )
         file_name = result_file_name(video_uuid, job.output_format)
         scratch = scratch_file(self.settings, self.worker_id, file_name)
         scratch.parent.mkdir(parents=True, exist_ok=True)
         screen = None
-        if safety_mode is not SafetyMode.NONE:
-            screen = FrameScreen(self.safety_checker().flags, safety_mode, round(job.duration * job.fps), job.fps)
+        if job.safety.mode is not SafetyMode.NONE:
+            screen = FrameScreen(self.safety_checker().flags, job.safety.mode, round(job.duration * job.fps), job.fps)
         shape = (job.model, job.width, job.height, round(job.duration * job.fps))
         tracker, report = self._progress(task, index, video_uuid, self.stage_times.predict(*shape))
 
@@ -298,7 +276,7 @@ class Worker:
             tracker("uploading", 0.0)
             inject_fault("uploading", task.attempts, task.task_uuid)  # the complete file is still the scratch one
             if screen is not None:
-                log.info("content check (%s): %d frames in %.2f s, none flagged", safety_mode.value, screen.checked,
+                log.info("content check (%s): %d frames in %.2f s, none flagged", job.safety.mode.value, screen.checked,
                          screen.seconds)  # fmt: skip
             self._check_held(task)  # cancelled while the video was decoded and encoded
             size = scratch.stat().st_size

@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 from support.postgres_harness import shared_server
 
+from ltx_runtime.request import MAX_SEED
+
 from server.ops.loops import cleanup_loop, remove_expired, remove_expired_media
 from server.media.store import image_key, media_key, open_media
 from server.settings import Settings
 from server.store.records import DeliveryStatus, DuplicateTask, LeaseLost, QueueFull, StoredImage, WorkerRecord
 from server.store import open_store
 from server.store.schema import SCHEMA_VERSION, SchemaMismatch
+from server.tasks.jobs import Job
 from server.tasks.service import TaskService
 from server.workers.resilience import LoopHealth
 
@@ -53,6 +56,19 @@ def test_claims_in_order_and_each_task_once(store):
     claimed = [store.claim("w1", 30).task_uuid, store.claim("w2", 30).task_uuid, store.claim("w1", 30).task_uuid]
     assert claimed == ["a", "b", "c"]
     assert store.claim("w3", 30) is None
+
+
+def test_a_jobs_seeds_are_kept_once_in_its_results_and_come_back_identical(store):
+    """The results rows are the one place of a task's seeds (its job's JSON has none); a job read back has them in
+    order, the largest seed exact, also after its JSON is rewritten once its inputs are fetched."""
+    job = Job(model="ltx-runtime:tiny@1", prompt="a cat", width=64, height=64, duration=1.0, fps=8, audio=False,
+              seeds=[MAX_SEED, 0, 7])  # fmt: skip
+    task = store.submit("k", "seeded", "videoInference", {}, job.to_dict(), job.seeds, status="preparing")
+    for record in (task, store.get("k", "seeded")):
+        assert "seeds" not in record.job and [result.seed for result in record.results] == job.seeds
+        assert Job.from_record(record) == job
+    store.prepared(task.id, {**task.job, "width": 128})
+    assert Job.from_record(store.get_by_id(task.id)).seeds == job.seeds
 
 
 def test_task_uuid_is_unique_per_key(store):

@@ -89,7 +89,7 @@ def test_an_unknown_duration_is_explained_as_the_cli_explains_it():
 )
 def test_safety_becomes_what_the_worker_checks(safety, expected):
     fields = {} if safety is None else {"safety": safety}
-    assert validate_video_inference(task(**fields), demo=False).safety == expected
+    assert validate_video_inference(task(**fields), demo=False).to_dict()["safety"] == expected  # as stored
 
 
 def test_safety_check_inputs_must_be_a_boolean():

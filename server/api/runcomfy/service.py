@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from ...store.records import TaskRecord, TaskStatus
-from ...tasks.jobs import ErrorKind, TaskError
+from ...tasks.jobs import ErrorKind, Job, TaskError
 from ...tasks.service import TaskService
 from .protocol import STATES, RunComfyError, failure_object, from_task_error
 from .validation import resolve_model, validate_submit
@@ -32,7 +32,7 @@ class RunComfyService:
                 ErrorKind.INVALID_IMAGE: "image_url", ErrorKind.TOO_LARGE: "resolution", ErrorKind.QUEUE_FULL: "Authorization",
             }.get(error.kind)  # fmt: skip
             raise from_task_error(error, parameter) from None
-        note = self.tasks.demo_note(job.to_dict())
+        note = self.tasks.demo_note(job)
         return {"request_id": request_id, **self._urls(request_id), **({"warning": note} if note else {})}
 
     def status(self, key_id: str, request_id: str) -> dict[str, Any]:
@@ -51,7 +51,7 @@ class RunComfyService:
             body["progress"] = min(result.progress for result in record.results)  # an extension: 0-100
         if record.status == TaskStatus.FAILED:
             body["error"] = failure_object(record.error_code, record.error_message)
-        elif body["status"] in ("in_queue", "in_progress") and (note := self.tasks.demo_note(record.job)):
+        elif body["status"] in ("in_queue", "in_progress") and (note := self.tasks.demo_note(Job.from_record(record))):
             body["warning"] = note  # an extension, as progress is
         return {**body, **self._urls(request_id)}
 

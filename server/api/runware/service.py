@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ltx_runtime.request import SafetyMode, SafetyRequest
+from ltx_runtime.request import SafetyMode
 
 from ...store.records import UNSUCCESSFUL, ResultRecord, ResultStatus, TaskRecord
 from ...store.threads import in_thread
@@ -20,7 +20,7 @@ from ..bodies import shown
 from ..limits import RateLimiter
 from .protocol import ContractError, Reply, contract_error, failure_error
 from .validation import TASK_TYPE as VIDEO_INFERENCE
-from .validation import validate_video_inference
+from .validation import VideoJob, validate_video_inference
 
 log = logging.getLogger("ltx_runtime.server")
 INVALID_KEY_MESSAGE = "Invalid API key. Check the key configured for this ltx-runtime server."
@@ -34,6 +34,11 @@ MAX_TASKS_PER_REQUEST = 100
 """Tasks in one REST body or WebSocket frame; the SDKs send one or two."""
 SYNC_POLL_SECONDS = 0.25
 """How often a sync videoInference reply looks at its task while it waits."""
+GENERATION_FIELDS = (
+    "model", "width", "height", "duration", "fps", "audio", "seeds", "steps", "cfg_scale", "negative_prompt", "loras"
+)  # fmt: skip
+"""The job's fields getTaskDetails reports as `generation`: what the worker generates, with defaults and image-derived
+sizes filled in (steps, cfg_scale, negative_prompt and loras: None where the task left them to the official defaults)."""
 
 
 @dataclass
@@ -192,7 +197,7 @@ class RunwareService:
         # The ack carries nothing else (but a slow demo clip's warning): the Python SDK treats a videoUUID or a status
         # here as finished results.
         ack = {"taskType": VIDEO_INFERENCE, "taskUUID": task["taskUUID"]}
-        if note := self.tasks.demo_note(job.to_dict()):
+        if note := self.tasks.demo_note(job):
             ack["warning"] = note
         return ack
 
@@ -237,7 +242,7 @@ class RunwareService:
                     session.sent_successes.add(result.video_uuid)
             else:
                 item = _item(record, result, status="processing", progress=result.progress)
-                if note := self.tasks.demo_note(record.job):
+                if note := self.tasks.demo_note(VideoJob.from_record(record)):
                     item["warning"] = note
                 if task.get("includePreview") is True:  # this server's extension, for the playground page
                     item["stage"] = result.stage  # the stage of ltx_runtime.progress.STAGES running now
@@ -263,9 +268,10 @@ class RunwareService:
     def result_item(self, record: TaskRecord, result: ResultRecord) -> dict[str, Any]:
         """A finished result as getResponse, session replay and webhooks report it."""
         item = _item(record, result, status="success", videoURL=self.tasks.media_url(result), seed=result.seed)
-        if SafetyRequest.from_dict(record.job.get("safety")).mode is not SafetyMode.NONE:
+        job = VideoJob.from_record(record)
+        if job.safety.mode is not SafetyMode.NONE:
             item["NSFWContent"] = False  # checked, and not flagged: a flagged result never gets this far
-        if record.request.get("includeCost") is True:
+        if job.include_cost:
             item["cost"] = result.cost
         if result.duration is not None:  # no duration asked: the one the duration head picked (LTX-2.5)
             item["duration"] = result.duration
@@ -278,6 +284,7 @@ class RunwareService:
 
     def _task_details(self, task: dict, session: Session) -> dict:
         record = self._find(task, session)
+        job = VideoJob.from_record(record)
         response = self._get_response({"taskUUID": record.task_uuid}, Session(key_id=session.key_id)).body()
         return {
             "taskType": "getTaskDetails",
@@ -289,12 +296,7 @@ class RunwareService:
             # Where each result is: its stage (ltx_runtime.progress.STAGES) while processing, null once done.
             "results": [{"videoUUID": r.video_uuid, "status": r.status, "progress": r.progress, "stage": r.stage}
                         for r in record.results],  # fmt: skip
-            # What the worker generates, with defaults and image-derived sizes filled in.
-            "generation": {
-                **{key: record.job[key] for key in ("model", "width", "height", "duration", "fps", "audio", "seeds")},
-                # set only where the task set them (None: the official defaults); absent from tasks stored earlier
-                **{key: record.job.get(key) for key in ("steps", "cfg_scale", "negative_prompt", "loras")},
-            },
+            "generation": {key: getattr(job, key) for key in GENERATION_FIELDS},
             "deliveries": [
                 {key: getattr(d, key) for key in ("kind", "url", "state", "attempts", "last_status", "last_error")}
                 for d in self.tasks.deliveries(record)

@@ -45,6 +45,7 @@ class VideoJob(Job):
     """A validated videoInference task: the runtime's job, plus how Runware presents its results."""
 
     include_cost: bool = False
+    """includeCost: each result item carries its cost (`RunwareService.result_item`)."""
 
 
 class _Checker:
@@ -186,7 +187,7 @@ def validate_video_inference(task: dict[str, Any], *, demo: bool, loras: dict[st
         upload_endpoint=check.url("uploadEndpoint"),
         frame_images=frame_images or None,
         audio_input=audio_input,
-        safety=safety.to_dict(),
+        safety=safety,
         steps=steps,
         cfg_scale=cfg_scale,
         negative_prompt=negative_prompt,
