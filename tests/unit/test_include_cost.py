@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 
 import pytest
 from PIL import Image
@@ -32,7 +31,7 @@ def finish(store, task_id: int) -> None:
     """A worker's part: claim the task and record its one result, at COST."""
     claimed = store.claim("worker", 60)
     assert claimed.id == task_id
-    store.complete_result(task_id, "worker", 0, "result.mp4", 1.0, COST, time.time() + 60, [])
+    store.complete_result(task_id, "worker", 0, "result.mp4", 1.0, COST, store.now() + 60, [])
 
 
 @pytest.mark.parametrize("include_cost", [True, False, None])
