@@ -14,7 +14,7 @@ WIDTH, HEIGHT = 128, 72
 LEVELS_APART = 1
 """swscale works in fixed point (14-bit intermediates, 12-bit filter taps): measured on these contents, every plane
 is within one level of the float conversion (up to half the chroma samples of a smooth gradient one level off,
-under 2 % of the luma). Each wrong conversion below is 9 or more levels off somewhere."""
+under 2 % of the luma). Each wrong conversion below is 14 or more levels off somewhere."""
 
 
 def ffmpeg_yuv420p(rgb: np.ndarray, scale: str = BT709_LIMITED) -> np.ndarray:
