@@ -57,6 +57,7 @@ LEVERS = {
     "cuda_graphs=on": replace(PLAIN, compile="on", cuda_graphs="on"),
     "vae_compile=on": replace(PLAIN, vae_compile="on"),
     "vae_tiles=on": replace(PLAIN, vae_tiles="on"),
+    "gpu_colour=on": replace(PLAIN, gpu_colour="on"),
 }
 """Plain diffusers plus one lever. The prompt cache is not among them: the bench never repeats a prompt."""
 CONFIGS = {"plain": PLAIN, **LEVERS, "optimized": SpeedOptions()}

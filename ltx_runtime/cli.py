@@ -312,7 +312,7 @@ def bench(
     fps: int = typer.Option(25, help="Frames per second."),
     audio: bool = typer.Option(True, "--audio/--no-audio", help="Generate and decode the soundtrack too."),
     weights: str = typer.Option("random", help="random: the real architectures with random weights, built on the GPU (no download); tiny: the tiny demo weights (runs on a CPU)."),
-    configs: str = typer.Option("plain,optimized", help="Comma-separated configurations: plain, optimized, or one lever alone (attention=cudnn, attention=flash3, compile=on, fp8_matmul=on, unmasked_cross_attention=on, fp8_attention=on, cuda_graphs=on, vae_compile=on, vae_tiles=on)."),
+    configs: str = typer.Option("plain,optimized", help="Comma-separated configurations: plain, optimized, or one lever alone (attention=cudnn, attention=flash3, compile=on, fp8_matmul=on, unmasked_cross_attention=on, fp8_attention=on, cuda_graphs=on, vae_compile=on, vae_tiles=on, gpu_colour=on)."),
     per_lever: bool = typer.Option(False, "--per-lever", help="Run plain, each lever alone, then optimized (replaces --configs)."),
     repeats: Optional[int] = typer.Option(None, help="Measured clips per configuration (default: 3 on CUDA, 1 on the CPU)."),
     warmup: int = typer.Option(1, help="Clips run first and not counted, per configuration."),

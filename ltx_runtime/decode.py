@@ -1,12 +1,12 @@
 """Latents to pixels and samples, a chunk at a time.
 
 A whole clip as float32 is far too big to hold (8 s of 1080p is 5 GB, 10 s of 4K at 50 fps 50 GB), so the video VAE
-decodes overlapping temporal tiles and each finished chunk is cropped, turned into uint8 and handed on at once, with
-only two tiles alive at a time. The temporal tiles are ltx-core's (`split_temporal_latents` / `split_temporal_causal`,
-identical in 1.0.0 and v1.2.0): every tile after the first starts one latent frame early, whose decoded frame (the
-causal decoder's single first frame) gets weight 0, and the tiles are blended by linear ramps over their overlap
-(`temporal_tiles`). Spatial tiling applies inside each tile through diffusers' `vae.decode`, which blends its own way
-(docs/fidelity.md).
+decodes overlapping temporal tiles and each finished chunk is cropped, turned into uint8 (RGB, and/or yuv420p for the
+encoder: the `gpu_colour` lever) and handed on at once, with only two tiles alive at a time. The temporal tiles are
+ltx-core's (`split_temporal_latents` / `split_temporal_causal`, identical in 1.0.0 and v1.2.0): every tile after the
+first starts one latent frame early, whose decoded frame (the causal decoder's single first frame) gets weight 0, and
+the tiles are blended by linear ramps over their overlap (`temporal_tiles`). Spatial tiling applies inside each tile
+through diffusers' `vae.decode`, which blends its own way (docs/fidelity.md).
 
 Tile sizes are v1.2.0's (ltx-pipelines utils/helpers.py `tiling_config_for_vae`, conv VAE): temporal tiles of 80
 frames overlapping by 24 (speed.py sets them on the VAE), spatial tiles of 768 px along the long side and the same
@@ -26,6 +26,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .colour import rgb_to_yuv420p
 from .geometry import (  # noqa: F401 - the tiles' arithmetic lives with the rest of the shape arithmetic
     LARGER_TILES,
     MIN_DECODE_TILE_LATENTS,
@@ -140,23 +141,60 @@ def decode_video_chunks(vae, latents: torch.Tensor, timings: dict[str, float] | 
         yield decoded[:, :, : tile.keep]
 
 
+def rgb_levels(chunk: torch.Tensor) -> torch.Tensor:
+    """[1, 3, f, H, W] floats in [-1, 1] -> the uint8 levels [3, f, H, W] as float32 (0-255, whole numbers),
+    truncated as ltx-core's `decode_video` does (diffusers' video processor rounds instead: half the values would be
+    one step higher than the official ones)."""
+    return ((chunk[0].float() + 1.0) / 2.0).clamp_(0, 1).mul_(255).floor_()
+
+
 def to_uint8_frames(chunk: torch.Tensor) -> np.ndarray:
-    """[1, 3, f, H, W] floats in [-1, 1] -> [f, H, W, 3] uint8, truncated as ltx-core's `decode_video` does
-    (diffusers' video processor rounds instead: half the values would be one step higher than the official ones)."""
-    frames = ((chunk[0].float() + 1.0) / 2.0).clamp(0, 1).mul(255).to(torch.uint8)
-    return frames.permute(1, 2, 3, 0).contiguous().cpu().numpy()
+    """[1, 3, f, H, W] floats in [-1, 1] -> [f, H, W, 3] uint8 on the host (`rgb_levels`)."""
+    return _host_rgb(rgb_levels(chunk))
+
+
+def _host_rgb(levels: torch.Tensor) -> np.ndarray:
+    return levels.to(torch.uint8).permute(1, 2, 3, 0).contiguous().cpu().numpy()
+
+
+YUV_SLICE_FRAMES = 8
+"""Frames converted to yuv420p at a time: the conversion's float32 temporaries (about 7 planes a frame) stay under
+2 GB at 4K whatever the temporal tile's length."""
+
+
+def _host_yuv420p(levels: torch.Tensor) -> np.ndarray:
+    slices = range(0, levels.shape[1], YUV_SLICE_FRAMES)
+    return torch.cat([rgb_to_yuv420p(levels[:, start : start + YUV_SLICE_FRAMES]) for start in slices]).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class FrameChunk:
+    """Consecutive output frames, in the forms that were asked for."""
+
+    rgb: np.ndarray | None
+    """[f, H, W, 3] uint8: for the rgb24 encode and for whatever looks at the frames (the content check)."""
+    yuv420p: np.ndarray | None = None
+    """[f, H * W * 3 / 2] uint8, planar BT.709 limited range (colour.rgb_to_yuv420p): for the yuv420p encode."""
+
+    def __len__(self) -> int:
+        return len(self.rgb if self.rgb is not None else self.yuv420p)
 
 
 def video_frames(
-    vae, latents: torch.Tensor, plan: GenerationPlan, timings: dict[str, float] | None = None
-) -> Iterator[np.ndarray]:
-    """Exactly `plan.frames` frames of `plan.width` x `plan.height`, as uint8 chunks [f, H, W, 3], converted on the
-    device the VAE ran on (on CUDA the host receives a quarter of float32's bytes); the conversion's time goes to
-    `timings["to_uint8"]`."""
+    vae, latents: torch.Tensor, plan: GenerationPlan, timings: dict[str, float] | None = None, *,
+    rgb: bool = True, yuv420p: bool = False,
+) -> Iterator[FrameChunk]:  # fmt: skip
+    """Exactly `plan.frames` frames of `plan.width` x `plan.height`, in chunks, as uint8 RGB and/or yuv420p,
+    converted on the device the VAE ran on (on CUDA the host receives a quarter of float32's bytes, yuv420p an
+    eighth); the conversion's time goes to `timings["to_uint8"]`."""
     chunks = (crop_frames(chunk, plan) for chunk in decode_video_chunks(vae, latents.to(vae.dtype), timings))
     for chunk in trim_frames(chunks, plan.frames, frame_axis=2):
         with _clocked(timings, "to_uint8", chunk.device):
-            frames = to_uint8_frames(chunk)
+            levels = rgb_levels(chunk)
+            frames = FrameChunk(
+                rgb=_host_rgb(levels) if rgb else None,
+                yuv420p=_host_yuv420p(levels) if yuv420p else None,
+            )
         yield frames
 
 

@@ -80,8 +80,9 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: loading (first call only), text_encoding, stage_1, upsample, stage_2, audio_decode (audio
     VAE and vocoder; vocoder: its share), decode_and_encode (the VAE decode streamed into the encoder; vae_decode: the
-    VAE's share, to_uint8: the frames' conversion, encode_tail: what the encoder takes after the last frame, the only
-    part of encoding that does not overlap the decode), total; retried_frugally (1.0) after an out-of-memory."""
+    VAE's share, to_uint8: the frames' conversion to uint8 RGB or yuv420p, encode_tail: what the encoder takes after
+    the last frame, the only part of encoding that does not overlap the decode), total; retried_frugally (1.0) after
+    an out-of-memory."""
 
 
 def pick_device() -> tuple[torch.device, torch.dtype]:
@@ -347,11 +348,17 @@ class Engine:
         clock = time.perf_counter()
         if frugal:
             self._offload(pipeline.transformer)
+        # Where the colour conversion runs: on the GPU (the `gpu_colour` lever), ffmpeg gets yuv420p and RGB is made
+        # only for an observer; otherwise ffmpeg converts the RGB it gets.
+        yuv = speed.applied(self.levers[components.folder]["gpu_colour"])
         with decode.tiling(pipeline.vae, plan.gen_height, plan.gen_width, _decode_tiles(plan, tiles, frugal)):
-            frames = _reporting_frames(decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings),
-                                       plan, report, timings)  # fmt: skip
+            chunks = decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings,
+                                         rgb=frame_observer is not None or not yuv, yuv420p=yuv)  # fmt: skip
+            chunks = _reporting_frames(chunks, plan, report, timings)
+            if frame_observer is not None:
+                chunks = _observed(chunks, frame_observer)
             media.encode_clip(
-                frames if frame_observer is None else _observed(frames, frame_observer),
+                (chunk.yuv420p if yuv else chunk.rgb for chunk in chunks),
                 audio,
                 width=plan.width,
                 height=plan.height,
@@ -361,6 +368,7 @@ class Engine:
                 output_format=request.output_format,
                 quality=request.quality,
                 x264_preset=self.x264_preset,
+                pixel_format="yuv420p" if yuv else "rgb24",
             )
         report("encoding", 1.0)
         timings["encode_tail"] = time.perf_counter() - timings.pop("last_frame_at")
@@ -453,10 +461,10 @@ def _decode_tiles(plan: GenerationPlan, tiles: decode.DecodeTiles, frugal: bool)
     return decode.DecodeTiles(decode.decode_long_side(plan.gen_height, plan.gen_width, frugal))
 
 
-def _observed(chunks: Iterator[np.ndarray], observer: FrameObserver) -> Iterator[np.ndarray]:
+def _observed(chunks: Iterator[decode.FrameChunk], observer: FrameObserver) -> Iterator[decode.FrameChunk]:
     first = 0
     for chunk in chunks:
-        observer(chunk, first)
+        observer(chunk.rgb, first)
         first += len(chunk)
         yield chunk
 

@@ -1,6 +1,7 @@
 """Frames + audio -> MP4 / WEBM / MOV through a real ffmpeg (the imageio-ffmpeg binary).
 
-Frames are written to ffmpeg's stdin as raw rgb24, chunk by chunk, by a thread of their own fed through a bounded
+Frames are written to ffmpeg's stdin as raw rgb24 (or yuv420p, converted on the GPU: the `gpu_colour` lever,
+colour.py), chunk by chunk, by a thread of their own fed through a bounded
 queue (QUEUED_CHUNKS), which also starts ffmpeg: the caller, the VAE decode, hands a chunk over and goes on with the next at once, so encoding
 overlaps decoding, the decode never waits on the pipe while the queue has room, and a clip is never held whole in
 memory. Audio (small: 10 s of 48 kHz stereo is 4 MB) is
@@ -14,7 +15,9 @@ written to a temporary raw float32 file that ffmpeg reads as a second input.
 
 Colour as the official pipelines write it: RGB -> YUV with the BT.709 matrix, limited ("tv") range, and the stream
 tagged BT.709 (matrix, primaries, transfer) and limited range, so players do not guess (ffmpeg's default conversion
-is BT.601 and untagged).
+is BT.601 and untagged). rgb24 input is converted by ffmpeg's swscale (BT709_LIMITED); yuv420p input was converted
+the same way already (colour.rgb_to_yuv420p) and is only tagged (BT709_TAGS), so the file says the same either way.
+yuv420p needs an even width and height (so does libx264 from rgb24; every catalog size is a multiple of 8).
 
 `outputQuality` (20-99, the contract's range; 95 by default) maps linearly onto the encoder's constant-quality scale:
 x264 CRF from 40 (quality 20) to 15 (quality 99), VP9 CRF from 50 to 15. Quality 95 gives x264 CRF 16 with the
@@ -33,15 +36,19 @@ import threading
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Literal
 
 import numpy as np
 
 QUALITY_MIN, QUALITY_MAX, QUALITY_DEFAULT = 20, 99, 95
 X264_PRESET_DEFAULT = "veryfast"
 """As fast as Lightricks' own writer (ltx-pipelines media_io: veryfast, CRF 19); docs/performance.md has the measurements."""
-BT709_LIMITED = "scale=out_color_matrix=bt709:out_range=tv,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
-"""ffmpeg filters: convert with the BT.709 matrix to limited range, then tag the frames (the encoders copy the tags)."""
+BT709_TAGS = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
+"""ffmpeg filter: tag the frames BT.709, limited range (the encoders copy the tags)."""
+BT709_LIMITED = f"scale=out_color_matrix=bt709:out_range=tv,{BT709_TAGS}"
+"""ffmpeg filters: convert with the BT.709 matrix to limited range, then tag the frames."""
+PixelFormat = Literal["rgb24", "yuv420p"]
+"""What encode_clip's chunks hold: rgb24 [f, H, W, 3] or planar yuv420p [f, H * W * 3 / 2], uint8."""
 
 
 class OutputFormat(str, Enum):
@@ -106,15 +113,20 @@ def encode_clip(
     quality: int = QUALITY_DEFAULT,
     x264_preset: str = X264_PRESET_DEFAULT,
     crf: int | None = None,
+    pixel_format: PixelFormat = "rgb24",
 ) -> None:
-    """Encode uint8 frame chunks [f, H, W, 3] and optional float32 stereo audio [samples, 2] into `output_path`.
+    """Encode uint8 frame chunks in `pixel_format` and optional float32 stereo audio [samples, 2] into `output_path`.
     `crf` overrides the one `quality` maps to (scripts/encoder_bench.py measures the scale)."""
     codecs = _CODECS[output_format]
     crf = crf_for_quality(output_format, quality) if crf is None else crf
+    if pixel_format == "yuv420p" and (width % 2 or height % 2):
+        raise EncodingError(f"yuv420p frames need an even width and height, got {width}x{height}")
+    frame_shape = (height, width, 3) if pixel_format == "rgb24" else (height * width * 3 // 2,)
+    colour = BT709_LIMITED if pixel_format == "rgb24" else BT709_TAGS
     with tempfile.TemporaryDirectory(prefix="ltx-encode-") as scratch:
         command = [
             ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
+            "-f", "rawvideo", "-pix_fmt", pixel_format, "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "pipe:0",
         ]  # fmt: skip
         if audio is not None:
             audio_file = Path(scratch) / "audio.f32"
@@ -123,12 +135,12 @@ def encode_clip(
             command += ["-map", "0:v", "-map", "1:a", "-c:a", codecs.audio, "-b:a", codecs.audio_bitrate]
         else:
             command += ["-map", "0:v"]
-        command += ["-vf", BT709_LIMITED, "-c:v", codecs.video, "-crf", str(crf), "-pix_fmt", "yuv420p", *codecs.extra]
+        command += ["-vf", colour, "-c:v", codecs.video, "-crf", str(crf), "-pix_fmt", "yuv420p", *codecs.extra]
         if codecs.video == "libx264":
             command += ["-preset", x264_preset]
         command += ["-f", output_format.value, str(output_path)]
         try:
-            _run_ffmpeg(command, frames, (height, width, 3))
+            _run_ffmpeg(command, frames, frame_shape)
         except BaseException:
             Path(output_path).unlink(missing_ok=True)  # never leave a truncated file behind
             raise
@@ -209,7 +221,7 @@ class _Encoder(threading.Thread):
         self.join()
 
 
-def _run_ffmpeg(command: list[str], frames: Iterable[np.ndarray], frame_shape: tuple[int, int, int]) -> None:
+def _run_ffmpeg(command: list[str], frames: Iterable[np.ndarray], frame_shape: tuple[int, ...]) -> None:
     stderr = tempfile.TemporaryFile()
     encoder = _Encoder(command, stderr)
     encoder.start()

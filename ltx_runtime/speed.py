@@ -29,6 +29,11 @@
   there are no spatial seams; the output differs from the official tiled decode only at the seams (the bench's
   quality guard). On by default on CUDA; the CPU (no memory budget) keeps the official tiles.
 - prompt_cache: prompt embeddings kept for this many recent prompts, so a repeated prompt skips the 12B text encoder.
+- gpu_colour: the decoded frames are converted to yuv420p (BT.709, limited range, as ffmpeg's swscale does it:
+  colour.py) on the GPU, and ffmpeg encodes them without converting; RGB is made as well only for the content check.
+  That takes the conversion off the encoder's CPU thread and sends half the bytes of rgb24 to the host. On by default
+  on CUDA, off in `plain`; the CPU keeps the rgb24 path, where swscale is about 10x faster than torch
+  (scripts/colour_bench.py, docs/performance.md).
 
 `SpeedOptions()` is the engine's default ("auto": every lever that can work on this device, fp8 matmuls excepted);
 `SpeedOptions.plain()` is diffusers as documented (eager, default attention, no cache), with the official VAE tiles:
@@ -75,11 +80,13 @@ class SpeedOptions:
     """torch.compile of the video VAE's decoder; explicit opt-in only (tiles of several shapes recompile)."""
     vae_tiles: Switch = "auto"
     """Larger VAE tiles (whole frames, longer temporal tiles) when the clip's plan has room for them on the GPU."""
+    gpu_colour: Switch = "auto"
+    """RGB -> yuv420p on the GPU, so ffmpeg encodes without converting (CUDA only: on the CPU swscale is faster)."""
 
     @classmethod
     def plain(cls) -> "SpeedOptions":
         return cls(attention="native", compile="off", fp8_matmul="off", prompt_cache=0, unmasked_cross_attention="off",
-                   vae_tiles="off")  # fmt: skip
+                   vae_tiles="off", gpu_colour="off")  # fmt: skip
 
 
 def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: bool = False) -> dict[str, str]:
@@ -100,6 +107,7 @@ def apply(components, options: SpeedOptions, device: torch.device, fp8_storage: 
     vae.tile_sample_min_num_frames, vae.tile_sample_stride_num_frames = tile, tile - tile_overlap(tile)
     applied["vae_tile_frames"] = str(tile)
     applied["vae_tiles"] = _vae_tiles(options.vae_tiles, device)
+    applied["gpu_colour"] = _gpu_colour(options.gpu_colour, device)
     components.prompt_cache = PromptCache(options.prompt_cache)
     applied["prompt_cache"] = str(options.prompt_cache)
     for lever, outcome in applied.items():
@@ -190,6 +198,14 @@ def _vae_compile(vae, switch: str, device: torch.device) -> str:
         return _unavailable(True, missing_compiler())
     vae.decoder.compile(dynamic=True)  # spatial tiles at the frame's edges have other shapes
     return "on (the decoder, dynamic shapes)"
+
+
+def _gpu_colour(switch: Switch, device: torch.device) -> str:
+    if switch == "off":
+        return "off"
+    if device.type != "cuda":
+        return _unavailable(switch == "on", "on the CPU ffmpeg's swscale converts to yuv420p about 10x faster than torch")
+    return "on (RGB -> yuv420p on the GPU; ffmpeg encodes without converting)"
 
 
 def _vae_tiles(switch: Switch, device: torch.device) -> str:

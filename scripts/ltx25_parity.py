@@ -108,7 +108,8 @@ def main() -> None:
         ours_wave = waveform(components, plan, output)
         difference("waveform (48 kHz)", ours_wave[:, : theirs["waveform"].shape[1]], theirs["waveform"])
         with torch.inference_mode(), decode.official_tiling(vae, plan.gen_height, plan.gen_width):
-            frames = torch.cat([torch.from_numpy(chunk) for chunk in decode.video_frames(vae, output.video_latents, plan)])
+            chunks = decode.video_frames(vae, output.video_latents, plan)
+            frames = torch.cat([torch.from_numpy(chunk.rgb) for chunk in chunks])
         official_frames = theirs["frames"]
         # 1.2.0's decode_video yields floats in [0, 1] (its encoder converts them); truncated to uint8 here, as
         # decode.to_uint8_frames does

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     """torch.compile of the video VAE's decoder (CUDA); opt-in."""
     vae_tiles: Literal["auto", "on", "off"] = "auto"
     """Larger VAE tiles (whole frames, longer temporal tiles) where a clip's memory plan has room (CUDA)."""
+    gpu_colour: Literal["auto", "on", "off"] = "auto"
+    """RGB -> yuv420p on the GPU, so ffmpeg encodes without converting (CUDA; the CPU keeps ffmpeg's conversion)."""
     preview_every: int = Field(2, ge=1)
     """Stage-1 steps between two live previews (each reads a small latent frame back from the GPU)."""
     memory_budget_gib: float | None = Field(None, gt=0)
@@ -181,7 +183,7 @@ class Settings(BaseSettings):
 
         return SpeedOptions(self.attention, self.compile, self.fp8_matmul, self.vae_tile_frames, self.prompt_cache,
                             self.unmasked_cross_attention, self.fp8_attention, self.cuda_graphs, self.vae_compile,
-                            self.vae_tiles)  # fmt: skip
+                            self.vae_tiles, self.gpu_colour)  # fmt: skip
 
     @property
     def base_url(self) -> str:

@@ -121,6 +121,13 @@ def probe(path: Path) -> Probe:
         )
 
 
+def colour_tags(path: Path) -> tuple[int, int, int, int]:
+    """The video stream's (matrix, primaries, transfer, range) codes; BT.709 limited range is (1, 1, 1, 1)."""
+    with av.open(str(path)) as container:
+        context = container.streams.video[0].codec_context
+        return context.colorspace, context.color_primaries, context.color_trc, context.color_range
+
+
 def read_frames(path: Path) -> np.ndarray:
     with av.open(str(path)) as container:
         return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])

@@ -6,6 +6,7 @@ import pytest
 import torch
 from diffusers import LTX2Pipeline
 
+from ltx_runtime.colour import rgb_to_yuv420p
 from ltx_runtime.decode import (
     LARGER_TILES,
     DecodeTiles,
@@ -134,12 +135,27 @@ def test_every_tile_lands_on_its_own_frames(pipeline):
 def test_video_frames_are_cropped_trimmed_uint8(pipeline):
     plan = plan_generation(200, 104, 1, 17, 24000)  # generates 256x128, 17 frames; keeps 200x104, 17 frames
     latents = torch.randn(1, 8, plan.latent_frames, plan.gen_height // 32, plan.gen_width // 32)
-    chunks = list(video_frames(pipeline.vae, latents, plan))
+    chunks = [chunk.rgb for chunk in video_frames(pipeline.vae, latents, plan)]
     assert all(chunk.dtype == np.uint8 and chunk.shape[1:] == (104, 200, 3) for chunk in chunks)
     assert sum(len(chunk) for chunk in chunks) == 17
 
     plan = plan_generation(200, 104, 1, 10, 24000)  # 10 frames wanted out of 17 generated
     assert sum(len(chunk) for chunk in video_frames(pipeline.vae, latents, plan)) == 10
+
+
+def test_video_frames_in_yuv420p_are_the_rgb_frames_converted(pipeline):
+    """The gpu_colour path: yuv420p made on the decode's device from the same levels as the RGB frames, RGB only
+    when asked for as well (the content check)."""
+    plan = plan_generation(200, 104, 1, 17, 24000)
+    latents = torch.randn(1, 8, plan.latent_frames, plan.gen_height // 32, plan.gen_width // 32)
+    both = list(video_frames(pipeline.vae, latents, plan, rgb=True, yuv420p=True))
+    for chunk in both:
+        assert chunk.yuv420p.dtype == np.uint8 and chunk.yuv420p.shape == (len(chunk.rgb), 200 * 104 * 3 // 2)
+        converted = rgb_to_yuv420p(torch.from_numpy(chunk.rgb).permute(3, 0, 1, 2)).numpy()
+        assert np.array_equal(chunk.yuv420p, converted)
+    only = list(video_frames(pipeline.vae, latents, plan, rgb=False, yuv420p=True))
+    assert all(chunk.rgb is None for chunk in only) and sum(len(chunk) for chunk in only) == 17
+    assert all(np.array_equal(a.yuv420p, b.yuv420p) for a, b in zip(both, only))
 
 
 def test_uint8_conversion_truncates_as_ltx_core():

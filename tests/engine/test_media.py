@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import probe, read_frames
+from conftest import colour_tags, probe, read_frames
 from ltx_runtime.media import QUEUED_CHUNKS, EncodingError, OutputFormat, crf_for_quality, encode_clip
 from support.processes import ffmpeg_child
 
@@ -181,3 +181,44 @@ def test_an_encoder_killed_mid_clip_is_an_encoding_error_and_leaves_no_file(tmp_
                     output_path=tmp_path / "x.mp4", output_format=OutputFormat.MP4)  # fmt: skip
     assert not (tmp_path / "x.mp4").exists()
     assert len(taken) < 50  # it stopped taking frames soon after ffmpeg died
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((a.astype(float) - b.astype(float)) ** 2)))
+
+
+@pytest.mark.parametrize("output_format", list(OutputFormat))
+def test_yuv420p_chunks_make_the_file_rgb24_chunks_make(tmp_path, output_format):
+    """The gpu_colour path: frames converted before ffmpeg (colour.rgb_to_yuv420p) are only tagged there; the file
+    has the rgb24 path's size, frames, pixel format and BT.709 limited-range tags, and decodes to the same pixels
+    within the encoder's loss (the conversions differ by at most a level: tests/engine/test_colour.py)."""
+    import torch
+
+    from ltx_runtime.colour import rgb_to_yuv420p
+
+    paths = {name: tmp_path / f"{name}.{output_format.value}" for name in ("rgb24", "yuv420p")}
+    encode_clip(gradient_chunks(14, 72, 128), None, width=128, height=72, fps=10, sample_rate=24000,
+                output_path=paths["rgb24"], output_format=output_format, quality=99)  # fmt: skip
+    yuv = (rgb_to_yuv420p(torch.from_numpy(chunk).permute(3, 0, 1, 2)).numpy() for chunk in gradient_chunks(14, 72, 128))
+    encode_clip(yuv, None, width=128, height=72, fps=10, sample_rate=24000, output_path=paths["yuv420p"],
+                output_format=output_format, quality=99, pixel_format="yuv420p")  # fmt: skip
+    rgb_info, yuv_info = probe(paths["rgb24"]), probe(paths["yuv420p"])
+    assert (yuv_info.width, yuv_info.height, yuv_info.frames, yuv_info.pix_fmt) == (128, 72, 14, "yuv420p")
+    assert (rgb_info.width, rgb_info.height, rgb_info.frames, rgb_info.pix_fmt) == (128, 72, 14, "yuv420p")
+    bt709, limited = 1, 1
+    assert colour_tags(paths["yuv420p"]) == colour_tags(paths["rgb24"]) == (bt709, bt709, bt709, limited)
+    original = np.concatenate(list(gradient_chunks(14, 72, 128)))
+    from_rgb, from_yuv = read_frames(paths["rgb24"]), read_frames(paths["yuv420p"])
+    assert psnr(from_yuv, from_rgb) > 40
+    assert abs(psnr(from_yuv, original) - psnr(from_rgb, original)) < 0.5
+
+
+def test_yuv420p_chunks_of_another_size_or_an_odd_size_are_an_encoding_error(tmp_path):
+    path = tmp_path / "x.mp4"
+    with pytest.raises(EncodingError, match=r"does not match \(13824,\)"):
+        encode_clip([np.zeros((2, 64 * 64 * 3 // 2), np.uint8)], None, width=128, height=72, fps=10,
+                    sample_rate=24000, output_path=path, output_format=OutputFormat.MP4, pixel_format="yuv420p")  # fmt: skip
+    with pytest.raises(EncodingError, match="even width and height, got 127x72"):
+        encode_clip([], None, width=127, height=72, fps=10, sample_rate=24000, output_path=path,
+                    output_format=OutputFormat.MP4, pixel_format="yuv420p")  # fmt: skip
+    assert not path.exists()

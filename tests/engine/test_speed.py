@@ -4,11 +4,14 @@ and the prompt cache work, and the optimized path renders the same clip as plain
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import read_frames
+import torch
+from conftest import colour_tags, probe, read_frames
 
+from ltx_runtime import decode, speed
 from ltx_runtime.engine import Engine
 from ltx_runtime.request import GenerationRequest
 from ltx_runtime.speed import SpeedOptions
@@ -159,7 +162,8 @@ def test_dropping_an_all_ones_prompt_mask_changes_nothing(tiny_root):
 
 
 def test_every_new_lever_reports_off_with_its_reason_on_the_cpu(tiny_root, tmp_path):
-    options = SpeedOptions(fp8_attention="on", cuda_graphs="on", vae_compile="on", compile="on", vae_tiles="on")
+    options = SpeedOptions(fp8_attention="on", cuda_graphs="on", vae_compile="on", compile="on", vae_tiles="on",
+                           gpu_colour="on")  # fmt: skip
     engine = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", speed_options=options)
     levers = engine.levers[engine.load("ltx-runtime:tiny@1").folder]
     assert levers["fp8_attention"] == "off (FP8 attention needs a CUDA GPU of compute capability 8.9 or newer)"
@@ -167,7 +171,9 @@ def test_every_new_lever_reports_off_with_its_reason_on_the_cpu(tiny_root, tmp_p
     assert levers["vae_compile"] == "off (compilation is used on CUDA only)"
     assert levers["unmasked_cross_attention"] == "on (an all-ones prompt mask is dropped)"
     assert levers["vae_tiles"] == "off (larger tiles are planned against a GPU's memory budget)"
-    assert SpeedOptions.plain().unmasked_cross_attention == SpeedOptions.plain().vae_tiles == "off"
+    assert levers["gpu_colour"] == "off (on the CPU ffmpeg's swscale converts to yuv420p about 10x faster than torch)"
+    plain = SpeedOptions.plain()
+    assert plain.unmasked_cross_attention == plain.vae_tiles == plain.gpu_colour == "off"
     # the clip decodes with the official tiles, and says so
     result = engine.generate(GenerationRequest(model="ltx-runtime:tiny@1", prompt="a fox", width=256, height=128,
                                                duration=1, fps=25, audio=False, seed=1), tmp_path / "clip.mp4")
@@ -187,3 +193,40 @@ def test_the_engine_decodes_with_the_tiles_its_plan_picks(tiny_root, tmp_path):
     second = larger.generate(request, tmp_path / "larger.mp4")
     assert (first.vae_tiles, second.vae_tiles) == ("768 px tiles", "whole frames, 160-frame temporal tiles")
     assert np.array_equal(read_frames(tmp_path / "official.mp4"), read_frames(tmp_path / "larger.mp4"))
+
+
+def test_gpu_colour_is_on_by_default_on_cuda(tiny_root):
+    """The decision itself, with CUDA named as the device (the other levers of `plain` touch no GPU to decide)."""
+    engine = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast")
+    components = engine.load("ltx-runtime:tiny@1")
+    cuda = torch.device("cuda")
+    levers = speed.apply(components, replace(SpeedOptions.plain(), gpu_colour="auto"), cuda)
+    assert levers["gpu_colour"] == "on (RGB -> yuv420p on the GPU; ffmpeg encodes without converting)"
+    assert speed.apply(components, SpeedOptions.plain(), cuda)["gpu_colour"] == "off"
+
+
+def test_the_gpu_colour_path_encodes_yuv420p_and_still_shows_rgb_to_the_observer(engine, tmp_path, monkeypatch):
+    """Switched on by hand (the torch conversion runs on any device): the decode makes yuv420p for ffmpeg, and RGB
+    only while an observer looks; the file is the rgb24 path's (the CPU default) within a level of conversion and
+    the encoder's loss, with the same size, frames and colour tags."""
+    clip = request(width=64, height=64, duration=1, fps=8, audio=False, seed=5)
+    seen_on_rgb24 = []
+    reference = engine.generate(clip, tmp_path / "rgb24.mp4", frame_observer=lambda chunk, _: seen_on_rgb24.append(chunk))
+    monkeypatch.setitem(engine.levers[engine.load(clip.model).folder], "gpu_colour", "on (by hand)")
+    asked, real = [], decode.video_frames
+    monkeypatch.setattr(decode, "video_frames", lambda *a, **kw: asked.append(kw) or real(*a, **kw))
+    seen = []
+    observed = engine.generate(clip, tmp_path / "observed.mp4", frame_observer=lambda chunk, _: seen.append(chunk))
+    unobserved = engine.generate(clip, tmp_path / "unobserved.mp4")
+    assert asked == [dict(rgb=True, yuv420p=True), dict(rgb=False, yuv420p=True)]
+    assert all(chunk.dtype == np.uint8 and chunk.shape[1:] == (64, 64, 3) for chunk in seen)
+    assert np.array_equal(np.concatenate(seen), np.concatenate(seen_on_rgb24))  # the same RGB frames, 8 of them
+    assert sum(len(chunk) for chunk in seen) == 8
+    frames = {path.stem: read_frames(path) for path in (observed.path, unobserved.path, reference.path)}
+    assert np.array_equal(frames["observed"], frames["unobserved"])
+    for path in (observed.path, reference.path):
+        info = probe(path)
+        assert (info.width, info.height, info.frames, info.pix_fmt) == (64, 64, 8, "yuv420p")
+    assert colour_tags(observed.path) == colour_tags(reference.path)
+    mse = np.mean((frames["observed"].astype(float) - frames["rgb24"].astype(float)) ** 2)
+    assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 40
