@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
@@ -181,9 +182,8 @@ class Settings(BaseSettings):
     def speed_options(self):
         from ltx_runtime.speed import SpeedOptions
 
-        return SpeedOptions(self.attention, self.compile, self.fp8_matmul, self.vae_tile_frames, self.prompt_cache,
-                            self.unmasked_cross_attention, self.fp8_attention, self.cuda_graphs, self.vae_compile,
-                            self.vae_tiles, self.gpu_colour)  # fmt: skip
+        # each lever's setting has the lever's name (LTX_<NAME>)
+        return SpeedOptions(**{option.name: getattr(self, option.name) for option in fields(SpeedOptions)})
 
     @property
     def base_url(self) -> str:

@@ -3,6 +3,7 @@ and the prompt cache work, and the optimized path renders the same clip as plain
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import replace
 
@@ -230,3 +231,16 @@ def test_the_gpu_colour_path_encodes_yuv420p_and_still_shows_rgb_to_the_observer
     assert colour_tags(observed.path) == colour_tags(reference.path)
     mse = np.mean((frames["observed"].astype(float) - frames["rgb24"].astype(float)) ** 2)
     assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 40
+
+
+def test_each_levers_setting_reaches_the_engine_by_its_name(monkeypatch):
+    from server.settings import Settings
+
+    asked = dict(attention="cudnn", compile="off", fp8_matmul="on", vae_tile_frames=40, prompt_cache=3,
+                 unmasked_cross_attention="off", fp8_attention="on", cuda_graphs="on", vae_compile="on",
+                 vae_tiles="off", gpu_colour="on")  # fmt: skip
+    assert set(asked) == {option.name for option in dataclasses.fields(SpeedOptions)}, "a lever without a setting"
+    assert all(getattr(SpeedOptions(), name) != value for name, value in asked.items())  # none is the default
+    for name, value in asked.items():
+        monkeypatch.setenv(f"LTX_{name.upper()}", str(value))
+    assert Settings().speed_options == SpeedOptions(**asked)
