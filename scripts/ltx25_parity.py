@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout, not an installed copy
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine")]  # this checkout, not an installed copy
 
 from test_parity import inject_noise, normalised, waveform  # noqa: E402
 
@@ -107,7 +107,7 @@ def main() -> None:
         difference("final audio latents", audio, theirs["audio"])
         ours_wave = waveform(components, plan, output)
         difference("waveform (48 kHz)", ours_wave[:, : theirs["waveform"].shape[1]], theirs["waveform"])
-        with torch.inference_mode(), decode.official_tiling(vae, plan.gen_height, plan.gen_width):
+        with torch.inference_mode(), decode.tiling(vae, plan.gen_height, plan.gen_width):
             chunks = decode.video_frames(vae, output.video_latents, plan)
             frames = torch.cat([torch.from_numpy(chunk.rgb) for chunk in chunks])
         official_frames = theirs["frames"]
