@@ -131,6 +131,34 @@ def cross_attention_gates(transformer):
             handle.remove()
 
 
+@contextmanager
+def first_frame_marked(transformer):
+    """For the duration, every transformer pass adds the checkpoint's learned keyframe embedding to the tokens of
+    the first latent frame, as ltx-core v1.2.0 does in every generation on a transformer built with
+    `use_keyframes_abs_pos_embedding` (LTX-2.5): `VideoLatentTools` marks the first latent frame (the causal VAE's
+    one-pixel-frame latent) in `keyframes_mask`, and `apply_keyframes_absolute_embedding` adds the embedding to the
+    marked tokens after the input projection; keyframe tokens appended for an image stay unmarked
+    (`VideoConditionByKeyframeIndex`). diffusers' LTX-2 pipelines pass no `video_keyframes_mask`, so without this
+    the embedding is never added. Nothing changes on a transformer without the embedding (LTX-2, LTX-2.3)."""
+    if not getattr(transformer.config, "use_keyframes_abs_pos_embedding", False):
+        yield transformer
+        return
+
+    def mark_first_frame(module, args, kwargs):
+        if kwargs.get("video_keyframes_mask") is not None:
+            return None
+        tokens = kwargs["hidden_states"]
+        mask = tokens.new_zeros((tokens.shape[0], tokens.shape[1], 1))
+        mask[:, : kwargs["height"] * kwargs["width"]] = 1.0  # one latent frame of tokens, frame-major order
+        return args, {**kwargs, "video_keyframes_mask": mask}
+
+    handle = transformer.register_forward_pre_hook(mark_first_frame, with_kwargs=True)
+    try:
+        yield transformer
+    finally:
+        handle.remove()
+
+
 IMAGE_ROTATION = {3: 180, 6: 270, 8: 90}
 """EXIF orientation -> degrees of counter-clockwise rotation; the only orientations the official decoder applies
 (ltx-pipelines media_io/decode.py `decode_image`)."""

@@ -36,6 +36,7 @@ from . import (
     StepCallback,
     ConditioningImage,
     cross_attention_gates,
+    first_frame_marked,
     image_conditioning,
     loras_on,
     pipelines_for,
@@ -72,7 +73,8 @@ def run(
     clock = StageClock(denoise.device)
 
     adapters = request_adapters(request)
-    with torch.inference_mode(), cross_attention_gates(denoise.transformer), loras_on(denoise, adapters):
+    with torch.inference_mode(), cross_attention_gates(denoise.transformer), first_frame_marked(denoise.transformer), \
+            loras_on(denoise, adapters):  # fmt: skip
         prompt_embeds, prompt_mask, _, _ = components.prompt_cache.encode(denoise, request.prompt)
         clock.lap("text_encoding")
         if after_encoding:

@@ -40,6 +40,7 @@ from . import (
     ConditioningImage,
     audio_held,
     cross_attention_gates,
+    first_frame_marked,
     encode_soundtrack,
     image_conditioning,
     loras_on,
@@ -165,7 +166,7 @@ def run(
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), images)
     clock = StageClock(denoise.device)
 
-    with torch.inference_mode(), cross_attention_gates(denoise.transformer):
+    with torch.inference_mode(), cross_attention_gates(denoise.transformer), first_frame_marked(denoise.transformer):
         prompt_embeds, prompt_mask, negative_embeds, negative_mask = components.prompt_cache.encode(
             denoise, request.prompt, negative_prompt
         )

@@ -286,6 +286,77 @@ def test_a_first_frame_image_conditions_2_5_fast(engine, tmp_path):
 
 
 
+# --- the keyframe embedding on the first latent frame, as ltx-core 1.2.0 adds it ----------------------------------
+
+
+def first_frame_inputs(engine, model: str, frames: tuple[int, ...] = ()) -> tuple[list[dict], torch.Tensor | None]:
+    """Run `model`'s recipe at 96 x 64 px, 9 frames (with images at `frames`), the transformer's keyframe embedding
+    random; per transformer pass the marker it was given, its input projection's output and the first block's
+    input, and the embedding used."""
+    from ltx_runtime.recipes import ConditioningImage
+
+    spec = get_model(model)
+    components = engine.load(model)
+    transformer = components.pipeline.transformer
+    passes = []
+    hooks = [
+        transformer.register_forward_pre_hook(lambda module, args: passes.append({})),
+        # a forward hook sees the inputs as the recipe's pre-hooks (registered later, run later) left them
+        transformer.register_forward_hook(
+            lambda module, args, kwargs, output: passes[-1].update(mask=kwargs.get("video_keyframes_mask"),
+                                                                   tokens=kwargs["height"] * kwargs["width"]),
+            with_kwargs=True),
+        transformer.proj_in.register_forward_hook(lambda module, args, output: passes[-1].update(projected=output)),
+        transformer.transformer_blocks[0].register_forward_pre_hook(
+            lambda module, args, kwargs: passes[-1].update(block_input=kwargs["hidden_states"]), with_kwargs=True),
+    ]  # fmt: skip
+    embedding = getattr(transformer, "keyframes_abs_pos_embedding", None)
+    saved = used = None if embedding is None else embedding.detach().clone()
+    try:
+        if embedding is not None:
+            with torch.no_grad():
+                used = embedding.normal_(generator=torch.Generator().manual_seed(0)).detach().clone()
+        plan = plan_generation(96, 64, 1, 9, spec.audio_sample_rate)
+        pixels = np.full((64, 96, 3), 90, np.uint8)
+        images = tuple(ConditioningImage(pixels, frame) for frame in frames)
+        module = fast if spec.recipe is Recipe.FAST else guided
+        module.run(components, spec, plan, asking(spec, plan, "a lighthouse"), torch.Generator().manual_seed(5),
+                   lambda done, total: None, images=images)  # fmt: skip
+    finally:
+        for hook in hooks:
+            hook.remove()
+        if embedding is not None:
+            with torch.no_grad():
+                embedding.copy_(saved)
+    return passes, used
+
+
+@pytest.mark.parametrize("model, frames", [(TINY_FAST, ()), (TINY_PRO, ()), (TINY_FAST, (0,)), (TINY_FAST, (0, 8))])
+def test_2_5_adds_the_keyframe_embedding_to_the_first_latent_frame(engine, model, frames):
+    """ltx-core 1.2.0 (400fd31): `VideoLatentTools.create_initial_state` marks the first latent frame's tokens
+    (`_first_frame_keyframes_mask`), conditioning items append unmarked tokens (`extend_keyframes_mask(marked=False)`),
+    and `apply_keyframes_absolute_embedding` adds `mask * embedding` after the input projection: in every pass of
+    every stage, text-to-video, image-to-video and keyframes alike (docs/fidelity.md, LTX-2.5)."""
+    passes, embedding = first_frame_inputs(engine, model, frames)
+    assert len(passes) > 3 and {len(p) for p in passes} == {4}
+    latent_frames = 2 + (len(frames) > 1)  # 9 frames: 2 latent frames, and the last frame's appended tokens
+    for inputs in passes:
+        mask, tokens = inputs["mask"], inputs["tokens"]
+        official = torch.zeros_like(mask)
+        official[:, :tokens] = 1.0  # the first latent frame: height x width tokens, frame-major
+        torch.testing.assert_close(mask, official, rtol=0, atol=0)
+        added = inputs["block_input"] - inputs["projected"]
+        torch.testing.assert_close(added, official * embedding.to(added.dtype), rtol=0, atol=1e-6)
+        assert mask.shape[1] == tokens * latent_frames
+
+
+def test_architectures_without_the_keyframe_embedding_get_no_marker(engine):
+    passes, embedding = first_frame_inputs(engine, "ltx-runtime:tiny-ltx23@1")
+    assert embedding is None
+    assert passes and all(inputs["mask"] is None for inputs in passes)
+    assert all(torch.equal(inputs["block_input"], inputs["projected"]) for inputs in passes)
+
+
 # --- both contracts ---------------------------------------------------------------------------------------------------
 
 
