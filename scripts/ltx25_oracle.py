@@ -14,7 +14,8 @@ Shims, in this process only: `torchaudio` is a stub (no wheel loads against torc
 audio-to-video), `torch.cuda.synchronize` is a no-op (called unconditionally), and the Gemma processor is not built
 (ltx-core builds it with the text encoder for prompt enhancement, which the 2.5 encoder is not used for; its image
 processor needs torchvision). In float32, the transformer is cast after ltx-core builds it in the file's dtype, and
-the distilled LoRA is fused in float32 (ltx-core fuses in bf16 whatever the dtype asked for).
+the distilled LoRA is fused in float32 (ltx-core fuses in bf16 whatever the dtype asked for); the audio VAE and
+vocoder decode in float32 (in bf16 ltx-core's vocoder fails on the CPU: it relies on CUDA autocast).
 """
 
 import argparse
@@ -58,20 +59,19 @@ def paths(root: Path, role: str):
     return model_paths, str(upsampler)
 
 
-class RecordingNoiser:
+def recording_noiser(seed: int):
     """ltx-core's GaussianNoiser, keeping each noise tensor it draws (token layout, drawing order: stage-1 video,
-    stage-1 audio, stage-2 video, stage-2 audio)."""
+    stage-1 audio, stage-2 video, stage-2 audio) in its `drawn`."""
+    from ltx_core.components.noisers import GaussianNoiser
 
-    def __init__(self, seed: int):
-        self.generator = torch.Generator().manual_seed(seed)
-        self.drawn: list[torch.Tensor] = []
+    class RecordingNoiser(GaussianNoiser):
+        drawn: list[torch.Tensor] = []
 
-    def __call__(self, latent_state, noise_scale: float = 1.0):
-        noise = torch.randn(*latent_state.latent.shape, dtype=latent_state.latent.dtype, generator=self.generator)
-        self.drawn.append(noise)
-        scaled_mask = latent_state.denoise_mask * noise_scale
-        latent = noise * scaled_mask + latent_state.latent * (1 - scaled_mask)
-        return replace(latent_state, latent=latent.to(latent_state.latent.dtype))
+        def _sample_noise(self, latent_state):
+            self.drawn.append(super()._sample_noise(latent_state))
+            return self.drawn[-1]
+
+    return RecordingNoiser(torch.Generator().manual_seed(seed))
 
 
 class RecordingStepper:
@@ -161,7 +161,7 @@ def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, i
             outputs[f"image_{index}_latent_stage_{stage}"] = getattr(item, "latent", getattr(item, "keyframes", None))
         return items
 
-    noiser = RecordingNoiser(SEED)
+    noiser = recording_noiser(SEED)
     stepper = RecordingStepper(EulerDiffusionStep())
     stage = DiffusionStage.from_checkpoint(model_paths.transformer(), dtype, DEVICE)
     shape_1 = dict(width=WIDTH // 2, height=HEIGHT // 2, frames=FRAMES, fps=FPS)
@@ -223,7 +223,8 @@ def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, i
     # untiled: the pipeline's automatic tiling makes one tile of a clip this small
     frames = torch.cat(list(VideoDecoder(model_paths.video_vae(), dtype, DEVICE)(video_2.latent, None,
                                                                                  torch.Generator().manual_seed(SEED))))  # fmt: skip
-    audio = AudioDecoder(model_paths.audio_vae(), dtype, DEVICE)(audio_out.latent)
+    # the vocoder runs in float32 (on CUDA ltx-core autocasts it; CPU autocast takes no float32, and bf16 fails)
+    audio = AudioDecoder(model_paths.audio_vae(), torch.float32, DEVICE)(audio_out.latent.float())
     outputs.update({f"noise_{index}": noise for index, noise in enumerate(noiser.drawn)})
     outputs.update(stage_1_video=state_1.latent, stage_1_audio=audio_1.latent, upsampled=upsampled,
                    video=video_2.latent, audio=audio_out.latent, frames=frames, waveform=audio.waveform,

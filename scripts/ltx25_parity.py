@@ -166,8 +166,10 @@ def compare(args, spec, components, plan, theirs, files: dict[int, bytes], crf: 
         pixels = recipes.decode_frame_image(data, crf)
         images.append(recipes.ConditioningImage(pixels, frame))
         name = "first" if frame == 0 else "last"
-        difference(f"{name} frame: decoded and re-compressed at CRF {crf} (uint8)", pixels, theirs[f"image_{index}_pixels"])
-        for stage, (width, height) in ((1, (plan.stage1_width, plan.stage1_height)), (2, (plan.gen_width, plan.gen_height))):
+        difference(f"{name} frame: decoded and re-compressed at CRF {crf} (uint8)", pixels,
+                   theirs[f"image_{index}_pixels"])  # fmt: skip
+        sizes = ((1, (plan.stage1_width, plan.stage1_height)), (2, (plan.gen_width, plan.gen_height)))
+        for stage, (width, height) in sizes:
             latent = recipes.encode_first_frame(pipeline, pixels, width, height)
             difference(f"{name} frame: resized, cropped, encoded at stage {stage}", (latent - mean) / std,
                        theirs[f"image_{index}_latent_stage_{stage}"])  # fmt: skip
@@ -181,16 +183,18 @@ def compare(args, spec, components, plan, theirs, files: dict[int, bytes], crf: 
         original = components.latent_upsampler.forward
 
         def recording(latents, *args, **kwargs):
-            stages["stage_1_video"] = latents
-            stages["upsampled"] = original(latents, *args, **kwargs)
-            return stages["upsampled"]
+            stages["stage_1_video"] = latents.clone()
+            upsampled = original(latents, *args, **kwargs)
+            stages["upsampled"] = upsampled.clone()  # before image-to-video overwrites its first frame in place
+            return upsampled
 
         monkeypatch.setattr(components.latent_upsampler, "forward", recording)
         if args.case == "pro":
             monkeypatch.setitem(guided.PARAMS, spec.recipe, replace(guided.PARAMS[spec.recipe], steps=args.steps,
                                                                     stg_block=STG_BLOCK))  # fmt: skip
             output = guided.run(components, spec, plan, request, generator, lambda done, total: None,
-                                images=tuple(images), on_latents=lambda latents, done, total: steps.append(latents))  # fmt: skip
+                                images=tuple(images),
+                                on_latents=lambda latents, done, total: steps.append(latents))  # fmt: skip
         else:
             output = fast.run(components, spec, plan, request, generator, lambda done, total: None,
                               images=tuple(images))  # fmt: skip

@@ -54,13 +54,16 @@ def step_reporter(
     on_step: StepCallback, steps_before: int, total_steps: int, on_latents: LatentsCallback | None = None
 ):
     """A diffusers `callback_on_step_end` that reports progress over the whole recipe (and the latents to
-    `on_latents`, which the live preview reads)."""
+    `on_latents`, which the live preview reads). On a keyframe pipeline it also sets the conditioned tokens back
+    to their clean values (`restore_conditioned`)."""
 
     def report(pipe, step: int, timestep, callback_kwargs):
         on_step(steps_before + step + 1, total_steps)
+        restore = getattr(pipe, "restore_conditioned", None)  # keyframes (KeyframePipeline)
+        latents = callback_kwargs["latents"] if restore is None else restore(callback_kwargs["latents"])
         if on_latents is not None:
-            on_latents(callback_kwargs["latents"], steps_before + step + 1, total_steps)
-        return {}
+            on_latents(latents, steps_before + step + 1, total_steps)
+        return {} if restore is None else {"latents": latents}
 
     return report
 
@@ -292,7 +295,17 @@ def _keyframe_pipeline_class():
 
         def prepare_latents(self, *args, **kwargs):
             with untiled(self.vae):  # it encodes the images: untiled, as the official pipelines do (`untiled`)
-                return super().prepare_latents(*args, **kwargs)
+                prepared = super().prepare_latents(*args, **kwargs)
+            _, self._conditioning_mask, self._clean_latents, _ = prepared
+            return prepared
+
+        def restore_conditioned(self, latents: torch.Tensor) -> torch.Tensor:
+            """The latents after a step with the conditioned tokens (the first frame, the keyframes: strength 1)
+            set back to their clean values, as ltx-core's samplers do after every step (`post_process_latent`).
+            diffusers keeps them by blending the x0 prediction, which a plain Euler step preserves exactly, but
+            the Euler-ancestral step (LTX-2.5 Fast) re-noises every token it is given."""
+            mask = self._conditioning_mask.to(latents.dtype)
+            return latents * (1 - mask) + self._clean_latents.to(latents.dtype) * mask
 
     return KeyframePipeline
 

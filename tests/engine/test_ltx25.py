@@ -291,8 +291,8 @@ def test_a_first_frame_image_conditions_2_5_fast(engine, tmp_path):
 
 def first_frame_inputs(engine, model: str, frames: tuple[int, ...] = ()) -> tuple[list[dict], torch.Tensor | None]:
     """Run `model`'s recipe at 96 x 64 px, 9 frames (with images at `frames`), the transformer's keyframe embedding
-    random; per transformer pass the marker it was given, its input projection's output and the first block's
-    input, and the embedding used."""
+    random; per transformer pass the latents and the marker it was given, its input projection's output and the
+    first block's input, and the embedding used."""
     from ltx_runtime.recipes import ConditioningImage
 
     spec = get_model(model)
@@ -304,7 +304,8 @@ def first_frame_inputs(engine, model: str, frames: tuple[int, ...] = ()) -> tupl
         # a forward hook sees the inputs as the recipe's pre-hooks (registered later, run later) left them
         transformer.register_forward_hook(
             lambda module, args, kwargs, output: passes[-1].update(mask=kwargs.get("video_keyframes_mask"),
-                                                                   tokens=kwargs["height"] * kwargs["width"]),
+                                                                   tokens=kwargs["height"] * kwargs["width"],
+                                                                   latents=kwargs["hidden_states"].clone()),
             with_kwargs=True),
         transformer.proj_in.register_forward_hook(lambda module, args, output: passes[-1].update(projected=output)),
         transformer.transformer_blocks[0].register_forward_pre_hook(
@@ -338,7 +339,7 @@ def test_2_5_adds_the_keyframe_embedding_to_the_first_latent_frame(engine, model
     and `apply_keyframes_absolute_embedding` adds `mask * embedding` after the input projection: in every pass of
     every stage, text-to-video, image-to-video and keyframes alike (docs/fidelity.md, LTX-2.5)."""
     passes, embedding = first_frame_inputs(engine, model, frames)
-    assert len(passes) > 3 and {len(p) for p in passes} == {4}
+    assert len(passes) > 3 and {len(p) for p in passes} == {5}
     latent_frames = 2 + (len(frames) > 1)  # 9 frames: 2 latent frames, and the last frame's appended tokens
     for inputs in passes:
         mask, tokens = inputs["mask"], inputs["tokens"]
@@ -348,6 +349,20 @@ def test_2_5_adds_the_keyframe_embedding_to_the_first_latent_frame(engine, model
         added = inputs["block_input"] - inputs["projected"]
         torch.testing.assert_close(added, official * embedding.to(added.dtype), rtol=0, atol=1e-6)
         assert mask.shape[1] == tokens * latent_frames
+
+
+def test_2_5_fast_keeps_the_conditioned_tokens_clean_through_the_ancestral_steps(engine):
+    """ltx-core 1.2.0's ancestral loop sets the conditioned tokens (first frame, keyframes: strength 1) back to their
+    clean values after every step (`_ancestral_euler_denoising_loop`: `post_process_latent` after the noise), so
+    every stage-1 pass sees them unchanged; the ancestral step alone would re-noise them."""
+    passes, _ = first_frame_inputs(engine, TINY_FAST, (0, 8))
+    frame = passes[0]["tokens"]
+    stage_1 = [inputs for inputs in passes if inputs["tokens"] == frame]
+    assert len(stage_1) == 8
+    for inputs in stage_1[1:]:
+        for tokens in (slice(0, frame), slice(-frame, None)):  # the first latent frame, the appended last frame
+            torch.testing.assert_close(inputs["latents"][:, tokens], stage_1[0]["latents"][:, tokens], rtol=0, atol=0)
+    assert not torch.equal(stage_1[1]["latents"][:, frame:-frame], stage_1[0]["latents"][:, frame:-frame])
 
 
 def test_architectures_without_the_keyframe_embedding_get_no_marker(engine):
