@@ -212,7 +212,8 @@ def compare(args, spec, components, plan, theirs, files: dict[int, bytes], crf: 
     ours_wave = waveform(components, plan, output)
     difference("waveform (48 kHz)", ours_wave[:, : theirs["waveform"].shape[1]], theirs["waveform"])
     with decode.tiling(vae, plan.gen_height, plan.gen_width):
-        frames = torch.cat([torch.from_numpy(chunk.rgb) for chunk in decode.video_frames(vae, output.video_latents, plan)])
+        chunks = decode.video_frames(vae, output.video_latents, plan)
+        frames = torch.cat([torch.from_numpy(chunk.rgb) for chunk in chunks])
     # 1.2.0's decode_video yields floats in [0, 1] (its encoder converts them); truncated to uint8 here, as
     # decode.to_uint8_frames does
     official_frames = (theirs["frames"].float().clamp(0.0, 1.0) * 255.0).to(torch.uint8)
