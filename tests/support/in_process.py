@@ -25,3 +25,19 @@ def call(app, method: str, path: str, **kwargs) -> httpx.Response:
             return await client.request(method, path, **kwargs)
 
     return asyncio.run(send())
+
+
+def submit_and_prepare(runware, store, tasks, session, task: dict, allow_host: str = "127.0.0.1") -> str:
+    """Submit a videoInference `task` whose frame image is a URL, then run the API node's preparation on it (the
+    image fetched from `allow_host`), as the preparing loop would; returns the task's UUID."""
+    from server.media.netguard import GuardedClient, GuardSettings
+
+    async def run() -> str:
+        reply = await runware.handle([task], session)
+        assert reply.data, reply.body()
+        (record,) = store.take_preparing("node", 60)
+        async with GuardedClient(GuardSettings(allow_hosts=(allow_host,))) as client:
+            await tasks.prepare(record, client)
+        return task["taskUUID"]
+
+    return asyncio.run(run())

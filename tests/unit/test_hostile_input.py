@@ -5,7 +5,6 @@ fails with a reason."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -13,14 +12,13 @@ import uuid
 import httpx
 import pytest
 from support.fuzz_harness import HUGE_PNG, png_claiming
-from support.in_process import api_app, call
+from support.in_process import api_app, call, submit_and_prepare
 from support.loopback import LoopbackServer, RecordingHandler, serving
 
 from server.app import create_app
 from server.api.auth import ApiKeys, key_id
 from server.api.limits import KeyCheckLimiter
 from server.media.store import open_media
-from server.media.netguard import GuardedClient, GuardSettings
 from server.api.runware.service import RunwareService, Session
 from server.tasks.service import TaskService
 from server.settings import Settings
@@ -130,17 +128,9 @@ def test_a_fetched_image_that_cannot_be_used_fails_its_task(tmp_path, path, reas
     tasks = TaskService(settings, store, open_media(settings))
     session = Session(key_id=key_id(KEY))
 
-    async def submit_and_prepare(url: str) -> str:
-        task = video(**frame(url))
-        reply = await RunwareService(tasks, ApiKeys([KEY]), demo=True).handle([task], session)
-        assert reply.data, reply.body()
-        (record,) = store.take_preparing("node", 60)
-        async with GuardedClient(GuardSettings(allow_hosts=("127.0.0.1",))) as client:
-            await tasks.prepare(record, client)
-        return task["taskUUID"]
-
     with serving(LoopbackServer(_ImageHost)) as host:
-        task_uuid = asyncio.run(submit_and_prepare(host.url(path)))
+        task = video(**frame(host.url(path)))
+        task_uuid = submit_and_prepare(RunwareService(tasks, ApiKeys([KEY]), demo=True), store, tasks, session, task)
     record = tasks.get(session.key_id, task_uuid)
     assert record.status == "failed" and reason in record.error_message, (record.status, record.error_message)
     store.close()

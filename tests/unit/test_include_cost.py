@@ -4,20 +4,18 @@ frame image URL is fetched."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 
 import pytest
 from PIL import Image
-from support.in_process import api_app, call
+from support.in_process import api_app, call, submit_and_prepare
 from support.loopback import LoopbackServer, RecordingHandler, serving
 from support.server_harness import video_task
 
 from server.api.auth import ApiKeys, key_id
 from server.api.runware.service import RunwareService, Session
 from server.api.runware.validation import VideoJob
-from server.media.netguard import GuardedClient, GuardSettings
 from server.media.store import open_media
 from server.settings import Settings
 from server.store import open_store
@@ -71,17 +69,9 @@ def test_include_cost_is_kept_when_the_job_is_stored_again_with_its_fetched_imag
     tasks = TaskService(settings, store, open_media(settings))
     runware = RunwareService(tasks, ApiKeys([KEY]), demo=True)
 
-    async def submit_and_prepare(url: str) -> str:
-        task = video_task(includeCost=True, inputs={"frameImages": [url]})
-        reply = await runware.handle([task], Session(key_id=key_id(KEY)))
-        assert reply.data, reply.body()
-        (record,) = store.take_preparing("node", 60)
-        async with GuardedClient(GuardSettings(allow_hosts=("127.0.0.1",))) as client:
-            await tasks.prepare(record, client)
-        return task["taskUUID"]
-
     with serving(LoopbackServer(_ImageHost)) as host:
-        task_uuid = asyncio.run(submit_and_prepare(host.url("/first.png")))
+        task = video_task(includeCost=True, inputs={"frameImages": [host.url("/first.png")]})
+        task_uuid = submit_and_prepare(runware, store, tasks, Session(key_id=key_id(KEY)), task)
     record = store.get(key_id(KEY), task_uuid)
     assert record.status == "queued" and "file" in record.job["frame_images"][0]  # the job was stored again
     assert VideoJob.from_record(record).include_cost is True
