@@ -38,13 +38,13 @@ def test_the_tiled_attention_attends_diffusers_neighbourhood_windows(monkeypatch
     with torch.no_grad():
         for parameter in decoder.parameters():
             parameter.normal_(0.0, 0.2)
-    latents = torch.randn(1, 128, 3, 2, 4)
+    latents = torch.randn(1, 128, 2, 2, 4)  # 9 frames: stage 5 holds 9 x 16 x 32 tokens, flex scores them all
     with torch.no_grad():
         flex = decoder.decode(latents, generator=torch.Generator().manual_seed(1)).sample
         diffusion_decode.prepare(decoder)
-        monkeypatch.setattr(diffusion_decode, "GATHER_BUDGET", 5000)
+        monkeypatch.setattr(diffusion_decode, "GATHER_BUDGET", 100_000)
         tiled = decoder.decode(latents, generator=torch.Generator().manual_seed(1)).sample
-    assert tiled.shape == flex.shape == (1, 3, 17, 64, 128)
+    assert tiled.shape == flex.shape == (1, 3, 9, 64, 128)
     assert flex.abs().mean() > 0.05
     assert (tiled - flex).abs().max() < 1e-5
 
