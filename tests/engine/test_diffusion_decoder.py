@@ -131,7 +131,6 @@ def test_2_5_clips_decode_through_the_diffusion_decoder_by_default(engine, tmp_p
     assert result.timings["vae_decode"] > 0
 
 
-@pytest.mark.slow
 def test_the_video_decoder_setting_picks_the_conv_vae_for_2_5_only(engine, tiny_root, tmp_path):
     """The same seed through both decoders: different 2.5 clips (the decoders differ), an identical LTX-2 clip (the
     setting does not touch the models that have the conv VAE only)."""
