@@ -58,7 +58,11 @@ ACTIVATIONS = {
     "ltx-2.3": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB,
                            decode_per_pixel={OFFICIAL_TILES: 2560, UNTILED_80: 7040, UNTILED_160: 11392}),
     # traced: 144.6 / 376.6 KiB per token, as LTX-2.3 (the FFN biases it drops are weights, not activations); the
-    # decode as LTX-2.3's (the same VAE)
+    # decode as LTX-2.3's (the same conv VAE). UNMEASURED: the diffusion decoder, LTX-2.5's default decoder
+    # (diffusion_decode.py), has not been traced at full size; its peak is not this figure: it is not streamed (the
+    # whole clip's pixels are held at once, 2 bytes x 3 per pixel per frame in bf16, 12.5 GB for 20 s of 1080p at
+    # 50 fps) and its stage 4/5 tiles (768 px, 80 frames) carry 512/256-channel activations. Until traced, this
+    # estimate is the conv VAE's for both decoders.
     "ltx-2.5": Activations(text_to_video=148 * KIB, image_to_video=384 * KIB,
                            decode_per_pixel={OFFICIAL_TILES: 2560, UNTILED_80: 7040, UNTILED_160: 11392}),
 }  # fmt: skip

@@ -28,6 +28,20 @@ class Recipe(str, Enum):
     LTX25_PRO = "ltx25-pro"
 
 
+VIDEO_DECODERS = ("diffusion", "conv")
+"""LTX-2.5's two video decoders for the same latents (ltx-core 1.2.0's `DiffusionVideoDecoder` and `ConvVideoDecoder`),
+the first the official pipelines' default (diffusion_decode.py); the `video_decoder` setting picks one. The other
+architectures have the conv one only."""
+DIFFUSION_DECODER_ARCHITECTURES = ("ltx-2.5",)
+
+
+def video_decoder_for(architecture: str, setting: str) -> str:
+    """The video decoder a model of `architecture` decodes with under the `video_decoder` setting."""
+    if setting not in VIDEO_DECODERS:
+        raise ValueError(f"video_decoder must be one of {', '.join(VIDEO_DECODERS)}, not {setting!r}")
+    return setting if architecture in DIFFUSION_DECODER_ARCHITECTURES else "conv"
+
+
 PARAMETER_COUNTS = {
     "ltx-2": dict(transformer=18_876_174_592, text_encoder=12_202_563_392, connectors=1_431_475_200,
                   vae=1_222_479_601, audio_vae=53_248_146, vocoder=55_592_802, latent_upsampler=497_867_904),

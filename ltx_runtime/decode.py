@@ -26,6 +26,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from . import diffusion_decode
 from .colour import rgb_to_yuv420p
 from .geometry import (  # noqa: F401 - the tiles' arithmetic lives with the rest of the shape arithmetic
     LARGER_TILES,
@@ -182,12 +183,18 @@ class FrameChunk:
 
 def video_frames(
     vae, latents: torch.Tensor, plan: GenerationPlan, timings: dict[str, float] | None = None, *,
-    rgb: bool = True, yuv420p: bool = False,
+    rgb: bool = True, yuv420p: bool = False, diffusion_decoder=None, generator: torch.Generator | None = None,
 ) -> Iterator[FrameChunk]:  # fmt: skip
     """Exactly `plan.frames` frames of `plan.width` x `plan.height`, in chunks, as uint8 RGB and/or yuv420p,
     converted on the device the VAE ran on (on CUDA the host receives a quarter of float32's bytes, yuv420p an
-    eighth); the conversion's time goes to `timings["to_uint8"]`."""
-    chunks = (crop_frames(chunk, plan) for chunk in decode_video_chunks(vae, latents.to(vae.dtype), timings))
+    eighth); the conversion's time goes to `timings["to_uint8"]`. With `diffusion_decoder` (LTX-2.5's,
+    diffusion_decode.py) that decodes instead of `vae`, the whole clip in one chunk, from `generator`'s noise."""
+    if diffusion_decoder is None:
+        decoded = decode_video_chunks(vae, latents.to(vae.dtype), timings)
+    else:
+        with _clocked(timings, "vae_decode", latents.device):
+            decoded = [diffusion_decode.decode(diffusion_decoder, latents, generator)]
+    chunks = (crop_frames(chunk, plan) for chunk in decoded)
     for chunk in trim_frames(chunks, plan.frames, frame_axis=2):
         with _clocked(timings, "to_uint8", chunk.device):
             levels = rgb_levels(chunk)

@@ -19,7 +19,7 @@ import torch
 
 from . import decode, media, speed
 from .audio_input import AudioInputError, decode_audio, fit_to
-from .catalog import MODELS, ModelSpec, Recipe, get_model
+from .catalog import MODELS, VIDEO_DECODERS, ModelSpec, Recipe, get_model, video_decoder_for
 from .configs import DURATION_SECONDS
 from .geometry import GenerationPlan, plan_generation
 from .admission import (
@@ -98,7 +98,9 @@ class Engine:
     `resident` on the CPU);
     `memory_budget_gib` caps what a request may plan to use (default: most of the GPU's memory; none on the CPU);
     `speed_options` picks the optimization levers (default: all that work on this device; speed.py);
-    `preview_every`: stage-1 steps between two live previews."""
+    `preview_every`: stage-1 steps between two live previews;
+    `video_decoder`: LTX-2.5's video decoder, "diffusion" (the official default) or "conv" (catalog.VIDEO_DECODERS;
+    the other models always decode with the conv VAE)."""
 
     def __init__(
         self,
@@ -114,6 +116,7 @@ class Engine:
         speed_options: speed.SpeedOptions | None = None,
         loras: dict[str, LoraEntry] | None = None,
         preview_every: int = PREVIEW_EVERY,
+        video_decoder: str = VIDEO_DECODERS[0],
     ):
         default_device, default_dtype = pick_device()
         self.device = device or default_device
@@ -128,6 +131,8 @@ class Engine:
         self.memory_budget = budget_for(total, memory_budget_gib)
         self.speed_options = speed_options or speed.SpeedOptions()
         self.preview_every = preview_every
+        video_decoder_for("ltx-2.5", video_decoder)  # refuses an unknown decoder now, not at the first request
+        self.video_decoder = video_decoder
         self.levers: dict[Path, dict[str, str]] = {}
         """What the speed levers did, per loaded weights folder."""
         self._loaded: dict[Path, Components] = {}
@@ -200,13 +205,13 @@ class Engine:
         lock = None if self.uses_tiny_weights else self.lock
         components = self._loaded.get(folder)
         if components is None:
-            components = load_components(folder, spec, self.dtype, lock)
+            components = load_components(folder, spec, self.dtype, lock, self.video_decoder)
             profile = self.profile_for(spec.id)
             place(components, profile, self.device, self.dtype)
             self._install(components, profile)
             log.info("loaded %s from %s on %s (%s, %s profile)", spec.id, folder, self.device, self.dtype, profile.value)
         else:
-            check_folder(folder, spec, lock)
+            check_folder(folder, spec, lock, self.video_decoder)
             check_components(components, spec)
         return components
 
@@ -353,7 +358,8 @@ class Engine:
         yuv = speed.applied(self.levers[components.folder]["gpu_colour"])
         with decode.tiling(pipeline.vae, plan.gen_height, plan.gen_width, _decode_tiles(plan, tiles, frugal)):
             chunks = decode.video_frames(pipeline.vae, recipe_output.video_latents, plan, timings,
-                                         rgb=frame_observer is not None or not yuv, yuv420p=yuv)  # fmt: skip
+                                         rgb=frame_observer is not None or not yuv, yuv420p=yuv,
+                                         diffusion_decoder=components.diffusion_decoder, generator=generator)  # fmt: skip
             chunks = _reporting_frames(chunks, plan, report, timings)
             if frame_observer is not None:
                 chunks = _observed(chunks, frame_observer)

@@ -72,7 +72,8 @@ def place(components, profile: MemoryProfile, device: torch.device, compute_dtyp
             onload_device=device, offload_type="block_level", num_blocks_per_group=1, use_stream=device.type == "cuda"
         )
         streamed.add("transformer")
-    modules = {**pipeline.components, "latent_upsampler": components.latent_upsampler}
+    modules = {**pipeline.components, "latent_upsampler": components.latent_upsampler,
+               "diffusion_decoder": components.diffusion_decoder}  # fmt: skip
     for name, module in modules.items():
         if isinstance(module, torch.nn.Module) and name not in streamed:
             module.to(device)

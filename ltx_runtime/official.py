@@ -16,7 +16,8 @@ LTX-2.5 comes as split files, one per component (`SPLIT_FILES`; ltx-pipelines 1.
     diffusion_models/ltx-2.5-22b-{distilled,dev}-transformer-bf16.safetensors   transformer + text connectors
     text_encoders/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors   the fine-tuned Gemma 4, its projection, config and
                                                                   tokenizer inside
-    vae/ltx-2.5-video-vae-conv-bf16.safetensors, vae/ltx-2.5-audio-vae-bf16.safetensors (audio VAE + vocoder)
+    vae/ltx-2.5-video-vae-conv-bf16.safetensors (conv VAE), vae/ltx-2.5-video-vae-bf16.safetensors (the diffusion
+    decoder's VAE), vae/ltx-2.5-audio-vae-bf16.safetensors (audio VAE + vocoder)
     latent_upscale_models/, loras/ (dev), model_patches/ltx-2.5-duration-head-bf16.safetensors
 
 Everything is read from the files themselves: each diffusers component is built from the checkpoint's `config`
@@ -31,6 +32,7 @@ scripts/ltx25_parity.py (by hand) the LTX-2.5 files against ltx-core / ltx-pipel
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,14 +59,16 @@ SPLIT_FILES = {
     "dev": f"{DIFFUSION_MODELS}/ltx-2.5-22b-dev-transformer-bf16.safetensors",
     "text_encoder": "text_encoders/gemma4-12b-with-proj-ltx-2.5-bf16.safetensors",
     "video_vae": "vae/ltx-2.5-video-vae-conv-bf16.safetensors",
+    "diffusion_vae": "vae/ltx-2.5-video-vae-bf16.safetensors",
     "audio_vae": "vae/ltx-2.5-audio-vae-bf16.safetensors",
     "upsampler": f"{UPSCALERS}/ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors",
     "lora": f"{LORAS}/ltx-2.5-22b-distilled-lora-450-bf16.safetensors",
     "duration_head": "model_patches/ltx-2.5-duration-head-bf16.safetensors",
 }  # fmt: skip
-"""LTX-2.5's split files (one per component, the ComfyUI layout; shared/docs/ltx25.md section 1.1). The video VAE
-is the conv one: the diffusion decoder (`vae/ltx-2.5-video-vae-bf16.safetensors`) decodes the same latents and is
-not loaded by this runtime."""
+"""LTX-2.5's split files (one per component, the ComfyUI layout; shared/docs/ltx25.md section 1.1). Two video VAEs
+for the same latents: the conv one (its encoder encodes every image; its decoder decodes with `--video-decoder conv`)
+and the diffusion one (encoder and diffusion decoder; its decoder decodes by default, as in the official pipelines:
+diffusion_decode.py). Only the file of the decoder in use is required."""
 SPLIT_MODEL_VERSION = "2.5.0"
 """The transformer file's `model_version` metadata: ltx-pipelines 1.2.0 samples stage 1 ancestrally from (2, 5) and
 takes the 2.4+ parameters (`detect_model_version`, `detect_params`). The released file's exact string is not in our
@@ -325,6 +329,79 @@ def diffusers_upsampler_config(config: dict) -> dict:
     )  # fmt: skip
 
 
+DIFFUSION_VAE_CLASS = "CausalDiffusionVAE"
+"""`config.vae._class_name` of a diffusion video VAE file; ltx-core 1.2.0 builds a conv decoder for any other
+(`is_diffusion_video_vae`: `CausalVideoAutoencoder`, the default)."""
+
+
+TINY_DIFFUSION_DECODER = dict(
+    out_channels=3, patch_size=4, head_dim=16, t_emb_dim=32, default_num_inference_steps=1,
+    timestep_scale_multiplier=1000.0, stage_channels=[128, 64, 32, 32, 16], stage_depths=[1, 1, 1, 1, 2],
+    stage_kernels=[[3, 1, 1], [3, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
+    upsamples=[[[1, 2, 2], 2], [[2, 1, 1], 2], [[2, 2, 2], 1], [[2, 2, 2], 2]], stage5_kernel=[3, 5, 5],
+)  # fmt: skip
+"""The `decoder` section of a tiny diffusion VAE file (without `in_channels`, the latent width). The one x0 step at
+a timestep scale of 1000 is the 2.5 file's as diffusers 0.42.1 converts it (LTX2VideoDiffusionDecoderModel's
+defaults) [U: the released metadata is not in our sources]; the strides and channel reductions are the real ones;
+the widths, depths and kernels are tiny (each stage a multiple of the 16-wide heads; stage 1 works on the latent grid,
+2x4 latents for 64x128 px, so its window is one latent wide)."""
+
+
+def tiny_diffusion_vae_config(vae: dict) -> dict:
+    """The `config.vae` metadata of a tiny diffusion VAE file, in ltx-core 1.2.0's nested form (model_configurator.py:
+    the encoder under `encoder`, the decoder under `decoder`, `model_output_type` beside them); the encoder is the
+    conv file's (`vae`, its flat config)."""
+    encoder = dict(dims=vae["dims"], in_channels=vae["in_channels"], out_channels=vae["latent_channels"],
+                   blocks=vae["encoder_blocks"], patch_size=vae["patch_size"], norm_layer=vae["norm_layer"],
+                   latent_log_var=vae["latent_log_var"], spatial_padding_mode=vae["spatial_padding_mode"])  # fmt: skip
+    decoder = {"in_channels": vae["latent_channels"], **TINY_DIFFUSION_DECODER}
+    return {"_class_name": DIFFUSION_VAE_CLASS, "model_output_type": "x0", "encoder": encoder, "decoder": decoder}
+
+
+def tiny_diffusion_decoder(vae):
+    """A tiny random LTX2VideoDiffusionDecoderModel for the conv VAE `vae` (diffusers'), whose latent space, and so
+    whose statistics, it shares."""
+    import torch
+    from diffusers import LTX2VideoDiffusionDecoderModel
+
+    decoder_config = {"in_channels": vae.config.latent_channels, **TINY_DIFFUSION_DECODER}
+    decoder = LTX2VideoDiffusionDecoderModel(
+        **diffusers_diffusion_decoder_config({"model_output_type": "x0", "decoder": decoder_config})
+    )
+    with torch.no_grad():
+        for parameter in decoder.parameters():  # diffusers zero-initialises the modulation: random, so that it acts
+            if not parameter.abs().sum():
+                parameter.normal_(0.0, 0.2)
+        decoder.latents_mean.copy_(vae.latents_mean)
+        decoder.latents_std.copy_(vae.latents_std)
+    return decoder.eval()
+
+
+def diffusers_diffusion_decoder_config(vae: dict) -> dict:
+    """LTX2VideoDiffusionDecoderModel's arguments from a diffusion VAE file's `config.vae`, read as ltx-core 1.2.0's
+    `_build_diffusion_video_decoder` reads it: a key the file leaves out takes `DiffusionVideoDecoder`'s default."""
+    decoder = vae.get("decoder", vae)
+    upsamples = decoder.get("upsamples", [[[1, 2, 2], 2], [[2, 1, 1], 2], [[2, 2, 2], 1], [[2, 2, 2], 2]])
+    channels = decoder.get("stage_channels", [1024, 512, 256, 256, 128])
+    if decoder.get("stage5_channels", channels[-1]) != channels[-1]:
+        raise ValueError("diffusion VAE: stage5_channels other than the last stage's width has no diffusers equivalent")
+    strides = [tuple(stride) for stride, _ in upsamples]
+    patch_size = decoder.get("patch_size", 4)
+    return dict(
+        out_channels=decoder.get("out_channels", 3), latent_channels=decoder.get("in_channels", vae.get("latent_channels", 128)),
+        patch_size=patch_size, decoder_head_dim=decoder.get("head_dim", decoder.get("na_head_dim", 64)),
+        decoder_stage_channels=tuple(channels), decoder_stage_depths=tuple(decoder.get("stage_depths", [4, 6, 4, 2, 8])),
+        decoder_stage_kernels=tuple(tuple(k) for k in decoder.get("stage_kernels", [[3, 7, 7], [3, 7, 7], [3, 5, 5], [3, 5, 5]])[:4]),
+        decoder_upsample_strides=tuple(strides), decoder_upsample_channel_reductions=tuple(r for _, r in upsamples),
+        decoder_stage5_kernel=tuple(decoder.get("stage5_kernel", [3, 7, 7])), decoder_t_emb_dim=decoder.get("t_emb_dim", 384),
+        decoder_timestep_scale_multiplier=float(decoder.get("timestep_scale_multiplier", 1.0)),
+        decoder_model_output_type=vae.get("model_output_type", "v"),
+        decoder_num_inference_steps=decoder.get("default_num_inference_steps", 2),
+        spatial_compression_ratio=patch_size * math.prod(stride[1] for stride in strides),
+        temporal_compression_ratio=math.prod(stride[0] for stride in strides),
+    )  # fmt: skip
+
+
 # --- key maps ----------------------------------------------------------------------------------------------------------
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
@@ -435,6 +512,81 @@ def to_official(component: str, state_dict: dict[str, torch.Tensor], config: dic
         for name in names:
             official[name] = value
     return official
+
+
+# diffusers name -> official name in the diffusion VAE file (the inverse of ltx-core 1.2.0's
+# DIFFUSION_VAE_DECODER_COMFY_KEYS_FILTER; q, k and v are stored fused as `qkv`, in that order).
+_DIFFUSION_DECODER_TO_OFFICIAL = ((r"\.attn\.to_out\.0\.", ".attn.proj."), (r"\.attn\.norm_q\.", ".attn.q_norm."),
+                                  (r"\.attn\.norm_k\.", ".attn.k_norm."),
+                                  (r"^t_embedder\.timestep_embedder\.linear_1\.", "t_embedder.mlp.0."),
+                                  (r"^t_embedder\.timestep_embedder\.linear_2\.", "t_embedder.mlp.2."))  # fmt: skip
+_QKV = re.compile(r"\.attn\.to_([qkv])\.(weight|bias)$")
+_GATES = ((".attn.proj.", ".gate_msa"), (".mlp.w_down.", ".gate_mlp"), (".context_proj.", ".gate_ctx"))
+"""Static gates a standalone (distilled) diffusion VAE may carry, and the linear each is folded into (ltx-core's
+`_GATE_FOLD_TARGETS`)."""
+
+
+def diffusion_decoder_name(key: str) -> tuple[str, int | None]:
+    """The official name of one LTX2VideoDiffusionDecoderModel tensor, and for q, k or v its third of `qkv`."""
+    for ours, theirs in _VAE_STATISTICS:
+        if key == ours:
+            return f"vae.decoder.{theirs}", None
+    rest = _rename(key.removeprefix("decoder."), _DIFFUSION_DECODER_TO_OFFICIAL)
+    match = _QKV.search(rest)
+    if match:
+        return f"vae.decoder.{rest[: match.start()]}.attn.qkv.{match[2]}", "qkv".index(match[1])
+    return f"vae.decoder.{rest}", None
+
+
+def diffusion_decoder_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An LTX2VideoDiffusionDecoderModel's state dict under its names in the diffusion VAE file."""
+    import torch
+
+    official, thirds = {}, {}
+    for key, value in state_dict.items():
+        name, third = diffusion_decoder_name(key)
+        if third is None:
+            official[name] = value
+        else:
+            thirds.setdefault(name, [None] * 3)[third] = value
+    return {**official, **{name: torch.cat(parts) for name, parts in thirds.items()}}
+
+
+def load_diffusion_decoder(path: Path, dtype: torch.dtype):
+    """LTX-2.5's diffusion video decoder (diffusers' LTX2VideoDiffusionDecoderModel) from a diffusion VAE file: built
+    from its `config.vae`, each tensor read under its official name, static gates folded in as ltx-core does; the
+    encoder and the preview head (`coarse_*`) it may also hold are not read."""
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers import LTX2VideoDiffusionDecoderModel
+    from safetensors import safe_open
+
+    vae = _metadata_config(path).get("vae", {})
+    if vae.get("_class_name") != DIFFUSION_VAE_CLASS:
+        raise ValueError(f"{path} is a {vae.get('_class_name', 'CausalVideoAutoencoder')!r} video VAE, not a "
+                         f"{DIFFUSION_VAE_CLASS!r} one (the diffusion decoder's)")  # fmt: skip
+    with init_empty_weights(include_buffers=False):
+        decoder = LTX2VideoDiffusionDecoderModel(**diffusers_diffusion_decoder_config(vae))
+    with safe_open(str(path), "pt") as file:
+        stored = set(file.keys())
+        state, missing = {}, []
+        for key in decoder.state_dict():
+            name, third = diffusion_decoder_name(key)
+            name = _stored_name([name], stored)
+            if name is None:
+                missing.append(diffusion_decoder_name(key)[0])
+                continue
+            tensor = file.get_tensor(name)
+            tensor = tensor if third is None else tensor.chunk(3)[third]
+            gate = next((name.split(linear)[0] + suffix for linear, suffix in _GATES if linear in name), None)
+            if gate in stored:
+                scale = file.get_tensor(gate).float()
+                tensor = ((scale[:, None] if tensor.ndim == 2 else scale) * tensor.float()).to(tensor.dtype)
+            state[key] = tensor
+    if missing:
+        raise KeyError(f"{path} lacks {len(missing)} diffusion decoder tensor(s), e.g. {missing[:3]}")
+    decoder.load_state_dict(state, strict=True, assign=True)
+    return torch.nn.Module.to(decoder, dtype).eval()
 
 
 _SHARED_STATISTICS = re.compile(r"^(vae|audio_vae)\.(?:encoder|decoder)\.per_channel_statistics\.")
@@ -698,6 +850,8 @@ def build_tiny_official(folder: Path, architecture: str = "ltx-2", seed: int = 0
     for vae in (modules["vae"], modules["audio_vae"]):  # not the identity, so that tests see (de)normalisation
         vae.latents_mean.normal_(0.0, 0.1)
         vae.latents_std.uniform_(0.5, 1.5)
+    if architecture == "ltx-2.5":
+        modules["diffusion_decoder"] = tiny_diffusion_decoder(modules["vae"])
     mel = getattr(modules["vocoder"], "mel_stft", None)
     if mel is not None:  # the BWE's STFT and mel bases are checkpoint buffers (zeros until loaded): random here too
         for buffer in (mel.mel_basis, mel.stft_fn.forward_basis, mel.stft_fn.inverse_basis):
@@ -757,6 +911,9 @@ def _write_split(staging: Path, config: dict, official: dict, modules: dict, tex
     tensors, gemma_config = pack_gemma4(text_encoder, tokenizer)
     _save(staging / SPLIT_FILES["text_encoder"], {**tensors, **projection}, None, format="pt", gemma_config=gemma_config)
     _save(staging / SPLIT_FILES["video_vae"], official["vae"], {"vae": config["vae"]})
+    _save(staging / SPLIT_FILES["diffusion_vae"], {**{k: v for k, v in official["vae"].items() if k.startswith("vae.encoder.")},
+                                                   **diffusion_decoder_to_official(modules["diffusion_decoder"].state_dict())},
+          {"vae": tiny_diffusion_vae_config(config["vae"])})  # fmt: skip
     _save(staging / SPLIT_FILES["audio_vae"], {**official["audio_vae"], **official["vocoder"]},
           {"audio_vae": config["audio_vae"], "vocoder": config["vocoder"]})  # fmt: skip
     _save(staging / SPLIT_FILES["upsampler"], modules["latent_upsampler"].state_dict(), tiny_upsampler_config())
@@ -790,10 +947,11 @@ def _one_file(folder: Path, pattern: str, what: str) -> Path:
     return matches[0]
 
 
-def official_files(folder: Path, dev: bool) -> dict[str, Path]:
+def official_files(folder: Path, dev: bool, diffusion_decoder: bool = False) -> dict[str, Path]:
     """The files one model needs from an official-layout folder: the dev or distilled checkpoint, the x2 spatial
     upsampler, the Gemma folder, and (dev only) the distilled LoRA; in a split folder (LTX-2.5) the transformer,
-    text encoder, conv video VAE, audio VAE and duration head files instead of the checkpoint and Gemma folder."""
+    text encoder, conv video VAE, audio VAE and duration head files instead of the checkpoint and Gemma folder, and
+    with `diffusion_decoder` the diffusion VAE file too."""
     folder = Path(folder)
 
     def upsampler() -> Path:  # in the order a user would add the files, so the first missing one is named
@@ -809,6 +967,9 @@ def official_files(folder: Path, dev: bool) -> dict[str, Path]:
             duration_head=_one_file(folder / "model_patches", "*duration-head*.safetensors", "duration head"),
             upsampler=upsampler(),
         )  # fmt: skip
+        if diffusion_decoder:
+            files["diffusion_vae"] = _one_file(folder / "vae", "*video-vae-bf16*.safetensors",
+                                               "diffusion video VAE (or decode with --video-decoder conv)")  # fmt: skip
     else:
         files = dict(
             checkpoint=_one_file(folder / CHECKPOINTS, "*-dev*.safetensors" if dev else "*-distilled*.safetensors",
@@ -840,7 +1001,8 @@ def _metadata(path: Path) -> dict[str, str]:
 
 def load_official(folder: Path, dev: bool, dtype: torch.dtype):
     """An LTX2Pipeline and the latent upsampler from an official-layout folder (see the module docstring), plus the
-    path of the distilled LoRA (dev only, else None). Nothing is downloaded."""
+    path of the distilled LoRA (dev only, else None). Nothing is downloaded (LTX-2.5's diffusion decoder:
+    `load_diffusion_decoder`)."""
     import torch
     from accelerate import init_empty_weights
     from diffusers import FlowMatchEulerDiscreteScheduler, LTX2Pipeline

@@ -48,7 +48,7 @@ from .configs import (
 )
 from .loras import LORA_FOLDER
 
-TINY_FORMAT_VERSION = 4
+TINY_FORMAT_VERSION = 5
 """Bumped whenever the tiny layout changes, so that cached tiny folders are rebuilt."""
 
 TINY_MARKER = "ltx_runtime_tiny.json"
@@ -262,6 +262,11 @@ def build_tiny_weights(folder: Path, architecture: str = "ltx-2", seed: int = 0,
     pipe.save_pretrained(staging, safe_serialization=True)
     _build_latent_upsampler(architecture).save_pretrained(staging / "latent_upsampler", safe_serialization=True)
     _save_random_lora(pipe.transformer, staging / LORA_FOLDER)
+    if architecture == "ltx-2.5":
+        from .official import tiny_diffusion_decoder
+        from .weights import DIFFUSION_DECODER_FOLDER
+
+        tiny_diffusion_decoder(pipe.vae).save_pretrained(staging / DIFFUSION_DECODER_FOLDER, safe_serialization=True)
     marker = {"format": TINY_FORMAT_VERSION, "architecture": architecture, "seed": seed, "layers": layers}
     (staging / TINY_MARKER).write_text(json.dumps(marker) + "\n")
 

@@ -33,9 +33,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .catalog import ModelSpec
+from .catalog import VIDEO_DECODERS, ModelSpec, video_decoder_for
 from .loras import DEFAULT_LOCK_PATH, LORA_FOLDER
-from .official import is_official_folder, load_official, official_files
+from .official import is_official_folder, load_diffusion_decoder, load_official, official_files
 
 LOCK_FORMAT = 1
 DEFAULT_REF = "main"
@@ -142,8 +142,17 @@ def resolve_folder(weights: Path, spec: ModelSpec) -> Path:
     return weights / spec.weights
 
 
-def check_folder(folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | None = None) -> None:
-    """Refuse a folder that cannot hold `spec`'s weights, before any large file is read."""
+DIFFUSION_DECODER_FOLDER = "diffusion_decoder"
+"""Where a diffusers-layout LTX-2.5 folder keeps the diffusion decoder (Lightricks/LTX-2.5-Diffusers; diffusers'
+`LTX2VideoDiffusionDecoderModel`), which model_index.json does not list."""
+
+
+def check_folder(
+    folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | None = None, video_decoder: str = VIDEO_DECODERS[0]
+) -> None:
+    """Refuse a folder that cannot hold `spec`'s weights for the `video_decoder` setting, before any large file is
+    read."""
+    diffusion = video_decoder_for(spec.architecture, video_decoder) == "diffusion"
     if not folder.is_dir():
         raise WeightsError(
             f"no weights folder for {spec.id} at {folder}; pass --weights DIR (a diffusers-layout LTX-2 folder "
@@ -151,7 +160,7 @@ def check_folder(folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | Non
         )
     if is_official_folder(folder):
         try:
-            official_files(folder, dev=spec.needs_distilled_lora)
+            official_files(folder, dev=spec.needs_distilled_lora, diffusion_decoder=diffusion)
         except FileNotFoundError as error:
             raise WeightsError(f"{error} (a folder of Lightricks' single files, as ltx-pipelines and ComfyUI keep them)")
         entry = (lock or {}).get(spec.id)
@@ -167,7 +176,8 @@ def check_folder(folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | Non
         raise WeightsError(
             f"{folder} holds a {index.get('_class_name')!r} pipeline; LTX-2 weights are a {PIPELINE_CLASS} folder"
         )
-    required = REQUIRED_COMPONENTS + ((LORA_FOLDER,) if spec.needs_distilled_lora else ())
+    required = (REQUIRED_COMPONENTS + ((LORA_FOLDER,) if spec.needs_distilled_lora else ())
+                + ((DIFFUSION_DECODER_FOLDER,) if diffusion else ()))  # fmt: skip
     missing = [name for name in required if not (folder / name).is_dir()]
     if missing:
         raise WeightsError(f"weights folder {folder} lacks the component folder(s): {', '.join(missing)}")
@@ -211,6 +221,9 @@ class Components:
     pipeline: object  # diffusers LTX2Pipeline: scheduler, text encoder, tokenizer, connectors, transformer, VAEs, vocoder
     latent_upsampler: object  # diffusers LTX2LatentUpsamplerModel
     prompt_cache: object = None  # recipes.PromptCache, set by the engine with the speed levers
+    diffusion_decoder: object = None
+    """LTX-2.5's diffusion video decoder (diffusers LTX2VideoDiffusionDecoderModel) when the `video_decoder` setting
+    picks it (diffusion_decode.py); None: the conv VAE (`pipeline.vae`) decodes."""
 
 
 FLOAT32_VOCODERS = ("LTX2VocoderWithBWE",)
@@ -218,9 +231,12 @@ FLOAT32_VOCODERS = ("LTX2VocoderWithBWE",)
 vocoder in float32 (bf16 costs about 0.33 relative L2 error; ltx2-models.md section 2a, item 4)."""
 
 
-def load_components(folder: Path, spec: ModelSpec, dtype, lock: dict[str, LockEntry] | None = None) -> Components:
+def load_components(
+    folder: Path, spec: ModelSpec, dtype, lock: dict[str, LockEntry] | None = None, video_decoder: str = VIDEO_DECODERS[0]
+) -> Components:
     """Check `folder` for `spec`, load every module once in host memory (the distilled LoRA too, switched off, when
-    the folder has one) and check that the loaded modules fit `spec`. Placing them on a device is memory.place's job.
+    the folder has one; the diffusion decoder when `video_decoder` picks it for the model) and check that the loaded
+    modules fit `spec`. Placing them on a device is memory.place's job.
 
     The transformer is loaded with `perturbed_attn=True` whatever its config says: diffusers' LTX-2.0 config has
     False, which makes STG (the Pro recipe's spatio-temporal guidance) a no-op; the weights are the same either way
@@ -229,13 +245,20 @@ def load_components(folder: Path, spec: ModelSpec, dtype, lock: dict[str, LockEn
     from diffusers import LTX2Pipeline, LTX2VideoTransformer3DModel
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
 
-    check_folder(folder, spec, lock)
+    from diffusers import LTX2VideoDiffusionDecoderModel
+
+    check_folder(folder, spec, lock, video_decoder)
+    diffusion = video_decoder_for(spec.architecture, video_decoder) == "diffusion"
+    decoder = None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: nothing below may reach for a hub
     try:
         if is_official_folder(folder):
             pipeline, upsampler, lora = load_official(folder, spec.needs_distilled_lora, dtype)
             if lora is not None:
                 _load_distilled_lora(pipeline, lora)
+            if diffusion:
+                path = official_files(folder, spec.needs_distilled_lora, diffusion_decoder=True)["diffusion_vae"]
+                decoder = load_diffusion_decoder(path, dtype)
         else:
             vocoder_class = json.loads((folder / "model_index.json").read_text()).get("vocoder", [None, None])[1]
             dtypes = {"default": dtype, **({"vocoder": torch.float32} if vocoder_class in FLOAT32_VOCODERS else {})}
@@ -246,11 +269,19 @@ def load_components(folder: Path, spec: ModelSpec, dtype, lock: dict[str, LockEn
             upsampler = LTX2LatentUpsamplerModel.from_pretrained(folder / "latent_upsampler", dtype=dtype, local_files_only=True)
             if (folder / LORA_FOLDER).is_dir():
                 _load_distilled_lora(pipeline, _one_lora_file(folder / LORA_FOLDER))
+            if diffusion:
+                decoder = LTX2VideoDiffusionDecoderModel.from_pretrained(
+                    folder / DIFFUSION_DECODER_FOLDER, dtype=dtype, local_files_only=True
+                ).eval()
     except WeightsError:
         raise
     except Exception as error:  # whatever a malformed file trips over, the caller gets this loader's error
         raise WeightsError(f"cannot load the weights in {folder}: {type(error).__name__}: {error}") from error
-    components = Components(folder=folder, pipeline=pipeline, latent_upsampler=upsampler)
+    if decoder is not None:
+        from .diffusion_decode import prepare
+
+        prepare(decoder)
+    components = Components(folder=folder, pipeline=pipeline, latent_upsampler=upsampler, diffusion_decoder=decoder)
     check_components(components, spec)
     pipeline.set_progress_bar_config(disable=True)
     upsampler.eval()

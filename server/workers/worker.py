@@ -93,6 +93,7 @@ class Worker:
             speed_options=settings.speed_options,
             loras=read_loras(DEFAULT_LOCK_PATH, settings.loras),
             preview_every=settings.preview_every,
+            video_decoder=settings.video_decoder,
         )
         self._safety_checker: SafetyChecker | None = None
         self.stage_times = StageTimes()
