@@ -30,16 +30,28 @@ class Recipe(str, Enum):
 
 VIDEO_DECODERS = ("diffusion", "conv")
 """LTX-2.5's two video decoders for the same latents (ltx-core 1.2.0's `DiffusionVideoDecoder` and `ConvVideoDecoder`),
-the first the official pipelines' default (diffusion_decode.py); the `video_decoder` setting picks one. The other
-architectures have the conv one only."""
+the first the official pipelines' default (diffusion_decode.py). The other architectures have the conv one only."""
+VIDEO_DECODER_SETTINGS = ("auto", *VIDEO_DECODERS)
+"""The `video_decoder` setting: a decoder, or `auto`: the official default (diffusion) on a GPU and the conv VAE on
+the CPU, where the diffusion decoder's neighbourhood attention takes minutes a second of video even on the tiny
+weights (about 5 minutes for 1 s of 1080p on 2 cores; README, "LTX-2.5's video decoder")."""
 DIFFUSION_DECODER_ARCHITECTURES = ("ltx-2.5",)
 
 
-def video_decoder_for(architecture: str, setting: str) -> str:
-    """The video decoder a model of `architecture` decodes with under the `video_decoder` setting."""
-    if setting not in VIDEO_DECODERS:
-        raise ValueError(f"video_decoder must be one of {', '.join(VIDEO_DECODERS)}, not {setting!r}")
-    return setting if architecture in DIFFUSION_DECODER_ARCHITECTURES else "conv"
+def choose_video_decoder(setting: str, on_gpu: bool) -> str:
+    """The decoder the `video_decoder` setting picks for LTX-2.5 on this device."""
+    if setting not in VIDEO_DECODER_SETTINGS:
+        raise ValueError(f"video_decoder must be one of {', '.join(VIDEO_DECODER_SETTINGS)}, not {setting!r}")
+    if setting == "auto":
+        return "diffusion" if on_gpu else "conv"
+    return setting
+
+
+def video_decoder_for(architecture: str, decoder: str) -> str:
+    """The video decoder a model of `architecture` decodes with when LTX-2.5 decodes with `decoder`."""
+    if decoder not in VIDEO_DECODERS:
+        raise ValueError(f"video_decoder must be one of {', '.join(VIDEO_DECODERS)}, not {decoder!r}")
+    return decoder if architecture in DIFFUSION_DECODER_ARCHITECTURES else "conv"
 
 
 PARAMETER_COUNTS = {

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from .catalog import MODELS, VIDEO_DECODERS, get_model
+from .catalog import MODELS, VIDEO_DECODER_SETTINGS, get_model
 from .media import QUALITY_DEFAULT, OutputFormat
 from .weights import DEFAULT_LOCK_PATH, TINY
 
@@ -52,7 +52,7 @@ def generate(
     lora: Optional[list[str]] = typer.Option(None, "--lora", help="ID=WEIGHT (repeatable): a LoRA listed in weights.lock or LTX_LORAS, its file in the weights root's loras/ folder, at that weight for this clip (LTX-2.3 models)."),
     weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
     memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory, per model)."),
-    video_decoder: str = typer.Option(VIDEO_DECODERS[0], envvar="LTX_VIDEO_DECODER", help="LTX-2.5's video decoder: diffusion (the official default; needs vae/ltx-2.5-video-vae-bf16.safetensors) or conv (the conv VAE). Other models always use the conv VAE. Env: LTX_VIDEO_DECODER."),
+    video_decoder: str = typer.Option("auto", envvar="LTX_VIDEO_DECODER", help="LTX-2.5's video decoder: diffusion (the official default; needs vae/ltx-2.5-video-vae-bf16.safetensors), conv (the conv VAE), or auto: diffusion on a GPU, conv on the CPU (where the diffusion decoder takes minutes a second of video). Other models always use the conv VAE. Env: LTX_VIDEO_DECODER."),
 ) -> None:
     """Generate one clip and write it to --output."""
     from .loras import DEFAULT_LOCK_PATH, LoraListError, read_loras
@@ -95,11 +95,13 @@ def generate(
         validate_request(request)
     except RequestError as error:
         _refuse(error)
-    if video_decoder not in VIDEO_DECODERS:
-        fail(f"--video-decoder: choose {', '.join(VIDEO_DECODERS)}, not {video_decoder!r}", code=2)
+    if video_decoder not in VIDEO_DECODER_SETTINGS:
+        fail(f"--video-decoder: choose {', '.join(VIDEO_DECODER_SETTINGS)}, not {video_decoder!r}", code=2)
     if weights != TINY:  # before torch and diffusers are imported, which takes long
         try:
-            check_folder(resolve_folder(Path(weights), spec), spec, video_decoder=video_decoder)
+            # auto: the device is not known yet; loading checks the diffusion decoder's file when auto picks it
+            check_folder(resolve_folder(Path(weights), spec), spec,
+                         video_decoder="conv" if video_decoder == "auto" else video_decoder)  # fmt: skip
         except WeightsError as error:
             fail(str(error))
     if not sys.stderr.isatty():  # the loaders' progress bars are for terminals (set before they are imported)

@@ -19,7 +19,7 @@ import torch
 
 from . import decode, media, speed
 from .audio_input import AudioInputError, decode_audio, fit_to
-from .catalog import MODELS, VIDEO_DECODERS, ModelSpec, Recipe, get_model, video_decoder_for
+from .catalog import MODELS, ModelSpec, Recipe, choose_video_decoder, get_model
 from .configs import DURATION_SECONDS
 from .geometry import GenerationPlan, plan_generation
 from .admission import (
@@ -99,8 +99,8 @@ class Engine:
     `memory_budget_gib` caps what a request may plan to use (default: most of the GPU's memory; none on the CPU);
     `speed_options` picks the optimization levers (default: all that work on this device; speed.py);
     `preview_every`: stage-1 steps between two live previews;
-    `video_decoder`: LTX-2.5's video decoder, "diffusion" (the official default) or "conv" (catalog.VIDEO_DECODERS;
-    the other models always decode with the conv VAE)."""
+    `video_decoder`: LTX-2.5's video decoder, "diffusion" (the official default), "conv", or "auto": diffusion on a
+    GPU, conv on the CPU (catalog.VIDEO_DECODER_SETTINGS; the other models always decode with the conv VAE)."""
 
     def __init__(
         self,
@@ -116,7 +116,7 @@ class Engine:
         speed_options: speed.SpeedOptions | None = None,
         loras: dict[str, LoraEntry] | None = None,
         preview_every: int = PREVIEW_EVERY,
-        video_decoder: str = VIDEO_DECODERS[0],
+        video_decoder: str = "auto",
     ):
         default_device, default_dtype = pick_device()
         self.device = device or default_device
@@ -131,8 +131,9 @@ class Engine:
         self.memory_budget = budget_for(total, memory_budget_gib)
         self.speed_options = speed_options or speed.SpeedOptions()
         self.preview_every = preview_every
-        video_decoder_for("ltx-2.5", video_decoder)  # refuses an unknown decoder now, not at the first request
-        self.video_decoder = video_decoder
+        self.video_decoder = choose_video_decoder(video_decoder, self.device.type == "cuda")  # an unknown one: now
+        if self.video_decoder != video_decoder:
+            log.info("LTX-2.5 video decoder: %s (%s on %s)", self.video_decoder, video_decoder, self.device.type)
         self.levers: dict[Path, dict[str, str]] = {}
         """What the speed levers did, per loaded weights folder."""
         self._loaded: dict[Path, Components] = {}

@@ -107,7 +107,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = official.build_tiny_official(Path(folder) / "ltx-2.5", "ltx-2.5")
         random_keyframe_embedding(root)
-        components = load_components(root, spec, dtype)
+        components = load_components(root, spec, dtype, video_decoder="conv")  # the oracle decodes with the conv VAE
         speed.apply(components, speed.SpeedOptions.plain(), torch.device("cpu"))
         plan = plan_generation(128, 64, 17 / 25, 25, spec.audio_sample_rate)
         crf = image_crf(components)

@@ -124,9 +124,10 @@ class Settings(BaseSettings):
     memory_profile: Literal["auto", "resident", "fp8", "low"] = "auto"
     """Where workers keep the weights: resident (bf16, 80 GB cards), fp8 (~48 GB), low (24 GB, streamed); auto
     picks by the GPU's memory, per model."""
-    video_decoder: Literal["diffusion", "conv"] = "diffusion"
+    video_decoder: Literal["auto", "diffusion", "conv"] = "auto"
     """LTX-2.5's video decoder (ltx_runtime/diffusion_decode.py): the diffusion decoder, the official pipelines'
-    default (it needs vae/ltx-2.5-video-vae-bf16.safetensors), or the conv VAE. Other models always use the conv VAE."""
+    default (it needs vae/ltx-2.5-video-vae-bf16.safetensors), the conv VAE, or auto: diffusion on a GPU, conv on the
+    CPU (where the diffusion decoder takes minutes a second of video). Other models always use the conv VAE."""
     attention: Literal["auto", "native", "cudnn", "flash3"] = "auto"
     """Speed levers (ltx_runtime/speed.py); auto: cuDNN attention on CUDA, PyTorch's native one elsewhere."""
     compile: Literal["auto", "on", "off"] = "auto"

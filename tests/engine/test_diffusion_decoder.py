@@ -21,6 +21,14 @@ TINY_FAST = "ltx-runtime:tiny-ltx25@1"
 
 
 @pytest.fixture(scope="module")
+def diffusion_engine(tiny_root):
+    """An engine that decodes LTX-2.5 with the diffusion decoder (the default `auto` picks it on GPUs only)."""
+    from ltx_runtime.engine import Engine
+
+    return Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", video_decoder="diffusion")
+
+
+@pytest.fixture(scope="module")
 def split_root(tmp_path_factory):
     return official.build_tiny_official(tmp_path_factory.mktemp("split") / "ltx-2.5", "ltx-2.5")
 
@@ -109,8 +117,19 @@ def test_a_split_folder_without_the_diffusion_vae_needs_the_conv_setting(split_r
 def test_an_unknown_video_decoder_is_refused_by_name():
     from ltx_runtime.engine import Engine
 
-    with pytest.raises(ValueError, match="video_decoder must be one of diffusion, conv"):
+    with pytest.raises(ValueError, match="video_decoder must be one of auto, diffusion, conv"):
         Engine("tiny", video_decoder="vae")
+
+
+def test_auto_picks_the_official_diffusion_decoder_on_a_gpu_and_the_conv_vae_on_the_cpu():
+    from ltx_runtime.catalog import choose_video_decoder
+    from ltx_runtime.engine import Engine
+
+    assert choose_video_decoder("auto", on_gpu=True) == "diffusion"
+    assert choose_video_decoder("auto", on_gpu=False) == "conv"
+    assert [choose_video_decoder(name, on_gpu) for name in ("diffusion", "conv") for on_gpu in (True, False)] == [
+        "diffusion", "diffusion", "conv", "conv"]  # fmt: skip
+    assert Engine("tiny").video_decoder == "conv"  # the default on this CPU
 
 
 def _clip(engine, model, path, **size):
@@ -119,11 +138,11 @@ def _clip(engine, model, path, **size):
     return engine.generate(request, path)
 
 
-def test_2_5_clips_decode_through_the_diffusion_decoder_by_default(engine, tmp_path):
+def test_2_5_clips_decode_through_the_diffusion_decoder(diffusion_engine, tmp_path):
     from diffusers import LTX2VideoDiffusionDecoderModel
 
-    assert isinstance(engine.load(TINY_FAST).diffusion_decoder, LTX2VideoDiffusionDecoderModel)
-    result = _clip(engine, TINY_FAST, tmp_path / "clip.mp4", width=136, height=72)
+    assert isinstance(diffusion_engine.load(TINY_FAST).diffusion_decoder, LTX2VideoDiffusionDecoderModel)
+    result = _clip(diffusion_engine, TINY_FAST, tmp_path / "clip.mp4", width=136, height=72)
     info = probe(tmp_path / "clip.mp4")
     assert (info.video_codec, info.width, info.height, info.frames, info.fps) == ("h264", 136, 72, 24, 24)
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 48000, 2)
@@ -131,7 +150,7 @@ def test_2_5_clips_decode_through_the_diffusion_decoder_by_default(engine, tmp_p
     assert result.timings["vae_decode"] > 0
 
 
-def test_the_video_decoder_setting_picks_the_conv_vae_for_2_5_only(engine, tiny_root, tmp_path):
+def test_the_video_decoder_setting_picks_the_conv_vae_for_2_5_only(diffusion_engine, tiny_root, tmp_path):
     """The same seed through both decoders: different 2.5 clips (the decoders differ), an identical LTX-2 clip (the
     setting does not touch the models that have the conv VAE only)."""
     from ltx_runtime.engine import Engine
@@ -139,7 +158,7 @@ def test_the_video_decoder_setting_picks_the_conv_vae_for_2_5_only(engine, tiny_
     conv = Engine("tiny", tiny_folder=tiny_root, lock={}, x264_preset="ultrafast", video_decoder="conv")
     assert conv.load(TINY_FAST).diffusion_decoder is None
     frames = {}
-    for name, which in (("diffusion", engine), ("conv", conv)):
+    for name, which in (("diffusion", diffusion_engine), ("conv", conv)):
         for model in (TINY_FAST, "ltx-runtime:tiny@1"):
             path = tmp_path / f"{name}-{model.split(':')[1]}.mp4"
             _clip(which, model, path)
