@@ -46,6 +46,7 @@ from .configs import (
     VOCODER_2_0,
     VOCODER_2_3,
 )
+from .diffusion_vae import DIFFUSION_DECODER_FOLDER, tiny_diffusion_decoder
 from .loras import LORA_FOLDER
 
 TINY_FORMAT_VERSION = 5
@@ -263,9 +264,6 @@ def build_tiny_weights(folder: Path, architecture: str = "ltx-2", seed: int = 0,
     _build_latent_upsampler(architecture).save_pretrained(staging / "latent_upsampler", safe_serialization=True)
     _save_random_lora(pipe.transformer, staging / LORA_FOLDER)
     if architecture == "ltx-2.5":
-        from .official import tiny_diffusion_decoder
-        from .weights import DIFFUSION_DECODER_FOLDER
-
         tiny_diffusion_decoder(pipe.vae).save_pretrained(staging / DIFFUSION_DECODER_FOLDER, safe_serialization=True)
     marker = {"format": TINY_FORMAT_VERSION, "architecture": architecture, "seed": seed, "layers": layers}
     (staging / TINY_MARKER).write_text(json.dumps(marker) + "\n")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .catalog import VIDEO_DECODERS, ModelSpec, video_decoder_for
+from .diffusion_vae import DIFFUSION_DECODER_FOLDER
 from .loras import DEFAULT_LOCK_PATH, LORA_FOLDER
 from .official import is_official_folder, load_diffusion_decoder, load_official, official_files
 
@@ -142,9 +143,6 @@ def resolve_folder(weights: Path, spec: ModelSpec) -> Path:
     return weights / spec.weights
 
 
-DIFFUSION_DECODER_FOLDER = "diffusion_decoder"
-"""Where a diffusers-layout LTX-2.5 folder keeps the diffusion decoder (Lightricks/LTX-2.5-Diffusers; diffusers'
-`LTX2VideoDiffusionDecoderModel`), which model_index.json does not list."""
 
 
 def check_folder(

@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 
 from conftest import probe, read_frames
-from ltx_runtime import diffusion_decode, official
+from ltx_runtime import diffusion_decode, diffusion_vae, official
 from ltx_runtime.catalog import get_model
 from ltx_runtime.request import GenerationRequest
 from ltx_runtime.weights import WeightsError, check_folder
@@ -40,8 +40,8 @@ def test_the_tiled_attention_attends_diffusers_neighbourhood_windows(monkeypatch
 
     torch.manual_seed(0)
     decoder = LTX2VideoDiffusionDecoderModel(
-        **official.diffusers_diffusion_decoder_config({"model_output_type": "x0", "decoder": {
-            "in_channels": 128, **official.TINY_DIFFUSION_DECODER}})
+        **diffusion_vae.diffusers_diffusion_decoder_config({"model_output_type": "x0", "decoder": {
+            "in_channels": 128, **diffusion_vae.TINY_DIFFUSION_DECODER}})
     ).eval()  # fmt: skip
     with torch.no_grad():
         for parameter in decoder.parameters():
