@@ -514,10 +514,10 @@ def load_diffusion_decoder(path: Path, dtype: torch.dtype):
         stored = set(file.keys())
         state, missing = {}, []
         for key in decoder.state_dict():
-            name, third = diffusion_decoder_name(key)
-            name = _stored_name([name], stored)
+            official_name, third = diffusion_decoder_name(key)
+            name = _stored_name([official_name], stored)
             if name is None:
-                missing.append(diffusion_decoder_name(key)[0])
+                missing.append(official_name)
                 continue
             tensor = file.get_tensor(name)
             tensor = tensor if third is None else tensor.chunk(3)[third]

@@ -143,8 +143,6 @@ def resolve_folder(weights: Path, spec: ModelSpec) -> Path:
     return weights / spec.weights
 
 
-
-
 def check_folder(
     folder: Path, spec: ModelSpec, lock: dict[str, LockEntry] | None = None, video_decoder: str = VIDEO_DECODERS[0]
 ) -> None:
@@ -240,10 +238,8 @@ def load_components(
     False, which makes STG (the Pro recipe's spatio-temporal guidance) a no-op; the weights are the same either way
     (ltx2-models.md section 2a, item 2)."""
     import torch
-    from diffusers import LTX2Pipeline, LTX2VideoTransformer3DModel
+    from diffusers import LTX2Pipeline, LTX2VideoDiffusionDecoderModel, LTX2VideoTransformer3DModel
     from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
-
-    from diffusers import LTX2VideoDiffusionDecoderModel
 
     check_folder(folder, spec, lock, video_decoder)
     diffusion = video_decoder_for(spec.architecture, video_decoder) == "diffusion"
