@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,10 +24,36 @@ API_KEY = "test-key-alpha"
 OTHER_KEY = "test-key-beta"
 
 
+PORTS_PER_WORKER = 1000
+FIRST_PORT = 20000
+"""Test servers listen on ports below Linux's ephemeral range (32768-60999): a port the kernel hands out for a bind
+to port 0 or an outgoing connection cannot be the one a server is about to bind. Each pytest-xdist worker (gw0,
+gw1, ...) has its own 1,000 of them, so two workers never pick the same port."""
+
+
+def _worker_ports():
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    first = FIRST_PORT + worker * PORTS_PER_WORKER
+    start = random.randrange(PORTS_PER_WORKER)  # another pytest run on this machine likely starts elsewhere
+    while True:
+        for offset in range(PORTS_PER_WORKER):
+            yield first + (start + offset) % PORTS_PER_WORKER
+
+
+_ports = _worker_ports()
+
+
 def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return probe_socket.getsockname()[1]
+    """A loopback port nobody listens on, never one this process handed out recently (a server restarted on its
+    old port is given that port explicitly)."""
+    for port in itertools.islice(_ports, PORTS_PER_WORKER):
+        with socket.socket() as probe_socket:
+            try:
+                probe_socket.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"every port of this worker's range from {FIRST_PORT} is taken")
 
 
 class ServerProcess:
