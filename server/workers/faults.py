@@ -8,7 +8,7 @@ the task with that taskUUID only:
   kernel would);
 - pause: the worker sleeps 5 s (LTX_TEST_FAULT_SECONDS), then carries on (time for a test to act, e.g. to kill the
   worker's ffmpeg).
-The fault-injection tests (tests/e2e/test_faults.py) set it; nothing else should.
+The fault-injection tests (tests/e2e/test_faults_*.py) set it; nothing else should.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 locks): background loops that outlive a locked store, readiness that says when the store or its disk cannot be used,
 507/503 instead of bare 500s, first-frame images kept once, ttls for images and task rows, the per-key limit counted in
 the insert, cancelled tasks' files, and metrics that never scan the task table. The same faults against a real
-`serve` with its workers are in tests/e2e/test_faults.py."""
+`serve` with its workers are in tests/e2e/test_faults_*.py."""
 
 from __future__ import annotations
 
