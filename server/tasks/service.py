@@ -14,7 +14,6 @@ import binascii
 import io
 import logging
 import re
-import time
 import uuid
 from contextlib import contextmanager
 
@@ -183,7 +182,7 @@ class TaskService:
     def _check_memory(self, job: Job) -> None:
         """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have
         reported (and for a size still to be taken from an image URL), each worker checks before it starts."""
-        workers = [worker for worker in live_workers(self.store.workers(), time.time()) if worker.state == "ready"]
+        workers = [worker for worker in live_workers(self.store.workers(), self.store.now()) if worker.state == "ready"]
         if job.width is None or not workers or any(worker.memory_budget is None for worker in workers):
             return
         spec = get_model(job.model)
@@ -350,7 +349,8 @@ class TaskService:
         """Where a finished result can be downloaded until its ttl passes (None once it has)."""
         if result.file_name is None:
             return None
-        return self.media.url(media_key(result.file_name), (result.expires_at or 0) - time.time())
+        lifetime = (result.expires_at or 0) - self.store.now()  # the database's clock, which the ttl began on
+        return self.media.url(media_key(result.file_name), lifetime)
 
     def image_url(self, image_uuid: str) -> str:
         return f"{self.settings.base_url}/images/{image_uuid}"
