@@ -24,7 +24,7 @@ from ltx_runtime.audio_input import MAX_AUDIO_BYTES
 from ltx_runtime.catalog import get_model
 from ltx_runtime.configs import DURATION_SECONDS
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
+from ltx_runtime.loras import read_loras
 from ltx_runtime.progress import cpu_stage_seconds
 from ltx_runtime.request import RequestError, SafetyMode, check_audio_input
 
@@ -67,7 +67,7 @@ class TaskService:
         self.media = media
         self.draining = False
         """Set when the server starts draining before it stops: new tasks are refused."""
-        self.loras = read_loras(DEFAULT_LOCK_PATH, settings.loras)
+        self.loras = read_loras(settings.weights_lock, settings.loras)
         """The LoRAs tasks may name (weights.lock and LTX_LORAS), checked before a task is acknowledged."""
 
     # -- submit and admit ---------------------------------------------------------------------------------------
