@@ -224,8 +224,16 @@ def check_memory(
     return needed
 
 
-DEFAULT_TINY_FOLDER = Path(os.environ.get("LTX_TINY_DIR", Path.home() / ".cache" / "ltx-runtime" / "tiny"))
-"""Root of the tiny weights: one folder per architecture (ltx-2/, ltx-2.3/), built on first use."""
+HOME_TINY_FOLDER = Path.home() / ".cache" / "ltx-runtime" / "tiny"
+
+
+def default_tiny_folder() -> Path:
+    """Root of the tiny weights, one folder per architecture (ltx-2/, ltx-2.3/), built on first use: LTX_TINY_DIR,
+    read at each call (so a value set after import counts), else HOME_TINY_FOLDER. The server takes it from its
+    settings (`Settings.tiny_dir`)."""
+    return Path(os.environ.get("LTX_TINY_DIR", HOME_TINY_FOLDER))
+
+
 SAFETY_CHECKER = "safety-checker"
 """The classifier's weights.lock entry and its folder name under a weights root."""
 REQUIRED_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")

@@ -15,7 +15,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from .catalog import MODELS, VIDEO_DECODER_SETTINGS, get_model
 from .media import QUALITY_DEFAULT, OutputFormat
-from .weights import DEFAULT_LOCK_PATH, TINY
+from .loras import REPOSITORY_LOCK_PATH
+from .weights import TINY
 
 # Plain help (click's): typer's rich panels show a type (<bool>) even after flags that take no value.
 app = typer.Typer(help="Self-hosted inference runtime for Lightricks' LTX-2 video+audio models.", no_args_is_help=True,
@@ -27,7 +28,8 @@ weights_app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 console = Console(stderr=True)
 
-DEFAULT_WEIGHTS = os.environ.get("LTX_WEIGHTS_DIR", str(Path.home() / ".cache" / "ltx-runtime" / "weights"))
+DEFAULT_WEIGHTS = str(Path.home() / ".cache" / "ltx-runtime" / "weights")
+"""--weights when LTX_WEIGHTS_DIR is unset (the options read it as they parse, not when this module is imported)."""
 TINY_WARNING = "[bold yellow]WARNING: tiny random weights (demo/test mode): the {what} noise.[/]"
 
 
@@ -50,12 +52,12 @@ def generate(
     guidance_scale: Optional[float] = typer.Option(None, help="Guided models only: the video CFG scale (default: the official 3.0)."),
     negative_prompt: Optional[str] = typer.Option(None, help="Guided models only: what to steer away from (default: the official negative prompt)."),
     lora: Optional[list[str]] = typer.Option(None, "--lora", help="ID=WEIGHT (repeatable): a LoRA listed in weights.lock or LTX_LORAS, its file in the weights root's loras/ folder, at that weight for this clip (LTX-2.3 models)."),
-    weights: str = typer.Option(DEFAULT_WEIGHTS, help="A model folder, a root of per-model folders, or 'tiny' for random demo weights. Env: LTX_WEIGHTS_DIR."),
+    weights: str = typer.Option(DEFAULT_WEIGHTS, envvar="LTX_WEIGHTS_DIR", help="A model folder, a root of per-model folders, or 'tiny' for random demo weights."),
     memory_profile: str = typer.Option("auto", help="Where the weights live: resident (bf16, 80 GB GPUs), fp8 (~48 GB), low (24 GB, streamed from host memory), or auto (by the GPU's memory, per model)."),
-    video_decoder: str = typer.Option("auto", envvar="LTX_VIDEO_DECODER", help="LTX-2.5's video decoder: diffusion (the official default; needs vae/ltx-2.5-video-vae-bf16.safetensors), conv (the conv VAE), or auto: diffusion on a GPU, conv on the CPU (where the diffusion decoder takes minutes a second of video). Other models always use the conv VAE. Env: LTX_VIDEO_DECODER."),
+    video_decoder: str = typer.Option("auto", envvar="LTX_VIDEO_DECODER", help="LTX-2.5's video decoder: diffusion (the official default; needs vae/ltx-2.5-video-vae-bf16.safetensors), conv (the conv VAE), or auto: diffusion on a GPU, conv on the CPU (where the diffusion decoder takes minutes a second of video). Other models always use the conv VAE."),
 ) -> None:
     """Generate one clip and write it to --output."""
-    from .loras import DEFAULT_LOCK_PATH, LoraListError, read_loras
+    from .loras import LoraListError, default_lock_path, read_loras
     from .request import GenerationRequest, RequestError, validate_request
     from .progress import STAGE_LABELS, STAGES, JobProgress, StageTimes
     from .weights import WeightsError, check_folder, resolve_folder
@@ -113,7 +115,7 @@ def generate(
     if memory_profile != "auto" and memory_profile not in {p.value for p in MemoryProfile}:
         fail(f"--memory-profile: choose auto, {', '.join(p.value for p in MemoryProfile)}", code=2)
     try:
-        offered_loras = read_loras(DEFAULT_LOCK_PATH, os.environ.get("LTX_LORAS", ""))
+        offered_loras = read_loras(default_lock_path(), os.environ.get("LTX_LORAS", ""))
     except LoraListError as error:
         fail(str(error))
     engine = Engine(weights, memory_profile=None if memory_profile == "auto" else MemoryProfile(memory_profile),
@@ -227,10 +229,11 @@ _MODELS_ARGUMENT = typer.Argument(
     ..., help="Entries of weights.lock: model ids (e.g. lightricks:2@1), or safety-checker (the content classifier).",
     show_default=False,
 )  # fmt: skip
-_LOCK_OPTION = typer.Option(DEFAULT_LOCK_PATH, "--lock", help="The weights.lock file. Env: LTX_WEIGHTS_LOCK.")
+_LOCK_OPTION = typer.Option(REPOSITORY_LOCK_PATH, "--lock", envvar="LTX_WEIGHTS_LOCK", help="The weights.lock file.")
 _ROOT_OPTION = typer.Option(
-    DEFAULT_WEIGHTS, "--weights", help="Root holding one folder per model (named in weights.lock). Env: LTX_WEIGHTS_DIR."
-)
+    DEFAULT_WEIGHTS, "--weights", envvar="LTX_WEIGHTS_DIR",
+    help="Root holding one folder per model (named in weights.lock).",
+)  # fmt: skip
 
 
 @weights_app.command("pull")

@@ -23,7 +23,7 @@ from .catalog import MODELS, ModelSpec, Recipe, choose_video_decoder, get_model
 from .configs import DURATION_SECONDS
 from .geometry import GenerationPlan, plan_generation
 from .admission import (
-    DEFAULT_TINY_FOLDER, MemoryProfile, check_memory, choose_profile, choose_tiles, frame_image_load,
+    MemoryProfile, check_memory, choose_profile, choose_tiles, default_tiny_folder, frame_image_load,
 )  # fmt: skip
 from .memory import budget_for, free_cached_memory, gpu_memory_bytes, place  # fmt: skip
 from .loras import USER_LORA_FOLDER, LoraEntry, adapter_name
@@ -99,6 +99,8 @@ class Engine:
     `memory_budget_gib` caps what a request may plan to use (default: most of the GPU's memory; none on the CPU);
     `speed_options` picks the optimization levers (default: all that work on this device; speed.py);
     `preview_every`: stage-1 steps between two live previews;
+    `lock`: weights.lock's entries (default: read from `default_lock_path()`); `tiny_folder`: where "tiny" builds and
+    finds the tiny weights (default: `default_tiny_folder()`);
     `video_decoder`: LTX-2.5's video decoder, "diffusion" (the official default), "conv", or "auto": diffusion on a
     GPU, conv on the CPU (catalog.VIDEO_DECODER_SETTINGS; the other models always decode with the conv VAE)."""
 
@@ -109,7 +111,7 @@ class Engine:
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
         lock: dict[str, LockEntry] | None = None,
-        tiny_folder: Path = DEFAULT_TINY_FOLDER,
+        tiny_folder: Path | None = None,
         x264_preset: str = media.X264_PRESET_DEFAULT,
         memory_profile: MemoryProfile | None = None,
         memory_budget_gib: float | None = None,
@@ -123,7 +125,7 @@ class Engine:
         self.dtype = dtype or default_dtype
         self.weights = weights
         self.lock = read_lock() if lock is None else lock
-        self.tiny_folder = Path(tiny_folder)
+        self.tiny_folder = Path(tiny_folder) if tiny_folder is not None else default_tiny_folder()
         self.x264_preset = x264_preset
         total = gpu_memory_bytes(self.device)
         self.memory_profile = memory_profile

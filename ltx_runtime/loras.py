@@ -19,9 +19,16 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-DEFAULT_LOCK_PATH = Path(os.environ.get("LTX_WEIGHTS_LOCK", Path(__file__).resolve().parent.parent / "weights.lock"))
-"""weights.lock: at the repository root; an installed copy (the Docker image) points LTX_WEIGHTS_LOCK at it. Defined
-here, free of torch, for the API server; ltx_runtime.weights reads the same path."""
+REPOSITORY_LOCK_PATH = Path(__file__).resolve().parent.parent / "weights.lock"
+"""weights.lock at the repository root; an installed copy (the Docker image) names its own in LTX_WEIGHTS_LOCK."""
+
+
+def default_lock_path() -> Path:
+    """The weights.lock read when none is named: LTX_WEIGHTS_LOCK, read at each call (so a value set after import
+    counts), else REPOSITORY_LOCK_PATH. Defined here, free of torch; ltx_runtime.weights reads the same path. The
+    server takes it from its settings (`Settings.weights_lock`)."""
+    return Path(os.environ.get("LTX_WEIGHTS_LOCK", REPOSITORY_LOCK_PATH))
+
 USER_LORA_FOLDER = "loras"
 LORA_FOLDER = "distilled_lora"
 """Where a model folder keeps its distilled LoRA (the guided recipes' stage 2): one .safetensors file (diffusers' or

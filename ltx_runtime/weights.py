@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from .catalog import VIDEO_DECODERS, ModelSpec, video_decoder_for
 from .diffusion_vae import DIFFUSION_DECODER_FOLDER
-from .loras import DEFAULT_LOCK_PATH, LORA_FOLDER
+from .loras import LORA_FOLDER, default_lock_path
 from .official import is_official_folder, load_diffusion_decoder, load_official, official_files
 
 LOCK_FORMAT = 1
@@ -109,7 +109,9 @@ def write_lock_data(path: Path, data: dict) -> None:
         raise WeightsError(f"cannot write weights lock {path}: {error}; pass --lock with a writable copy") from None
 
 
-def read_lock(path: Path = DEFAULT_LOCK_PATH) -> dict[str, LockEntry]:
+def read_lock(path: Path | None = None) -> dict[str, LockEntry]:
+    """The models weights.lock pins: the one at `path`, default `default_lock_path()`."""
+    path = path if path is not None else default_lock_path()
     entries = {}
     for model_id, entry in read_lock_data(path).get("models", {}).items():
         sources = tuple(_source(path, source) for source in entry.get("sources", []))

@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from ltx_runtime.admission import DEFAULT_TINY_FOLDER, SAFETY_CHECKER
+from ltx_runtime.admission import HOME_TINY_FOLDER, SAFETY_CHECKER
+from ltx_runtime.loras import REPOSITORY_LOCK_PATH
 from ltx_runtime.media import X264_PRESET_DEFAULT
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "ltx-runtime"
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
     the tasks its own previous workers held. Default HOSTNAME-HASH, HASH from the data folder's path (stable across
     restarts); set it when hostnames change at each start (containers) or processes share a host and data folder."""
     weights_dir: Path = DEFAULT_WEIGHTS_DIR
+    weights_lock: Path = REPOSITORY_LOCK_PATH
+    """weights.lock: the files each model's folder holds, and LoRAs requests may name (`loras` adds to them); default
+    the repository's."""
+    tiny_dir: Path = HOME_TINY_FOLDER
+    """Root of the tiny random weights demo mode serves, one folder per architecture, built on first use (where
+    `ltx-runtime generate --weights tiny` builds them too)."""
     demo: bool = False
     """Serve tiny random weights (`serve --demo`). Never switched on by itself: without it and without a CUDA GPU,
     the workers fail to start and readiness says why."""
@@ -215,7 +222,7 @@ class Settings(BaseSettings):
     def safety_folder(self) -> Path:
         if self.safety_weights is not None:
             return self.safety_weights
-        return (DEFAULT_TINY_FOLDER if self.demo else self.weights_dir) / SAFETY_CHECKER
+        return (self.tiny_dir if self.demo else self.weights_dir) / SAFETY_CHECKER
 
     @property
     def database(self) -> Path:

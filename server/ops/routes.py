@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Callable
 
 from fastapi import APIRouter
@@ -56,7 +55,8 @@ def media_router(settings: Settings, store: TaskStore, media: MediaStore) -> API
         if isinstance(media, LocalMediaStore):
             path = media.path(media_key(name))
             return FileResponse(path, media_type=OutputFormat(match.group(2)).content_type) if path.is_file() else gone
-        return RedirectResponse(media.url(media_key(name), found[1] - time.time()), status_code=307)
+        lifetime = found[1] - await in_thread(store.now)  # the ttl ends on the database's clock, as it began
+        return RedirectResponse(media.url(media_key(name), lifetime), status_code=307)
 
     @router.get("/images/{image_uuid}")
     async def image(image_uuid: str):
@@ -97,6 +97,7 @@ def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None,
         try:
             await in_thread(check_storage)
             known = await in_thread(store.workers)
+            now = await in_thread(store.now)  # the clock the workers' heartbeats are on
         except Exception as error:  # noqa: BLE001 - a store or disk that cannot be used is the one thing to report
             log.warning("readiness: %s: %s", type(error).__name__, error)
             status = "storage full" if disk_full(error) else "store unavailable"
@@ -104,7 +105,7 @@ def health_router(settings: Settings, store: TaskStore, pool: WorkerPool | None,
             return JSONResponse(body, status_code=503)
         failing = health.problems()
         if pool is None:
-            workers = live_workers(known, time.time())
+            workers = live_workers(known, now)
             is_ready = True
         else:
             workers = [w for w in known if w.worker_id in pool.worker_ids]
@@ -178,12 +179,13 @@ class _StoreCollector:
             "ltx_task_duration_seconds", "Seconds from first claim to finish of finished tasks",
             count_value=count, sum_value=total,
         )  # fmt: skip
+        now = self.store.now()  # the clock of the store's timestamps
         oldest = self.store.oldest_queued_at()
         waiting = GaugeMetricFamily("ltx_oldest_queued_seconds", "How long the longest-waiting queued task has waited")
-        waiting.add_metric([], max(0.0, time.time() - oldest) if oldest is not None else 0.0)
+        waiting.add_metric([], max(0.0, now - oldest) if oldest is not None else 0.0)
         workers = GaugeMetricFamily("ltx_workers", "Workers of the whole fleet with a live supervisor, by state",
                                     labels=["state"])  # fmt: skip
-        states = [worker.state for worker in live_workers(self.store.workers(), time.time())]
+        states = [worker.state for worker in live_workers(self.store.workers(), now)]
         for state in ("starting", "ready", "failed"):
             workers.add_metric([state], states.count(state))
         yield from (queued, running, finished, durations, waiting, workers)

@@ -14,7 +14,6 @@ import binascii
 import io
 import logging
 import re
-import time
 import uuid
 from contextlib import contextmanager
 
@@ -25,7 +24,7 @@ from ltx_runtime.audio_input import MAX_AUDIO_BYTES
 from ltx_runtime.catalog import get_model
 from ltx_runtime.configs import DURATION_SECONDS
 from ltx_runtime.geometry import plan_generation
-from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
+from ltx_runtime.loras import read_loras
 from ltx_runtime.progress import cpu_stage_seconds
 from ltx_runtime.request import RequestError, SafetyMode, check_audio_input
 
@@ -68,7 +67,7 @@ class TaskService:
         self.media = media
         self.draining = False
         """Set when the server starts draining before it stops: new tasks are refused."""
-        self.loras = read_loras(DEFAULT_LOCK_PATH, settings.loras)
+        self.loras = read_loras(settings.weights_lock, settings.loras)
         """The LoRAs tasks may name (weights.lock and LTX_LORAS), checked before a task is acknowledged."""
 
     # -- submit and admit ---------------------------------------------------------------------------------------
@@ -183,7 +182,7 @@ class TaskService:
     def _check_memory(self, job: Job) -> None:
         """Admission control: refuse now what no ready worker's GPU memory budget can hold. Until the workers have
         reported (and for a size still to be taken from an image URL), each worker checks before it starts."""
-        workers = [worker for worker in live_workers(self.store.workers(), time.time()) if worker.state == "ready"]
+        workers = [worker for worker in live_workers(self.store.workers(), self.store.now()) if worker.state == "ready"]
         if job.width is None or not workers or any(worker.memory_budget is None for worker in workers):
             return
         spec = get_model(job.model)
@@ -350,7 +349,8 @@ class TaskService:
         """Where a finished result can be downloaded until its ttl passes (None once it has)."""
         if result.file_name is None:
             return None
-        return self.media.url(media_key(result.file_name), (result.expires_at or 0) - time.time())
+        lifetime = (result.expires_at or 0) - self.store.now()  # the database's clock, which the ttl began on
+        return self.media.url(media_key(result.file_name), lifetime)
 
     def image_url(self, image_uuid: str) -> str:
         return f"{self.settings.base_url}/images/{image_uuid}"

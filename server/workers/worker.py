@@ -27,7 +27,7 @@ from dataclasses import replace
 from ltx_runtime.admission import SAFETY_CHECKER, MemoryLimitError, MemoryProfile
 from ltx_runtime.catalog import get_model
 from ltx_runtime.engine import Engine, OutOfMemory
-from ltx_runtime.loras import DEFAULT_LOCK_PATH, read_loras
+from ltx_runtime.loras import read_loras
 from ltx_runtime.memory import free_cached_memory
 from ltx_runtime.media import EncodingError, OutputFormat
 from ltx_runtime.progress import JobProgress, StageCallback, StageTimes
@@ -40,7 +40,7 @@ from ltx_runtime.safety import (
     ensure_tiny_safety_checker,
     image_pixels,
 )
-from ltx_runtime.weights import WeightsError
+from ltx_runtime.weights import WeightsError, read_lock
 
 from ..logs import setup_logging, task_event
 from ..media.store import disk_full, image_key, media_key, open_media, scratch_file
@@ -91,7 +91,9 @@ class Worker:
             memory_profile=None if settings.memory_profile == "auto" else MemoryProfile(settings.memory_profile),
             memory_budget_gib=settings.memory_budget_gib,
             speed_options=settings.speed_options,
-            loras=read_loras(DEFAULT_LOCK_PATH, settings.loras),
+            lock=read_lock(settings.weights_lock),
+            tiny_folder=settings.tiny_dir,
+            loras=read_loras(settings.weights_lock, settings.loras),
             preview_every=settings.preview_every,
             video_decoder=settings.video_decoder,
         )

@@ -11,12 +11,16 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from server.ops.loops import remove_expired_media
+from server.ops.routes import media_router
 from server.media.store import LocalMediaStore, MediaNotFound, S3MediaStore, image_key, media_key, open_media
 from server.settings import Settings
 from server.store import open_store
+from server.tasks.service import TaskService
 
 MIB = 1024 * 1024
 
@@ -140,3 +144,26 @@ def test_expiry_deletes_the_objects(s3, tmp_path):
     assert remove_expired_media(media, tasks, time.time()) == [record.results[0].video_uuid]
     assert s3.keys(bucket) == [f"x/media/{names[1]}"]
     assert tasks.result_by_video(record.results[0].video_uuid)[0].file_name is None
+
+
+@pytest.mark.parametrize("host_clock_ahead", [20 * 60, -20 * 60])
+def test_presigned_urls_last_the_rest_of_the_ttl_on_the_database_clock(s3, tmp_path, monkeypatch, host_clock_ahead):
+    """A videoURL, and the /media redirect, are valid for what is left of the result's ttl as the database measures
+    it (the ttl began on that clock), whatever this host's clock says."""
+    settings = Settings(data_dir=tmp_path, media_url=f"s3://{s3.new_bucket()}/x", s3_endpoint_url=s3.endpoint)
+    media = open_media(settings)
+    tasks = open_store(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
+    record = tasks.submit("k", str(uuid.uuid4()), "videoInference", {}, {}, [1])
+    tasks.claim("w", 30)
+    name = f"{record.results[0].video_uuid}.mp4"
+    media.put_bytes(media_key(name), b"video", "video/mp4")
+    tasks.complete_result(record.id, "w", 0, name, 1.0, 0.0, tasks.now() + 3600, [])
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + host_clock_ahead)
+    app = FastAPI()
+    app.include_router(media_router(settings, tasks, media))
+    with TestClient(app, follow_redirects=False) as client:
+        redirect = client.get(f"/media/{name}")
+    video_url = TaskService(settings, tasks, media).media_url(tasks.get_by_id(record.id).results[0])
+    for url in (video_url, redirect.headers["location"]):
+        assert 3500 <= int(parse_qs(urlsplit(url).query)["X-Amz-Expires"][0]) <= 3600

@@ -24,7 +24,7 @@ from ltx_runtime.safety import (
     frames_to_check,
     key_frames,
 )
-from ltx_runtime.weights import DEFAULT_LOCK_PATH, WeightsError, read_lock
+from ltx_runtime.weights import WeightsError, read_lock
 
 CPU = torch.device("cpu")
 
@@ -175,7 +175,7 @@ def test_a_folder_without_the_classifier_is_refused_with_what_to_do(tiny_checker
 
 def test_real_weights_are_checked_against_the_lock(tiny_checker_folder, tmp_path):
     copy = shutil.copytree(tiny_checker_folder, tmp_path / "copy")
-    entry = read_lock(DEFAULT_LOCK_PATH)[SAFETY_CHECKER]
+    entry = read_lock()[SAFETY_CHECKER]
     SafetyChecker.load(copy, CPU, lock_entry=entry)  # the tiny stand-in is exempt, as tiny LTX weights are
     next(copy.glob("ltx_runtime_tiny_safety.json")).unlink()
     with pytest.raises(WeightsError, match="preprocessor_config.json is .* bytes, weights.lock says 342"):
@@ -183,7 +183,7 @@ def test_real_weights_are_checked_against_the_lock(tiny_checker_folder, tmp_path
 
 
 def test_the_shipped_lock_pins_the_classifier():
-    entry = read_lock(DEFAULT_LOCK_PATH)[SAFETY_CHECKER]
+    entry = read_lock()[SAFETY_CHECKER]
     assert entry.folder == SAFETY_CHECKER and not entry.complete
     (source,) = entry.sources
     assert source.repo == "CompVis/stable-diffusion-safety-checker" and len(source.revision) == 40

@@ -12,7 +12,6 @@ from ltx_runtime.request import GenerationRequest
 from ltx_runtime.loras import LORA_FOLDER
 from ltx_runtime.tiny import build_tiny_weights
 from ltx_runtime.weights import (
-    DEFAULT_LOCK_PATH,
     REQUIRED_COMPONENTS,
     WeightsError,
     check_folder,
@@ -35,7 +34,7 @@ def copy_of(tiny_weights, tmp_path):
 
 
 def test_the_shipped_lock_parses_and_pins_ltx2_fast():
-    lock = read_lock(DEFAULT_LOCK_PATH)
+    lock = read_lock()
     entry = lock["lightricks:2@1"]
     assert entry.folder == FAST.weights
     assert not entry.complete  # hand-written from public pages; `weights lock` regenerates it
@@ -56,7 +55,7 @@ def test_the_shipped_lock_parses_and_pins_ltx2_fast():
     ],
 )
 def test_the_shipped_lock_places_each_guided_models_lora_in_its_folder(model_id, lora):
-    entry = read_lock(DEFAULT_LOCK_PATH)[model_id]
+    entry = read_lock()[model_id]
     assert entry.folder == get_model(model_id).weights
     source = next(source for source in entry.sources if source.into == LORA_FOLDER)
     assert source.include == (lora,)

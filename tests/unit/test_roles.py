@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from server.app import create_app
 from server.ops.loops import lease_loop
@@ -86,6 +87,26 @@ def test_metrics_give_an_autoscaler_queue_depth_age_and_live_workers(tmp_path):
     assert metrics["ltx_tasks_queued"] == 2
     assert 42 <= metrics["ltx_oldest_queued_seconds"] < 60
     assert metrics['ltx_workers{state="ready"}'] == 1 and metrics['ltx_workers{state="starting"}'] == 1
+
+
+@pytest.mark.parametrize("host_clock_ahead", [20 * 60, -20 * 60])
+def test_live_workers_and_queue_age_are_measured_on_the_database_clock(tmp_path, monkeypatch, host_clock_ahead):
+    """Heartbeats and queue times are the database's timestamps: readiness, metrics and admission compare them with
+    its clock, so a host whose clock is off neither loses the fleet's workers nor misreads how long a task waited."""
+    app = api_app(tmp_path, KEY)
+    store = app.state.store
+    submit(store, "waiting")
+    with store._transaction() as db:
+        db.run("UPDATE tasks SET created_at = ? WHERE task_uuid = 'waiting'", (store.now() - 42,))
+    store.worker_state("w-80gb", 1, "ready", "cuda:0 weights", "resident", int(79.1 * 0.92 * 2**30))
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + host_clock_ahead)
+    assert [w["worker_id"] for w in call(app, "GET", "/health/ready").json()["workers"]] == ["w-80gb"]
+    metrics = prometheus_values(call(app, "GET", "/metrics").text)
+    assert metrics['ltx_workers{state="ready"}'] == 1 and 42 <= metrics["ltx_oldest_queued_seconds"] < 60
+    task = video_task(model="lightricks:ltx@2.3", width=1920, height=1080, duration=6, fps=25)
+    refused = call(app, "POST", "/v1", json=[task], headers={"Authorization": f"Bearer {KEY}"}).json()["errors"][0]
+    assert refused["code"] == "unsupportedDimensions"  # the live worker's budget was checked
 
 
 def test_live_workers_leaves_out_stopped_rows_and_rows_of_gone_supervisors():
