@@ -88,17 +88,24 @@ class DiffusionDecodeActivations:
     per_tile_pixel: int
     """Bytes per pixel of the tile's area whatever its length (the trailing tile's padding frames in stage 4)."""
     per_clip_pixel_frame: int
-    """Bytes per generated pixel and frame of the clip: stages 1-3's output, the decoded tiles and the clip they are
-    concatenated into, all held at once (diffusers' decode is not streamed)."""
+    """Bytes per generated pixel and frame of the clip beside the tile: stages 1-3's output and the tiles decoded so
+    far, held at once (diffusers' decode is not streamed)."""
+    joined_pixel_frame: int
+    """Bytes per generated pixel and frame when the decoded tiles are joined into the clip, the decode's last step:
+    stages 1-3's output, the temporal tiles uncropped (80 frames for every 56 kept) and the clip. Past about 2 G
+    pixel-frames (4K from 5 s at 50 fps, 10 s at 25) this, not a tile, is the peak."""
 
 
 DIFFUSION_DECODE_TILE = (768, 768, 80)
 """Width, height and frames of the diffusion decoder's tiles (diffusers' defaults, which diffusion_decode.prepare
 keeps)."""
-# Traced at ten sizes, 768x768, 1280x768 and 1920x1088, 25 to 1001 frames (docs/memory.md): 5.16 GiB for one tile of
-# 25 frames, 15.82 for one of 80, and past a tile 8 bytes per pixel and frame more while one temporal tile is done (the
-# stages 1-3 output), about 16-17 past a few (the decoded tiles held too). These constants are 0.2-9.6 % above all ten.
-DIFFUSION_DECODE = DiffusionDecodeActivations(per_tile_pixel_frame=353, per_tile_pixel=512, per_clip_pixel_frame=17)
+# Traced at eleven sizes, 768x768, 1280x768, 1920x1088 and 3840x2176, 25 to 1001 frames (docs/memory.md): 5.16 GiB for
+# one tile of 25 frames, 15.82 for one of 80, and past a tile 8 bytes per pixel and frame more while one temporal tile
+# is done (the stages 1-3 output), about 16-17 past a few (the decoded tiles held too); 4K 20 s at 25 fps peaks when
+# the tiles are joined, 24.1 bytes per pixel and frame. These constants are 0.2-9.6 % above all eleven.
+DIFFUSION_DECODE = DiffusionDecodeActivations(
+    per_tile_pixel_frame=353, per_tile_pixel=512, per_clip_pixel_frame=17, joined_pixel_frame=25
+)
 
 
 def decodes_with_diffusion(spec: ModelSpec, video_decoder: str) -> bool:
@@ -108,12 +115,14 @@ def decodes_with_diffusion(spec: ModelSpec, video_decoder: str) -> bool:
 
 
 def diffusion_decode_bytes(plan: GenerationPlan) -> int:
-    """Working memory of the diffusion decode of `plan`: its largest tile's and the whole clip's share."""
+    """Working memory of the diffusion decode of `plan`: its largest tile's and the whole clip's share, or the clip
+    as its tiles are joined, whichever is more."""
     tile_width, tile_height, tile_frames = DIFFUSION_DECODE_TILE
     per = DIFFUSION_DECODE
     tile_area = min(plan.gen_width, tile_width) * min(plan.gen_height, tile_height)
     tile = tile_area * (min(plan.gen_frames, tile_frames) * per.per_tile_pixel_frame + per.per_tile_pixel)
-    return tile + plan.gen_width * plan.gen_height * plan.gen_frames * per.per_clip_pixel_frame
+    pixel_frames = plan.gen_width * plan.gen_height * plan.gen_frames
+    return max(tile + pixel_frames * per.per_clip_pixel_frame, pixel_frames * per.joined_pixel_frame)
 TEXT_ENCODER_STREAMING_BYTES = 2 * GIB
 """GPU memory of a streamed text encoder while it encodes: the layers in flight and the embedding table."""
 TRANSFORMER_BLOCKS = 48

@@ -80,9 +80,9 @@ def test_the_decode_estimate_follows_the_larger_tiles(model, size, tiles):
 
 
 DIFFUSION_CLIPS = {"768x768 3 s": (768, 768, 3), "768x768 4 s": (768, 768, 4), "1080p 1 s": (1920, 1080, 1),
-                   "1080p 2 s": (1920, 1080, 2)}  # fmt: skip
-"""At 25 fps: one whole tile (768 x 768 x 80) and a shorter second one, the same at 105 frames, and 1080p in six
-spatial tiles of 25 and 57 frames."""
+                   "1080p 2 s": (1920, 1080, 2), "4K 20 s": (3840, 2160, 20)}  # fmt: skip
+"""At 25 fps: one whole tile (768 x 768 x 80) and a shorter second one, the same at 105 frames, 1080p in six
+spatial tiles of 25 and 57 frames, and 4K 20 s, whose peak is the joining of its 216 tiles (5-15 minutes to trace)."""
 
 
 def diffusion_plan(clip: str):
@@ -112,7 +112,7 @@ def test_the_diffusion_decode_estimate_covers_a_whole_tile():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("clip", ["768x768 4 s", "1080p 1 s", "1080p 2 s"])
+@pytest.mark.parametrize("clip", ["768x768 4 s", "1080p 1 s", "1080p 2 s", "4K 20 s"])
 def test_the_diffusion_decode_estimate_covers_the_traced_decode(clip):
     check(estimated_diffusion_decode(clip), traced_diffusion_decode(clip))
 

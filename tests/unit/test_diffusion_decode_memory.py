@@ -46,13 +46,17 @@ def test_the_decoding_phase_is_the_diffusion_decoders_for_2_5_only():
 
 
 def test_the_diffusion_decode_is_a_bounded_tile_plus_the_whole_clip():
-    """Past one tile (768 x 768 px, 80 frames) only the clip's share grows: linearly in pixels x frames."""
-    short, long = plan(3840, 2160, 10, 25), plan(3840, 2160, 20, 25)
+    """Past one tile (768 x 768 px, 80 frames) only the clip's share grows: linearly in pixels x frames; past about
+    2 G pixel-frames joining the tiles into the clip is the peak."""
+    short, long = plan(1920, 1080, 10, 25), plan(1920, 1080, 20, 25)
     pixels = long.gen_width * long.gen_height
     grown = diffusion_decode_bytes(long) - diffusion_decode_bytes(short)
     assert grown == pixels * (long.gen_frames - short.gen_frames) * DIFFUSION_DECODE.per_clip_pixel_frame
     tile = diffusion_decode_bytes(short) - pixels * short.gen_frames * DIFFUSION_DECODE.per_clip_pixel_frame
     assert tile == 768 * 768 * (80 * DIFFUSION_DECODE.per_tile_pixel_frame + DIFFUSION_DECODE.per_tile_pixel)
+    longest = plan(3840, 2160, 20, 50)
+    joined = longest.gen_width * longest.gen_height * longest.gen_frames * DIFFUSION_DECODE.joined_pixel_frame
+    assert diffusion_decode_bytes(longest) == joined > tile + joined * 17 // 25
     small = plan(1280, 720, 2, 25)  # generated as 1280x768, 57 frames: the tile is 768 x 768 x 57
     small_tile = diffusion_decode_bytes(small) - 1280 * 768 * 57 * DIFFUSION_DECODE.per_clip_pixel_frame
     assert small_tile == 768 * 768 * (57 * DIFFUSION_DECODE.per_tile_pixel_frame + DIFFUSION_DECODE.per_tile_pixel)
