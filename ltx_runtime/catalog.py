@@ -68,6 +68,9 @@ PARAMETER_COUNTS = {
 }  # fmt: skip
 """Parameters per component of each architecture's released checkpoints, for memory arithmetic without building a
 model (a test counts them again on the real architectures: fullsize.py)."""
+DIFFUSION_DECODER_PARAMETERS = 417_133_616
+"""LTX-2.5's diffusion video decoder: diffusers' LTX2VideoDiffusionDecoderModel with its default (the released)
+configuration, counted on the meta device; 834 MB in bf16, the size of its diffusers-format file (ltx25.md)."""
 DISTILLED_LORA_BYTES = {
     "ltx-2": 7_670_000_000,  # ltx-2-19b-distilled-lora-384: "7.67 GB" on its HF blob page (weights.lock)
     "ltx-2.3": 7_605_507_256,  # ltx-2.3-22b-distilled-lora-384-1.1, exact (weights.lock)

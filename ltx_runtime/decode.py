@@ -168,6 +168,11 @@ def _host_yuv420p(levels: torch.Tensor) -> np.ndarray:
     return torch.cat([rgb_to_yuv420p(levels[:, start : start + YUV_SLICE_FRAMES]) for start in slices]).cpu().numpy()
 
 
+DIFFUSION_CHUNK_FRAMES = 8
+"""Frames of the diffusion decoder's output converted and handed on at a time: it decodes the whole clip at once
+(diffusers' design, counted by admission.py), and a chunk's float32 levels stay under 1 GB at 4K."""
+
+
 @dataclass(frozen=True)
 class FrameChunk:
     """Consecutive output frames, in the forms that were asked for."""
@@ -188,12 +193,15 @@ def video_frames(
     """Exactly `plan.frames` frames of `plan.width` x `plan.height`, in chunks, as uint8 RGB and/or yuv420p,
     converted on the device the VAE ran on (on CUDA the host receives a quarter of float32's bytes, yuv420p an
     eighth); the conversion's time goes to `timings["to_uint8"]`. With `diffusion_decoder` (LTX-2.5's,
-    diffusion_decode.py) that decodes instead of `vae`, the whole clip in one chunk, from `generator`'s noise."""
+    diffusion_decode.py) that decodes instead of `vae`, the whole clip at once from `generator`'s noise, converted
+    `DIFFUSION_CHUNK_FRAMES` at a time."""
     if diffusion_decoder is None:
         decoded = decode_video_chunks(vae, latents.to(vae.dtype), timings)
     else:
         with _clocked(timings, "vae_decode", latents.device):
-            decoded = [diffusion_decode.decode(diffusion_decoder, latents, generator)]
+            clip = diffusion_decode.decode(diffusion_decoder, latents, generator)
+        starts = range(0, clip.shape[2], DIFFUSION_CHUNK_FRAMES)
+        decoded = (clip[:, :, start : start + DIFFUSION_CHUNK_FRAMES] for start in starts)
     chunks = (crop_frames(chunk, plan) for chunk in decoded)
     for chunk in trim_frames(chunks, plan.frames, frame_axis=2):
         with _clocked(timings, "to_uint8", chunk.device):

@@ -36,9 +36,13 @@ def window_starts(positions: torch.Tensor, length: int, kernel: int) -> torch.Te
     return (positions - kernel // 2).clamp(0, length - kernel)
 
 
-def neighborhood_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel_size) -> torch.Tensor:
+def neighborhood_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, kernel_size, first_tile_only: bool = False
+) -> torch.Tensor:
     """3D neighbourhood attention over `(B, T, H, W, heads, head_dim)` tensors, the query already scaled: a tile of
-    queries at a time, each query's window of keys and values gathered, softmax over the window in float32."""
+    queries at a time, each query's window of keys and values gathered, softmax over the window in float32.
+    `first_tile_only`: attend the first tile and leave the rest of the output unset (memory_trace.py: on the meta
+    device every tile allocates what the first does)."""
     batch, frames, height, width, heads, head_dim = query.shape
     kernels = [min(kernel, dim) for kernel, dim in zip(kernel_size, (frames, height, width))]
     window = math.prod(kernels)
@@ -47,7 +51,7 @@ def neighborhood_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
     offsets = [torch.arange(kernel, device=query.device) for kernel in kernels]
     output = torch.empty_like(value)
     tile = max(1, GATHER_BUDGET // (window * heads * head_dim))
-    for first in range(0, tokens, tile):
+    for first in range(0, tile if first_tile_only else tokens, tile):
         last = min(first + tile, tokens)
         position = torch.arange(first, last, device=query.device)
         start_t = window_starts(position // (height * width), frames, kernels[0])
@@ -65,25 +69,30 @@ def neighborhood_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
 
 class NeighborhoodAttnProcessor:
     """An attention processor for diffusers' `LTX2VideoVaeNeighborhoodAttention` (the decoder's every block):
-    its own projections, norms and RoPE, then `neighborhood_attention`. It takes no FlexAttention block mask."""
+    its own projections, norms and RoPE, then `neighborhood_attention` (of the first tile only with
+    `first_tile_only`, for the memory trace). It takes no FlexAttention block mask."""
+
+    def __init__(self, first_tile_only: bool = False):
+        self.first_tile_only = first_tile_only
 
     def __call__(self, attn, hidden_states: torch.Tensor, block_mask=None) -> torch.Tensor:
         batch, frames, height, width, channels = hidden_states.shape
         query, key, value = attn.project_qkv(hidden_states)
-        attended = neighborhood_attention(query, key, value.to(query.dtype), attn.kernel_size)
+        attended = neighborhood_attention(query, key, value.to(query.dtype), attn.kernel_size, self.first_tile_only)
         return attn.to_out[0](attended.reshape(batch, frames, height, width, channels).to(hidden_states.dtype))
 
 
-def prepare(decoder) -> None:
+def prepare(decoder, first_tile_only: bool = False) -> None:
     """Set a freshly loaded decoder up for serving: every neighbourhood-attention block gets the tiled processor (so
     no block masks get built: diffusers builds them only for its flex processor), and clips larger than one tile
     (768 x 768 px, 80 frames) decode in diffusers' overlapping tiles, stages 4 and 5 per tile (its defaults, "the
-    reference implementation's"; ltx-pipelines sizes its tiles to the free GPU memory instead: docs/fidelity.md)."""
+    reference implementation's"; ltx-pipelines sizes its tiles to the free GPU memory instead: docs/fidelity.md).
+    `first_tile_only`: the attention of the memory trace (`neighborhood_attention`)."""
     from diffusers.models.autoencoders.ltx2_diffusion_decoder import LTX2VideoVaeNeighborhoodAttention
 
     for module in decoder.modules():
         if isinstance(module, LTX2VideoVaeNeighborhoodAttention):
-            module.set_processor(NeighborhoodAttnProcessor())
+            module.set_processor(NeighborhoodAttnProcessor(first_tile_only))
     decoder.enable_tiling()
 
 

@@ -147,7 +147,7 @@ class Engine:
         """The memory profile `model_id` runs under: the one set, else the one its default clip fits in within the
         memory budget (admission.choose_profile; the API node picks the same for admission); `resident` without a
         budget (the CPU's default)."""
-        return self.memory_profile or choose_profile(get_model(model_id), self.memory_budget)
+        return self.memory_profile or choose_profile(get_model(model_id), self.memory_budget, self.video_decoder)
 
     @property
     def uses_tiny_weights(self) -> bool:
@@ -249,7 +249,7 @@ class Engine:
         image_load = frame_image_load(keyframe.frame for keyframe in request.keyframes)
         plan = plan_generation(request.width, request.height, asked, request.fps, spec.audio_sample_rate)
         profile = self.profile_for(spec.id)
-        needed = check_memory(spec, plan, profile, self.memory_budget, **image_load)
+        needed = check_memory(spec, plan, profile, self.memory_budget, video_decoder=self.video_decoder, **image_load)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         loaded_before = len(self._loaded)
@@ -262,12 +262,14 @@ class Engine:
             duration = self.choose_duration(spec.id, request.prompt, request.fps)
             timings["duration_head"] = time.perf_counter() - clock  # the prompt's encoding included
             plan = plan_generation(request.width, request.height, duration, request.fps, spec.audio_sample_rate)
-            needed = check_memory(spec, plan, profile, self.memory_budget, **image_load)
+            needed = check_memory(spec, plan, profile, self.memory_budget, video_decoder=self.video_decoder,
+                                  **image_load)  # fmt: skip
             problem = keyframes_problem([keyframe.frame for keyframe in request.keyframes], plan.frames)
             if problem:  # an index past the frames the head picked
                 raise RequestError("keyframes", problem)
         if speed.applied(self.levers[components.folder]["vae_tiles"]):
-            needed, why = choose_tiles(spec, plan, profile, self.memory_budget, **image_load)
+            needed, why = choose_tiles(spec, plan, profile, self.memory_budget, video_decoder=self.video_decoder,
+                                       **image_load)  # fmt: skip
             log.info("VAE tiles for %s %dx%d: %s", spec.id, plan.width, plan.height, why)
         seed = random.randint(0, MAX_SEED) if request.seed is None else request.seed
         images = tuple(ConditioningImage(decode_frame_image(keyframe.image, image_crf(components)), keyframe.frame)

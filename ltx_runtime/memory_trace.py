@@ -11,6 +11,9 @@ Weights are made before the trace and not counted: the figures are the activatio
   kept clean with per-token timesteps, and with them per-token modulation tensors in every block.
 - `decode_peak`: the streamed VAE decode (decode.py) with the official spatial and temporal tiles, or the larger
   ones the plan may pick.
+- `diffusion_decode_peak`: LTX-2.5's diffusion decode (diffusion_decode.py), the whole clip at once in diffusers'
+  tiles; its neighbourhood attention attends one tile of queries per pass (the others allocate alike, and tracing
+  them all would take CPU-hours: 49 queries a tile at stage 5).
 
 tests/engine/test_memory_trace.py compares admission.py's estimate with these for each recipe at 1080p and 4K.
 """
@@ -25,6 +28,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from . import diffusion_decode
 from .configs import TRANSFORMER, TRANSFORMER_BY_ARCHITECTURE, VIDEO_VAE, VIDEO_VAE_BY_ARCHITECTURE
 from .decode import (
     OFFICIAL_TILES,
@@ -83,6 +87,18 @@ def _transformer(architecture: str):
 
 
 @lru_cache(maxsize=None)
+def _diffusion_decoder():
+    """LTX-2.5's diffusion decoder at full size, as the engine sets it up (diffusion_decode.prepare): diffusers'
+    defaults are the released decoder (catalog.DIFFUSION_DECODER_PARAMETERS)."""
+    from diffusers import LTX2VideoDiffusionDecoderModel
+
+    with META:
+        decoder = LTX2VideoDiffusionDecoderModel().to(torch.bfloat16).eval()
+    diffusion_decode.prepare(decoder, first_tile_only=True)
+    return decoder
+
+
+@lru_cache(maxsize=None)
 def _vae(architecture: str):
     from diffusers import AutoencoderKLLTX2Video
 
@@ -136,4 +152,16 @@ def decode_peak(architecture: str, plan: GenerationPlan, tiles: DecodeTiles = OF
     with tiling(vae, plan.gen_height, plan.gen_width, tiles), FlashLikeAttention(), PeakMemory() as trace:
         for _ in decode_video_chunks(vae, latents):
             pass
+    return trace.peak
+
+
+def diffusion_decode_peak(plan: GenerationPlan) -> int:
+    """Bytes of working memory of LTX-2.5's diffusion decode of `plan`'s latents (diffusion_decode.decode: diffusers'
+    tiles, the whole clip's output at once), the neighbourhood attention's query tiles traced one per pass (each
+    allocates alike)."""
+    decoder = _diffusion_decoder()
+    latent_size = (plan.latent_frames, plan.gen_height // VAE_SPATIAL, plan.gen_width // VAE_SPATIAL)
+    latents = torch.empty(1, decoder.config.latent_channels, *latent_size, dtype=torch.bfloat16, device=META)
+    with PeakMemory() as trace:
+        diffusion_decode.decode(decoder, latents, None)
     return trace.peak

@@ -21,7 +21,7 @@ from ltx_runtime.admission import (
     MemoryLimitError, MemoryProfile, check_memory, choose_profile, frame_image_load, missing_files,
 )  # fmt: skip
 from ltx_runtime.audio_input import MAX_AUDIO_BYTES
-from ltx_runtime.catalog import get_model
+from ltx_runtime.catalog import choose_video_decoder, get_model
 from ltx_runtime.configs import DURATION_SECONDS
 from ltx_runtime.geometry import plan_generation
 from ltx_runtime.loras import read_loras
@@ -192,10 +192,13 @@ class TaskService:
         refusals = []
         for worker in workers:
             try:
-                # "auto": the worker picks per model, as choose_profile does here
-                auto = worker.memory_profile == "auto"
-                profile = choose_profile(spec, worker.memory_budget) if auto else MemoryProfile(worker.memory_profile)
-                check_memory(spec, plan, profile, worker.memory_budget,
+                # LTX-2.5's decoder: this node's LTX_VIDEO_DECODER (set as on the workers), `auto` by the budget
+                decoder = choose_video_decoder(self.settings.video_decoder, worker.memory_budget is not None)
+                if worker.memory_profile == "auto":  # the worker picks per model, as choose_profile does here
+                    profile = choose_profile(spec, worker.memory_budget, decoder)
+                else:
+                    profile = MemoryProfile(worker.memory_profile)
+                check_memory(spec, plan, profile, worker.memory_budget, video_decoder=decoder,
                              **frame_image_load(item["frame"] for item in job.frame_images or ()))  # fmt: skip
                 return
             except MemoryLimitError as error:

@@ -12,8 +12,9 @@ import torch
 from safetensors import safe_open
 
 from conftest import probe, read_frames
-from ltx_runtime import diffusion_decode, diffusion_vae, official
+from ltx_runtime import decode, diffusion_decode, diffusion_vae, official
 from ltx_runtime.catalog import get_model
+from ltx_runtime.geometry import crop_frames, plan_generation
 from ltx_runtime.request import GenerationRequest
 from ltx_runtime.weights import WeightsError, check_folder
 
@@ -148,6 +149,23 @@ def test_2_5_clips_decode_through_the_diffusion_decoder(diffusion_engine, tmp_pa
     assert (info.audio_codec, info.audio_rate, info.audio_channels) == ("aac", 48000, 2)
     assert info.audio_duration == pytest.approx(1.0, abs=0.03)
     assert result.timings["vae_decode"] > 0
+
+
+def test_the_decoded_clip_is_converted_8_frames_at_a_time(diffusion_engine):
+    """diffusers decodes the whole clip at once; the frames go on to the uint8 conversion in chunks of
+    DIFFUSION_CHUNK_FRAMES, as the whole clip converted, cropped and trimmed."""
+    components = diffusion_engine.load(TINY_FAST)
+    decoder = components.diffusion_decoder
+    plan = plan_generation(120, 64, 1, 20, 48000)  # generated as 128x64, 25 frames; 120x64 and 20 frames kept
+    latent_size = (decoder.config.latent_channels, plan.latent_frames, 2, 4)
+    latents = torch.randn(1, *latent_size, generator=torch.Generator().manual_seed(5))
+    chunks = list(decode.video_frames(components.pipeline.vae, latents, plan, diffusion_decoder=decoder,
+                                      generator=torch.Generator().manual_seed(6)))  # fmt: skip
+    whole = diffusion_decode.decode(decoder, latents, torch.Generator().manual_seed(6))
+    assert whole.shape[2] == 25
+    assert [len(chunk) for chunk in chunks] == [8, 8, 4]
+    expected = decode.to_uint8_frames(crop_frames(whole, plan))[:20]
+    assert np.array_equal(np.concatenate([chunk.rgb for chunk in chunks]), expected)
 
 
 def test_the_video_decoder_setting_picks_the_conv_vae_for_2_5_only(diffusion_engine, tiny_root, tmp_path):

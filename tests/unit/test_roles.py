@@ -62,6 +62,24 @@ def test_admission_picks_the_memory_profile_per_model_for_a_worker_that_reports_
     assert accepted.status_code == 200 and accepted.json()["data"][0]["taskUUID"] == task["taskUUID"]
 
 
+def test_admission_counts_the_video_decoder_ltx_video_decoder_picks(tmp_path):
+    """LTX-2.5 on a 24 GB worker: with `auto` (the diffusion decoder on a GPU) 1080p 8 s does not fit, and the
+    refusal names the conv decoder, with which the same node (LTX_VIDEO_DECODER=conv) admits it."""
+    task = video_task(model="lightricks:ltx@2.5-fast", width=1920, height=1080, duration=8, fps=25)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    for decoder in ("auto", "conv"):
+        (tmp_path / decoder).mkdir()
+        app = api_app(tmp_path / decoder, KEY, video_decoder=decoder)
+        app.state.store.worker_state("w-24gb", 1, "ready", "cuda:0 weights", "low", int(23.6 * 0.92 * 2**30))
+        answer = call(app, "POST", "/v1", json=[task], headers=headers)
+        if decoder == "auto":
+            refused = answer.json()["errors"][0]
+            assert refused["code"] == "unsupportedDimensions" and "diffusion video decoder" in refused["message"]
+            assert "LTX_VIDEO_DECODER=conv" in refused["message"]
+        else:
+            assert answer.status_code == 200 and answer.json()["data"][0]["taskUUID"] == task["taskUUID"]
+
+
 def test_a_worker_node_serves_health_and_metrics_only(tmp_path):
     app = create_app(Settings(role="worker", data_dir=tmp_path, demo=True), None)
     assert app.state.pool is not None
