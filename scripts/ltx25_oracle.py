@@ -7,7 +7,8 @@ on tiny LTX-2.5 split files, stage by stage: the reference side of scripts/ltx25
 
 Cases: `fast` (`DistilledPipeline`, text to video; with --image image to video, with --last too keyframes, the first
 and the last frame) and `pro` (`TI2VidTwoStagesPipeline` on the dev file: N guided stage-1 steps with
-`LTX_2_4_PARAMS`' guidance, STG on block B, stage 2 with the distilled LoRA). --dtype float32 (default: the
+`LTX_2_4_PARAMS`' guidance, STG on block B, stage 2 with the distilled LoRA; --image and --last as for `fast`: both
+stages conditioned by `combined_image_conditionings`, as that pipeline does). --dtype float32 (default: the
 pipelines' hard-coded bf16 replaced) or bfloat16 (theirs).
 
 Shims, in this process only: `torchaudio` is a stub (no wheel loads against torch 2.13; ltx-core uses it only for

@@ -135,6 +135,29 @@ def cross_attention_gates(transformer):
 
 
 @contextmanager
+def clean_tokens_kept(transformer):
+    """For the duration, the transformer's video velocity is zero on the tokens it is given at timestep 0 (the clean
+    tokens of a conditioning image), so that the pipelines' x0 = latents - sigma * velocity is the clean latent
+    there, as in ltx-core (`X0Model`: x0 from each token's own timestep, sigma x denoise mask). diffusers' LTX-2
+    pipelines convert every token with the step's sigma; the guidance deltas of those tokens are discarded, but the
+    guidance rescale takes the std over all tokens, so with a conditioning image every guided step differed
+    (docs/fidelity.md, 2.5 Pro with a first frame). Nothing changes without per-token timesteps (text to video)."""
+
+    def zero_clean_velocity(module, args, kwargs, output):
+        timestep = kwargs.get("timestep")
+        if timestep is None or timestep.ndim < 2:
+            return None
+        video, *rest = output
+        return (video.masked_fill((timestep == 0).unsqueeze(-1), 0.0), *rest)
+
+    handle = transformer.register_forward_hook(zero_clean_velocity, with_kwargs=True)
+    try:
+        yield transformer
+    finally:
+        handle.remove()
+
+
+@contextmanager
 def first_frame_marked(transformer):
     """For the duration, every transformer pass adds the checkpoint's learned keyframe embedding to the tokens of
     the first latent frame, as ltx-core v1.2.0 does in every generation on a transformer built with
