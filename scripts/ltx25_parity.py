@@ -1,7 +1,7 @@
 """LTX-2.5 against Lightricks' ltx-pipelines 1.2.0 (commit 400fd31), stage by stage, on tiny split files: prints a
 table of docs/fidelity.md's LTX-2.5 section. By hand only (the 1.2.0 code is not on PyPI; CI never runs it):
 
-    .venv/bin/python scripts/ltx25_parity.py ORACLE_PYTHON [--case fast|pro|image|keyframes|pro-image|pro-keyframes]
+    .venv/bin/python scripts/ltx25_parity.py ORACLE_PYTHON [--case fast|pro|image|keyframes|pro-image|pro-keyframes|pro-audio]
         [--dtype float32|bfloat16] [--steps N]
 
 ORACLE_PYTHON is the python of a venv holding ltx-core / ltx-pipelines 1.2.0 (docs/fidelity.md says how to make it).
@@ -14,7 +14,8 @@ noise is not injected: both sides draw it from a generator seeded seed + 10000, 
 Cases: `fast` (2.5 Fast, text to video: `DistilledPipeline`), `pro` (2.5 Pro: `TI2VidTwoStagesPipeline` with N
 guided steps, STG on block 1 of the tiny transformer's two instead of 28), `image` (2.5 Fast with a first frame from
 a PNG file, through both sides' own image preparation), `keyframes` (a first and a last frame), `pro-image` and
-`pro-keyframes` (2.5 Pro with the same images).
+`pro-keyframes` (2.5 Pro with the same images), `pro-audio` (2.5 Pro's audio-to-video: `A2VidPipelineTwoStage`, the
+16 kHz stereo waveform of tests/engine/test_parity.py, at the audio encoder's rate so that neither side resamples).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from safetensors.torch import load_file, save_file
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine")]  # this checkout, not an installed copy
 
-from test_parity import inject_noise, normalised, waveform  # noqa: E402
+from test_parity import A2V_WAVEFORM, inject_noise, normalised, waveform  # noqa: E402
 
 from ltx_runtime import decode, official, recipes, speed  # noqa: E402
 from ltx_runtime.catalog import Recipe, get_model  # noqa: E402
@@ -49,10 +50,11 @@ from ltx_runtime.weights import load_components  # noqa: E402
 
 PROMPT, SEED = "a cat over the ocean", 10  # as scripts/ltx25_oracle.py
 MODELS = {"fast": "ltx-runtime:tiny-ltx25@1", "pro": "ltx-runtime:tiny-ltx25-pro@1"}
-CASES = {"fast": ("fast", 0), "pro": ("pro", 0), "image": ("fast", 1), "keyframes": ("fast", 2),
-         "pro-image": ("pro", 1), "pro-keyframes": ("pro", 2)}
-"""Each case: the oracle's pipeline (`fast`: DistilledPipeline, `pro`: TI2VidTwoStagesPipeline) and its image count
-(a first frame, then a last frame)."""
+CASES = {"fast": ("fast", 0, False), "pro": ("pro", 0, False), "image": ("fast", 1, False),
+         "keyframes": ("fast", 2, False), "pro-image": ("pro", 1, False), "pro-keyframes": ("pro", 2, False),
+         "pro-audio": ("pro", 0, True)}
+"""Each case: the oracle's pipeline (`fast`: DistilledPipeline, `pro`: TI2VidTwoStagesPipeline), its image count (a
+first frame, then a last frame) and whether the audio is given (audio-to-video)."""
 STG_BLOCK = 1
 """The tiny transformer has two blocks; the official 28 does not exist in it."""
 
@@ -108,7 +110,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="pro: guided stage-1 steps (official: 30)")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
-    pipeline_case, image_count = CASES[args.case]
+    pipeline_case, image_count, audio_given = CASES[args.case]
     spec = get_model(MODELS[pipeline_case])
     with tempfile.TemporaryDirectory() as folder:
         root = official.build_tiny_official(Path(folder) / "ltx-2.5", "ltx-2.5")
@@ -124,11 +126,18 @@ def main() -> None:
         if image_count == 2:
             files[plan.frames - 1] = test_image(Path(folder) / "last.png", 2)
             arguments += ["--last", str(Path(folder) / "last.png")]
+        soundtrack = None
+        if audio_given:
+            assert components.pipeline.audio_vae.config.sample_rate == 16000  # A2V_WAVEFORM's rate: no resampling
+            save_file({"waveform": A2V_WAVEFORM[None]}, str(Path(folder) / "soundtrack.safetensors"))
+            arguments += ["--soundtrack", str(Path(folder) / "soundtrack.safetensors")]
+            soundtrack = A2V_WAVEFORM.T.numpy()
         theirs = oracle_run(args.oracle, root, arguments)
-        compare(args, pipeline_case == "pro", spec, components, plan, theirs, files, crf)
+        compare(args, pipeline_case == "pro", spec, components, plan, theirs, files, crf, soundtrack)
 
 
-def compare(args, is_pro: bool, spec, components, plan, theirs, files: dict[int, bytes], crf: int) -> None:
+def compare(args, is_pro: bool, spec, components, plan, theirs, files: dict[int, bytes], crf: int,
+            soundtrack: np.ndarray | None) -> None:
     pipeline = components.pipeline
     print(f"case {args.case}, {args.dtype}\n\n| stage | max abs difference | mean abs difference |\n|---|---|---|")
     from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
@@ -199,7 +208,7 @@ def compare(args, is_pro: bool, spec, components, plan, theirs, files: dict[int,
             monkeypatch.setitem(guided.PARAMS, spec.recipe, replace(guided.PARAMS[spec.recipe], steps=args.steps,
                                                                     stg_block=STG_BLOCK))  # fmt: skip
             output = guided.run(components, spec, plan, request, generator, lambda done, total: None,
-                                images=tuple(images),
+                                images=tuple(images), soundtrack=soundtrack,
                                 on_latents=lambda latents, done, total: steps.append(latents))  # fmt: skip
         else:
             output = fast.run(components, spec, plan, request, generator, lambda done, total: None,
@@ -214,6 +223,7 @@ def compare(args, is_pro: bool, spec, components, plan, theirs, files: dict[int,
     lora = ", distilled LoRA" if is_pro else ""
     difference(f"stage 2 (3 Euler steps{lora}): final video latents", video, theirs["video"])
     kept = "stage-1" if is_pro else "final"
+    kept = "the encoded input, held" if soundtrack is not None else kept
     difference(f"audio latents ({kept}, as the pipeline keeps)", audio, theirs["audio"])
     ours_wave = waveform(components, plan, output)
     difference("waveform (48 kHz)", ours_wave[:, : theirs["waveform"].shape[1]], theirs["waveform"])
