@@ -175,7 +175,7 @@ def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, i
     audio_1_spec = audio_2_spec = None  # text or images: the audio is generated
     if soundtrack is not None:  # a2vid_two_stage.py: encoded, cut to the clip, frozen and never noised
         held = AudioConditioner(model_paths.audio_vae(), dtype, DEVICE)(
-            lambda encoder: encode_audio(Audio(waveform=soundtrack.to(dtype), sampling_rate=encoder.sample_rate),
+            lambda encoder: encode_audio(Audio(waveform=soundtrack, sampling_rate=encoder.sample_rate),
                                          encoder, None))  # fmt: skip
         held = held[:, :, : AudioLatentShape.from_duration(batch=1, duration=FRAMES / FPS, channels=8,
                                                             mel_bins=16).frames]  # fmt: skip
