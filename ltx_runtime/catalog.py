@@ -183,8 +183,8 @@ class ModelSpec:
         """Whether a request may give the clip's soundtrack (`inputs.audio`). Lightricks' one audio-to-video pipeline
         (ltx-pipelines 1.0.0 a2vid_two_stage.py `A2VidPipelineTwoStage`) is the guided two-stage recipe: the dev model
         with guidance, then the distilled LoRA; the distilled pipeline takes no audio. So the LTX-2 Pro and LTX-2.3 dev
-        recipes take it, Fast ones do not; LTX-2.5 Pro is left out: 1.0.0 predates 2.5, and its A2V was not checked
-        against ltx-pipelines 1.2.0."""
+        recipes take it, Fast ones do not. LTX-2.5 Pro is left out: its recipe matches ltx-pipelines 1.2.0's A2V on
+        tiny weights (docs/fidelity.md, `--case pro-audio`), but offering it is a catalog decision not taken yet."""
         return self.recipe in (Recipe.PRO, Recipe.LTX23)
 
     @property

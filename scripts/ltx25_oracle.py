@@ -3,15 +3,18 @@ on tiny LTX-2.5 split files, stage by stage: the reference side of scripts/ltx25
 1.2.0 packages are not on PyPI; docs/fidelity.md says how to make it), never in the project's process and never in CI:
 
     ORACLE_VENV/bin/python scripts/ltx25_oracle.py SPLIT_FOLDER OUTPUT.safetensors [--case CASE] [--dtype DTYPE]
-        [--steps N] [--stg-block B] [--image PATH] [--last PATH]
+        [--steps N] [--stg-block B] [--image PATH] [--last PATH] [--soundtrack PATH]
 
 Cases: `fast` (`DistilledPipeline`, text to video; with --image image to video, with --last too keyframes, the first
 and the last frame) and `pro` (`TI2VidTwoStagesPipeline` on the dev file: N guided stage-1 steps with
-`LTX_2_4_PARAMS`' guidance, STG on block B, stage 2 with the distilled LoRA). --dtype float32 (default: the
+`LTX_2_4_PARAMS`' guidance, STG on block B, stage 2 with the distilled LoRA; --image and --last as for `fast`: both
+stages conditioned by `combined_image_conditionings`, as that pipeline does; with --soundtrack audio-to-video,
+`A2VidPipelineTwoStage`'s body: a waveform [1, 2, samples] at the audio encoder's rate, saved as `waveform` in a
+safetensors file, encoded and held fixed in both stages, the default audio guider). --dtype float32 (default: the
 pipelines' hard-coded bf16 replaced) or bfloat16 (theirs).
 
-Shims, in this process only: `torchaudio` is a stub (no wheel loads against torch 2.13; ltx-core uses it only for
-audio-to-video), `torch.cuda.synchronize` is a no-op (called unconditionally), and the Gemma processor is not built
+Shims, in this process only: `torchaudio` is a stub where it does not import (no wheel loads against torch 2.13;
+ltx-core uses it only for audio-to-video, which needs 2.11.1's pure-torch part, its compiled ops removed), `torch.cuda.synchronize` is a no-op (called unconditionally), and the Gemma processor is not built
 (ltx-core builds it with the text encoder for prompt enhancement, which the 2.5 encoder is not used for; its image
 processor needs torchvision). In float32, the transformer is cast after ltx-core builds it in the file's dtype, and
 the distilled LoRA is fused in float32 (ltx-core fuses in bf16 whatever the dtype asked for); the audio VAE and
@@ -26,12 +29,15 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-torchaudio = types.ModuleType("torchaudio")
-torchaudio.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
-sys.modules["torchaudio"] = torchaudio
+try:
+    import torchaudio  # noqa: F401
+except ImportError:
+    torchaudio = types.ModuleType("torchaudio")
+    torchaudio.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
+    sys.modules["torchaudio"] = torchaudio
 
 import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 torch.cuda.synchronize = lambda *args, **kwargs: None
 DEVICE = torch.device("cpu")
@@ -96,17 +102,22 @@ def float32_lora_fuse(stage):
     return stage.with_builder(builder.with_fuse_rule(FuseRule(aggregation_dtype=torch.float32, fuse_fn=fuse)))
 
 
-def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, images) -> dict[str, torch.Tensor]:
+def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, images,
+        soundtrack: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The body of DistilledPipeline.__call__ (case fast) or TI2VidTwoStagesPipeline.__call__ (case pro) of 1.2.0,
     step for step with its own blocks, in `dtype` instead of its hard-coded bf16; num_frames given (the duration
     head is asked separately). `images`: ImageConditioningInput (conditioned on as the pipelines do:
-    `combined_image_conditionings` at each stage's size)."""
+    `combined_image_conditionings` at each stage's size). `soundtrack` (case pro): A2VidPipelineTwoStage.__call__'s
+    body instead, its audio encoded and frozen in both stages."""
     from ltx_core.components.diffusion_steps import EulerAncestralDiffusionStep, EulerDiffusionStep
-    from ltx_core.components.guiders import create_multimodal_guider_factory
+    from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams, create_multimodal_guider_factory
     from ltx_core.components.schedulers import LTX2Scheduler
     from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
+    from ltx_core.model.audio_vae import encode_audio
+    from ltx_core.types import Audio, AudioLatentShape
     from ltx_pipelines import distilled
     from ltx_pipelines.utils.blocks import (
+        AudioConditioner,
         AudioDecoder,
         DiffusionStage,
         DurationPredictor,
@@ -121,7 +132,7 @@ def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, i
         STAGE_2_DISTILLED_SIGMAS,
         detect_params,
     )
-    from ltx_pipelines.utils.denoisers import FactoryGuidedDenoiser, SimpleDenoiser
+    from ltx_pipelines.utils.denoisers import FactoryGuidedDenoiser, GuidedDenoiser, SimpleDenoiser
     from ltx_pipelines.utils.helpers import combined_image_conditionings
     from ltx_pipelines.utils.media_io.decode import decode_image, preprocess
     from ltx_pipelines.utils.samplers import _get_plain_noise, euler_ancestral_denoising_loop
@@ -161,6 +172,16 @@ def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, i
             outputs[f"image_{index}_latent_stage_{stage}"] = getattr(item, "latent", getattr(item, "keyframes", None))
         return items
 
+    audio_1_spec = audio_2_spec = None  # text or images: the audio is generated
+    if soundtrack is not None:  # a2vid_two_stage.py: encoded, cut to the clip, frozen and never noised
+        held = AudioConditioner(model_paths.audio_vae(), dtype, DEVICE)(
+            lambda encoder: encode_audio(Audio(waveform=soundtrack, sampling_rate=encoder.sample_rate),
+                                         encoder, None))  # fmt: skip
+        held = held[:, :, : AudioLatentShape.from_duration(batch=1, duration=FRAMES / FPS, channels=8,
+                                                            mel_bins=16).frames]  # fmt: skip
+        audio_1_spec = audio_2_spec = ModalitySpec(context=audio_context, frozen=True, noise_scale=0.0,
+                                                   initial_latent=held)  # fmt: skip
+
     noiser = recording_noiser(SEED)
     stepper = RecordingStepper(EulerDiffusionStep())
     stage = DiffusionStage.from_checkpoint(model_paths.transformer(), dtype, DEVICE)
@@ -179,10 +200,14 @@ def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, i
                                                   p.skip_step, *p.stg_blocks] for p in
                                                  (params.video_guider_params, params.audio_guider_params)])  # fmt: skip
         outputs["steps"] = torch.tensor(params.num_inference_steps)
+        denoiser = FactoryGuidedDenoiser(v_context=video_context, a_context=audio_context, **factories)
+        if soundtrack is not None:  # a2vid_two_stage.py: the video guider, and an audio guider's defaults
+            denoiser = GuidedDenoiser(v_context=video_context, a_context=audio_context, audio_guider=MultiModalGuider(
+                params=MultiModalGuiderParams()), video_guider=MultiModalGuider(params=replace(
+                    params.video_guider_params, stg_blocks=[stg_block]), negative_context=contexts[1].video_encoding))  # fmt: skip
         state_1, audio_1 = stage(
-            denoiser=FactoryGuidedDenoiser(v_context=video_context, a_context=audio_context, **factories),
-            sigmas=sigmas_1, noiser=noiser, **shape_1, video=video_1, audio=ModalitySpec(context=audio_context),
-            stepper=stepper,
+            denoiser=denoiser, sigmas=sigmas_1, noiser=noiser, **shape_1, video=video_1,
+            audio=audio_1_spec or ModalitySpec(context=audio_context), stepper=stepper,
         )  # fmt: skip
         outputs["stage_1_video_step_1"] = stepper.outputs[0]
         stage_2 = DiffusionStage.from_checkpoint(model_paths.transformer(), dtype, DEVICE, loras=(
@@ -216,7 +241,8 @@ def run(root: Path, case: str, dtype: torch.dtype, steps: int, stg_block: int, i
         height=HEIGHT, frames=FRAMES, fps=FPS,
         video=ModalitySpec(context=video_context, conditionings=conditionings(WIDTH, HEIGHT, 2),
                            noise_scale=sigmas_2[0].item(), initial_latent=upsampled),
-        audio=ModalitySpec(context=audio_context, noise_scale=sigmas_2[0].item(), initial_latent=audio_1.latent),
+        audio=audio_2_spec or ModalitySpec(context=audio_context, noise_scale=sigmas_2[0].item(),
+                                           initial_latent=audio_1.latent),
     )  # fmt: skip
     # TI2VidTwoStagesPipeline keeps stage 1's audio (stage 2 refines video only); DistilledPipeline stage 2's
     audio_out = audio_1 if guided else audio_2
@@ -245,11 +271,14 @@ def main() -> None:
     parser.add_argument("--image", help="a first frame (frame 0)")
     parser.add_argument("--last", help="a last frame (frame FRAMES - 1), with --image")
     parser.add_argument("--crf", type=int, help="the images' CRF (default: what the pipeline resolves)")
+    parser.add_argument("--soundtrack", help="audio-to-video (case pro): a safetensors file with a `waveform`")
     args = parser.parse_args()
     images = [ImageConditioningInput(path, frame, 1.0, args.crf)
               for path, frame in ((args.image, 0), (args.last, FRAMES - 1)) if path]  # fmt: skip
+    soundtrack = load_file(args.soundtrack)["waveform"] if args.soundtrack else None
     with torch.inference_mode():
-        outputs = run(args.root, args.case, getattr(torch, args.dtype), args.steps, args.stg_block, images)
+        outputs = run(args.root, args.case, getattr(torch, args.dtype), args.steps, args.stg_block, images,
+                      soundtrack)  # fmt: skip
     save_file({key: value.contiguous() for key, value in outputs.items()}, args.target)
 
 

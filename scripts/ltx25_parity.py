@@ -1,8 +1,8 @@
 """LTX-2.5 against Lightricks' ltx-pipelines 1.2.0 (commit 400fd31), stage by stage, on tiny split files: prints a
 table of docs/fidelity.md's LTX-2.5 section. By hand only (the 1.2.0 code is not on PyPI; CI never runs it):
 
-    .venv/bin/python scripts/ltx25_parity.py ORACLE_PYTHON [--case fast|pro|image|keyframes] [--dtype float32|bfloat16]
-        [--steps N]
+    .venv/bin/python scripts/ltx25_parity.py ORACLE_PYTHON [--case fast|pro|image|keyframes|pro-image|pro-keyframes|pro-audio]
+        [--dtype float32|bfloat16] [--steps N]
 
 ORACLE_PYTHON is the python of a venv holding ltx-core / ltx-pipelines 1.2.0 (docs/fidelity.md says how to make it).
 Both sides load the same files, written by `build_tiny_official(..., "ltx-2.5")` with the keyframe position
@@ -13,7 +13,9 @@ noise is not injected: both sides draw it from a generator seeded seed + 10000, 
 
 Cases: `fast` (2.5 Fast, text to video: `DistilledPipeline`), `pro` (2.5 Pro: `TI2VidTwoStagesPipeline` with N
 guided steps, STG on block 1 of the tiny transformer's two instead of 28), `image` (2.5 Fast with a first frame from
-a PNG file, through both sides' own image preparation) and `keyframes` (a first and a last frame).
+a PNG file, through both sides' own image preparation), `keyframes` (a first and a last frame), `pro-image` and
+`pro-keyframes` (2.5 Pro with the same images), `pro-audio` (2.5 Pro's audio-to-video: `A2VidPipelineTwoStage`, the
+16 kHz stereo waveform of tests/engine/test_parity.py, at the audio encoder's rate so that neither side resamples).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from safetensors.torch import load_file, save_file
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine")]  # this checkout, not an installed copy
 
-from test_parity import inject_noise, normalised, waveform  # noqa: E402
+from test_parity import A2V_WAVEFORM, inject_noise, normalised, waveform  # noqa: E402
 
 from ltx_runtime import decode, official, recipes, speed  # noqa: E402
 from ltx_runtime.catalog import Recipe, get_model  # noqa: E402
@@ -48,6 +50,11 @@ from ltx_runtime.weights import load_components  # noqa: E402
 
 PROMPT, SEED = "a cat over the ocean", 10  # as scripts/ltx25_oracle.py
 MODELS = {"fast": "ltx-runtime:tiny-ltx25@1", "pro": "ltx-runtime:tiny-ltx25-pro@1"}
+CASES = {"fast": ("fast", 0, False), "pro": ("pro", 0, False), "image": ("fast", 1, False),
+         "keyframes": ("fast", 2, False), "pro-image": ("pro", 1, False), "pro-keyframes": ("pro", 2, False),
+         "pro-audio": ("pro", 0, True)}
+"""Each case: the oracle's pipeline (`fast`: DistilledPipeline, `pro`: TI2VidTwoStagesPipeline), its image count (a
+first frame, then a last frame) and whether the audio is given (audio-to-video)."""
 STG_BLOCK = 1
 """The tiny transformer has two blocks; the official 28 does not exist in it."""
 
@@ -98,12 +105,13 @@ def oracle_run(oracle: str, root: Path, arguments: list[str]) -> dict[str, torch
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("oracle", help="the python of the venv with ltx-pipelines 1.2.0")
-    parser.add_argument("--case", choices=("fast", "pro", "image", "keyframes"), default="fast")
+    parser.add_argument("--case", choices=tuple(CASES), default="fast")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--steps", type=int, default=30, help="pro: guided stage-1 steps (official: 30)")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
-    spec = get_model(MODELS["pro" if args.case == "pro" else "fast"])
+    pipeline_case, image_count, audio_given = CASES[args.case]
+    spec = get_model(MODELS[pipeline_case])
     with tempfile.TemporaryDirectory() as folder:
         root = official.build_tiny_official(Path(folder) / "ltx-2.5", "ltx-2.5")
         random_keyframe_embedding(root)
@@ -111,23 +119,30 @@ def main() -> None:
         speed.apply(components, speed.SpeedOptions.plain(), torch.device("cpu"))
         plan = plan_generation(128, 64, 17 / 25, 25, spec.audio_sample_rate)
         crf = image_crf(components)
-        arguments = ["--case", "pro" if args.case == "pro" else "fast", "--dtype", args.dtype,
+        arguments = ["--case", pipeline_case, "--dtype", args.dtype,
                      "--steps", str(args.steps), "--stg-block", str(STG_BLOCK), "--crf", str(crf)]  # fmt: skip
-        files = {0: test_image(Path(folder) / "first.png", 1)} if args.case in ("image", "keyframes") else {}
+        files = {0: test_image(Path(folder) / "first.png", 1)} if image_count else {}
         arguments += ["--image", str(Path(folder) / "first.png")] if files else []
-        if args.case == "keyframes":
+        if image_count == 2:
             files[plan.frames - 1] = test_image(Path(folder) / "last.png", 2)
             arguments += ["--last", str(Path(folder) / "last.png")]
+        soundtrack = None
+        if audio_given:
+            assert components.pipeline.audio_vae.config.sample_rate == 16000  # A2V_WAVEFORM's rate: no resampling
+            save_file({"waveform": A2V_WAVEFORM[None]}, str(Path(folder) / "soundtrack.safetensors"))
+            arguments += ["--soundtrack", str(Path(folder) / "soundtrack.safetensors")]
+            soundtrack = A2V_WAVEFORM.T.numpy()
         theirs = oracle_run(args.oracle, root, arguments)
-        compare(args, spec, components, plan, theirs, files, crf)
+        compare(args, pipeline_case == "pro", spec, components, plan, theirs, files, crf, soundtrack)
 
 
-def compare(args, spec, components, plan, theirs, files: dict[int, bytes], crf: int) -> None:
+def compare(args, is_pro: bool, spec, components, plan, theirs, files: dict[int, bytes], crf: int,
+            soundtrack: np.ndarray | None) -> None:
     pipeline = components.pipeline
     print(f"case {args.case}, {args.dtype}\n\n| stage | max abs difference | mean abs difference |\n|---|---|---|")
     from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
-    if args.case == "pro":
+    if is_pro:
         official_params = guided.PARAMS[Recipe.LTX25_PRO]
         ours = [[official_params.video_cfg, official_params.video_stg, official_params.video_rescale,
                  official_params.video_modality, 0, official_params.stg_block],
@@ -189,11 +204,11 @@ def compare(args, spec, components, plan, theirs, files: dict[int, bytes], crf: 
             return upsampled
 
         monkeypatch.setattr(components.latent_upsampler, "forward", recording)
-        if args.case == "pro":
+        if is_pro:
             monkeypatch.setitem(guided.PARAMS, spec.recipe, replace(guided.PARAMS[spec.recipe], steps=args.steps,
                                                                     stg_block=STG_BLOCK))  # fmt: skip
             output = guided.run(components, spec, plan, request, generator, lambda done, total: None,
-                                images=tuple(images),
+                                images=tuple(images), soundtrack=soundtrack,
                                 on_latents=lambda latents, done, total: steps.append(latents))  # fmt: skip
         else:
             output = fast.run(components, spec, plan, request, generator, lambda done, total: None,
@@ -201,13 +216,14 @@ def compare(args, spec, components, plan, theirs, files: dict[int, bytes], crf: 
         assert queue == [], "every official noise tensor was used"
     if steps:
         difference("stage 1 after step 1: video latents", steps[0], theirs["stage_1_video_step_1"])
-    label = f"{args.steps} guided Euler steps" if args.case == "pro" else "8 Euler-ancestral steps"
+    label = f"{args.steps} guided Euler steps" if is_pro else "8 Euler-ancestral steps"
     difference(f"stage 1 ({label}): video latents", (stages["stage_1_video"] - mean) / std, theirs["stage_1_video"])
     difference("latent upsampler", stages["upsampled"], theirs["upsampled"] * std + mean)
     video, audio = normalised(components, output)
-    lora = ", distilled LoRA" if args.case == "pro" else ""
+    lora = ", distilled LoRA" if is_pro else ""
     difference(f"stage 2 (3 Euler steps{lora}): final video latents", video, theirs["video"])
-    kept = "stage-1" if args.case == "pro" else "final"
+    kept = "stage-1" if is_pro else "final"
+    kept = "the encoded input, held" if soundtrack is not None else kept
     difference(f"audio latents ({kept}, as the pipeline keeps)", audio, theirs["audio"])
     ours_wave = waveform(components, plan, output)
     difference("waveform (48 kHz)", ours_wave[:, : theirs["waveform"].shape[1]], theirs["waveform"])
@@ -220,7 +236,7 @@ def compare(args, spec, components, plan, theirs, files: dict[int, bytes], crf: 
     gap = difference("decoded frames (uint8 steps)", frames, official_frames)
     psnr = 10 * torch.log10(255.0**2 / gap.pow(2).mean()).item() if gap.max() > 0 else float("inf")
     print(f"\nuint8 values differing: {(gap > 0).double().mean().item():.2e}; frame PSNR {psnr:.1f} dB; "
-          f"official stage-1 ancestral={bool(theirs['ancestral']) and args.case != 'pro'}, "
+          f"official stage-1 ancestral={bool(theirs['ancestral']) and not is_pro}, "
           f"image CRF {int(theirs['image_crf'])} (the VAE file's: "
           f"{int(theirs['image_crf_of_the_vae_file'])}), ours {crf}, {int(theirs['sample_rate'])} Hz")  # fmt: skip
 

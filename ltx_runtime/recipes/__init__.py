@@ -135,6 +135,29 @@ def cross_attention_gates(transformer):
 
 
 @contextmanager
+def clean_tokens_kept(transformer):
+    """For the duration, the transformer's video velocity is zero on the tokens it is given at timestep 0 (the clean
+    tokens of a conditioning image), so that the pipelines' x0 = latents - sigma * velocity is the clean latent
+    there, as in ltx-core (`X0Model`: x0 from each token's own timestep, sigma x denoise mask). diffusers' LTX-2
+    pipelines convert every token with the step's sigma; the guidance deltas of those tokens are discarded, but the
+    guidance rescale takes the std over all tokens, so with a conditioning image every guided step differed
+    (docs/fidelity.md, 2.5 Pro with a first frame). Nothing changes without per-token timesteps (text to video)."""
+
+    def zero_clean_velocity(module, args, kwargs, output):
+        timestep = kwargs.get("timestep")
+        if timestep is None or timestep.ndim < 2:
+            return None
+        video, *rest = output
+        return (video.masked_fill((timestep == 0).unsqueeze(-1), 0.0), *rest)
+
+    handle = transformer.register_forward_hook(zero_clean_velocity, with_kwargs=True)
+    try:
+        yield transformer
+    finally:
+        handle.remove()
+
+
+@contextmanager
 def first_frame_marked(transformer):
     """For the duration, every transformer pass adds the checkpoint's learned keyframe embedding to the tokens of
     the first latent frame, as ltx-core v1.2.0 does in every generation on a transformer built with
@@ -351,12 +374,18 @@ def soundtrack_latent_frames(pipe, plan) -> int:
     return round(plan.gen_frames / plan.fps * per_second)
 
 
+HELD_AUDIO_SIGMA_ZERO = True
+"""Audio-to-video: the held audio's sigma (its prompt AdaLN, the video's audio-to-video cross-attention gate) is 0,
+ltx-pipelines v1.2.0's rule for a frozen modality (400fd31 utils/helpers.py `modality_from_latent_state`, since LTX-2
+commit 2362161); 1.0.0 gives it the step's sigma (False). The hold runs before `cross_attention_gates` reads it."""
+
+
 @contextmanager
 def audio_held(pipe, audio_latents: torch.Tensor | None):
     """Audio-to-video: for the duration, every transformer pass sees `audio_latents` (raw, [1, C, frames, mel bins])
     clean at timestep 0, whatever audio the pipeline steps, as the official A2V pipeline holds the audio (ltx-pipelines
     1.0.0 a2vid_two_stage.py, `denoise_video_only`: the audio state is not noised and its denoise mask is 0, so its
-    tokens' timesteps are 0 and the sampler leaves it as it is); the audio's sigma stays the step's (`Modality.sigma`).
+    tokens' timesteps are 0 and the sampler leaves it as it is); its sigma is 0 (`HELD_AUDIO_SIGMA_ZERO`).
     Its stage-1 audio guider has the default parameters (no CFG, no STG), which changes what the audio stream of the
     guidance passes sees, and through the audio-to-video attention the video: the unconditional pass keeps the
     positive prompt's audio context, and the STG pass perturbs the video's self-attention only. The audio the pipeline
@@ -372,6 +401,8 @@ def audio_held(pipe, audio_latents: torch.Tensor | None):
         batch, stepped = kwargs["hidden_states"].shape[0], kwargs["audio_hidden_states"]
         kwargs["audio_hidden_states"] = clean.expand(batch, -1, -1).to(device=stepped.device, dtype=stepped.dtype)
         kwargs["audio_timestep"] = torch.zeros(batch, device=stepped.device, dtype=torch.float32)
+        if HELD_AUDIO_SIGMA_ZERO:
+            kwargs["audio_sigma"] = torch.zeros(batch, device=stepped.device, dtype=torch.float32)
         if batch == 2:  # the CFG pass, [unconditional, conditional]: the audio keeps the positive context
             for name in ("audio_encoder_hidden_states", "audio_encoder_attention_mask"):
                 if kwargs.get(name) is not None:
@@ -383,7 +414,7 @@ def audio_held(pipe, audio_latents: torch.Tensor | None):
             return None
         return args, {**kwargs, "perturbation_mask": None, "all_perturbed": False}
 
-    handles = [transformer.register_forward_pre_hook(hold, with_kwargs=True)]
+    handles = [transformer.register_forward_pre_hook(hold, with_kwargs=True, prepend=True)]
     handles += [block.audio_attn1.register_forward_pre_hook(unperturbed, with_kwargs=True)
                 for block in transformer.transformer_blocks]  # fmt: skip
     try:

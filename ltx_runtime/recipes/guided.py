@@ -39,6 +39,7 @@ from . import (
     StepCallback,
     ConditioningImage,
     audio_held,
+    clean_tokens_kept,
     cross_attention_gates,
     first_frame_marked,
     encode_soundtrack,
@@ -166,7 +167,9 @@ def run(
     denoise, upsample = pipelines_for(components, unshifted_scheduler(components.pipeline), images)
     clock = StageClock(denoise.device)
 
-    with torch.inference_mode(), cross_attention_gates(denoise.transformer), first_frame_marked(denoise.transformer):
+    transformer = denoise.transformer
+    with torch.inference_mode(), cross_attention_gates(transformer), first_frame_marked(transformer), \
+            clean_tokens_kept(transformer):
         prompt_embeds, prompt_mask, negative_embeds, negative_mask = components.prompt_cache.encode(
             denoise, request.prompt, negative_prompt
         )

@@ -114,7 +114,8 @@ def test_bad_audio_requests_name_audio_input(fields, says):
 
 @pytest.mark.slow
 def test_the_input_audio_is_held_fixed_and_becomes_the_clip_audio(engine, tmp_path, monkeypatch):
-    """Every transformer pass of both stages sees the encoded input audio, clean, at audio timestep 0; the recipe's
+    """Every transformer pass of both stages sees the encoded input audio, clean, at audio timestep 0 and sigma 0
+    (ltx-pipelines v1.2.0's frozen modality: also the video's audio-to-video cross-attention gate); the recipe's
     audio latents are that encoding; the file's audio track is the input (trimmed to the clip) within AAC's loss."""
     from ltx_runtime.recipes import guided
 
@@ -122,19 +123,23 @@ def test_the_input_audio_is_held_fixed_and_becomes_the_clip_audio(engine, tmp_pa
     data = tone(1.6, rate=44100)  # longer than the 1 s clip: trimmed
     components = engine.load(A2V_MODEL)
     transformer = components.pipeline.transformer
-    seen = []
+    seen, gates = [], []
 
     def record(module, args, kwargs, output):
-        seen.append((kwargs["audio_hidden_states"].detach().clone(), kwargs["audio_timestep"].detach().clone()))
+        seen.append((kwargs["audio_hidden_states"].detach().clone(), kwargs["audio_timestep"].detach().clone(),
+                     kwargs["audio_sigma"].detach().clone(), kwargs["sigma"].detach().clone()))
 
     outputs = []
     real_run = guided.run
     monkeypatch.setattr(guided, "run", lambda *a, **k: outputs.append(real_run(*a, **k)) or outputs[-1])
-    handle = transformer.register_forward_hook(record, with_kwargs=True)  # sees the inputs audio_held set
+    handles = [transformer.register_forward_hook(record, with_kwargs=True),  # sees the inputs audio_held set
+               transformer.av_cross_attn_video_a2v_gate.register_forward_hook(
+                   lambda module, args, output: gates.append(args[0].detach().clone()))]  # fmt: skip
     try:
         result = engine.generate(request(audio_input=data), tmp_path / "a2v.mp4")
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
     pipeline = components.pipeline
     rate = pipeline.audio_vae.config.sample_rate
@@ -151,9 +156,11 @@ def test_the_input_audio_is_held_fixed_and_becomes_the_clip_audio(engine, tmp_pa
         pipeline._pack_audio_latents(encoded), pipeline.audio_vae.latents_mean, pipeline.audio_vae.latents_std
     )
     assert len(seen) >= 2 * 2 + 3  # stage 1 (2 steps, with its guidance passes) and the 3 stage-2 steps
-    for audio_tokens, audio_timestep in seen:
+    for audio_tokens, audio_timestep, audio_sigma, video_sigma in seen:
         assert torch.equal(audio_tokens, packed.expand_as(audio_tokens).to(audio_tokens.dtype))
-        assert torch.count_nonzero(audio_timestep) == 0
+        assert torch.count_nonzero(audio_timestep) == 0 and torch.count_nonzero(audio_sigma) == 0
+        assert torch.all(video_sigma > 0)  # the video's own sigma stays the step's
+    assert len(gates) == len(seen) and all(torch.count_nonzero(gate) == 0 for gate in gates)
 
     facts = probe(result.path)
     assert (facts.width, facts.height, facts.frames, facts.fps) == (128, 64, 16, 16)

@@ -291,8 +291,8 @@ def test_a_first_frame_image_conditions_2_5_fast(engine, tmp_path):
 
 def first_frame_inputs(engine, model: str, frames: tuple[int, ...] = ()) -> tuple[list[dict], torch.Tensor | None]:
     """Run `model`'s recipe at 96 x 64 px, 9 frames (with images at `frames`), the transformer's keyframe embedding
-    random; per transformer pass the latents and the marker it was given, its input projection's output and the
-    first block's input, and the embedding used."""
+    random; per transformer pass the latents, per-token timesteps and marker it was given, its video output (before
+    the recipe's hooks), its input projection's output and the first block's input, and the embedding used."""
     from ltx_runtime.recipes import ConditioningImage
 
     spec = get_model(model)
@@ -305,7 +305,9 @@ def first_frame_inputs(engine, model: str, frames: tuple[int, ...] = ()) -> tupl
         transformer.register_forward_hook(
             lambda module, args, kwargs, output: passes[-1].update(mask=kwargs.get("video_keyframes_mask"),
                                                                    tokens=kwargs["height"] * kwargs["width"],
-                                                                   latents=kwargs["hidden_states"].clone()),
+                                                                   latents=kwargs["hidden_states"].clone(),
+                                                                   timestep=kwargs["timestep"],
+                                                                   velocity=output[0].clone()),
             with_kwargs=True),
         transformer.proj_in.register_forward_hook(lambda module, args, output: passes[-1].update(projected=output)),
         transformer.transformer_blocks[0].register_forward_pre_hook(
@@ -339,7 +341,7 @@ def test_2_5_adds_the_keyframe_embedding_to_the_first_latent_frame(engine, model
     and `apply_keyframes_absolute_embedding` adds `mask * embedding` after the input projection: in every pass of
     every stage, text-to-video, image-to-video and keyframes alike (docs/fidelity.md, LTX-2.5)."""
     passes, embedding = first_frame_inputs(engine, model, frames)
-    assert len(passes) > 3 and {len(p) for p in passes} == {5}
+    assert len(passes) > 3 and {len(p) for p in passes} == {7}
     latent_frames = 2 + (len(frames) > 1)  # 9 frames: 2 latent frames, and the last frame's appended tokens
     for inputs in passes:
         mask, tokens = inputs["mask"], inputs["tokens"]
@@ -363,6 +365,36 @@ def test_2_5_fast_keeps_the_conditioned_tokens_clean_through_the_ancestral_steps
         for tokens in (slice(0, frame), slice(-frame, None)):  # the first latent frame, the appended last frame
             torch.testing.assert_close(inputs["latents"][:, tokens], stage_1[0]["latents"][:, tokens], rtol=0, atol=0)
     assert not torch.equal(stage_1[1]["latents"][:, frame:-frame], stage_1[0]["latents"][:, frame:-frame])
+
+
+def test_2_5_pro_guides_a_first_frame_with_the_clean_latent_as_its_x0(engine):
+    """The first guided step of 2.5 Pro with a first frame, against ltx-core 1.2.0's formulas transcribed: each pass's
+    x0 from each token's own timestep (`X0Model`: x - velocity * sigma * denoise mask, so the clean image latent on
+    its tokens), `MultiModalGuider.calculate` (CFG, STG, modality, then the rescale by the std over all tokens),
+    the conditioned tokens' x0 set clean (`post_process_latent`) and `EulerDiffusionStep`. diffusers converts every
+    token with the step's sigma, which changes the rescale's std (docs/fidelity.md, 2.5 Pro with a first frame)."""
+    passes, _ = first_frame_inputs(engine, TINY_PRO, (0,))
+    params = guided.PARAMS[Recipe.LTX25_PRO]
+    sigma, next_sigma = guided.stage_1_sigmas(params.steps)[:2]
+    both, perturbed, isolated, after = passes[:4]  # step 1: [negative, positive] prompts, STG, modality; step 2
+    latents = both["latents"][1:].float()
+    assert torch.equal(both["timestep"][1], perturbed["timestep"][0])
+    token_sigmas = (both["timestep"] / 1000.0).unsqueeze(-1)  # 0 on the image's tokens, sigma elsewhere
+    clean = token_sigmas[1, :, 0] == 0
+    assert clean.sum() == both["tokens"]
+    torch.testing.assert_close(token_sigmas[1, ~clean], torch.full_like(token_sigmas[1, ~clean], sigma))
+
+    def x0(inputs, index=0):
+        return inputs["latents"][index:index + 1] - inputs["velocity"][index:index + 1] * token_sigmas[index:index + 1]
+
+    negative, positive = x0(both, 0), x0(both, 1)
+    guided_x0 = (positive + (params.video_cfg - 1) * (positive - negative)
+                 + params.video_stg * (positive - x0(perturbed)) + (params.video_modality - 1) * (positive - x0(isolated)))
+    factor = params.video_rescale * positive.std() / guided_x0.std() + (1 - params.video_rescale)
+    guided_x0 = torch.where(clean[None, :, None], latents, guided_x0 * factor)
+    official = latents + (latents - guided_x0) / sigma * (next_sigma - sigma)
+    torch.testing.assert_close(after["latents"][1:], official, rtol=0, atol=2e-5)
+    torch.testing.assert_close(after["latents"][1:, clean], latents[:, clean], rtol=0, atol=0)
 
 
 def test_architectures_without_the_keyframe_embedding_get_no_marker(engine):

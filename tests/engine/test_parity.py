@@ -478,8 +478,9 @@ def test_audio_to_video_end_to_end_matches_both_official_rules(monkeypatch, arch
     """A2VidPipelineTwoStage: the input's log-mel spectrogram (torch.stft and transformers' Slaney filter bank against
     torchaudio's MelSpectrogram in ltx-core's AudioProcessor), its audio-VAE encoding, and the video denoised by the
     guided stages around the audio held fixed (official: `denoise_video_only`, the default audio guider). As in
-    image-to-video, the clean tokens (here the audio's, at timestep 0) tell the cross-attention timestep rules apart:
-    the recipe's (v1.2.0's) matches 1.0.0 running v1.2.0's rule, and with 1.0.0's rule it matches 1.0.0 itself."""
+    image-to-video, the clean tokens (here the audio's, at timestep 0) tell the cross-attention timestep rules apart,
+    and v1.2.0 gives the held audio sigma 0 (1.0.0: the step's): the recipe's (v1.2.0's rules) matches 1.0.0 running
+    v1.2.0's rules, and with 1.0.0's rules it matches 1.0.0 itself."""
     spec = get_model(GUIDED_MODELS[architecture])
     components = load_components(official_root, spec, torch.float32)
     assert max_difference(recipes.log_mel(A2V_WAVEFORM, components.pipeline.audio_vae),
@@ -487,16 +488,17 @@ def test_audio_to_video_end_to_end_matches_both_official_rules(monkeypatch, arch
     monkeypatch.setitem(guided.PARAMS, spec.recipe, replace(guided.PARAMS[spec.recipe], steps=PRO_STEPS,
                                                             stg_block=PRO_STG_BLOCK))  # fmt: skip
     videos = {}
-    for task, cross_timestep in (("a2v_v1_2", CROSS_TIMESTEP), ("a2v", True)):
+    for task, v1_2 in (("a2v_v1_2", True), ("a2v", False)):
         with monkeypatch.context() as patch:
-            patch.setattr(guided, "CROSS_TIMESTEP", cross_timestep)
+            patch.setattr(guided, "CROSS_TIMESTEP", CROSS_TIMESTEP if v1_2 else True)
+            patch.setattr(recipes, "HELD_AUDIO_SIGMA_ZERO", v1_2)
             components, _, output = run_recipe(patch, official_root, theirs[task], spec.id,
                                                soundtrack=A2V_WAVEFORM.T.numpy())  # fmt: skip
         videos[task], audio = normalised(components, output)
         assert max_difference(audio, theirs[task]["audio_latent"]) < FLOAT32_TOLERANCE
         assert max_difference(videos[task], theirs[task]["video"]) < LORA_TOLERANCE
     assert max_difference(videos["a2v"], theirs["pro"]["video"]) > 10 * LORA_TOLERANCE  # the audio steered the video
-    print("v1.2.0's rule against 1.0.0:")
+    print("v1.2.0's rules against 1.0.0:")
     max_difference(videos["a2v_v1_2"], theirs["a2v"]["video"])
 
 

@@ -150,6 +150,27 @@ def v1_2_cross_attention_timesteps():
         Preprocessor.prepare = original
 
 
+@contextmanager
+def v1_2_frozen_sigma():
+    """ltx-pipelines v1.2.0's frozen modality (400fd31 utils/helpers.py `modality_from_latent_state`, since commit
+    2362161) on 1.0.0: a state that is never denoised (audio-to-video's held audio: denoise mask 0 everywhere) has
+    sigma 0, for its prompt AdaLN and the other modality's cross-attention gate; 1.0.0 gives it the step's sigma."""
+    import ltx_pipelines.utils.helpers as helpers
+
+    original = helpers.modality_from_latent_state
+
+    def modality_from_latent_state(state, context, sigma, enabled=True):
+        if not state.denoise_mask.any():
+            sigma = torch.zeros_like(sigma)
+        return original(state, context, sigma, enabled)
+
+    helpers.modality_from_latent_state = modality_from_latent_state
+    try:
+        yield
+    finally:
+        helpers.modality_from_latent_state = original
+
+
 def two_stage(root, guided: bool, steps: int = 0, stg_block: int = 0, negative_prompt: str = "", images=None,
               last=None, soundtrack=None, prompt="a cat over the ocean", seed=10, height=64, width=128, frames=17,
               fps=25.0):
@@ -366,8 +387,8 @@ def a2v(root, inputs):
 
 
 def a2v_v1_2(root, inputs):
-    """The same with v1.2.0's cross-attention timesteps."""
-    with v1_2_cross_attention_timesteps():
+    """The same with v1.2.0's cross-attention timesteps and frozen-modality sigma."""
+    with v1_2_cross_attention_timesteps(), v1_2_frozen_sigma():
         return a2v(root, inputs)
 
 
