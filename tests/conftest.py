@@ -151,11 +151,18 @@ def say(request):
     return write
 
 
+LONG_MARKERS = ("fuzz_long", "trace_long")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The long fuzz run is deselected unless the marker expression asks for it (-m fuzz_long)."""
-    if "fuzz_long" in (config.getoption("markexpr") or ""):
-        return
-    deselected = [item for item in items if item.get_closest_marker("fuzz_long")]
+    """The long runs (LONG_MARKERS) are deselected unless the marker expression names them (-m fuzz_long)."""
+    asked = config.getoption("markexpr") or ""
+    left_out = [marker for marker in LONG_MARKERS if marker not in asked]
+
+    def is_left_out(item) -> bool:
+        return any(item.get_closest_marker(marker) for marker in left_out)
+
+    deselected = [item for item in items if is_left_out(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("fuzz_long")]
+        items[:] = [item for item in items if not is_left_out(item)]

@@ -112,7 +112,8 @@ def test_the_diffusion_decode_estimate_covers_a_whole_tile():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("clip", ["768x768 4 s", "1080p 1 s", "1080p 2 s", "4K 20 s"])
+@pytest.mark.parametrize("clip", ["768x768 4 s", "1080p 1 s", "1080p 2 s",
+                                  pytest.param("4K 20 s", marks=pytest.mark.trace_long)])  # fmt: skip
 def test_the_diffusion_decode_estimate_covers_the_traced_decode(clip):
     check(estimated_diffusion_decode(clip), traced_diffusion_decode(clip))
 
