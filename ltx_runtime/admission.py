@@ -123,6 +123,8 @@ def diffusion_decode_bytes(plan: GenerationPlan) -> int:
     tile = tile_area * (min(plan.gen_frames, tile_frames) * per.per_tile_pixel_frame + per.per_tile_pixel)
     pixel_frames = plan.gen_width * plan.gen_height * plan.gen_frames
     return max(tile + pixel_frames * per.per_clip_pixel_frame, pixel_frames * per.joined_pixel_frame)
+
+
 TEXT_ENCODER_STREAMING_BYTES = 2 * GIB
 """GPU memory of a streamed text encoder while it encodes: the layers in flight and the embedding table."""
 TRANSFORMER_BLOCKS = 48
